@@ -1,0 +1,42 @@
+import logging
+
+from rest_framework import authentication, exceptions
+
+from accounts import clerk, services
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "__session"
+
+
+class ClerkAuthentication(authentication.BaseAuthentication):
+    """Clerk session tokens, from ``Authorization: Bearer`` or Clerk's ``__session`` cookie.
+
+    No token: anonymous (``optionalAuth`` endpoints go on, ``requireAuth`` ones answer 401).
+    A token that is present but invalid is refused outright, never downgraded to anonymous, so a
+    client with an expired session learns it instead of silently losing its history.
+    """
+
+    def authenticate(self, request):
+        token = self._token(request)
+        if token is None:
+            return None
+        try:
+            claims = clerk.verify_session_token(token)
+        except clerk.InvalidToken as exc:
+            logger.info("Rejected Clerk token: %s", exc)
+            raise exceptions.AuthenticationFailed("Invalid or expired token") from exc
+        return services.user_from_claims(claims), claims
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+    @staticmethod
+    def _token(request) -> str | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise exceptions.AuthenticationFailed("Invalid authorization header")
+            return token.strip()
+        return request.COOKIES.get(SESSION_COOKIE) or None

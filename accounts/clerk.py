@@ -1,0 +1,174 @@
+"""Clerk: session-token verification and the Backend API (user profiles, JWKS).
+
+Keys come from, in order of preference: ``CLERK_JWT_KEY`` (the instance's PEM public key: no network
+at all), ``CLERK_JWKS_URL``, or the Backend API's ``/v1/jwks`` with ``CLERK_SECRET_KEY``. Fetched keys
+are cached by ``kid``; an unknown ``kid`` triggers at most one refetch per ``JWKS_REFETCH_SECONDS``,
+so a flood of forged tokens cannot turn into a flood of requests to Clerk.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import jwt
+import requests
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "RS256"
+HTTP_TIMEOUT_SECONDS = 5
+JWKS_REFETCH_SECONDS = 60
+
+
+class InvalidToken(Exception):
+    """The token must not be accepted; the message says why (for logs, not for the client)."""
+
+
+class ClerkUnavailable(Exception):
+    """Clerk's Backend API could not be reached or answered with an error."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    email: str
+    first_name: str
+    last_name: str
+    image_url: str
+    created_at: datetime | None
+
+
+class _JwksCache:
+    def __init__(self):
+        self._keys: dict[str, object] = {}
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def key(self, kid: str):
+        with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_REFETCH_SECONDS:
+                self._keys = _fetch_jwks()
+                self._fetched_at = time.monotonic()
+            try:
+                return self._keys[kid]
+            except KeyError:
+                raise InvalidToken(f"unknown signing key {kid!r}") from None
+
+    def clear(self):
+        with self._lock:
+            self._keys, self._fetched_at = {}, 0.0
+
+
+_jwks = _JwksCache()
+
+
+def _fetch_jwks() -> dict:
+    if settings.CLERK_JWKS_URL:
+        url, headers = settings.CLERK_JWKS_URL, {}
+    elif settings.CLERK_SECRET_KEY:
+        url = f"{settings.CLERK_API_URL}/v1/jwks"
+        headers = {"Authorization": f"Bearer {settings.CLERK_SECRET_KEY}"}
+    else:
+        raise InvalidToken("no Clerk key is configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)")
+    try:
+        response = requests.get(url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
+        response.raise_for_status()
+        keys = response.json()["keys"]
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        logger.warning("Could not fetch Clerk JWKS: %s", exc)
+        raise InvalidToken("signing keys unavailable") from exc
+    return {
+        key["kid"]: jwt.PyJWK(key, algorithm=ALGORITHM).key
+        for key in keys
+        if key.get("kty") == "RSA" and "kid" in key
+    }
+
+
+def _signing_key(header: dict):
+    if settings.CLERK_JWT_KEY:
+        return settings.CLERK_JWT_KEY
+    kid = header.get("kid")
+    if not kid:
+        raise InvalidToken("token has no kid")
+    return _jwks.key(kid)
+
+
+def verify_session_token(token: str) -> dict:
+    """Return the claims of a valid Clerk session token, or raise InvalidToken."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"malformed token: {exc}") from exc
+    # Checked before any key is used: "none" and HMAC tokens (signed with our public key as the
+    # secret) must never reach a verifier.
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken(f"algorithm {header.get('alg')!r} is not allowed")
+    try:
+        claims = jwt.decode(
+            token,
+            key=_signing_key(header),
+            algorithms=[ALGORITHM],
+            leeway=settings.CLERK_LEEWAY_SECONDS,
+            options={"require": ["exp", "sub"], "verify_aud": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    parties = settings.CLERK_AUTHORIZED_PARTIES
+    if parties and claims.get("azp") not in parties:
+        raise InvalidToken(f"azp {claims.get('azp')!r} is not an authorized party")
+    if not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise InvalidToken("sub is not a user id")
+    return claims
+
+
+def fetch_profile(user_id: str) -> Profile:
+    """The user's profile from Clerk's Backend API (``GET /v1/users/{id}``)."""
+    try:
+        response = requests.get(
+            f"{settings.CLERK_API_URL}/v1/users/{requests.utils.quote(user_id, safe='')}",
+            headers={"Authorization": f"Bearer {settings.CLERK_SECRET_KEY}"},
+            timeout=HTTP_TIMEOUT_SECONDS,
+        )
+        response.raise_for_status()
+        data = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise ClerkUnavailable(str(exc)) from exc
+    return Profile(
+        email=_primary_email(data),
+        first_name=data.get("first_name") or "",
+        last_name=data.get("last_name") or "",
+        image_url=data.get("image_url") or "",
+        created_at=_from_millis(data.get("created_at")),
+    )
+
+
+def profile_from_claims(claims: dict) -> Profile:
+    """What a token can tell about its user, for instances without a secret key.
+
+    Clerk's default session token carries no profile; instances that add ``email``, ``first_name``,
+    ``last_name`` or ``image_url`` through a session-token template get them used here.
+    """
+    return Profile(
+        email=claims.get("email") or "",
+        first_name=claims.get("first_name") or claims.get("given_name") or "",
+        last_name=claims.get("last_name") or claims.get("family_name") or "",
+        image_url=claims.get("image_url") or claims.get("picture") or "",
+        created_at=None,
+    )
+
+
+def _primary_email(data: dict) -> str:
+    addresses = data.get("email_addresses") or []
+    primary_id = data.get("primary_email_address_id")
+    for address in addresses:
+        if address.get("id") == primary_id:
+            return address.get("email_address") or ""
+    return addresses[0].get("email_address", "") if addresses else ""
+
+
+def _from_millis(value) -> datetime | None:
+    if not isinstance(value, (int, float)):
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)

@@ -1,0 +1,47 @@
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts import clerk
+from accounts.models import User
+
+logger = logging.getLogger(__name__)
+
+
+def user_from_claims(claims: dict) -> User:
+    """The user a verified token speaks for, created on first sight."""
+    user, created = User.objects.get_or_create(id=claims["sub"])
+    if created and not settings.CLERK_SECRET_KEY:
+        _apply_profile(user, clerk.profile_from_claims(claims))
+    return user
+
+
+def sync_profile(user: User, *, force: bool = False) -> User:
+    """Refresh the cached profile from Clerk when a secret key is set and the copy is stale.
+
+    A Clerk outage keeps the cached copy: a profile a little out of date beats a failed request.
+    """
+    if not settings.CLERK_SECRET_KEY:
+        return user
+    max_age = timedelta(seconds=settings.CLERK_PROFILE_MAX_AGE_SECONDS)
+    if not force and user.profile_synced_at and timezone.now() - user.profile_synced_at < max_age:
+        return user
+    try:
+        profile = clerk.fetch_profile(user.id)
+    except clerk.ClerkUnavailable as exc:
+        logger.warning("Clerk profile of %s not refreshed: %s", user.id, exc)
+        return user
+    _apply_profile(user, profile)
+    return user
+
+
+def _apply_profile(user: User, profile: clerk.Profile) -> None:
+    user.email = profile.email
+    user.first_name = profile.first_name
+    user.last_name = profile.last_name
+    user.image_url = profile.image_url
+    user.clerk_created_at = profile.created_at or user.clerk_created_at
+    user.profile_synced_at = timezone.now()
+    user.save()

@@ -1,0 +1,182 @@
+"""Settings, read from the environment; every default works on one machine with no server."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+PORT = env.int("PORT", default=4000)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "storages",
+    "accounts",
+    "jobs",
+    "generation",
+]
+
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "jobs.middleware.RequestBodyLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hydrilla.urls"
+WSGI_APPLICATION = "hydrilla.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the workers share the file: WAL lets readers run beside the writer, and
+    # IMMEDIATE transactions queue writers instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Storage ---------------------------------------------------------------------------------
+S3_BUCKET = env("S3_BUCKET", default="")
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+if S3_BUCKET:
+    S3_PUBLIC_BASE_URL = env("S3_PUBLIC_BASE_URL", default="")
+    _s3_options = {
+        "bucket_name": S3_BUCKET,
+        "region_name": env("S3_REGION", default="us-east-1"),
+        "access_key": env("AWS_ACCESS_KEY_ID", default=None),
+        "secret_key": env("AWS_SECRET_ACCESS_KEY", default=None),
+        "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
+        "file_overwrite": False,
+        # Without a public base URL the bucket stays private and every URL we hand out is signed;
+        # URLs are built when a job is read, so a signature never goes stale in the database.
+        "querystring_auth": not S3_PUBLIC_BASE_URL,
+        "querystring_expire": env.int("S3_URL_EXPIRE_SECONDS", default=24 * 3600),
+        "signature_version": "s3v4",
+        "addressing_style": env("S3_ADDRESSING_STYLE", default="path"),
+    }
+    if S3_PUBLIC_BASE_URL:
+        _public = environ.urlparse(S3_PUBLIC_BASE_URL)
+        _s3_options["custom_domain"] = (_public.netloc + _public.path).rstrip("/")
+        _s3_options["url_protocol"] = f"{_public.scheme}:"
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SERVE_MEDIA = not S3_BUCKET
+
+# --- HTTP ------------------------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
+CORS_ALLOW_CREDENTIALS = True
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+# A little room above the image limit for the multipart envelope; larger bodies are refused unread.
+REQUEST_BODY_MAX_BYTES = UPLOAD_MAX_BYTES + 64 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ClerkAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Clerk -----------------------------------------------------------------------------------
+CLERK_JWT_KEY = env.str("CLERK_JWT_KEY", default="", multiline=True)
+CLERK_SECRET_KEY = env("CLERK_SECRET_KEY", default="")
+CLERK_JWKS_URL = env("CLERK_JWKS_URL", default="")
+CLERK_API_URL = env("CLERK_API_URL", default="https://api.clerk.com").rstrip("/")
+CLERK_AUTHORIZED_PARTIES = env.list("CLERK_AUTHORIZED_PARTIES", default=[])
+CLERK_LEEWAY_SECONDS = 5
+CLERK_PROFILE_MAX_AGE_SECONDS = env.int("CLERK_PROFILE_MAX_AGE_SECONDS", default=3600)
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_DIR = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
+# How long a delivered, unacknowledged job may stay with a worker before the broker hands it to
+# another. It must exceed the longest job, or a slow job would run twice.
+JOB_HARD_TIME_LIMIT_SECONDS = env.int("JOB_HARD_TIME_LIMIT_SECONDS", default=1800)
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int(
+    "BROKER_VISIBILITY_TIMEOUT_SECONDS", default=2 * JOB_HARD_TIME_LIMIT_SECONDS
+)
+
+# --- Queue estimates -------------------------------------------------------------------------
+ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0}
+ESTIMATE_SAMPLE_SIZE = 20
+
+# --- Generation ------------------------------------------------------------------------------
+# Empty model settings mean "no real weights": the worker builds and uses tiny random models.
+TEXT_TO_IMAGE_MODEL = env("TEXT_TO_IMAGE_MODEL", default="")
+IMAGE_TO_3D_BACKEND = env("IMAGE_TO_3D_BACKEND", default="shap-e")
+IMAGE_TO_3D_MODEL = env("IMAGE_TO_3D_MODEL", default="")
+TINY_MODELS_DIR = Path(env("TINY_MODELS_DIR", default=str(VAR_DIR / "tiny-models")))
+TORCH_DEVICE = env("TORCH_DEVICE", default="")
+TORCH_DTYPE = env("TORCH_DTYPE", default="")
+MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
+DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=40000)
+
+# --- Logging ---------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/3d/", include("jobs.urls")),
+]
+
+if settings.SERVE_MEDIA:
+    # Without S3 the service serves its own files, so every URL it returns can be fetched.
+    urlpatterns.append(
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
+    )
+
+handler400 = "jobs.errors.json_bad_request"
+handler403 = "jobs.errors.json_permission_denied"
+handler404 = "jobs.errors.json_not_found"
+handler500 = "jobs.errors.json_server_error"

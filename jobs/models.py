@@ -1,0 +1,100 @@
+import uuid
+
+from django.db import models
+
+
+class JobKind(models.TextChoices):
+    TEXT_TO_3D = "text-to-3d"
+    IMAGE_TO_3D = "image-to-3d"
+    PREVIEW = "text-to-image"
+
+
+THREE_D_KINDS = (JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D)
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
+FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class GenerateType(models.TextChoices):
+    NORMAL = "Normal"
+    LOW_POLY = "LowPoly"
+    GEOMETRY = "Geometry"
+    SKETCH = "Sketch"
+
+
+class PolygonType(models.TextChoices):
+    TRIANGLE = "triangle"
+    QUADRILATERAL = "quadrilateral"
+
+
+class Job(models.Model):
+    """One unit of generation work, behind both API halves.
+
+    ``state`` uses the generation API's words; the job API shows them through the spec's mapping
+    (see ``jobs.selectors``). Files we produced are stored as storage names and turned into URLs
+    when read, so signed URLs never go stale in the database; a preview URL registered by a client
+    (``register-job``) is kept as given.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.PENDING)
+    name = models.CharField(max_length=255, blank=True, null=True)
+
+    prompt = models.TextField(blank=True, null=True)
+    image_url = models.URLField(max_length=2048, blank=True, null=True)
+    generate_type = models.CharField(
+        max_length=16, choices=GenerateType.choices, default=GenerateType.NORMAL
+    )
+    face_count = models.PositiveIntegerField(null=True, blank=True)
+    enable_pbr = models.BooleanField(default=False)
+    polygon_type = models.CharField(max_length=16, choices=PolygonType.choices, null=True, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+
+    result_glb = models.CharField(max_length=512, blank=True)
+    preview_image = models.CharField(max_length=512, blank=True)
+    processed_image = models.CharField(max_length=512, blank=True)
+    registered_preview_url = models.URLField(max_length=2048, blank=True)
+
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=255, blank=True)
+    error_code = models.CharField(max_length=64, blank=True, null=True)
+    error_message = models.TextField(blank=True, null=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    elapsed_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Queue position and lengths: jobs of a kind in a state, in arrival order.
+            models.Index(fields=["state", "kind", "created_at"], name="job_queue_idx"),
+            # Time estimates: the latest finished jobs of a kind.
+            models.Index(fields=["kind", "state", "finished_at"], name="job_recent_done_idx"),
+            models.Index(fields=["user", "created_at"], name="job_history_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.id} ({self.state})"
+
+    @property
+    def is_3d(self) -> bool:
+        return self.kind in THREE_D_KINDS

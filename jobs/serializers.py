@@ -1,0 +1,106 @@
+"""Input validation and the JSON shapes of both API halves."""
+
+from rest_framework import serializers
+
+from accounts.serializers import iso
+from jobs import storage
+from jobs.models import GenerateType, Job, JobState, PolygonType
+
+MAX_PROMPT_LENGTH = 1000
+MIN_FACE_COUNT = 100
+MAX_FACE_COUNT = 1_500_000
+
+NODE_STATUS = {
+    JobState.PENDING: "WAIT",
+    JobState.PROCESSING: "RUN",
+    JobState.COMPLETED: "DONE",
+    JobState.FAILED: "FAIL",
+    JobState.CANCELLED: "FAIL",
+}
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true``/``false`` only: ``"yes"`` or ``1`` is a client bug worth reporting."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class HttpUrlField(serializers.URLField):
+    default_error_messages = {"invalid": "Enter a valid http(s) URL."}
+
+    def to_internal_value(self, data):
+        url = super().to_internal_value(data)
+        if not url.lower().startswith(("http://", "https://")):
+            self.fail("invalid")
+        return url
+
+
+class GenerateInput(serializers.Serializer):
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PROMPT_LENGTH, trim_whitespace=True)
+    imageUrl = HttpUrlField(required=False, allow_blank=True, max_length=2048)
+    generateType = serializers.ChoiceField(choices=GenerateType.choices, required=False, default=GenerateType.NORMAL)
+    faceCount = StrictIntegerField(required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT)
+    enablePBR = StrictBooleanField(required=False, default=False)
+    polygonType = serializers.ChoiceField(choices=PolygonType.choices, required=False, allow_null=True)
+
+    def validate_polygonType(self, value):
+        # glTF stores triangles only; quads would be silently triangulated, so refuse them.
+        if value == PolygonType.QUADRILATERAL:
+            raise serializers.ValidationError(
+                "quadrilateral meshes are not supported: GLB files store triangles"
+            )
+        return value
+
+    def validate(self, attrs):
+        if not attrs.get("prompt") and not attrs.get("imageUrl"):
+            raise serializers.ValidationError("Either prompt or imageUrl is required")
+        return attrs
+
+
+class RenameInput(serializers.Serializer):
+    name = serializers.CharField(max_length=255, trim_whitespace=True)
+
+
+class RegisterJobInput(serializers.Serializer):
+    job_id = serializers.UUIDField()
+    prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH)
+    previewImageUrl = HttpUrlField(max_length=2048)
+
+
+def preview_url(job: Job, request=None) -> str | None:
+    return storage.url(job.preview_image, request) or job.registered_preview_url or None
+
+
+def backend_job(job: Job, request=None) -> dict:
+    """The spec's ``BackendJob``: the job API's view of a job."""
+    return {
+        "id": str(job.pk),
+        "userId": job.user_id,
+        "status": NODE_STATUS[job.state],
+        "prompt": job.prompt,
+        "imageUrl": job.image_url,
+        "generateType": job.generate_type,
+        "faceCount": job.face_count,
+        "enablePBR": job.enable_pbr,
+        "polygonType": job.polygon_type,
+        "resultGlbUrl": storage.url(job.result_glb, request),
+        "previewImageUrl": preview_url(job, request),
+        "errorCode": job.error_code,
+        "errorMessage": job.error_message,
+        "name": job.name,
+        "progress": job.progress,
+        "message": job.message,
+        "createdAt": iso(job.created_at),
+        "updatedAt": iso(job.updated_at),
+    }
+

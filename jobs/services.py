@@ -1,0 +1,313 @@
+"""Every write to a job, and every change of its state, happens here.
+
+State changes are single conditional UPDATEs (``… WHERE state = 'pending'``), so two workers, or a
+cancel racing a finish, cannot both win. Worker-side writes also carry the attempt number that
+claimed the job: a worker that lost its job to a redelivery can no longer write to it.
+"""
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import User
+from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, app as celery
+from jobs import storage
+from jobs.models import Job, JobKind, JobState
+
+logger = logging.getLogger(__name__)
+
+TASK_FOR_KIND = {
+    JobKind.TEXT_TO_3D: RUN_3D_JOB,
+    JobKind.IMAGE_TO_3D: RUN_3D_JOB,
+    JobKind.PREVIEW: RUN_PREVIEW_JOB,
+}
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the job; the job was withdrawn."""
+
+
+class JobNotCancellable(Exception):
+    """The job has already ended."""
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    generate_type: str = "Normal"
+    face_count: int | None = None
+    enable_pbr: bool = False
+    polygon_type: str | None = None
+
+
+def create_job(
+    *,
+    kind: str,
+    user: User | None,
+    prompt: str | None = None,
+    image_url: str | None = None,
+    options: JobOptions = JobOptions(),
+) -> Job:
+    """Write a pending job and hand it to its queue once the row is committed.
+
+    Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
+    ever left that nobody will run, and no worker ever receives a job that is not in the database.
+    """
+    job = Job(
+        kind=kind,
+        user=user,
+        prompt=prompt or None,
+        image_url=image_url or None,
+        generate_type=options.generate_type,
+        face_count=options.face_count,
+        enable_pbr=options.enable_pbr,
+        polygon_type=options.polygon_type,
+        seed=secrets.randbits(31),
+        message="Queued",
+    )
+    if kind == JobKind.TEXT_TO_3D:
+        job.preview_image = _reusable_preview(user, prompt)
+    with transaction.atomic():
+        job.save()
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+    return job
+
+
+def _reusable_preview(user: User | None, prompt: str | None) -> str:
+    """A preview this user already made for this prompt, so the 3D job need not make another."""
+    if not prompt:
+        return ""
+    preview = (
+        Job.objects.filter(kind=JobKind.PREVIEW, state=JobState.COMPLETED, user=user, prompt=prompt)
+        .exclude(preview_image="")
+        .order_by("-created_at")
+        .values_list("preview_image", flat=True)
+        .first()
+    )
+    return preview or ""
+
+
+def _enqueue_or_withdraw(job: Job) -> None:
+    try:
+        enqueue(job)
+    except QueueUnavailable:
+        Job.objects.filter(pk=job.pk).delete()
+        raise
+
+
+def enqueue(job: Job) -> None:
+    try:
+        celery.send_task(TASK_FOR_KIND[job.kind], args=[str(job.pk)])
+    except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
+        logger.error("Could not queue job %s: %s", job.pk, exc)
+        raise QueueUnavailable(str(exc)) from exc
+
+
+def register_job(*, job_id, user: User | None, prompt: str | None, preview_image_url: str, request=None) -> Job:
+    """Record a preview the client already has (idempotent on ``job_id``).
+
+    A preview made by ``/text-to-image`` already has its row: registering it attaches the user.
+    Otherwise a finished preview job is written, keeping our own storage's files by name.
+    """
+    with transaction.atomic():
+        job, created = Job.objects.select_for_update().get_or_create(
+            pk=job_id,
+            defaults={
+                "kind": JobKind.PREVIEW,
+                "state": JobState.COMPLETED,
+                "user": user,
+                "prompt": prompt or None,
+                "progress": 100,
+                "message": "Preview image registered",
+                "finished_at": timezone.now(),
+            },
+        )
+        if created:
+            own_name = storage.name_from_url(preview_image_url, request)
+            job.preview_image = own_name or ""
+            job.registered_preview_url = "" if own_name else preview_image_url
+            job.save(update_fields=["preview_image", "registered_preview_url", "updated_at"])
+        elif job.user_id is None and user is not None:
+            job.user = user
+            job.save(update_fields=["user", "updated_at"])
+    return job
+
+
+def rename_job(job: Job, name: str) -> None:
+    Job.objects.filter(pk=job.pk).update(name=name, updated_at=timezone.now())
+    job.name = name
+
+
+def delete_job(job: Job) -> None:
+    """Delete the row, then its files once the delete is committed (a worker still running it
+    finds the row gone and stops at its next step). A preview image reused by another job stays."""
+    files = [job.result_glb, job.processed_image]
+    if not Job.objects.filter(preview_image=job.preview_image).exclude(pk=job.pk).exists():
+        files.append(job.preview_image)
+    with transaction.atomic():
+        job.delete()
+        transaction.on_commit(lambda: storage.delete(*files))
+
+
+def request_cancel(job: Job) -> str:
+    """Cancel a pending job at once; ask a running one to stop at its next step.
+
+    Returns the state the job is in afterwards. Raises JobNotCancellable for a finished job.
+    """
+    now = timezone.now()
+    cancelled = Job.objects.filter(pk=job.pk, state=JobState.PENDING).update(
+        state=JobState.CANCELLED,
+        cancel_requested=True,
+        message="Cancelled",
+        error_code="CANCELLED",
+        error_message="Job was cancelled",
+        finished_at=now,
+        updated_at=now,
+    )
+    if not cancelled:
+        flagged = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+            cancel_requested=True, message="Cancelling…", updated_at=now
+        )
+        if not flagged:
+            raise JobNotCancellable(job.pk)
+    job.refresh_from_db()
+    return job.state
+
+
+def requeue_job(job: Job) -> bool:
+    """Start a job again from a clean slate, keeping its history (``attempts``).
+
+    Only jobs that are not running now are requeued here; a stuck running job is first marked
+    failed by the caller (see ``fail_stuck_job``). Returns False when the job changed meanwhile.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        reset = Job.objects.filter(pk=job.pk).exclude(state=JobState.PROCESSING).update(
+            state=JobState.PENDING,
+            progress=0,
+            message="Queued",
+            error_code=None,
+            error_message=None,
+            cancel_requested=False,
+            result_glb="",
+            started_at=None,
+            finished_at=None,
+            elapsed_seconds=None,
+            worker="",
+            updated_at=now,
+        )
+        if reset:
+            transaction.on_commit(lambda: enqueue(job))
+    return bool(reset)
+
+
+def fail_stuck_job(job: Job, reason: str) -> bool:
+    """Release a job whose worker vanished, so it can be requeued."""
+    now = timezone.now()
+    return bool(
+        Job.objects.filter(pk=job.pk, state=job.state, attempts=job.attempts).update(
+            state=JobState.FAILED,
+            error_code="WORKER_LOST",
+            error_message=reason,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+
+
+# --- Worker side -----------------------------------------------------------------------------
+
+
+def claim_job(job_id, *, worker: str, redelivered: bool) -> int | None:
+    """Move a job to processing for this worker; return the attempt number, or None if the job
+    is not this worker's to run (gone, cancelled, finished, or running elsewhere).
+
+    A redelivered message may take over a job left ``processing`` by a worker that died; the
+    attempt number then changes, so the dead attempt can no longer write.
+    """
+    claimable = Q(state=JobState.PENDING)
+    if redelivered:
+        claimable |= Q(state=JobState.PROCESSING)
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Job.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
+            state=JobState.PROCESSING,
+            attempts=F("attempts") + 1,
+            worker=worker,
+            started_at=now,
+            progress=0,
+            message="Starting…",
+            updated_at=now,
+        )
+        if not claimed:
+            return None
+        return Job.objects.filter(pk=job_id).values_list("attempts", flat=True).get()
+
+
+def report_progress(job_id, attempt: int, progress: int, message: str) -> bool:
+    """Record progress; returns False when the job should stop (cancelled, deleted or taken over)."""
+    updated = Job.objects.filter(
+        pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
+    ).update(progress=progress, message=message, updated_at=timezone.now())
+    return bool(updated)
+
+
+def save_job_artifacts(job_id, attempt: int, **names: str) -> bool:
+    """Attach stored files (``preview_image``, ``processed_image``) while the job runs."""
+    return bool(
+        Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING).update(
+            **names, updated_at=timezone.now()
+        )
+    )
+
+
+def complete_job(job_id, attempt: int, *, result_glb: str = "", message: str = "Completed") -> bool:
+    now = timezone.now()
+    job = Job.objects.filter(pk=job_id).values("started_at").first()
+    if job is None:
+        return False
+    return bool(
+        Job.objects.filter(
+            pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
+        ).update(
+            state=JobState.COMPLETED,
+            result_glb=result_glb,
+            progress=100,
+            message=message,
+            finished_at=now,
+            elapsed_seconds=(now - job["started_at"]).total_seconds() if job["started_at"] else None,
+            updated_at=now,
+        )
+    )
+
+
+def end_job_unsuccessfully(job_id, attempt: int, *, code: str, message: str) -> str | None:
+    """Fail the job, or mark it cancelled when cancellation was what stopped it.
+
+    Returns the final state written, or None when the attempt no longer owns the job.
+    """
+    now = timezone.now()
+    owned = Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING)
+    if owned.filter(cancel_requested=True).update(
+        state=JobState.CANCELLED,
+        message="Cancelled",
+        error_code="CANCELLED",
+        error_message="Job was cancelled",
+        finished_at=now,
+        updated_at=now,
+    ):
+        return JobState.CANCELLED
+    if owned.update(
+        state=JobState.FAILED,
+        message="Failed",
+        error_code=code,
+        error_message=message,
+        finished_at=now,
+        updated_at=now,
+    ):
+        return JobState.FAILED
+    return None
+

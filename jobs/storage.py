@@ -1,0 +1,70 @@
+"""Files in the configured storage (local ``var/media`` or S3), addressed by storage name.
+
+Names are stored on jobs; URLs are made when a job is read, absolute, so a client can fetch them
+as returned whichever backend is configured.
+"""
+
+import logging
+import uuid
+from urllib.parse import unquote, urlsplit
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+logger = logging.getLogger(__name__)
+
+
+class StorageUnavailable(Exception):
+    """The storage backend refused or could not be reached."""
+
+
+def save(prefix: str, filename: str, data: bytes) -> str:
+    """Store ``data`` under ``prefix/`` with a collision-free name; return the storage name."""
+    stem, dot, ext = filename.rpartition(".")
+    unique = f"{stem or ext}-{uuid.uuid4().hex[:12]}{dot}{ext if stem else ''}"
+    try:
+        return default_storage.save(f"{prefix}/{unique}", ContentFile(data))
+    except Exception as exc:  # boto3, OS and network errors alike mean the same to the caller
+        logger.exception("Storage write failed for %s", filename)
+        raise StorageUnavailable(str(exc)) from exc
+
+
+def read(name: str) -> bytes:
+    try:
+        with default_storage.open(name, "rb") as handle:
+            return handle.read()
+    except Exception as exc:
+        raise StorageUnavailable(str(exc)) from exc
+
+
+def delete(*names: str) -> None:
+    """Best effort: a file left behind is a cost, a failed user request over it would be worse."""
+    for name in filter(None, names):
+        try:
+            default_storage.delete(name)
+        except Exception:
+            logger.exception("Could not delete %s from storage", name)
+
+
+def url(name: str, request=None) -> str | None:
+    if not name:
+        return None
+    location = default_storage.url(name)
+    return request.build_absolute_uri(location) if request is not None else location
+
+
+def name_from_url(address: str, request=None) -> str | None:
+    """The storage name behind a URL that this service handed out, or None for foreign URLs."""
+    if not address:
+        return None
+    parts = urlsplit(address)
+    probe = urlsplit(url("__probe__", request) or "")
+    base_path = probe.path[: -len("__probe__")]
+    same_origin = not parts.netloc or (parts.scheme, parts.netloc) == (probe.scheme, probe.netloc)
+    if not same_origin or not parts.path.startswith(base_path):
+        return None
+    name = unquote(parts.path[len(base_path):])
+    if not name or ".." in name.split("/") or not default_storage.exists(name):
+        return None
+    return name
+

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from jobs.views import job_api
+
+urlpatterns = [
+    path("generate", job_api.generate),
+    path("status/<str:job_id>", job_api.status),
+    path("history", job_api.history),
+    path("jobs/<str:job_id>/name", job_api.rename),
+    path("jobs/<str:job_id>", job_api.delete),
+    path("register-job", job_api.register_job),
+    path("upload-image", job_api.upload_image),
+    path("queue/info", job_api.queue_info),
+    path("me", job_api.me),
+    path("sync-user", job_api.sync_user),
+]
