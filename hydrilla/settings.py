@@ -70,6 +70,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # A file, not memory, so worker processes started by the tests share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -145,12 +147,19 @@ CLERK_PROFILE_MAX_AGE_SECONDS = env.int("CLERK_PROFILE_MAX_AGE_SECONDS", default
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-# How long a delivered, unacknowledged job may stay with a worker before the broker hands it to
-# another. It must exceed the longest job, or a slow job would run twice.
-JOB_HARD_TIME_LIMIT_SECONDS = env.int("JOB_HARD_TIME_LIMIT_SECONDS", default=1800)
+# A job still running after JOB_TIME_LIMIT_SECONDS stops at its next step and fails with TIMEOUT;
+# Celery kills it outright a little later if a single step hangs.
+JOB_TIME_LIMIT_SECONDS = env.int("JOB_TIME_LIMIT_SECONDS", default=900)
+JOB_HARD_TIME_LIMIT_SECONDS = JOB_TIME_LIMIT_SECONDS + 120
+# How long a delivered, unacknowledged job may stay with a worker before Redis hands it to
+# another. It must exceed the longest job, or a slow job would be delivered twice.
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int(
     "BROKER_VISIBILITY_TIMEOUT_SECONDS", default=2 * JOB_HARD_TIME_LIMIT_SECONDS
 )
+
+# A running job writes a heartbeat this often; one silent for ORPHAN_AFTER_SECONDS lost its worker.
+HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=10)
+ORPHAN_AFTER_SECONDS = env.int("ORPHAN_AFTER_SECONDS", default=60)
 
 # --- Queue estimates -------------------------------------------------------------------------
 ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0}
@@ -166,6 +175,9 @@ TORCH_DEVICE = env("TORCH_DEVICE", default="")
 TORCH_DTYPE = env("TORCH_DTYPE", default="")
 MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
 DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=40000)
+# Models a worker process loads when it starts rather than on its first job
+# ("text-to-image", "image-to-3d"): a GPU worker's first job then pays no load time.
+PRELOAD_MODELS = env.list("PRELOAD_MODELS", default=[])
 
 # --- Logging ---------------------------------------------------------------------------------
 LOGGING = {

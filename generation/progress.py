@@ -1,0 +1,74 @@
+"""Progress, heartbeat, cancellation and time limit of the running job.
+
+Pipelines call ``on_step`` after every denoising step; the database hears of it at most every
+``min_interval`` seconds. Each write is also the cancellation check: it fails when the job was
+cancelled, deleted or taken over, and the run then stops at that step.
+"""
+
+import threading
+import time
+
+from django.db import close_old_connections, connection
+
+from generation.pipelines import GenerationError, JobCancelled
+from jobs import services
+
+
+class JobTimedOut(GenerationError):
+    def __init__(self, limit_seconds: int):
+        super().__init__("TIMEOUT", f"The job took longer than {limit_seconds} s and was stopped. Please try again.")
+
+
+class ProgressReporter:
+    def __init__(self, job_id, attempt: int, *, time_limit_seconds: int, min_interval: float = 0.5):
+        self.job_id, self.attempt = job_id, attempt
+        self.min_interval = min_interval
+        self.time_limit_seconds = time_limit_seconds
+        self.deadline = time.monotonic() + time_limit_seconds
+        self._range = (0, 100)
+        self._message = ""
+        self._last_write = 0.0
+
+    def stage(self, start: int, end: int, message: str) -> None:
+        """Enter a stage covering ``start``–``end`` percent; always written, always checked."""
+        self._range, self._message = (start, end), message
+        self._write(start)
+
+    def on_step(self, done: int, total: int) -> None:
+        start, end = self._range
+        progress = start + (end - start) * min(done, total) // max(total, 1)
+        if time.monotonic() - self._last_write >= self.min_interval:
+            self._write(progress)
+
+    def _write(self, progress: int) -> None:
+        if time.monotonic() > self.deadline:
+            raise JobTimedOut(self.time_limit_seconds)
+        self._last_write = time.monotonic()
+        if not services.report_progress(self.job_id, self.attempt, progress, self._message):
+            raise JobCancelled()
+
+
+class Heartbeat:
+    """Marks the job alive from a side thread, also while a long step (a model load) blocks."""
+
+    def __init__(self, job_id, attempt: int, interval: float):
+        self.job_id, self.attempt, self.interval = job_id, attempt, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        try:
+            while not self._stop.wait(self.interval):
+                close_old_connections()
+                if not services.beat(self.job_id, self.attempt):
+                    return
+        finally:
+            connection.close()  # this thread's own connection

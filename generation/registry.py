@@ -1,0 +1,89 @@
+"""The models of this worker process: chosen by configuration, loaded once, kept warm.
+
+Loading happens on first use inside the worker's child process, never at import, so the parent
+that Celery forks from never initialises CUDA.
+"""
+
+import fcntl
+import functools
+import gc
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+TINY_TEXT_TO_IMAGE = "text-to-image"
+TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img"}
+
+
+@functools.cache
+def device():
+    from generation.pipelines import select_device
+
+    return select_device(settings.TORCH_DEVICE or None)
+
+
+@functools.cache
+def dtype():
+    from generation.pipelines import select_dtype
+
+    return select_dtype(device(), settings.TORCH_DTYPE or None)
+
+
+def uses_tiny_models() -> bool:
+    return not settings.TEXT_TO_IMAGE_MODEL or not settings.IMAGE_TO_3D_MODEL
+
+
+@functools.cache
+def text_to_image():
+    from generation.pipelines import TextToImagePipeline
+
+    model = settings.TEXT_TO_IMAGE_MODEL or str(tiny_models_dir() / TINY_TEXT_TO_IMAGE)
+    logger.info("Loading text-to-image model %s on %s (%s)", model, device(), dtype())
+    return TextToImagePipeline.load(model, device(), dtype())
+
+
+@functools.cache
+def image_to_3d():
+    from generation.pipelines import load_backend
+
+    backend = settings.IMAGE_TO_3D_BACKEND
+    model = settings.IMAGE_TO_3D_MODEL or str(tiny_models_dir() / TINY_IMAGE_TO_3D[backend])
+    logger.info("Loading image-to-3D backend %s from %s on %s (%s)", backend, model, device(), dtype())
+    return load_backend(backend, model, device(), dtype(), grid_size=settings.MESH_GRID_SIZE)
+
+
+LOADERS = {"text-to-image": text_to_image, "image-to-3d": image_to_3d}
+
+
+def tiny_models_dir() -> Path:
+    """The tiny random models, built once per machine; concurrent workers wait for one build."""
+    target = Path(settings.TINY_MODELS_DIR)
+    if (target / "complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "complete").exists():
+            from generation.tiny_models import build_tiny_models
+
+            logger.warning("No model weights configured: building tiny random models in %s", target)
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-"))
+            build_tiny_models(staging)
+            (staging / "complete").touch()
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+    return target
+
+
+def release_memory() -> None:
+    """Give back what a failed or cancelled run held; the loaded models stay."""
+    gc.collect()
+    if device().type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

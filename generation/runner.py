@@ -1,0 +1,126 @@
+"""One job's way through the pipelines: claim, stages, results, end state.
+
+Tasks call ``run_job``; it owns the job's life from ``processing`` to its final state, so that a
+failure of any kind ends the job ``failed`` (or ``cancelled``) with a code and a message, never
+leaves it running.
+"""
+
+import io
+import logging
+import time
+
+from django.conf import settings
+from PIL import Image
+
+from generation import registry
+from generation.pipelines import GenerationError, classify, cut_out, finish_mesh
+from generation.progress import Heartbeat, ProgressReporter
+from jobs import remote_images, services, storage
+from jobs.models import GenerateType, Job, JobKind
+
+logger = logging.getLogger(__name__)
+
+
+class StorageFailed(GenerationError):
+    def __init__(self):
+        super().__init__("STORAGE_ERROR", "The result could not be stored. Please try again.")
+
+
+def run_job(job_id: str, *, worker: str) -> None:
+    attempt = services.claim_job(job_id, worker=worker)
+    if attempt is None:
+        logger.info("Job %s is not ours to run (gone, cancelled, done or running elsewhere)", job_id)
+        return
+    job = Job.objects.get(pk=job_id)
+    reporter = ProgressReporter(job.pk, attempt, time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS)
+    started = time.monotonic()
+    try:
+        with Heartbeat(job.pk, attempt, settings.HEARTBEAT_SECONDS):
+            if job.kind == JobKind.PREVIEW:
+                _run_preview(job, attempt, reporter)
+            else:
+                _run_3d(job, attempt, reporter)
+    except Exception as exc:
+        error = _failure(exc)
+        registry.release_memory()
+        state = services.end_job_unsuccessfully(job.pk, attempt, code=error.code, message=error.message)
+        log = logger.info if error.code == "CANCELLED" else logger.exception
+        log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
+    else:
+        logger.info("Job %s done in %.2f s", job.pk, time.monotonic() - started)
+
+
+def _failure(exc: Exception) -> GenerationError:
+    if isinstance(exc, storage.StorageUnavailable):
+        return StorageFailed()
+    if isinstance(exc, remote_images.RemoteImageError):
+        return GenerationError(exc.code, exc.message)
+    return classify(exc)
+
+
+def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
+    reporter.stage(0, 90, "Generating preview image…")
+    image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
+    reporter.stage(90, 99, "Uploading…")
+    name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
+    _finish(job, attempt, name_field="preview_image", name=name)
+
+
+def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
+    if job.kind == JobKind.TEXT_TO_3D:
+        image = _preview_for(job, attempt, reporter)
+    else:
+        reporter.stage(0, 5, "Downloading image…")
+        image = _input_image(job)
+    reporter.stage(30, 35, "Removing background…")
+    foreground = cut_out(image)
+    processed = storage.save(f"jobs/{job.pk}", "processed.png", _png(foreground))
+    services.save_job_artifacts(job.pk, attempt, processed_image=processed)
+
+    reporter.stage(35, 85, "Generating 3D mesh…")
+    mesh = registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step)
+    reporter.stage(85, 95, "Optimizing mesh…")
+    glb = finish_mesh(
+        mesh,
+        face_count=job.face_count or settings.DEFAULT_FACE_COUNT,
+        generate_type=job.generate_type or GenerateType.NORMAL,
+        enable_pbr=job.enable_pbr,
+    )
+    reporter.stage(95, 99, "Uploading…")
+    name = storage.save(f"jobs/{job.pk}", "model.glb", glb)
+    _finish(job, attempt, name_field="result_glb", name=name)
+
+
+def _finish(job: Job, attempt: int, *, name_field: str, name: str) -> None:
+    if not services.complete_job(job.pk, attempt, **{name_field: name}):
+        # Cancelled or taken over while uploading: the file belongs to no job.
+        storage.delete(name)
+        raise GenerationError("CANCELLED", "The job was cancelled.")
+
+
+def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Image:
+    """The job's preview: the one the client already made for this prompt, or a new one."""
+    if job.preview_image:
+        reporter.stage(0, 30, "Using your preview image…")
+        return Image.open(io.BytesIO(storage.read(job.preview_image)))
+    reporter.stage(0, 30, "Generating preview image…")
+    image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
+    name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
+    services.save_job_artifacts(job.pk, attempt, preview_image=name)
+    return image
+
+
+def _input_image(job: Job) -> Image.Image:
+    if job.input_image:
+        data = storage.read(job.input_image)
+    else:
+        data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
