@@ -1,0 +1,24 @@
+# The image of the web service and of both workers (see compose.yaml). The workers need CUDA
+# torch; the web process never initialises CUDA, and one image keeps one build and one set of pins.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies before the code, so that a code change reuses this layer.
+ARG REQUIREMENTS=requirements/gpu.txt
+COPY requirements/ requirements/
+RUN pip install -r "$REQUIREMENTS"
+
+COPY . .
+RUN useradd --create-home --uid 1000 hydrilla && mkdir -p var && chown hydrilla var
+USER hydrilla
+
+EXPOSE 4000
+CMD ["gunicorn", "hydrilla.wsgi:application", "--bind", "0.0.0.0:4000", \
+     "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--timeout", "120", \
+     "--access-logfile", "-"]

@@ -1,0 +1,157 @@
+"""Staff's view of jobs. Every write goes through ``jobs.services``, as it does for the API: the
+form only renames, a delete removes the stored files, and the actions are the commands' services."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from jobs import services, storage
+from jobs.models import Job
+from jobs.serializers import NODE_STATUS, preview_url
+from jobs.services import StaffOutcome
+
+# Outcomes worth a warning rather than a success message.
+NOT_DONE = {StaffOutcome.REFUSED, StaffOutcome.ENDED, StaffOutcome.CHANGED, StaffOutcome.NOT_QUEUED}
+
+
+def _new_tab_link(url: str | None, label: str):
+    if not url:
+        return "—"
+    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, label)
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "name",
+        "api_status",
+        "internal_state",
+        "kind",
+        "owner",
+        "short_prompt",
+        "progress",
+        "attempts",
+        "started_at",
+        "elapsed_seconds",
+        "created_at",
+        "updated_at",
+        "glb",
+        "preview",
+    )
+    list_display_links = ("short_id",)
+    list_editable = ("name",)
+    list_filter = ("state", "kind", "created_at")
+    date_hierarchy = "created_at"
+    search_fields = ("id", "prompt", "user__email")
+    list_select_related = ("user",)
+    actions = ("requeue", "cancel")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "api_status", "state", "kind", "user", "created_at", "updated_at")}),
+        (
+            "Input",
+            {
+                "fields": (
+                    "prompt",
+                    "image_url",
+                    "input_image",
+                    "generate_type",
+                    "face_count",
+                    "enable_pbr",
+                    "polygon_type",
+                    "seed",
+                )
+            },
+        ),
+        (
+            "Run",
+            {
+                "fields": (
+                    "progress",
+                    "message",
+                    "attempts",
+                    "worker",
+                    "cancel_requested",
+                    "started_at",
+                    "heartbeat_at",
+                    "finished_at",
+                    "elapsed_seconds",
+                )
+            },
+        ),
+        ("Error", {"fields": ("error_code", "error_message")}),
+        (
+            "Files",
+            {"fields": ("glb", "preview", "preview_image_tag", "processed_image", "registered_preview_url")},
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only the name is staff's to edit: the rest is the request as made and what the pipeline
+        # wrote, and a whole-row save would overwrite a running job's progress with a stale copy.
+        computed = ["api_status", "glb", "preview", "preview_image_tag"]
+        return [field.name for field in Job._meta.fields if field.name != "name"] + computed
+
+    def get_changelist_form(self, request, **kwargs):
+        # A form of the editable column only, not of every field of the model.
+        return super().get_changelist_form(request, fields=self.list_editable, **kwargs)
+
+    def has_add_permission(self, request):
+        return False  # jobs come through the API, which queues them
+
+    def save_model(self, request, obj, form, change):
+        services.rename_job(obj, form.cleaned_data["name"])
+
+    def delete_model(self, request, obj):
+        services.delete_job(obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            services.delete_job(job)
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, job):
+        return str(job.pk)[:8]
+
+    @admin.display(description="status", ordering="state")
+    def api_status(self, job):
+        return NODE_STATUS[job.state]
+
+    @admin.display(description="state", ordering="state")
+    def internal_state(self, job):
+        return job.state
+
+    @admin.display(description="owner", ordering="user__email")
+    def owner(self, job):
+        return job.user or "—"
+
+    @admin.display(description="prompt")
+    def short_prompt(self, job):
+        return Truncator(job.prompt or "").chars(60)
+
+    @admin.display(description="GLB")
+    def glb(self, job):
+        return _new_tab_link(storage.url(job.result_glb), "GLB")
+
+    @admin.display(description="preview")
+    def preview(self, job):
+        return _new_tab_link(preview_url(job), "preview")
+
+    @admin.display(description="preview image")
+    def preview_image_tag(self, job):
+        url = preview_url(job)
+        if not url:
+            return "—"
+        return format_html('<img src="{}" alt="preview" style="max-width: 320px; max-height: 320px">', url)
+
+    @admin.action(description="Requeue selected jobs (running ones only when stuck)")
+    def requeue(self, request, queryset):
+        self._report(request, [services.requeue_by_staff(job) for job in queryset])
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel(self, request, queryset):
+        self._report(request, [services.cancel_by_staff(job) for job in queryset])
+
+    def _report(self, request, outcomes):
+        level = messages.WARNING if NOT_DONE & set(outcomes) else messages.SUCCESS
+        self.message_user(request, StaffOutcome.summary(outcomes), level)

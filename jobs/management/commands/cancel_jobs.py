@@ -1,0 +1,17 @@
+from django.core.management.base import CommandError
+
+from jobs import services
+from jobs.management.commands._staff import StaffJobsCommand
+from jobs.models import ACTIVE_STATES
+
+
+class Command(StaffJobsCommand):
+    help = "Cancel waiting jobs at once; ask running ones to stop at their next step."
+
+    def handle(self, *args, status, **options):
+        if status and not set(status) & set(ACTIVE_STATES):
+            raise CommandError(f"Jobs in {', '.join(status)} have already ended: nothing to cancel.")
+        super().handle(*args, status=status, **options)
+
+    def act(self, job, *, dry_run, options):
+        return services.cancel_by_staff(job, dry_run=dry_run)
