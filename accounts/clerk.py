@@ -2,8 +2,9 @@
 
 Keys come from, in order of preference: ``CLERK_JWT_KEY`` (the instance's PEM public key: no network
 at all), ``CLERK_JWKS_URL``, or the Backend API's ``/v1/jwks`` with ``CLERK_SECRET_KEY``. Fetched keys
-are cached by ``kid``; an unknown ``kid`` triggers at most one refetch per ``JWKS_REFETCH_SECONDS``,
-so a flood of forged tokens cannot turn into a flood of requests to Clerk.
+are cached by ``kid``; an unknown ``kid`` triggers at most one refetch per ``JWKS_REFETCH_SECONDS``
+(one per ``JWKS_RETRY_SECONDS`` after a failed fetch), so a flood of forged tokens cannot turn into a
+flood of requests to Clerk, even while Clerk is failing.
 """
 
 import logging
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 ALGORITHM = "RS256"
 HTTP_TIMEOUT_SECONDS = 5
 JWKS_REFETCH_SECONDS = 60
+JWKS_RETRY_SECONDS = 5
+USER_ID_PREFIX = "user_"
+USER_ID_MAX_LENGTH = 64  # accounts.models.User.id
 
 
 class InvalidToken(Exception):
@@ -43,22 +47,36 @@ class Profile:
 class _JwksCache:
     def __init__(self):
         self._keys: dict[str, object] = {}
-        self._fetched_at = 0.0
+        # Monotonic time before which no fetch is tried; None: fetch on the next unknown kid. (Not
+        # "0.0 = long ago": the monotonic clock starts near 0 at boot.)
+        self._next_fetch_at: float | None = None
         self._lock = threading.Lock()
 
     def key(self, kid: str):
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_REFETCH_SECONDS:
-                self._keys = _fetch_jwks()
-                self._fetched_at = time.monotonic()
+            if kid not in self._keys and self._may_fetch():
+                self._refresh()
             try:
                 return self._keys[kid]
             except KeyError:
                 raise InvalidToken(f"unknown signing key {kid!r}") from None
 
+    def _may_fetch(self) -> bool:
+        return self._next_fetch_at is None or time.monotonic() >= self._next_fetch_at
+
+    def _refresh(self) -> None:
+        try:
+            keys = _fetch_jwks()
+        except InvalidToken:
+            # Keep the keys we have; try again soon, but not on every request.
+            self._next_fetch_at = time.monotonic() + JWKS_RETRY_SECONDS
+            raise
+        self._keys = keys
+        self._next_fetch_at = time.monotonic() + JWKS_REFETCH_SECONDS
+
     def clear(self):
         with self._lock:
-            self._keys, self._fetched_at = {}, 0.0
+            self._keys, self._next_fetch_at = {}, None
 
 
 _jwks = _JwksCache()
@@ -76,14 +94,20 @@ def _fetch_jwks() -> dict:
         response = requests.get(url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
         response.raise_for_status()
         keys = response.json()["keys"]
-    except (requests.RequestException, ValueError, KeyError) as exc:
+        if not isinstance(keys, list):
+            raise ValueError("'keys' is not a list")
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         logger.warning("Could not fetch Clerk JWKS: %s", exc)
         raise InvalidToken("signing keys unavailable") from exc
-    return {
-        key["kid"]: jwt.PyJWK(key, algorithm=ALGORITHM).key
-        for key in keys
-        if key.get("kty") == "RSA" and "kid" in key
-    }
+    usable = {}
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") != "RSA" or not isinstance(key.get("kid"), str):
+            continue
+        try:
+            usable[key["kid"]] = jwt.PyJWK(key, algorithm=ALGORITHM).key
+        except jwt.PyJWTError as exc:
+            logger.warning("Skipping unusable Clerk JWK %r: %s", key.get("kid"), exc)
+    return usable
 
 
 def _signing_key(header: dict):
@@ -118,9 +142,18 @@ def verify_session_token(token: str) -> dict:
     parties = settings.CLERK_AUTHORIZED_PARTIES
     if parties and claims.get("azp") not in parties:
         raise InvalidToken(f"azp {claims.get('azp')!r} is not an authorized party")
-    if not isinstance(claims["sub"], str) or not claims["sub"]:
-        raise InvalidToken("sub is not a user id")
+    if not _is_user_id(claims["sub"]):
+        raise InvalidToken(f"sub {claims['sub']!r} is not a user id")
     return claims
+
+
+def _is_user_id(sub) -> bool:
+    """``user_…``, and short enough for ``accounts.models.User.id``."""
+    return (
+        isinstance(sub, str)
+        and sub.startswith(USER_ID_PREFIX)
+        and len(USER_ID_PREFIX) < len(sub) <= USER_ID_MAX_LENGTH
+    )
 
 
 def fetch_profile(user_id: str) -> Profile:
@@ -172,3 +205,8 @@ def _from_millis(value) -> datetime | None:
     if not isinstance(value, (int, float)):
         return None
     return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def clear_jwks_cache() -> None:
+    """Forget every fetched signing key (tests; or after changing where keys come from)."""
+    _jwks.clear()

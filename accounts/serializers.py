@@ -1,6 +1,6 @@
 def iso(moment) -> str | None:
     """ISO 8601 in UTC with a Z, as JavaScript's Date.toISOString writes it."""
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else None
 
 
 def user_profile(user) -> dict:

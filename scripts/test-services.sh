@@ -27,9 +27,8 @@ fi
 
 MOTO_PORT=${MOTO_PORT:-5077}
 if ! listening "$MOTO_PORT"; then
-  .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >var/moto.log 2>&1 &
-  moto_pid=$!
-  trap 'kill $moto_pid 2>/dev/null || true' EXIT
+  # Left running for the next run on this machine (parallel runs share it); loopback only.
+  nohup .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >var/moto.log 2>&1 &
   wait_for "$MOTO_PORT" "moto S3 server"
 fi
 
