@@ -55,7 +55,7 @@ app.conf.update(
     broker_connection_timeout=3,
     broker_connection_retry_on_startup=True,
     task_default_queue=DEFAULT_QUEUE,
-    task_queues=[Queue(GPU_QUEUE), Queue(PREVIEW_QUEUE), Queue(DEFAULT_QUEUE)],
+    task_queues=[Queue(name, routing_key=name) for name in (GPU_QUEUE, PREVIEW_QUEUE, DEFAULT_QUEUE)],
     task_routes=TASK_ROUTES,
     # Fail fast when the broker is down, so the API can answer 503 instead of hanging.
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},

@@ -6,7 +6,6 @@ that Celery forks from never initialises CUDA.
 
 import fcntl
 import functools
-import gc
 import logging
 import shutil
 import tempfile
@@ -44,7 +43,12 @@ def text_to_image():
 
     model = settings.TEXT_TO_IMAGE_MODEL or str(tiny_models_dir() / TINY_TEXT_TO_IMAGE)
     logger.info("Loading text-to-image model %s on %s (%s)", model, device(), dtype())
-    return TextToImagePipeline.load(model, device(), dtype())
+    options = {
+        "steps": settings.TEXT_TO_IMAGE_STEPS,
+        "guidance_scale": settings.TEXT_TO_IMAGE_GUIDANCE,
+        "size": settings.TEXT_TO_IMAGE_SIZE,
+    }
+    return TextToImagePipeline.load(model, device(), dtype(), **_configured(options))
 
 
 @functools.cache
@@ -54,7 +58,17 @@ def image_to_3d():
     backend = settings.IMAGE_TO_3D_BACKEND
     model = settings.IMAGE_TO_3D_MODEL or str(tiny_models_dir() / TINY_IMAGE_TO_3D[backend])
     logger.info("Loading image-to-3D backend %s from %s on %s (%s)", backend, model, device(), dtype())
-    return load_backend(backend, model, device(), dtype(), grid_size=settings.MESH_GRID_SIZE)
+    options = {
+        "steps": settings.IMAGE_TO_3D_STEPS,
+        "guidance_scale": settings.IMAGE_TO_3D_GUIDANCE,
+        "grid_size": settings.MESH_GRID_SIZE,
+    }
+    return load_backend(backend, model, device(), dtype(), **_configured(options))
+
+
+def _configured(options: dict) -> dict:
+    """Only the options that are set: the rest keep the model's own defaults."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 LOADERS = {"text-to-image": text_to_image, "image-to-3d": image_to_3d}
@@ -79,11 +93,3 @@ def tiny_models_dir() -> Path:
             staging.rename(target)
     return target
 
-
-def release_memory() -> None:
-    """Give back what a failed or cancelled run held; the loaded models stay."""
-    gc.collect()
-    if device().type == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()

@@ -42,7 +42,6 @@ def run_job(job_id: str, *, worker: str) -> None:
                 _run_3d(job, attempt, reporter)
     except Exception as exc:
         error = _failure(exc)
-        registry.release_memory()
         state = services.end_job_unsuccessfully(job.pk, attempt, code=error.code, message=error.message)
         log = logger.info if error.code == "CANCELLED" else logger.exception
         log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import botocore.config
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "drf_spectacular",
     "storages",
     "accounts",
     "jobs",
@@ -97,8 +99,14 @@ if S3_BUCKET:
         # URLs are built when a job is read, so a signature never goes stale in the database.
         "querystring_auth": not S3_PUBLIC_BASE_URL,
         "querystring_expire": env.int("S3_URL_EXPIRE_SECONDS", default=24 * 3600),
-        "signature_version": "s3v4",
-        "addressing_style": env("S3_ADDRESSING_STYLE", default="path"),
+        # An unreachable endpoint must become a quick 503, not minutes of botocore retries.
+        "client_config": botocore.config.Config(
+            signature_version="s3v4",
+            s3={"addressing_style": env("S3_ADDRESSING_STYLE", default="path")},
+            connect_timeout=3,
+            read_timeout=20,
+            retries={"max_attempts": 2, "mode": "standard"},
+        ),
     }
     if S3_PUBLIC_BASE_URL:
         _public = environ.urlparse(S3_PUBLIC_BASE_URL)
@@ -133,6 +141,23 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 schema of both halves at /api/schema/, browsable at /api/docs/ (Swagger UI, loaded
+# from its CDN by the browser). Response shapes are described in jobs/openapi.py.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hydrilla API",
+    "DESCRIPTION": (
+        "Both halves of the Hydrilla 3D generation API, served from one job table: the job API "
+        "under /api/3d (WAIT, RUN, DONE, FAIL) and the generation API at the root (pending, "
+        "processing, completed, failed, cancelled). Errors are `{\"error\": \"...\"}`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # the schema is public, whatever token a caller sends
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "",
 }
 
 # --- Clerk -----------------------------------------------------------------------------------
@@ -161,6 +186,10 @@ BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int(
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=10)
 ORPHAN_AFTER_SECONDS = env.int("ORPHAN_AFTER_SECONDS", default=60)
 
+# /text-to-image answers when the preview is ready, or 503 after this long (the preview still
+# finishes and can be registered).
+PREVIEW_WAIT_SECONDS = env.int("PREVIEW_WAIT_SECONDS", default=60)
+
 # --- Queue estimates -------------------------------------------------------------------------
 ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0}
 ESTIMATE_SAMPLE_SIZE = 20
@@ -173,6 +202,13 @@ IMAGE_TO_3D_MODEL = env("IMAGE_TO_3D_MODEL", default="")
 TINY_MODELS_DIR = Path(env("TINY_MODELS_DIR", default=str(VAR_DIR / "tiny-models")))
 TORCH_DEVICE = env("TORCH_DEVICE", default="")
 TORCH_DTYPE = env("TORCH_DTYPE", default="")
+# Sampling overrides; unset, each model family uses the steps, guidance and size that suit it.
+TEXT_TO_IMAGE_STEPS = env.int("TEXT_TO_IMAGE_STEPS", default=None)
+TEXT_TO_IMAGE_GUIDANCE = env.float("TEXT_TO_IMAGE_GUIDANCE", default=None)
+TEXT_TO_IMAGE_SIZE = env.int("TEXT_TO_IMAGE_SIZE", default=None)
+IMAGE_TO_3D_STEPS = env.int("IMAGE_TO_3D_STEPS", default=None)
+IMAGE_TO_3D_GUIDANCE = env.float("IMAGE_TO_3D_GUIDANCE", default=None)
+# Marching-cubes resolution of the mesh decoder per axis (cost grows with its cube).
 MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
 DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=40000)
 # Models a worker process loads when it starts rather than on its first job

@@ -6,6 +6,8 @@ from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
+from jobs.storage import StorageUnavailable
+
 logger = logging.getLogger(__name__)
 
 SERVICE_UNAVAILABLE = "External service unavailable. Please try again later."
@@ -53,6 +55,10 @@ def _first_message(detail) -> str:
 def json_exception_handler(exc, context):
     if isinstance(exc, exceptions.NotAuthenticated):
         exc.detail = "Authentication required"
+    elif isinstance(exc, StorageUnavailable):
+        # Whichever view reached the storage: an outage is the spec's 503, never a 500.
+        logger.warning("Storage unavailable in %s: %s", context.get("view"), exc)
+        exc = service_unavailable()
     response = exception_handler(exc, context)
     if response is None:
         # Not an API exception: a bug. Log it whole, tell the client only that it happened.
@@ -63,16 +69,21 @@ def json_exception_handler(exc, context):
 
 
 def json_not_found(request, exception=None):
-    return JsonResponse({"error": "Not found"}, status=404)
+    return json_response("Not found", 404)
 
 
 def json_server_error(request):
-    return JsonResponse({"error": "Internal server error"}, status=500)
+    return json_response("Internal server error", 500)
 
 
 def json_bad_request(request, exception=None):
-    return JsonResponse({"error": "Bad request"}, status=400)
+    return json_response("Bad request", 400)
 
 
 def json_permission_denied(request, exception=None):
-    return JsonResponse({"error": "Forbidden"}, status=403)
+    return json_response("Forbidden", 403)
+
+
+def json_response(message: str, status_code: int) -> JsonResponse:
+    """An error from a plain Django view, shaped like the API's."""
+    return JsonResponse({"error": message}, status=status_code)

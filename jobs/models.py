@@ -55,6 +55,8 @@ class Job(models.Model):
 
     prompt = models.TextField(blank=True, null=True)
     image_url = models.URLField(max_length=2048, blank=True, null=True)
+    # The storage name behind ``image_url`` when it points into our own storage: read directly.
+    input_image = models.CharField(max_length=512, blank=True)
     generate_type = models.CharField(
         max_length=16, choices=GenerateType.choices, default=GenerateType.NORMAL
     )
@@ -77,6 +79,9 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Written by the running worker every few seconds: a running job whose heartbeat stopped has
+    # lost its worker and may be taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -6,6 +6,7 @@ of the queue.
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Avg, Count, Q
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from jobs.models import THREE_D_KINDS, Job, JobKind, JobState
+from jobs.serializers import NODE_STATUS
 
 QUEUE_KINDS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,)}
 
@@ -125,3 +127,55 @@ def queue_info() -> dict:
         ),
         "estimated_preview_time_seconds": round(per_preview),
     }
+
+
+# --- Staff tools (admin, management commands) ------------------------------------------------
+
+
+def states_for_status(status: str) -> tuple[str, ...]:
+    """The states behind a job API word (``FAIL`` is failed or cancelled) or an internal state."""
+    word = status.strip()
+    states = tuple(state for state, node in NODE_STATUS.items() if node == word.upper())
+    if not states and word.lower() in JobState.values:
+        states = (word.lower(),)
+    if not states:
+        accepted = sorted(set(NODE_STATUS.values())) + list(JobState.values)
+        raise ValueError(f"unknown status {status!r}; use one of {', '.join(accepted)}")
+    return states
+
+
+def stuck_filter(after: timedelta | None = None) -> Q:
+    """Jobs that no worker is seeing through: running for longer than ``after`` (by default the
+    hard time limit, past which Celery has killed the task), or waiting that long since they were
+    last queued (``updated_at``: a requeue queues again)."""
+    if after is None:
+        after = timedelta(seconds=settings.JOB_HARD_TIME_LIMIT_SECONDS)
+    since = timezone.now() - after
+    return Q(state=JobState.PROCESSING, started_at__lt=since) | Q(
+        state=JobState.PENDING, updated_at__lt=since
+    )
+
+
+def is_stuck(job: Job, after: timedelta | None = None) -> bool:
+    return Job.objects.filter(stuck_filter(after), pk=job.pk).exists()
+
+
+def unknown_job_ids(ids) -> list:
+    known = set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    return [job_id for job_id in ids if job_id not in known]
+
+
+def jobs_for_staff(
+    *, ids=(), states=(), older_than: timedelta | None = None, stuck=False, stuck_after=None
+):
+    """The jobs matching every filter given, oldest first."""
+    jobs = Job.objects.select_related("user").order_by("created_at")
+    if ids:
+        jobs = jobs.filter(pk__in=ids)
+    if states:
+        jobs = jobs.filter(state__in=states)
+    if older_than is not None:
+        jobs = jobs.filter(created_at__lt=timezone.now() - older_than)
+    if stuck:
+        jobs = jobs.filter(stuck_filter(stuck_after))
+    return jobs

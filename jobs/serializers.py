@@ -46,8 +46,11 @@ class HttpUrlField(serializers.URLField):
 
 
 class GenerateInput(serializers.Serializer):
-    prompt = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PROMPT_LENGTH, trim_whitespace=True)
-    imageUrl = HttpUrlField(required=False, allow_blank=True, max_length=2048)
+    # null, "" and absent all mean "not given" (BackendJob has both as ``string | null``).
+    prompt = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH, trim_whitespace=True
+    )
+    imageUrl = HttpUrlField(required=False, allow_blank=True, allow_null=True, max_length=2048)
     generateType = serializers.ChoiceField(choices=GenerateType.choices, required=False, default=GenerateType.NORMAL)
     faceCount = StrictIntegerField(required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT)
     enablePBR = StrictBooleanField(required=False, default=False)
@@ -104,3 +107,38 @@ def backend_job(job: Job, request=None) -> dict:
         "updatedAt": iso(job.updated_at),
     }
 
+
+
+def generation_status(job: Job, queue: dict, request=None) -> dict:
+    """The generation API's view of a job (``/status``, ``/stream``)."""
+    body = {
+        "job_id": str(job.pk),
+        "user_id": job.user_id,
+        "status": job.state,
+        "progress": job.progress,
+        "message": job.message,
+        "created_at": int(job.created_at.timestamp()),
+        "updated_at": int(job.updated_at.timestamp()),
+        "queue": queue,
+    }
+    if job.state == JobState.COMPLETED:
+        body["result"] = _result(job, request)
+    elif job.state in (JobState.FAILED, JobState.CANCELLED):
+        body["error"] = job.error_message or "Job failed"
+        body["error_code"] = job.error_code
+    return body
+
+
+def _result(job: Job, request) -> dict:
+    result = {
+        "job_id": str(job.pk),
+        "mode": job.kind,
+        "prompt": job.prompt,
+        "elapsed_seconds": round(job.elapsed_seconds or 0.0, 2),
+    }
+    optional = {
+        "mesh_url": storage.url(job.result_glb, request),
+        "generated_image_url": preview_url(job, request) if job.kind != "image-to-3d" else None,
+        "processed_image_url": storage.url(job.processed_image, request),
+    }
+    return result | {key: value for key, value in optional.items() if value}

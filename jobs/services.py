@@ -7,15 +7,19 @@ claimed the job: a worker that lost its job to a redelivery can no longer write 
 
 import logging
 import secrets
+from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
 from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, app as celery
-from jobs import storage
+from jobs import selectors, storage
 from jobs.models import Job, JobKind, JobState
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ def create_job(
     user: User | None,
     prompt: str | None = None,
     image_url: str | None = None,
+    input_image: str = "",
     options: JobOptions = JobOptions(),
 ) -> Job:
     """Write a pending job and hand it to its queue once the row is committed.
@@ -61,6 +66,7 @@ def create_job(
         user=user,
         prompt=prompt or None,
         image_url=image_url or None,
+        input_image=input_image,
         generate_type=options.generate_type,
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,
@@ -110,7 +116,7 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
     """Record a preview the client already has (idempotent on ``job_id``).
 
     A preview made by ``/text-to-image`` already has its row: registering it attaches the user.
-    Otherwise a finished preview job is written, keeping our own storage's files by name.
+    Otherwise a finished preview job is written, keeping a preview from our own storage by name.
     """
     with transaction.atomic():
         job, created = Job.objects.select_for_update().get_or_create(
@@ -126,7 +132,7 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
             },
         )
         if created:
-            own_name = storage.name_from_url(preview_image_url, request)
+            own_name = _own_preview_name(preview_image_url, request)
             job.preview_image = own_name or ""
             job.registered_preview_url = "" if own_name else preview_image_url
             job.save(update_fields=["preview_image", "registered_preview_url", "updated_at"])
@@ -134,6 +140,19 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
             job.user = user
             job.save(update_fields=["user", "updated_at"])
     return job
+
+
+def _own_preview_name(address: str, request=None) -> str | None:
+    """The storage name of a preview we made, behind ``address``; None for any other address.
+
+    Only previews: a job holds its files by name and deleting it deletes them (unless another
+    job holds them too), so a client must not register its way into owning someone's result or
+    uploaded image. Any other address of ours is kept as the URL it is, never deleted by us.
+    """
+    name = storage.name_from_url(address, request)
+    if name and Job.objects.filter(preview_image=name).exists():
+        return name
+    return None
 
 
 def rename_job(job: Job, name: str) -> None:
@@ -185,6 +204,9 @@ def requeue_job(job: Job) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
+        previous_result = (
+            Job.objects.select_for_update().filter(pk=job.pk).values_list("result_glb", flat=True).first()
+        )
         reset = Job.objects.filter(pk=job.pk).exclude(state=JobState.PROCESSING).update(
             state=JobState.PENDING,
             progress=0,
@@ -200,6 +222,7 @@ def requeue_job(job: Job) -> bool:
             updated_at=now,
         )
         if reset:
+            transaction.on_commit(lambda: storage.delete(previous_result))
             transaction.on_commit(lambda: enqueue(job))
     return bool(reset)
 
@@ -218,26 +241,95 @@ def fail_stuck_job(job: Job, reason: str) -> bool:
     )
 
 
+class StaffOutcome(StrEnum):
+    """What a staff requeue or cancel did to a job, worded to follow "would be" in a dry run."""
+
+    REQUEUED = "requeued"
+    RELEASED = "released (stuck) and requeued"
+    REFUSED = "refused: running and not stuck"
+    CANCELLED = "cancelled"
+    STOPPING = "asked to stop"
+    ENDED = "skipped: already ended"
+    CHANGED = "skipped: changed meanwhile"
+    NOT_QUEUED = "reset to waiting but not queued: broker unavailable"
+
+    @staticmethod
+    def summary(outcomes) -> str:
+        """For example "2 requeued; 1 refused: running and not stuck"."""
+        counts = Counter(outcomes)
+        return "; ".join(f"{count} {outcome}" for outcome, count in counts.items()) or "no job matched"
+
+
+def requeue_by_staff(
+    job: Job, *, stuck_after: timedelta | None = None, dry_run=False
+) -> StaffOutcome:
+    """Requeue a job for staff. A running job is refused unless it is stuck (see
+    ``selectors.stuck_filter``); a stuck one is released first, so that its lost attempt can no
+    longer write.
+
+    A waiting job is requeued as it is: if its message still exists, the worker that receives the
+    second one finds the job already claimed (claiming is a conditional UPDATE) and drops it.
+    """
+    if job.state == JobState.PROCESSING and not selectors.is_stuck(job, stuck_after):
+        return StaffOutcome.REFUSED
+    release = job.state == JobState.PROCESSING
+    outcome = StaffOutcome.RELEASED if release else StaffOutcome.REQUEUED
+    if dry_run:
+        return outcome
+    try:
+        with transaction.atomic():
+            # The row is held as it was checked until the reset, so both writes below succeed,
+            # and a job that a worker finished meanwhile is not reset along with its result.
+            if not Job.objects.select_for_update().filter(
+                pk=job.pk, state=job.state, attempts=job.attempts
+            ).exists():
+                return StaffOutcome.CHANGED
+            if release:
+                fail_stuck_job(job, "Released by staff: the job was stuck")
+            requeue_job(job)
+    except QueueUnavailable:
+        return StaffOutcome.NOT_QUEUED
+    return outcome
+
+
+def cancel_by_staff(job: Job, *, dry_run=False) -> StaffOutcome:
+    if dry_run:
+        planned = {JobState.PENDING: StaffOutcome.CANCELLED, JobState.PROCESSING: StaffOutcome.STOPPING}
+        return planned.get(job.state, StaffOutcome.ENDED)
+    try:
+        state = request_cancel(job)
+    except JobNotCancellable:
+        return StaffOutcome.ENDED
+    return StaffOutcome.CANCELLED if state == JobState.CANCELLED else StaffOutcome.STOPPING
+
+
 # --- Worker side -----------------------------------------------------------------------------
 
 
-def claim_job(job_id, *, worker: str, redelivered: bool) -> int | None:
-    """Move a job to processing for this worker; return the attempt number, or None if the job
-    is not this worker's to run (gone, cancelled, finished, or running elsewhere).
+def orphaned():
+    """Running jobs whose worker stopped sending heartbeats (killed, lost its machine)."""
+    silent_since = timezone.now() - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
+    return Q(state=JobState.PROCESSING) & (Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True))
 
-    A redelivered message may take over a job left ``processing`` by a worker that died; the
-    attempt number then changes, so the dead attempt can no longer write.
+
+def claim_job(job_id, *, worker: str) -> int | None:
+    """Move a job to processing for this worker; return the attempt number, or None if the job
+    is not this worker's to run (gone, cancelled, finished, or alive on another worker).
+
+    An orphaned job (see ``orphaned``) may be taken over, as when the broker redelivers the job
+    of a worker that was killed. The attempt number then changes, so the lost attempt can no
+    longer write, and a job ends ``completed`` once however often its message is delivered.
     """
-    claimable = Q(state=JobState.PENDING)
-    if redelivered:
-        claimable |= Q(state=JobState.PROCESSING)
     now = timezone.now()
     with transaction.atomic():
-        claimed = Job.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
+        claimed = Job.objects.filter(
+            Q(state=JobState.PENDING) | orphaned(), pk=job_id, cancel_requested=False
+        ).update(
             state=JobState.PROCESSING,
             attempts=F("attempts") + 1,
             worker=worker,
             started_at=now,
+            heartbeat_at=now,
             progress=0,
             message="Starting…",
             updated_at=now,
@@ -247,11 +339,35 @@ def claim_job(job_id, *, worker: str, redelivered: bool) -> int | None:
         return Job.objects.filter(pk=job_id).values_list("attempts", flat=True).get()
 
 
+def recover_orphaned_jobs() -> list[Job]:
+    """Put back in the queue the running jobs that lost their worker.
+
+    Brokers with acknowledgements redeliver such jobs by themselves; this also covers the ones
+    that cannot (the embedded filesystem broker) and messages lost with a broker's disk. A job
+    requeued twice is harmless: whichever message comes second finds it claimed.
+    """
+    recovered = []
+    for job in Job.objects.filter(orphaned()):
+        if fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job):
+            recovered.append(job)
+    return recovered
+
+
+def beat(job_id, attempt: int) -> bool:
+    """The running attempt is alive; False when it no longer owns the job."""
+    return bool(
+        Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
 def report_progress(job_id, attempt: int, progress: int, message: str) -> bool:
     """Record progress; returns False when the job should stop (cancelled, deleted or taken over)."""
+    now = timezone.now()
     updated = Job.objects.filter(
         pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
-    ).update(progress=progress, message=message, updated_at=timezone.now())
+    ).update(progress=progress, message=message, heartbeat_at=now, updated_at=now)
     return bool(updated)
 
 
@@ -264,7 +380,8 @@ def save_job_artifacts(job_id, attempt: int, **names: str) -> bool:
     )
 
 
-def complete_job(job_id, attempt: int, *, result_glb: str = "", message: str = "Completed") -> bool:
+def complete_job(job_id, attempt: int, **names: str) -> bool:
+    """Finish the job with its stored files (``result_glb`` or ``preview_image``)."""
     now = timezone.now()
     job = Job.objects.filter(pk=job_id).values("started_at").first()
     if job is None:
@@ -274,9 +391,9 @@ def complete_job(job_id, attempt: int, *, result_glb: str = "", message: str = "
             pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
         ).update(
             state=JobState.COMPLETED,
-            result_glb=result_glb,
+            **names,
             progress=100,
-            message=message,
+            message="Completed",
             finished_at=now,
             elapsed_seconds=(now - job["started_at"]).total_seconds() if job["started_at"] else None,
             updated_at=now,

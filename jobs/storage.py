@@ -54,7 +54,9 @@ def url(name: str, request=None) -> str | None:
 
 
 def name_from_url(address: str, request=None) -> str | None:
-    """The storage name behind a URL that this service handed out, or None for foreign URLs."""
+    """The storage name behind a URL that this service handed out, or None for foreign URLs.
+
+    Raises StorageUnavailable when the storage cannot say whether the file exists."""
     if not address:
         return None
     parts = urlsplit(address)
@@ -64,7 +66,13 @@ def name_from_url(address: str, request=None) -> str | None:
     if not same_origin or not parts.path.startswith(base_path):
         return None
     name = unquote(parts.path[len(base_path):])
-    if not name or ".." in name.split("/") or not default_storage.exists(name):
+    if not name or ".." in name.split("/") or not exists(name):
         return None
     return name
 
+
+def exists(name: str) -> bool:
+    try:
+        return default_storage.exists(name)
+    except Exception as exc:
+        raise StorageUnavailable(str(exc)) from exc

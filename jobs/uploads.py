@@ -6,7 +6,8 @@ import warnings
 
 from PIL import Image
 
-ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# Pillow names a JPEG that carries a Multi-Picture index (many cameras and phones write one) "MPO".
+ALLOWED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
 # About 40 megapixels: any real photo fits, a decompression bomb does not.
 MAX_PIXELS = 40_000_000
 

@@ -1,9 +1,10 @@
 """What both API halves share: looking a job up for a caller, and turning service errors into
 the spec's error responses."""
 
+from django.conf import settings
 from rest_framework.request import Request
 
-from jobs import errors, selectors, services, storage
+from jobs import errors, remote_images, selectors, services, storage, uploads
 from jobs.models import Job
 
 
@@ -22,15 +23,31 @@ def job_for(request: Request, job_id, *, action: str) -> Job:
     return job
 
 
-def create_job_or_503(**fields) -> Job:
+def create_job_or_503(request: Request, *, image_url: str | None = None, **fields) -> Job:
+    """Create the job; an image URL into our own storage is kept by name (read directly by the
+    worker), any other is checked now so a forbidden address is refused before a job exists."""
+    input_image = storage.name_from_url(image_url, request) if image_url else None
+    if image_url and not input_image:
+        try:
+            remote_images.resolve_public(image_url)
+        except remote_images.RemoteImageError as exc:
+            raise errors.bad_request(exc.message) from None
     try:
-        return services.create_job(**fields)
+        return services.create_job(image_url=image_url, input_image=input_image or "", **fields)
     except services.QueueUnavailable:
         raise errors.service_unavailable() from None
 
 
-def store_or_503(prefix: str, filename: str, data: bytes) -> str:
+def save_uploaded_image(request: Request, field: str) -> str:
+    """Validate an uploaded image (size, a real JPEG/PNG/WEBP) and store it under ``uploads/``."""
+    upload = request.FILES.get(field)
+    if upload is None:
+        raise errors.bad_request(f"No image file provided (multipart field '{field}')")
+    if upload.size > settings.UPLOAD_MAX_BYTES:
+        raise errors.ApiError("Image is larger than 10 MB", 413)
+    data = upload.read()
     try:
-        return storage.save(prefix, filename, data)
-    except storage.StorageUnavailable:
-        raise errors.service_unavailable() from None
+        extension = uploads.validate_image(data)
+    except uploads.InvalidImage as exc:
+        raise errors.bad_request(str(exc)) from None
+    return storage.save("uploads", uploads.upload_filename(extension), data)

@@ -9,7 +9,7 @@ from accounts import services as account_services
 from accounts.serializers import user_profile
 from jobs import errors, selectors, serializers, services, storage, uploads
 from jobs.models import JobKind
-from jobs.views.common import caller, create_job_or_503, job_for, store_or_503
+from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_image
 
 
 @api_view(["POST"])
@@ -19,6 +19,7 @@ def generate(request):
     form.is_valid(raise_exception=True)
     data = form.validated_data
     job = create_job_or_503(
+        request,
         kind=JobKind.IMAGE_TO_3D if data.get("imageUrl") else JobKind.TEXT_TO_3D,
         user=request.user,
         prompt=data.get("prompt"),
@@ -83,17 +84,7 @@ def register_job(request):
 
 @api_view(["POST"])
 def upload_image(request):
-    image = request.FILES.get("image")
-    if image is None:
-        raise errors.bad_request("No image file provided (multipart field 'image')")
-    if image.size > settings.UPLOAD_MAX_BYTES:
-        raise errors.ApiError("Image is larger than 10 MB", 413)
-    data = image.read()
-    try:
-        extension = uploads.validate_image(data)
-    except uploads.InvalidImage as exc:
-        raise errors.bad_request(str(exc)) from None
-    name = store_or_503("uploads", uploads.upload_filename(extension), data)
+    name = save_uploaded_image(request, "image")
     return Response({"success": True, "url": storage.url(name, request)})
 
 

@@ -55,7 +55,7 @@ def test_me_answers_the_spec_shape_from_clerk(clerk_user, bearer):
             "firstName": "Ada",
             "lastName": "Lovelace",
             "imageUrl": "https://img.clerk.com/ada.png",
-            "createdAt": "2024-01-01T00:00:00Z",
+            "createdAt": "2024-01-01T00:00:00.000Z",
         },
         "stats": {"totalJobs": 0, "completedJobs": 0},
     }
@@ -260,7 +260,7 @@ CACHED = {
     "firstName": "Cached",
     "lastName": "Copy",
     "imageUrl": "https://img.clerk.com/cached.png",
-    "createdAt": "2023-05-06T07:08:09Z",
+    "createdAt": "2023-05-06T07:08:09.000Z",
 }
 
 

@@ -1,0 +1,72 @@
+"""A new job reaches the GPU queue of the real broker once its row is committed, or not at all.
+
+These tests commit for real (``transaction=True``), so that ``transaction.on_commit`` runs.
+"""
+
+import time
+
+import pytest
+from django.db import transaction
+
+from celery_app import RUN_3D_JOB
+from jobs import services
+from jobs.models import Job, JobKind, JobState
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for_messages(queue, count=1, timeout=2.0):
+    messages, deadline = [], time.monotonic() + timeout
+    while len(messages) < count and time.monotonic() < deadline:
+        messages += queue.messages()
+        if len(messages) < count:
+            time.sleep(0.02)
+    return messages
+
+
+def test_generate_puts_the_job_on_the_gpu_queue(auth_client, gpu_queue):
+    user = UserFactory()
+    response = auth_client(user).post("/api/3d/generate", {"prompt": "a brass key"}, format="json")
+
+    assert response.status_code == 200
+    job_id = response.json()["jobId"]
+    assert Job.objects.get(pk=job_id).state == JobState.PENDING
+    [message] = wait_for_messages(gpu_queue)
+    assert message.headers["task"] == RUN_3D_JOB == "generation.run_3d_job"
+    args, kwargs, _ = message.decode()
+    assert (args, kwargs) == ([job_id], {})
+    assert message.delivery_info["routing_key"] == "gpu"
+    time.sleep(0.05)
+    assert gpu_queue.messages() == []  # sent once
+
+
+def test_the_message_is_sent_only_when_the_transaction_commits(gpu_queue):
+    user = UserFactory()
+    with transaction.atomic():
+        job = services.create_job(kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key")
+        time.sleep(0.05)
+        assert gpu_queue.messages() == []
+    [message] = wait_for_messages(gpu_queue)
+    assert message.decode()[0] == [str(job.pk)]
+
+
+def test_a_rolled_back_job_is_never_sent(gpu_queue):
+    user = UserFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.create_job(kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key")
+        raise RuntimeError("the request failed after the job was written")
+    time.sleep(0.1)
+    assert gpu_queue.messages() == []
+    assert not Job.objects.exists()
+
+
+def test_broker_outage_is_a_503_and_leaves_no_job(auth_client, broker_down):
+    user = UserFactory()
+    response = auth_client(user).post("/api/3d/generate", {"prompt": "a brass key"}, format="json")
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "External service unavailable. Please try again later."}
+    assert not Job.objects.exists()
+    history = auth_client(user).get("/api/3d/history").json()
+    assert history == {"jobs": []}
