@@ -15,10 +15,11 @@ COPY requirements/ requirements/
 RUN pip install -r "$REQUIREMENTS"
 
 COPY . .
+RUN python manage.py collectstatic --noinput --verbosity 0
 RUN useradd --create-home --uid 1000 hydrilla && mkdir -p var && chown hydrilla var
 USER hydrilla
 
 EXPOSE 4000
 CMD ["gunicorn", "hydrilla.wsgi:application", "--bind", "0.0.0.0:4000", \
-     "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--timeout", "120", \
+     "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--timeout", "120", \
      "--access-logfile", "-"]

@@ -18,6 +18,7 @@ $(STAMP):
 ## Serve the API on $PORT (default 4000) with its Celery workers, in the foreground.
 run: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	exec scripts/serve.sh
 
 ## Start the service on the embedded defaults, run a text-to-3D and an image-to-3D job through

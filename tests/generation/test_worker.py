@@ -1,0 +1,197 @@
+"""The job lifecycle through a real Celery worker process, its broker and storage, with the tiny
+models: what a client of the API sees from submission to the end."""
+
+import io
+import time
+
+import pytest
+import trimesh
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from PIL import Image, ImageDraw
+
+from jobs import services, storage
+from jobs.models import Job, JobKind, JobState
+from tests.factories import JobFactory, UserFactory
+from tests.worker_process import WorkerProcess
+
+pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
+
+JOB_TIMEOUT_SECONDS = 120
+
+
+def worker_settings(tiny_models_dir, **overrides) -> dict[str, str]:
+    return {
+        "TINY_MODELS_DIR": str(tiny_models_dir),
+        "MESH_GRID_SIZE": "32",
+        "HEARTBEAT_SECONDS": "1",
+        "ORPHAN_AFTER_SECONDS": "4",
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_models_dir(tmp_path_factory):
+    from generation.tiny_models import build_tiny_models
+
+    folder = tmp_path_factory.mktemp("tiny-models")
+    build_tiny_models(folder)
+    (folder / "complete").touch()  # as generation.registry marks a finished build
+    return folder
+
+
+@pytest.fixture
+def worker(tiny_models_dir):
+    started = []
+
+    def start(**overrides) -> WorkerProcess:
+        process = WorkerProcess(queues="gpu,preview", env=worker_settings(tiny_models_dir, **overrides))
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def wait_for(job: Job, predicate, timeout=JOB_TIMEOUT_SECONDS, worker: WorkerProcess | None = None) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if predicate(job):
+            return job
+        time.sleep(0.2)
+    log = worker.output()[-4000:] if worker else ""
+    raise AssertionError(f"job stuck at {job.state} {job.progress}% {job.message!r}\n{log}")
+
+
+def finished(job: Job) -> bool:
+    return job.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+def glb_faces(job: Job) -> int:
+    mesh = trimesh.load(io.BytesIO(storage.read(job.result_glb)), file_type="glb", force="mesh")
+    return len(mesh.faces)
+
+
+def drawn_photo() -> bytes:
+    image = Image.new("RGB", (256, 256), (240, 240, 236))
+    ImageDraw.Draw(image).ellipse((60, 50, 200, 210), fill=(30, 90, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
+    return services.create_job(kind=kind, user=fields.pop("user", None), **fields)
+
+
+def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
+    process = worker()
+    job = submit(prompt="a red ceramic mug", options=services.JobOptions(face_count=500))
+
+    job = wait_for(job, finished, worker=process)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert (job.progress, job.message, job.attempts) == (100, "Completed", 1)
+    assert 0 < glb_faces(job) <= 500
+    assert job.preview_image and job.processed_image
+    assert Image.open(io.BytesIO(storage.read(job.preview_image))).size[0] > 0
+    assert job.started_at and job.finished_at and job.elapsed_seconds > 0
+    assert job.worker.startswith("test-")
+
+
+def test_image_to_3d_job_from_an_uploaded_photo(worker, api_client):
+    process = worker()
+    name = storage.save("uploads", "photo.png", drawn_photo())
+    job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name,
+                 options=services.JobOptions(generate_type="LowPoly", enable_pbr=True))
+
+    job = wait_for(job, finished, worker=process)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert glb_faces(job) > 0
+    cut_out = Image.open(io.BytesIO(storage.read(job.processed_image)))
+    assert cut_out.mode == "RGBA" and cut_out.getpixel((0, 0))[3] == 0  # background removed
+
+
+def test_a_photo_with_no_object_fails_with_a_code_the_user_can_act_on(worker):
+    process = worker()
+    blank = io.BytesIO()
+    Image.new("RGB", (128, 128), "white").save(blank, format="PNG")
+    name = storage.save("uploads", "blank.png", blank.getvalue())
+    job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name)
+
+    job = wait_for(job, finished, worker=process)
+
+    assert (job.state, job.error_code) == (JobState.FAILED, "INVALID_IMAGE")
+    assert "object" in job.error_message
+    assert job.result_glb == ""
+
+
+def test_a_job_cancelled_while_waiting_never_runs(worker):
+    job = submit(prompt="a lamp")
+    services.request_cancel(job)
+    process = worker()
+    follow_up = submit(prompt="a chair")  # processed after the cancelled one, in queue order
+
+    wait_for(follow_up, finished, worker=process)
+    job.refresh_from_db()
+
+    assert (job.state, job.attempts, job.result_glb) == (JobState.CANCELLED, 0, "")
+
+
+def test_a_running_job_stops_at_its_next_step_when_cancelled(worker):
+    # Many steps make the run long enough to be caught in the middle of the 3D stage.
+    process = worker(IMAGE_TO_3D_STEPS="4000")
+    job = submit(prompt="a slow teapot")
+    wait_for(job, lambda job: job.message == "Generating 3D mesh…" and job.progress > 36, worker=process)
+
+    services.request_cancel(job)
+    job = wait_for(job, finished, timeout=30, worker=process)
+
+    assert (job.state, job.error_code, job.result_glb) == (JobState.CANCELLED, "CANCELLED", "")
+    _, files = default_storage.listdir(f"jobs/{job.pk}")
+    assert files and not [name for name in files if name.startswith("model")]
+
+
+def test_a_worker_killed_mid_job_loses_nothing(worker):
+    process = worker(IMAGE_TO_3D_STEPS="4000")
+    job = submit(prompt="a sturdy anvil")
+    wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=process)
+
+    process.kill()
+    restarted = worker(IMAGE_TO_3D_STEPS="8")
+    job = wait_for(job, finished, worker=restarted)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert job.attempts == 2
+    assert glb_faces(job) > 0
+
+
+def test_requeue_command_runs_a_failed_job_again_from_a_clean_slate(worker, capsys):
+    job = JobFactory(state=JobState.FAILED, error_code="MODEL_ERROR", error_message="boom", attempts=1,
+                     progress=40, user=UserFactory())
+    process = worker()
+
+    call_command("requeue_jobs", str(job.pk))
+    job = wait_for(job, finished, worker=process)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert (job.attempts, job.error_code, job.error_message) == (2, None, None)
+    assert str(job.pk) in capsys.readouterr().out
+
+
+def test_a_3d_job_reuses_the_preview_the_user_already_made(worker):
+    user = UserFactory()
+    process = worker()
+    preview = submit(kind=JobKind.PREVIEW, user=user, prompt="a green frog")
+    preview = wait_for(preview, finished, worker=process)
+    assert preview.state == JobState.COMPLETED, preview.error_message
+
+    job = submit(user=user, prompt="a green frog")
+    job = wait_for(job, finished, worker=process)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert job.preview_image == preview.preview_image
+    assert Job.objects.filter(preview_image=preview.preview_image).count() == 2
