@@ -1,0 +1,21 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "Build tiny, randomly-initialised versions of the configured pipelines with the real "
+        "diffusers/transformers classes (save_pretrained), so the real loading and running code "
+        "runs with no hub and no weights. Workers do this by themselves when no weights are set."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory", nargs="?", default=str(settings.TINY_MODELS_DIR))
+
+    def handle(self, *args, directory, **options):
+        from generation.tiny_models import build_tiny_models
+
+        for name, path in build_tiny_models(Path(directory)).items():
+            self.stdout.write(f"{name}: {path}")
