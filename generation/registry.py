@@ -75,14 +75,20 @@ LOADERS = {"text-to-image": text_to_image, "image-to-3d": image_to_3d}
 
 
 def tiny_models_dir() -> Path:
-    """The tiny random models, built once per machine; concurrent workers wait for one build."""
-    target = Path(settings.TINY_MODELS_DIR)
-    if (target / "complete").exists():
+    """The tiny random models, built once per machine when no weights are configured."""
+    return ensure_tiny_models(Path(settings.TINY_MODELS_DIR))
+
+
+def ensure_tiny_models(target: Path, *, rebuild: bool = False) -> Path:
+    """Build the tiny models into ``target`` unless a finished build is there. Concurrent workers
+    wait for one build, and a build that dies halfway is never mistaken for a finished one."""
+    marker = target / "complete"
+    if marker.exists() and not rebuild:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "complete").exists():
+        if rebuild or not marker.exists():
             from generation.tiny_models import build_tiny_models
 
             logger.warning("No model weights configured: building tiny random models in %s", target)
@@ -92,4 +98,3 @@ def tiny_models_dir() -> Path:
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
     return target
-

@@ -32,12 +32,9 @@ def worker_settings(tiny_models_dir, **overrides) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny_models_dir(tmp_path_factory):
-    from generation.tiny_models import build_tiny_models
+    from generation.registry import ensure_tiny_models
 
-    folder = tmp_path_factory.mktemp("tiny-models")
-    build_tiny_models(folder)
-    (folder / "complete").touch()  # as generation.registry marks a finished build
-    return folder
+    return ensure_tiny_models(tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture

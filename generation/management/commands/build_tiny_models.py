@@ -15,7 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("directory", nargs="?", default=str(settings.TINY_MODELS_DIR))
 
     def handle(self, *args, directory, **options):
-        from generation.tiny_models import build_tiny_models
+        from generation.registry import ensure_tiny_models
 
-        for name, path in build_tiny_models(Path(directory)).items():
-            self.stdout.write(f"{name}: {path}")
+        target = ensure_tiny_models(Path(directory), rebuild=True)
+        for model in sorted(path.name for path in target.iterdir() if path.is_dir()):
+            self.stdout.write(str(target / model))

@@ -1,0 +1,310 @@
+"""Tiny, randomly initialised checkpoints of the real diffusers pipelines, for tests and local runs.
+
+They are built offline in seconds with the same classes and file layout as the production
+checkpoints, so the pipelines load them through the very same ``from_pretrained`` calls.
+"""
+
+from pathlib import Path
+
+import torch
+
+SEED = 0
+
+# Words whose byte-pair merges the tiny tokenizer knows; any other text still encodes byte by byte.
+TOKENIZER_WORDS = (
+    "a single object centered full view plain white background studio lighting "
+    "red blue green chair cup toy car"
+).split()
+
+
+def build_tiny_models(directory: Path) -> dict[str, Path]:
+    """Save every tiny pipeline under ``directory``; return their folders by role."""
+    folders = {
+        "text-to-image": directory / "text-to-image",
+        "shap-e-img2img": directory / "shap-e-img2img",
+    }
+    _build_text_to_image(folders["text-to-image"])
+    _build_shap_e_img2img(folders["shap-e-img2img"])
+    return folders
+
+
+def _build_text_to_image(folder: Path) -> None:
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = _byte_level_clip_tokenizer()
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=tokenizer.model_max_length,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    _symmetrise_kernels(vae.decoder)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
+        # The UNet predicts the clean latents: untrained, that is a smooth random field, which decodes
+        # to blobs. Predicting the noise instead would leave the sampler's own white noise behind.
+        prediction_type="sample",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+
+
+def _symmetrise_kernels(decoder) -> None:
+    """Average every 3x3 kernel over the square's eight symmetries.
+
+    An untrained decoder answers differently at each of the four edges of the picture, where its
+    convolutions see zero padding. With symmetric kernels all four margins come out alike: a plain
+    background around the blobs, as a real model paints one around its object, so cut-out works.
+    """
+    with torch.no_grad():
+        for conv in decoder.modules():
+            if isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3):
+                flips = [conv.weight, conv.weight.flip(-1), conv.weight.flip(-2), conv.weight.flip(-1, -2)]
+                conv.weight.copy_(sum(flips + [kernel.transpose(-1, -2) for kernel in flips]) / 8)
+
+
+def _byte_level_clip_tokenizer():
+    """A CLIP tokenizer over all 256 bytes plus merges that spell out ``TOKENIZER_WORDS``."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
+    end_of_word = "</w>"
+    byte_symbols = sorted(ByteLevel.alphabet())
+    tokens = ["<|startoftext|>", "<|endoftext|>"] + byte_symbols + [s + end_of_word for s in byte_symbols]
+    merges = []
+    for word in TOKENIZER_WORDS:
+        # Merge left to right: "red" -> ("r", "e"), ("re", "d</w>").
+        symbols = list(word[:-1]) + [word[-1] + end_of_word]
+        prefix = symbols[0]
+        for symbol in symbols[1:]:
+            if (prefix, symbol) not in merges:
+                merges.append((prefix, symbol))
+                tokens.append(prefix + symbol)
+            prefix += symbol
+    vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _build_shap_e_img2img(folder: Path) -> None:
+    from diffusers import HeunDiscreteScheduler, PriorTransformer, ShapEImg2ImgPipeline
+    from diffusers.pipelines.shap_e import ShapERenderer
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    image_size = 32
+    embedding_dim = 32
+    renderer_width = 8
+    torch.manual_seed(SEED)
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=32,
+            image_size=image_size,
+            patch_size=8,
+            projection_dim=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+        )
+    )
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    prior = PriorTransformer(
+        num_attention_heads=2,
+        attention_head_dim=16,
+        embedding_dim=embedding_dim,
+        num_embeddings=4 * renderer_width,  # one latent row per projected MLP weight row, see below
+        embedding_proj_dim=32,
+        time_embed_dim=4 * embedding_dim,
+        num_layers=1,
+        clip_embed_dim=2 * embedding_dim,
+        additional_embeddings=0,
+        time_embed_act_fn="gelu",
+        norm_in_type="layer",
+        embedding_proj_norm_type="layer",
+        encoder_hid_proj_type=None,
+        added_emb_type=None,
+    )
+    renderer = ShapERenderer(
+        # The latents become the weights of the first four layers of the renderer's MLP.
+        param_shapes=((renderer_width, 93),) + ((renderer_width, renderer_width),) * 3,
+        d_latent=embedding_dim,
+        d_hidden=renderer_width,
+        n_output=12,
+    )
+    _make_surface_certain(renderer)
+    _fill_marching_cubes_table(renderer.mesh_decoder)
+    scheduler = HeunDiscreteScheduler(
+        beta_schedule="exp",
+        num_train_timesteps=1024,
+        prediction_type="sample",
+        use_karras_sigmas=True,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
+    pipe = ShapEImg2ImgPipeline(
+        prior=prior,
+        image_encoder=image_encoder,
+        image_processor=image_processor,
+        scheduler=scheduler,
+        shap_e_renderer=renderer,
+    )
+    pipe.save_pretrained(folder)
+
+
+def _make_surface_certain(renderer) -> None:
+    """Make the untrained SDF head answer "inside" everywhere.
+
+    Random weights give a noise field whose zero crossings, if any, are scattered specks. With a
+    zero weight and a positive bias the field is positive throughout, and ``decode_to_mesh`` (which
+    pads the grid with -1) closes it into a box filling the bounding volume: a real, closed
+    surface on every run. Only the SDF row is fixed; the colour heads stay random and seed dependent.
+    """
+    sdf_head = renderer.mlp.mlp[-1]
+    with torch.no_grad():
+        sdf_head.weight[0].zero_()
+        sdf_head.bias[0] = 1.0
+
+
+# Corner c of a cube sits at (x, y, z) = (c & 1, c >> 1 & 1, c >> 2 & 1); the decoder's bitmask has
+# bit c set when the field is positive (inside) there.
+
+
+def _cube_edges() -> list[tuple[int, int]]:
+    """The decoder's 12 edges as corner pairs: 0-3 along x, 4-7 along y, 8-11 along z.
+
+    Within each axis group the two other coordinates count up, the first of them fastest
+    (see ``_create_flat_edge_indices`` in diffusers' Shap-E renderer).
+    """
+    edges = []
+    for axis in range(3):
+        first, second = [a for a in range(3) if a != axis]
+        for k in range(4):
+            start = (k & 1) << first | (k >> 1) << second
+            edges.append((start, start | 1 << axis))
+    return edges
+
+
+def _cube_faces() -> list[list[int]]:
+    """Each face's four corners, counter-clockwise seen from outside the cube."""
+    faces = []
+    for axis in range(3):
+        u, v = (axis + 1) % 3, (axis + 2) % 3  # u x v = axis, so this order is CCW seen from +axis
+        for side in (0, 1):
+            loop = [side << axis | du << u | dv << v for du, dv in ((0, 0), (1, 0), (1, 1), (0, 1))]
+            faces.append(loop if side else loop[::-1])
+    return faces
+
+
+_EDGE_INDEX = {frozenset(pair): index for index, pair in enumerate(_cube_edges())}
+_FACES = _cube_faces()
+_FACES_OF_EDGE = [
+    {face for face, loop in enumerate(_FACES) if set(pair) <= set(loop)} for pair in _cube_edges()
+]
+
+
+def marching_cubes_table() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 256-case triangle table in MeshDecoder's layout.
+
+    ``cases`` (256, 5, 3) holds up to five triangles of edge indices per case, ``masks`` (256, 5) which are used.
+
+    Triangles are wound counter-clockwise seen from outside the surface (negative field).
+    """
+    cases = torch.zeros(256, 5, 3, dtype=torch.long)
+    masks = torch.zeros(256, 5, dtype=torch.bool)
+    for bitmask in range(256):
+        inside = [bool(bitmask >> corner & 1) for corner in range(8)]
+        triangles = [triangle for loop in _surface_loops(inside) for triangle in _fan(loop)]
+        assert len(triangles) <= 5, f"case {bitmask} needs {len(triangles)} triangles"
+        for slot, triangle in enumerate(triangles):
+            cases[bitmask, slot] = torch.tensor(triangle)
+            masks[bitmask, slot] = True
+    return cases, masks
+
+
+def _surface_loops(inside: list[bool]) -> list[list[int]]:
+    """Where the surface crosses the cube's faces, as closed loops of edge indices.
+
+    On every face one segment cuts off each run of inside corners, so a face with two diagonal
+    inside corners keeps them apart; both cubes sharing the face make the same choice, which makes
+    the surface watertight. Walking the faces counter-clockwise orients every loop the same way.
+    """
+    next_edge = {}
+    for loop in _FACES:
+        for i in range(4):
+            if inside[loop[i]] and not inside[loop[i - 1]]:  # a run of inside corners starts here
+                j = i
+                while inside[loop[(j + 1) % 4]]:
+                    j += 1
+                entry = _EDGE_INDEX[frozenset((loop[i - 1], loop[i]))]
+                next_edge[entry] = _EDGE_INDEX[frozenset((loop[j % 4], loop[(j + 1) % 4]))]
+    loops = []
+    while next_edge:
+        start, current = next_edge.popitem()
+        loop = [start]
+        while current != start:
+            loop.append(current)
+            current = next_edge.pop(current)
+        loops.append(loop)
+    return loops
+
+
+def _fan(loop: list[int]) -> list[tuple[int, int, int]]:
+    """Fan-triangulate a loop from an apex whose diagonals stay off the cube's faces.
+
+    A diagonal joining two edges of one face would lie in that face, where the neighbouring cube
+    could draw it too, giving an edge shared by four triangles.
+    """
+    n = len(loop)
+    for shift in range(n):
+        rotated = loop[shift:] + loop[:shift]
+        if not any(_FACES_OF_EDGE[rotated[0]] & _FACES_OF_EDGE[rotated[k]] for k in range(2, n - 1)):
+            return [(rotated[0], rotated[k], rotated[k + 1]) for k in range(1, n - 1)]
+    raise AssertionError(f"no clean fan for loop {loop}")
+
+
+def _fill_marching_cubes_table(mesh_decoder) -> None:
+    """Real Shap-E checkpoints carry this table in the decoder's buffers; a fresh decoder holds zeros."""
+    cases, masks = marching_cubes_table()
+    mesh_decoder.cases.copy_(cases)
+    mesh_decoder.masks.copy_(masks)
