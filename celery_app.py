@@ -33,12 +33,13 @@ TASK_ROUTES = {
 def _broker_transport_options(broker_url: str) -> dict:
     if broker_url.startswith("filesystem://"):
         folder = settings.CELERY_BROKER_DIR
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     if broker_url.startswith(("redis://", "rediss://")):

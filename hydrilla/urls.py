@@ -2,10 +2,16 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+import jobs.openapi  # noqa: F401  (documents the job API's views before any schema is made)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/3d/", include("jobs.urls")),
+    path("", include("jobs.generation_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 if settings.SERVE_MEDIA:

@@ -2,21 +2,49 @@
 
 Every address a host name resolves to must be public; the connection then goes to the checked
 address itself (so a second DNS answer cannot swap in a private one), redirects are followed by
-hand and checked again, and the body is counted while it streams.
+hand and checked again, and the body is counted while it streams (and must decode as an image).
+
+Both decisions can be injected (``resolver``, ``is_allowed``): tests map names to addresses of
+their choosing and allow one loopback test server, and nothing else is ever contacted.
 """
 
 import ipaddress
 import socket
+import time
 from urllib.parse import urljoin, urlsplit
 
 import certifi
 import urllib3
 
+from jobs import uploads
 
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 15
+# However slowly a server trickles its bytes, the whole download ends within this.
+TOTAL_TIMEOUT_SECONDS = 60
 CHUNK_BYTES = 64 * 1024
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+# Addresses no fetch may reach, whatever the running Python's ``is_global`` says (its tables
+# change between releases): IANA special-purpose ranges and cloud metadata services.
+_FORBIDDEN_V4 = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "168.63.129.16/32",  # Azure's host endpoint (metadata, DNS, health), public-looking
+    )
+)
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+_FORBIDDEN_V6 = tuple(
+    ipaddress.ip_network(network)
+    for network in ("2001::/23", "2001:db8::/32", "3fff::/20")  # IETF protocols, Teredo, docs
+)
+# IPv6 forms that reach an IPv4 host: judged by the host they reach.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 
 
 class RemoteImageError(Exception):
@@ -42,65 +70,99 @@ class FetchFailed(RemoteImageError):
         super().__init__("IMAGE_FETCH_FAILED", f"The image could not be downloaded: {reason}")
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+class NotAnImage(RemoteImageError):
+    def __init__(self, reason: str):
+        super().__init__("IMAGE_INVALID", f"The URL did not return a usable image: {reason}")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether a connection to ``address`` (as resolved, IPv4 or IPv6) may be made."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
     if isinstance(ip, ipaddress.IPv6Address):
-        # ::ffff:10.0.0.1 and 64:ff9b::a00:1 reach IPv4 hosts: judge the host they reach.
-        embedded = ip.ipv4_mapped or ip.sixtofour or (
-            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in ipaddress.ip_network("64:ff9b::/96") else None
-        )
+        embedded = ip.ipv4_mapped
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is None and ip in _SIX_TO_FOUR:
+            embedded = ip.sixtofour
         if embedded is not None:
-            return _is_public(str(embedded))
+            return is_public_address(str(embedded))
+        # Only global unicast; this also refuses IPv4-compatible ::a.b.c.d, local-use NAT64
+        # (64:ff9b:1::/48), unique-local, link-local, site-local and multicast.
+        if ip not in _GLOBAL_UNICAST_V6 or any(ip in network for network in _FORBIDDEN_V6):
+            return False
+    elif any(ip in network for network in _FORBIDDEN_V4):
+        return False
     return ip.is_global and not ip.is_multicast
 
 
-def resolve_public(url: str, resolver=socket.getaddrinfo) -> tuple[str, int, str]:
-    """Check a URL; return (scheme, port, first public address) or raise UnsafeUrl."""
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system resolves ``host`` to (tests replace this; see ``resolve_public``)."""
+    return [answer[4][0] for answer in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def resolve_public(url: str, *, resolver=None, is_allowed=None) -> tuple[str, int, str]:
+    """Check a URL; return (scheme, port, first resolved address) or raise.
+
+    ``resolver(host, port)`` returns addresses (default: ``system_resolver``); ``is_allowed
+    (address)`` decides each of them (default: ``is_public_address``). Every address must pass,
+    so a name that also resolves to a private address is refused outright.
+    """
+    resolver = resolver or system_resolver
+    is_allowed = is_allowed or is_public_address
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise UnsafeUrl("only http and https URLs are accepted")
     if not parts.hostname:
         raise UnsafeUrl("the URL has no host")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise UnsafeUrl("credentials in URLs are not accepted")
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         raise UnsafeUrl("the port is invalid") from None
     try:
-        answers = resolver(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        addresses = list(resolver(parts.hostname, port))
+    except (OSError, UnicodeError, ValueError) as exc:
         raise FetchFailed(f"the host name does not resolve ({exc})") from None
-    addresses = [answer[4][0] for answer in answers]
     if not addresses:
         raise FetchFailed("the host name does not resolve")
-    private = [address for address in addresses if not _is_public(address)]
-    if private:
+    if not all(is_allowed(address) for address in addresses):
         raise UnsafeUrl(f"{parts.hostname} resolves to a private or reserved address")
     return scheme, port, addresses[0]
 
 
-def fetch(url: str, *, max_bytes: int, resolver=socket.getaddrinfo) -> bytes:
+def fetch(url: str, *, max_bytes: int, resolver=None, is_allowed=None) -> bytes:
+    """Download an image: every hop checked, at most ``max_bytes``, and it must decode."""
+    deadline = time.monotonic() + TOTAL_TIMEOUT_SECONDS
     for _ in range(MAX_REDIRECTS + 1):
-        scheme, port, address = resolve_public(url, resolver)
-        response = _request(url, scheme, port, address)
+        scheme, port, address = resolve_public(url, resolver=resolver, is_allowed=is_allowed)
+        pool, response = _request(url, scheme, port, address)
         try:
-            if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])
+            location = response.headers.get("Location")
+            if response.status in REDIRECT_STATUSES and location:
+                url = urljoin(url, location)
                 continue
             if response.status != 200:
                 raise FetchFailed(f"the server answered HTTP {response.status}")
-            return _read_limited(response, max_bytes)
+            data = _read_limited(response, max_bytes, deadline)
         finally:
             response.release_conn()
+            pool.close()
+        try:
+            uploads.validate_image(data)
+        except uploads.InvalidImage as exc:
+            raise NotAnImage(str(exc)) from None
+        return data
     raise FetchFailed("too many redirects")
 
 
 def _request(url: str, scheme: str, port: int, address: str):
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
     if scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
@@ -109,25 +171,36 @@ def _request(url: str, scheme: str, port: int, address: str):
         )
     else:
         pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+    headers = {
+        "Host": parts.netloc,  # as written: keeps an IPv6 literal's brackets and a given port
+        "User-Agent": "Hydrilla/1.0",
+        "Accept": "image/*",
+        # Counted bytes are the bytes that arrive: no compressed body expands behind the limit.
+        "Accept-Encoding": "identity",
+    }
     try:
-        return pool.urlopen(
-            "GET", target, headers={"Host": host_header, "User-Agent": "Hydrilla/1.0", "Accept": "image/*"},
-            redirect=False, preload_content=False, assert_same_host=False,
+        response = pool.urlopen(
+            "GET", target, headers=headers, redirect=False, preload_content=False,
+            decode_content=False, assert_same_host=False,
         )
     except urllib3.exceptions.HTTPError as exc:
+        pool.close()
         raise FetchFailed(type(exc).__name__) from None
+    return pool, response
 
 
-def _read_limited(response, max_bytes: int) -> bytes:
+def _read_limited(response, max_bytes: int, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.strip().isdigit() and int(declared) > max_bytes:
         raise ImageTooLarge(max_bytes)
     body = bytearray()
     try:
-        for chunk in response.stream(CHUNK_BYTES):
+        for chunk in response.stream(CHUNK_BYTES, decode_content=False):
             body += chunk
             if len(body) > max_bytes:
                 raise ImageTooLarge(max_bytes)
+            if time.monotonic() > deadline:
+                raise FetchFailed("the download took too long")
     except urllib3.exceptions.HTTPError as exc:
         raise FetchFailed(type(exc).__name__) from None
     return bytes(body)

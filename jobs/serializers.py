@@ -1,5 +1,7 @@
 """Input validation and the JSON shapes of both API halves."""
 
+from urllib.parse import urlsplit
+
 from rest_framework import serializers
 
 from accounts.serializers import iso
@@ -35,12 +37,21 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class HttpUrlField(serializers.URLField):
+class HttpUrlField(serializers.CharField):
+    """An absolute http(s) URL. Host names need no dot: the service's own URLs may be
+    ``http://web:4000/…`` inside a compose network. Whether a host may be fetched is decided
+    later, by address (jobs.remote_images)."""
+
     default_error_messages = {"invalid": "Enter a valid http(s) URL."}
 
     def to_internal_value(self, data):
         url = super().to_internal_value(data)
-        if not url.lower().startswith(("http://", "https://")):
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises ValueError on a malformed port)
+        except ValueError:
+            self.fail("invalid")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
             self.fail("invalid")
         return url
 

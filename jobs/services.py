@@ -192,7 +192,7 @@ def request_cancel(job: Job) -> str:
         )
         if not flagged:
             raise JobNotCancellable(job.pk)
-    job.refresh_from_db()
+    job.state = JobState.CANCELLED if cancelled else JobState.PROCESSING
     return job.state
 
 

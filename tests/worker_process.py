@@ -22,7 +22,12 @@ def database_url() -> str:
 
 
 class WorkerProcess:
+    started = 0
+
     def __init__(self, *, queues: str, env: dict[str, str]):
+        WorkerProcess.started += 1
+        # Node names must be unique: each has its own control mailbox on the broker.
+        self.name = f"test-{os.getpid()}-{WorkerProcess.started}"
         self.queues = queues
         self.env = {**os.environ, "DATABASE_URL": database_url(), **env}
         self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
@@ -32,7 +37,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", self.queues,
-                "--pool", "prefork", "--concurrency", "1", "--hostname", f"test-{os.getpid()}@%h",
+                "--pool", "prefork", "--concurrency", "1", "--hostname", f"{self.name}@%h",
                 "--loglevel", "INFO", "--without-mingle", "--without-gossip",
             ],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from PIL import Image, ImageDraw
 
+from celery_app import RUN_3D_JOB, app as celery
 from jobs import services, storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
@@ -37,18 +38,38 @@ def tiny_models_dir(tmp_path_factory):
     return ensure_tiny_models(tmp_path_factory.mktemp("models") / "tiny")
 
 
-@pytest.fixture
-def worker(tiny_models_dir):
+@pytest.fixture(scope="module")
+def start_worker(tiny_models_dir, django_db_setup):
     started = []
 
-    def start(**overrides) -> WorkerProcess:
-        process = WorkerProcess(queues="gpu,preview", env=worker_settings(tiny_models_dir, **overrides))
+    def start(queues="gpu,preview", **overrides) -> WorkerProcess:
+        process = WorkerProcess(queues=queues, env=worker_settings(tiny_models_dir, **overrides))
         started.append(process)
         return process.start()
 
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(start_worker):
+    """One worker for the module: starting one costs seconds (torch, diffusers imports)."""
+    return start_worker()
+
+
+SLOW_QUEUE = "test-slow"
+
+
+@pytest.fixture(scope="module")
+def slow_worker(start_worker):
+    """Many Shap-E steps, on a queue of its own: a job long enough to be caught in its 3D stage."""
+    return start_worker(queues=SLOW_QUEUE, IMAGE_TO_3D_STEPS="4000")
+
+
+def deliver(job: Job, queue: str) -> None:
+    """Send a job's task to a given queue (the services always use the kind's own queue)."""
+    celery.send_task(RUN_3D_JOB, args=[str(job.pk)], queue=queue)
 
 
 def wait_for(job: Job, predicate, timeout=JOB_TIMEOUT_SECONDS, worker: WorkerProcess | None = None) -> Job:
@@ -84,7 +105,7 @@ def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
 
 
 def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
-    process = worker()
+    process = worker
     job = submit(prompt="a red ceramic mug", options=services.JobOptions(face_count=500))
 
     job = wait_for(job, finished, worker=process)
@@ -98,8 +119,8 @@ def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     assert job.worker.startswith("test-")
 
 
-def test_image_to_3d_job_from_an_uploaded_photo(worker, api_client):
-    process = worker()
+def test_image_to_3d_job_from_an_uploaded_photo(worker):
+    process = worker
     name = storage.save("uploads", "photo.png", drawn_photo())
     job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name,
                  options=services.JobOptions(generate_type="LowPoly", enable_pbr=True))
@@ -113,7 +134,7 @@ def test_image_to_3d_job_from_an_uploaded_photo(worker, api_client):
 
 
 def test_a_photo_with_no_object_fails_with_a_code_the_user_can_act_on(worker):
-    process = worker()
+    process = worker
     blank = io.BytesIO()
     Image.new("RGB", (128, 128), "white").save(blank, format="PNG")
     name = storage.save("uploads", "blank.png", blank.getvalue())
@@ -127,21 +148,21 @@ def test_a_photo_with_no_object_fails_with_a_code_the_user_can_act_on(worker):
 
 
 def test_a_job_cancelled_while_waiting_never_runs(worker):
-    job = submit(prompt="a lamp")
+    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None)
     services.request_cancel(job)
-    process = worker()
-    follow_up = submit(prompt="a chair")  # processed after the cancelled one, in queue order
+    deliver(job, "gpu")
+    follow_up = submit(prompt="a chair")  # delivered after the cancelled one, in queue order
 
-    wait_for(follow_up, finished, worker=process)
+    wait_for(follow_up, finished, worker=worker)
     job.refresh_from_db()
 
     assert (job.state, job.attempts, job.result_glb) == (JobState.CANCELLED, 0, "")
 
 
-def test_a_running_job_stops_at_its_next_step_when_cancelled(worker):
-    # Many steps make the run long enough to be caught in the middle of the 3D stage.
-    process = worker(IMAGE_TO_3D_STEPS="4000")
-    job = submit(prompt="a slow teapot")
+def test_a_running_job_stops_at_its_next_step_when_cancelled(slow_worker):
+    process = slow_worker
+    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a slow teapot")
+    deliver(job, SLOW_QUEUE)
     wait_for(job, lambda job: job.message == "Generating 3D mesh…" and job.progress > 36, worker=process)
 
     services.request_cancel(job)
@@ -152,14 +173,16 @@ def test_a_running_job_stops_at_its_next_step_when_cancelled(worker):
     assert files and not [name for name in files if name.startswith("model")]
 
 
-def test_a_worker_killed_mid_job_loses_nothing(worker):
-    process = worker(IMAGE_TO_3D_STEPS="4000")
-    job = submit(prompt="a sturdy anvil")
-    wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=process)
+def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
+    doomed = start_worker(queues="test-doomed", IMAGE_TO_3D_STEPS="4000")
+    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a sturdy anvil")
+    deliver(job, "test-doomed")
+    wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=doomed)
 
-    process.kill()
-    restarted = worker(IMAGE_TO_3D_STEPS="8")
-    job = wait_for(job, finished, worker=restarted)
+    doomed.kill()
+    # Nobody consumes the dead worker's queue any more: the job comes back only because the other
+    # worker's sweep finds its heartbeat silent for ORPHAN_AFTER_SECONDS and requeues it.
+    job = wait_for(job, finished, worker=worker)
 
     assert job.state == JobState.COMPLETED, job.error_message
     assert job.attempts == 2
@@ -169,7 +192,7 @@ def test_a_worker_killed_mid_job_loses_nothing(worker):
 def test_requeue_command_runs_a_failed_job_again_from_a_clean_slate(worker, capsys):
     job = JobFactory(state=JobState.FAILED, error_code="MODEL_ERROR", error_message="boom", attempts=1,
                      progress=40, user=UserFactory())
-    process = worker()
+    process = worker
 
     call_command("requeue_jobs", str(job.pk))
     job = wait_for(job, finished, worker=process)
@@ -181,7 +204,7 @@ def test_requeue_command_runs_a_failed_job_again_from_a_clean_slate(worker, caps
 
 def test_a_3d_job_reuses_the_preview_the_user_already_made(worker):
     user = UserFactory()
-    process = worker()
+    process = worker
     preview = submit(kind=JobKind.PREVIEW, user=user, prompt="a green frog")
     preview = wait_for(preview, finished, worker=process)
     assert preview.state == JobState.COMPLETED, preview.error_message

@@ -1,0 +1,358 @@
+"""The OpenAPI description of both API halves: the response shapes (documentation-only
+serializers; the bodies themselves are built in ``jobs.serializers``), the Clerk security scheme,
+and the job API's annotations.
+
+The job API's views are annotated from here, by applying ``extend_schema`` to them at import
+(``hydrilla/urls.py`` imports this module before any schema is generated); the generation API's
+views carry theirs inline.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers as drf
+
+from accounts.authentication import SESSION_COOKIE
+from jobs import serializers
+from jobs.models import GenerateType, JobKind, JobState, PolygonType
+from jobs.views import job_api
+
+GENERATION_TAG = "Generation API"
+JOB_TAG = "Job API (/api/3d)"
+
+JOB_ID = OpenApiParameter(
+    "job_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The job's id (a UUID)."
+)
+
+
+class ClerkAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ClerkAuthentication"
+    name = ["clerkBearer", "clerkSession"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"clerkBearer": []}, {"clerkSession": []}]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A Clerk session token: `Authorization: Bearer <token>`.",
+            },
+            {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": SESSION_COOKIE,
+                "description": "Clerk's session cookie, as a browser on the same site sends it.",
+            },
+        ]
+
+
+# --- Shared ----------------------------------------------------------------------------------
+
+
+class Error(drf.Serializer):
+    error = drf.CharField(help_text="What went wrong, for people.")
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(Error, description=description)
+
+
+class JobQueue(drf.Serializer):
+    position = drf.IntegerField(min_value=0, help_text="0: running or finished; 1+: waiting.")
+    jobs_ahead = drf.IntegerField(min_value=0)
+    estimated_wait_seconds = drf.IntegerField(min_value=0)
+    estimated_total_seconds = drf.IntegerField(min_value=0)
+    queue_length = drf.IntegerField(min_value=0)
+    currently_processing = drf.BooleanField()
+
+
+class QueueInfo(drf.Serializer):
+    queue_length = drf.IntegerField(min_value=0)
+    currently_processing = drf.BooleanField()
+    waiting_jobs = drf.IntegerField(min_value=0)
+    estimated_wait_for_new_job_seconds = drf.IntegerField(min_value=0)
+    estimated_time_per_job_seconds = drf.IntegerField(min_value=0)
+    preview_queue_length = drf.IntegerField(min_value=0)
+    currently_generating_preview = drf.BooleanField()
+    preview_waiting = drf.IntegerField(min_value=0)
+    estimated_wait_for_preview_seconds = drf.IntegerField(min_value=0)
+    estimated_preview_time_seconds = drf.IntegerField(min_value=0)
+
+
+# --- Generation API --------------------------------------------------------------------------
+
+
+class PreviewQueue(drf.Serializer):
+    position = drf.IntegerField(min_value=0)
+    previews_ahead = drf.IntegerField(min_value=0)
+    estimated_wait_seconds = drf.IntegerField(min_value=0)
+    estimated_total_seconds = drf.IntegerField(min_value=0)
+    queue_length = drf.IntegerField(min_value=0)
+    currently_generating = drf.BooleanField()
+
+
+class PreviewReady(drf.Serializer):
+    success = drf.BooleanField()
+    preview_id = drf.UUIDField()
+    image_url = drf.URLField()
+    prompt = drf.CharField()
+    message = drf.CharField()
+    queue = PreviewQueue(help_text="The preview queue as it stood when the request arrived.")
+
+
+class PreviewTimeout(drf.Serializer):
+    error = drf.CharField()
+    preview_id = drf.UUIDField(
+        required=False, help_text="When the wait timed out: the preview goes on; poll /status or register it."
+    )
+    status_url = drf.CharField(required=False)
+
+
+class JobSubmitted(drf.Serializer):
+    job_id = drf.UUIDField()
+    status = drf.ChoiceField(choices=[JobState.PENDING.value])
+    message = drf.CharField()
+    status_url = drf.CharField(help_text="/status/{job_id}")
+    stream_url = drf.CharField(help_text="/stream/{job_id}")
+
+
+class JobResult(drf.Serializer):
+    job_id = drf.UUIDField()
+    mode = drf.ChoiceField(choices=JobKind.values)
+    prompt = drf.CharField(allow_null=True)
+    mesh_url = drf.URLField(required=False)
+    generated_image_url = drf.URLField(required=False)
+    processed_image_url = drf.URLField(required=False)
+    elapsed_seconds = drf.FloatField(min_value=0)
+
+
+class GenerationJob(drf.Serializer):
+    job_id = drf.UUIDField()
+    user_id = drf.CharField(allow_null=True)
+    status = drf.ChoiceField(choices=JobState.values)
+    progress = drf.IntegerField(min_value=0, max_value=100)
+    message = drf.CharField(allow_blank=True)
+    created_at = drf.IntegerField(help_text="Unix time, seconds.")
+    updated_at = drf.IntegerField(help_text="Unix time, seconds.")
+    queue = JobQueue()
+    result = JobResult(required=False, help_text="Only when completed.")
+    error = drf.CharField(required=False, help_text="Only when failed or cancelled.")
+    error_code = drf.CharField(
+        required=False, allow_null=True, help_text="Only when failed or cancelled: why, for programs."
+    )
+
+
+class JobCancelled(drf.Serializer):
+    job_id = drf.UUIDField()
+    status = drf.ChoiceField(choices=[JobState.CANCELLED.value])
+    message = drf.CharField()
+
+
+class Health(drf.Serializer):
+    status = drf.ChoiceField(choices=["ok"])
+
+
+class Readiness(drf.Serializer):
+    status = drf.ChoiceField(choices=["ok", "unavailable"])
+    database = drf.CharField(help_text='"ok", or "error: <kind>"')
+    broker = drf.CharField(help_text='"ok", or "error: <kind>"')
+    storage = drf.CharField(help_text='"ok", or "error: <kind>"')
+    gpu_workers = drf.IntegerField(
+        allow_null=True, min_value=0,
+        help_text="Workers consuming the GPU queue; null when it cannot be told.",
+    )
+
+
+# --- Job API ---------------------------------------------------------------------------------
+
+
+class BackendJob(drf.Serializer):
+    id = drf.UUIDField()
+    userId = drf.CharField(allow_null=True)
+    status = drf.ChoiceField(choices=sorted(set(serializers.NODE_STATUS.values())))
+    prompt = drf.CharField(allow_null=True)
+    imageUrl = drf.URLField(allow_null=True)
+    generateType = drf.ChoiceField(choices=GenerateType.values)
+    faceCount = drf.IntegerField(allow_null=True)
+    enablePBR = drf.BooleanField()
+    polygonType = drf.ChoiceField(choices=PolygonType.values, allow_null=True)
+    resultGlbUrl = drf.URLField(allow_null=True)
+    previewImageUrl = drf.URLField(allow_null=True)
+    errorCode = drf.CharField(allow_null=True)
+    errorMessage = drf.CharField(allow_null=True)
+    name = drf.CharField(allow_null=True)
+    progress = drf.IntegerField(min_value=0, max_value=100)
+    message = drf.CharField(allow_blank=True)
+    createdAt = drf.DateTimeField()
+    updatedAt = drf.DateTimeField()
+
+
+class JobStatus(drf.Serializer):
+    job = BackendJob()
+    queue = JobQueue()
+
+
+class JobHistory(drf.Serializer):
+    jobs = BackendJob(many=True)
+
+
+class JobCreated(drf.Serializer):
+    jobId = drf.UUIDField()
+
+
+class Done(drf.Serializer):
+    success = drf.BooleanField()
+    message = drf.CharField()
+
+
+class JobRegistered(drf.Serializer):
+    success = drf.BooleanField()
+    job_id = drf.UUIDField()
+
+
+class ImageUploaded(drf.Serializer):
+    success = drf.BooleanField()
+    url = drf.URLField()
+
+
+class ImageUpload(drf.Serializer):
+    image = drf.FileField(help_text="A JPEG, PNG or WEBP image of at most 10 MB.")
+
+
+class UserProfile(drf.Serializer):
+    id = drf.CharField()
+    email = drf.EmailField(allow_null=True)
+    firstName = drf.CharField(allow_null=True)
+    lastName = drf.CharField(allow_null=True)
+    imageUrl = drf.URLField(allow_null=True)
+    createdAt = drf.DateTimeField(allow_null=True)
+
+
+class UserStats(drf.Serializer):
+    totalJobs = drf.IntegerField(min_value=0)
+    completedJobs = drf.IntegerField(min_value=0)
+
+
+class Me(drf.Serializer):
+    user = UserProfile()
+    stats = UserStats()
+
+
+class SyncedUser(drf.Serializer):
+    id = drf.CharField()
+    email = drf.EmailField(allow_null=True)
+    firstName = drf.CharField(allow_null=True)
+    lastName = drf.CharField(allow_null=True)
+
+
+class UserSynced(drf.Serializer):
+    success = drf.BooleanField()
+    user = SyncedUser()
+
+
+UNAUTHENTICATED = error("No valid Clerk token (missing, invalid or expired).")
+# Where a token is optional, one that is sent must still be valid.
+INVALID_TOKEN = error("The token sent is invalid or expired.")
+NOT_FOUND = error("No job with this id.")
+STORAGE_DOWN = error("The storage or the broker is unavailable.")
+
+QUEUE_INFO = {
+    "summary": "Queue statistics",
+    "description": "The 3D and preview queues, for time estimates (same body on both halves).",
+}
+
+
+def _document_job_api() -> None:
+    tagged = {"tags": [JOB_TAG]}
+    extend_schema(
+        summary="Submit a 3D job",
+        description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
+        "are given). A URL to a private or reserved address is refused here.",
+        request={"application/json": serializers.GenerateInput},
+        responses={
+            200: JobCreated,
+            400: error("Invalid input, or an image URL that may not be fetched."),
+            401: UNAUTHENTICATED,
+            503: error("The job could not be queued."),
+        },
+        **tagged,
+    )(job_api.generate)
+    extend_schema(
+        summary="A job's status",
+        parameters=[JOB_ID],
+        responses={
+            200: JobStatus, 401: INVALID_TOKEN, 403: error("The job has another owner."), 404: NOT_FOUND,
+        },
+        **tagged,
+    )(job_api.status)
+    extend_schema(
+        summary="The caller's jobs",
+        description="Newest first; empty without a token.",
+        responses={200: JobHistory, 401: INVALID_TOKEN},
+        **tagged,
+    )(job_api.history)
+    extend_schema(
+        summary="Rename a job",
+        parameters=[JOB_ID],
+        request={"application/json": serializers.RenameInput},
+        responses={
+            200: Done,
+            400: error("Invalid name."),
+            401: UNAUTHENTICATED,
+            403: error("The job has another owner."),
+            404: NOT_FOUND,
+        },
+        **tagged,
+    )(job_api.rename)
+    extend_schema(
+        summary="Delete a job and its files",
+        parameters=[JOB_ID],
+        responses={
+            200: Done, 401: UNAUTHENTICATED, 403: error("The job has another owner."), 404: NOT_FOUND,
+        },
+        **tagged,
+    )(job_api.delete)
+    extend_schema(
+        summary="Register a preview as a job",
+        description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
+        "unknown id becomes a finished preview job.",
+        request={"application/json": serializers.RegisterJobInput},
+        responses={
+            200: JobRegistered,
+            400: error("Invalid input."),
+            401: INVALID_TOKEN,
+            403: error("The job has another owner."),
+            503: STORAGE_DOWN,
+        },
+        **tagged,
+    )(job_api.register_job)
+    extend_schema(
+        summary="Upload an image",
+        request={"multipart/form-data": ImageUpload},
+        responses={
+            200: ImageUploaded,
+            400: error("No file, or not a JPEG/PNG/WEBP image."),
+            401: INVALID_TOKEN,
+            413: error("Larger than 10 MB."),
+            503: STORAGE_DOWN,
+        },
+        **tagged,
+    )(job_api.upload_image)
+    extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, **tagged)(job_api.queue_info)
+    extend_schema(
+        summary="The caller's profile and statistics",
+        responses={200: Me, 401: UNAUTHENTICATED},
+        **tagged,
+    )(job_api.me)
+    extend_schema(
+        summary="Sync the caller's profile from Clerk",
+        request=None,
+        responses={200: UserSynced, 401: UNAUTHENTICATED},
+        **tagged,
+    )(job_api.sync_user)
+
+
+_document_job_api()

@@ -1,0 +1,138 @@
+"""Driving jobs as a worker would (through jobs.services), reading event streams, and checking
+responses against the published OpenAPI schema."""
+
+import functools
+import json
+import threading
+
+from django.db import connection
+from jsonschema import Draft202012Validator
+from rest_framework.test import APIClient
+
+from jobs import services
+
+WORKER = "gpu@test"
+
+
+# --- A worker's side -------------------------------------------------------------------------
+
+
+def start(job_id) -> int:
+    attempt = services.claim_job(job_id, worker=WORKER)
+    assert attempt is not None, "the job could not be claimed"
+    return attempt
+
+
+def finish_preview(job_id, attempt) -> None:
+    assert services.complete_job(job_id, attempt, preview_image=f"jobs/{job_id}/preview.png")
+
+
+def finish_3d(job_id, attempt) -> None:
+    assert services.save_job_artifacts(job_id, attempt, processed_image=f"jobs/{job_id}/processed.png")
+    assert services.complete_job(job_id, attempt, result_glb=f"jobs/{job_id}/model.glb")
+
+
+def fail(job_id, attempt, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
+    assert services.end_job_unsuccessfully(job_id, attempt, code=code, message=message) == "failed"
+
+
+class Background:
+    """Run ``target`` in a thread (with its own database connection, closed at the end)."""
+
+    def __init__(self, target, *args):
+        self.error = None
+        self.result = None
+        self.thread = threading.Thread(target=self._run, args=(target, *args), daemon=True)
+        self.thread.start()
+
+    def _run(self, target, *args):
+        try:
+            self.result = target(*args)
+        except BaseException as exc:  # re-raised in the test's thread by join()
+            self.error = exc
+        finally:
+            connection.close()
+
+    def join(self, timeout=15):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the background thread did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+# --- Server-Sent Events ----------------------------------------------------------------------
+
+
+def sse_events(chunks):
+    """(event name, JSON body) pairs from an event stream, as they arrive; comment lines are
+    yielded as ("comment", text)."""
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            name, data = "message", []
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    yield "comment", line[1:].strip()
+                elif line.startswith("event:"):
+                    name = line[len("event:"):].strip()
+                elif line.startswith("data:"):
+                    data.append(line[len("data:"):].strip())
+            if data:
+                yield name, json.loads("\n".join(data))
+    assert not buffer.strip(), f"the stream ended inside an event: {buffer!r}"
+
+
+# --- The OpenAPI schema ----------------------------------------------------------------------
+
+
+@functools.cache
+def openapi_document() -> dict:
+    response = APIClient().get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def _json_schema(node, *, strict: bool):
+    """OpenAPI 3.0 schema objects as JSON Schema: ``nullable`` becomes a null alternative, and
+    (strict) objects accept no property that the schema does not describe."""
+    if isinstance(node, list):
+        return [_json_schema(item, strict=strict) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _json_schema(value, strict=strict) for key, value in node.items()}
+    if strict and "properties" in converted and "additionalProperties" not in converted:
+        converted["additionalProperties"] = False
+    if converted.pop("nullable", False):
+        return {"anyOf": [converted, {"type": "null"}]}
+    return converted
+
+
+def response_schema(path: str, method: str, status: int, media_type="application/json") -> dict:
+    document = openapi_document()
+    operation = document["paths"][path][method.lower()]
+    responses = operation["responses"]
+    assert str(status) in responses, f"{method} {path} answered {status}, undocumented"
+    content = responses[str(status)]["content"]
+    assert media_type in content, f"{method} {path} {status}: {media_type} is undocumented"
+    return content[media_type]["schema"]
+
+
+def assert_matches_schema(response, path: str, method: str = "GET", body=None):
+    """The response (or ``body``, for one event of a stream) is what the schema says ``path``
+    answers with this status code: every documented field, of its type, and nothing else."""
+    media_type = "application/json"
+    schema = response_schema(path, method, response.status_code, media_type)
+    document = openapi_document()
+    validator = Draft202012Validator(
+        {**_json_schema(schema, strict=True), "components": _json_schema(document["components"], strict=True)},
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+    if body is None:
+        assert response["Content-Type"].split(";")[0] == media_type, response["Content-Type"]
+    instance = response.json() if body is None else body
+    problems = sorted(str(error) for error in validator.iter_errors(instance))
+    assert not problems, f"{method} {path} {response.status_code} does not match the schema:\n" + "\n".join(problems)
+    return instance
