@@ -52,7 +52,7 @@ def draw_sample_photo() -> bytes:
 def wait_until_up(base: str, server: subprocess.Popen) -> None:
     for _ in range(120):
         if server.poll() is not None:
-            sys.exit("The service exited while starting; see its output above.")
+            sys.exit("The service exited while starting; see var/demo/service.log.")
         try:
             if requests.get(f"{base}/api/3d/queue/info", timeout=2).ok:
                 return
@@ -96,7 +96,7 @@ def main() -> None:
     port = free_port(int(env.get("PORT", 4000)))
     env.update(PORT=str(port), CLERK_JWT_KEY=manage("dev_token", "--public-key"), CLERK_SECRET_KEY="")
     env.pop("CLERK_AUTHORIZED_PARTIES", None)
-    token = manage("dev_token", "--user", "user_demo", "--email", "demo@example.com")
+    token = manage("dev_token", "--user", "user_demo", "--email", "demo@example.com").strip()
     if not (env.get("TEXT_TO_IMAGE_MODEL") and env.get("IMAGE_TO_3D_MODEL")):
         print(
             "No model weights are configured (TEXT_TO_IMAGE_MODEL, IMAGE_TO_3D_MODEL): the workers use\n"
@@ -105,7 +105,13 @@ def main() -> None:
         )
     manage("migrate", "--noinput", env=env)
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, start_new_session=True)
+    log_path = OUT / "service.log"
+    log = open(log_path, "w")
+    print(f"Starting the service (web server and workers); its log: {log_path.relative_to(ROOT)}")
+    server = subprocess.Popen(
+        [str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_until_up(base, server)
         headers = {"Authorization": f"Bearer {token}"}
