@@ -144,15 +144,23 @@ def states_for_status(status: str) -> tuple[str, ...]:
     return states
 
 
+def orphaned():
+    """Running jobs whose worker stopped sending heartbeats (killed, lost its machine)."""
+    silent_since = timezone.now() - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
+    return Q(state=JobState.PROCESSING) & (Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True))
+
+
 def stuck_filter(after: timedelta | None = None) -> Q:
-    """Jobs that no worker is seeing through: running for longer than ``after`` (by default the
-    hard time limit, past which Celery has killed the task), or waiting that long since they were
-    last queued (``updated_at``: a requeue queues again)."""
+    """Jobs that no worker is seeing through: orphaned (heartbeat silent), running for longer
+    than ``after`` (by default the hard time limit, past which Celery has killed the task), or
+    waiting that long since they were last queued (``updated_at``: a requeue queues again)."""
     if after is None:
         after = timedelta(seconds=settings.JOB_HARD_TIME_LIMIT_SECONDS)
     since = timezone.now() - after
-    return Q(state=JobState.PROCESSING, started_at__lt=since) | Q(
-        state=JobState.PENDING, updated_at__lt=since
+    return (
+        orphaned()
+        | Q(state=JobState.PROCESSING, started_at__lt=since)
+        | Q(state=JobState.PENDING, updated_at__lt=since)
     )
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -306,24 +305,18 @@ def cancel_by_staff(job: Job, *, dry_run=False) -> StaffOutcome:
 # --- Worker side -----------------------------------------------------------------------------
 
 
-def orphaned():
-    """Running jobs whose worker stopped sending heartbeats (killed, lost its machine)."""
-    silent_since = timezone.now() - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
-    return Q(state=JobState.PROCESSING) & (Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True))
-
-
 def claim_job(job_id, *, worker: str) -> int | None:
     """Move a job to processing for this worker; return the attempt number, or None if the job
     is not this worker's to run (gone, cancelled, finished, or alive on another worker).
 
-    An orphaned job (see ``orphaned``) may be taken over, as when the broker redelivers the job
+    An orphaned job (see ``selectors.orphaned``) may be taken over, as when the broker redelivers the job
     of a worker that was killed. The attempt number then changes, so the lost attempt can no
     longer write, and a job ends ``completed`` once however often its message is delivered.
     """
     now = timezone.now()
     with transaction.atomic():
         claimed = Job.objects.filter(
-            Q(state=JobState.PENDING) | orphaned(), pk=job_id, cancel_requested=False
+            Q(state=JobState.PENDING) | selectors.orphaned(), pk=job_id, cancel_requested=False
         ).update(
             state=JobState.PROCESSING,
             attempts=F("attempts") + 1,
@@ -347,7 +340,7 @@ def recover_orphaned_jobs() -> list[Job]:
     requeued twice is harmless: whichever message comes second finds it claimed.
     """
     recovered = []
-    for job in Job.objects.filter(orphaned()):
+    for job in Job.objects.filter(selectors.orphaned()):
         if fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job):
             recovered.append(job)
     return recovered

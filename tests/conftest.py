@@ -2,6 +2,7 @@ import boto3
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
+from storages.backends.s3 import S3Storage
 
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
@@ -22,18 +23,44 @@ def clerk_public_key(settings, token_minter):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def s3_bucket():
-    """The configured bucket exists on the S3 endpoint (moto's server) before any test stores."""
-    if not settings.S3_BUCKET:
-        return None
+def shared_boto3_session():
+    """S3 storages share one boto3 session per set of credentials.
+
+    Each settings change builds a new storage, and a new boto3 session loads botocore's service
+    models again (some 150 ms); one session makes the next resource cost some 20 ms.
+    """
+    sessions = {}
+    create_session = S3Storage._create_session
+
+    def shared(storage):
+        key = (storage.session_profile, storage.access_key, storage.secret_key, storage.security_token)
+        if key not in sessions:
+            sessions[key] = create_session(storage)
+        return sessions[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(S3Storage, "_create_session", shared)
+        yield
+
+
+def s3_client():
+    """A boto3 client for the configured S3 endpoint (moto's server on loopback in tests)."""
     options = settings.STORAGES["default"]["OPTIONS"]
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=options["endpoint_url"],
         region_name=options["region_name"],
         aws_access_key_id=options["access_key"],
         aws_secret_access_key=options["secret_key"],
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_bucket():
+    """The configured bucket exists on the S3 endpoint (moto's server) before any test stores."""
+    if not settings.S3_BUCKET:
+        return None
+    client = s3_client()
     existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
     if settings.S3_BUCKET not in existing:
         client.create_bucket(Bucket=settings.S3_BUCKET)

@@ -1,13 +1,12 @@
 """The job API, ``/api/3d/*`` (the spec's "Node.js backend")."""
 
-from django.conf import settings
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import services as account_services
 from accounts.serializers import user_profile
-from jobs import errors, selectors, serializers, services, storage, uploads
+from jobs import errors, selectors, serializers, services, storage
 from jobs.models import JobKind
 from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_image
 

@@ -9,7 +9,6 @@ import ipaddress
 import socket
 
 import pytest
-from storages.backends.s3 import S3Storage
 
 from jobs import remote_images, services
 from jobs.watch import watcher
@@ -34,24 +33,6 @@ def _is_loopback(address) -> bool:
         return False  # a name: it would need a resolver
     ip = getattr(ip, "ipv4_mapped", None) or ip
     return any(ip in network for network in LOOPBACK)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def shared_boto3_session():
-    """S3 storages share one boto3 session per set of credentials: every new request thread of a
-    live server would otherwise load botocore's service models again (some 150 ms of CPU)."""
-    sessions = {}
-    create_session = S3Storage._create_session
-
-    def shared(storage):
-        key = (storage.session_profile, storage.access_key, storage.secret_key, storage.security_token)
-        if key not in sessions:
-            sessions[key] = create_session(storage)
-        return sessions[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(S3Storage, "_create_session", shared)
-        yield
 
 
 @pytest.fixture(autouse=True)

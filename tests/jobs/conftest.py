@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
@@ -16,12 +15,12 @@ from celery import Celery
 from django.conf import settings as django_settings
 from django.utils import timezone
 from kombu import Connection
-from storages.backends.s3 import S3Storage
 
 import celery_app
 import hydrilla.urls
 from jobs import services
 from jobs.models import Job
+from tests.conftest import s3_client
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
@@ -46,27 +45,6 @@ def set_age(job: Job, *, seconds: float, field: str = "created_at") -> Job:
 # --- Storage ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session", autouse=True)
-def shared_boto3_session():
-    """S3 storages share one boto3 session per set of credentials.
-
-    Each settings change builds a new storage, and a new boto3 session loads botocore's service
-    models again (some 150 ms); one session makes the next resource cost some 20 ms.
-    """
-    sessions = {}
-    create_session = S3Storage._create_session
-
-    def shared(storage):
-        key = (storage.session_profile, storage.access_key, storage.secret_key, storage.security_token)
-        if key not in sessions:
-            sessions[key] = create_session(storage)
-        return sessions[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(S3Storage, "_create_session", shared)
-        yield
-
-
 def _s3_options():
     return django_settings.STORAGES["default"].get("OPTIONS", {})
 
@@ -78,13 +56,7 @@ def s3_test_bucket():
         pytest.skip("S3 is not configured (run through scripts/test-services.sh)")
     options = _s3_options()
     assert urlsplit(options["endpoint_url"]).hostname in ("127.0.0.1", "localhost", "::1")
-    client = boto3.client(
-        "s3",
-        endpoint_url=options["endpoint_url"],
-        region_name=options["region_name"],
-        aws_access_key_id=options["access_key"],
-        aws_secret_access_key=options["secret_key"],
-    )
+    client = s3_client()
     bucket = f"hydrilla-jobs-tests-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     yield client, bucket

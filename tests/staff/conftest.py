@@ -41,7 +41,7 @@ def running_job(started_ago: timedelta, **fields) -> Job:
         worker="gpu@host",
         progress=30,
         started_at=timezone.now() - started_ago,
-        **fields,
+        **{"heartbeat_at": timezone.now(), **fields},  # alive unless a test says otherwise
     )
 
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.utils import timezone
 from django.core.management import CommandError, call_command
 
 from jobs import services
@@ -125,6 +126,18 @@ def test_stuck_picks_long_running_and_long_waiting_jobs_only(enqueued, django_ca
     assert stuck_running.attempts == 1
     for untouched in (busy, fresh_waiting, failed):
         assert Job.objects.get(pk=untouched.pk).state == untouched.state
+
+
+def test_stuck_picks_a_job_whose_worker_stopped_sending_heartbeats(enqueued, django_capture_on_commit_callbacks):
+    silent = running_job(timedelta(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=3))
+    alive = running_job(timedelta(minutes=5))
+
+    lines = run(django_capture_on_commit_callbacks, "--stuck")
+
+    assert lines == [f"{silent.pk} text-to-3d RUN (processing): released (stuck) and requeued",
+                     "1 released (stuck) and requeued"]
+    assert enqueued == [str(silent.pk)]
+    assert Job.objects.get(pk=alive.pk).state == JobState.PROCESSING
 
 
 def test_stuck_after_sets_the_limit(enqueued, django_capture_on_commit_callbacks):
