@@ -1,0 +1,34 @@
+"""CUDA must never be initialised in the worker's parent process, which Celery forks: a forked
+child cannot use a CUDA context it inherited. Models load in the child (generation.registry)."""
+
+import subprocess
+import sys
+import textwrap
+
+from tests.worker_process import ROOT
+
+PARENT_STARTUP = textwrap.dedent(
+    """
+    import torch.cuda
+
+    initialised = []
+    torch.cuda._lazy_init = lambda: initialised.append(True)  # every CUDA use goes through it
+
+    import celery_app
+    celery_app.app.loader.import_default_modules()  # what the worker's parent imports: the tasks
+    import generation.tasks
+    from generation import registry
+    registry.device()  # the parent may ask which device there is, without touching CUDA
+    print("initialised" if initialised or torch.cuda.is_initialized() else "clean")
+    """
+)
+
+
+def test_the_worker_parent_never_initialises_cuda():
+    result = subprocess.run(
+        [sys.executable, "-c", PARENT_STARTUP], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"DJANGO_SETTINGS_MODULE": "hydrilla.settings", "PATH": "/usr/bin:/bin"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "clean"
