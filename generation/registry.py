@@ -16,7 +16,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 TINY_TEXT_TO_IMAGE = "text-to-image"
-TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img"}
+# Each backend's tiny model folder; None for a backend that needs no weights at all.
+TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img", "silhouette": None}
 
 
 @functools.cache
@@ -56,7 +57,8 @@ def image_to_3d():
     from generation.pipelines import load_backend
 
     backend = settings.IMAGE_TO_3D_BACKEND
-    model = settings.IMAGE_TO_3D_MODEL or str(tiny_models_dir() / TINY_IMAGE_TO_3D[backend])
+    tiny = TINY_IMAGE_TO_3D[backend]
+    model = settings.IMAGE_TO_3D_MODEL or (str(tiny_models_dir() / tiny) if tiny else None)
     logger.info("Loading image-to-3D backend %s from %s on %s (%s)", backend, model, device(), dtype())
     options = {
         "steps": settings.IMAGE_TO_3D_STEPS,

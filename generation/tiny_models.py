@@ -4,6 +4,7 @@ They are built offline in seconds with the same classes and file layout as the p
 checkpoints, so the pipelines load them through the very same ``from_pretrained`` calls.
 """
 
+import math
 from pathlib import Path
 
 import torch
@@ -18,13 +19,21 @@ TOKENIZER_WORDS = (
 
 
 def build_tiny_models(directory: Path) -> dict[str, Path]:
-    """Save every tiny pipeline under ``directory``; return their folders by role."""
+    """Save every tiny pipeline under ``directory``; return their folders by role.
+
+    Hunyuan3D-2's joins them where its optional package hy3dgen can be imported.
+    """
+    from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER, hy3dgen_importable
+
     folders = {
         "text-to-image": directory / "text-to-image",
         "shap-e-img2img": directory / "shap-e-img2img",
     }
     _build_text_to_image(folders["text-to-image"])
     _build_shap_e_img2img(folders["shap-e-img2img"])
+    if hy3dgen_importable():
+        folders["hunyuan3d"] = directory / "hunyuan3d"
+        save_hunyuan3d_checkpoint(folders["hunyuan3d"] / DEFAULT_SUBFOLDER, TINY_HUNYUAN3D_CONFIG)
     return folders
 
 
@@ -308,3 +317,113 @@ def _fill_marching_cubes_table(mesh_decoder) -> None:
     cases, masks = marching_cubes_table()
     mesh_decoder.cases.copy_(cases)
     mesh_decoder.masks.copy_(masks)
+
+
+# Hunyuan3D-2 checkpoints are hy3dgen's own format: a config.yaml naming each part's class and
+# arguments, and one safetensors file whose keys start with the part's name.
+TINY_HUNYUAN3D_CONFIG = {
+    "model": {
+        "target": "hy3dgen.shapegen.models.Hunyuan3DDiT",
+        "params": {
+            "in_channels": 8,  # the VAE's embed_dim
+            "context_in_dim": 32,  # the image encoder's hidden_size
+            "hidden_size": 32,
+            "mlp_ratio": 2.0,
+            "num_heads": 2,
+            "depth": 1,
+            "depth_single_blocks": 1,
+            "axes_dim": [16],  # hidden_size // num_heads
+            "theta": 10000,
+            "qkv_bias": True,
+        },
+    },
+    "vae": {
+        "target": "hy3dgen.shapegen.models.ShapeVAE",
+        "params": {
+            "num_latents": 16,
+            "embed_dim": 8,
+            "width": 32,
+            "heads": 2,
+            "num_decoder_layers": 1,
+            "num_freqs": 2,
+            "include_pi": False,
+            "qkv_bias": False,
+            "qk_norm": True,
+            "scale_factor": 1.0,
+        },
+    },
+    "conditioner": {
+        "target": "hy3dgen.shapegen.models.SingleImageEncoder",
+        "params": {
+            "main_image_encoder": {
+                "type": "DinoImageEncoder",
+                "kwargs": {
+                    "config": {
+                        "model_type": "dinov2",
+                        "hidden_size": 32,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 2,
+                        "mlp_ratio": 2,
+                        "patch_size": 14,
+                        "image_size": 28,
+                    },
+                    "image_size": 28,
+                },
+            }
+        },
+    },
+    "scheduler": {
+        "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
+        "params": {"num_train_timesteps": 1000},
+    },
+    "image_processor": {
+        "target": "hy3dgen.shapegen.preprocessors.ImageProcessorV2",
+        "params": {"size": 64, "border_ratio": 0.15},
+    },
+}
+
+
+def save_hunyuan3d_checkpoint(folder: Path, config: dict) -> None:
+    """Save randomly initialised Hunyuan3D-2 parts of ``config`` as hy3dgen loads them (fp16 variant)."""
+    import safetensors.torch
+    import yaml
+    from hy3dgen.shapegen.pipelines import instantiate_from_config
+
+    torch.manual_seed(SEED)
+    parts = {name: instantiate_from_config(config[name]) for name in ("model", "vae", "conditioner")}
+    _make_hunyuan3d_surface_certain(parts["vae"].geo_decoder)
+    tensors = {
+        f"{name}.{key}": (value.half() if value.is_floating_point() else value).contiguous()
+        for name, part in parts.items()
+        for key, value in part.state_dict().items()
+    }
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    safetensors.torch.save_file(tensors, str(folder / "model.fp16.safetensors"))
+
+
+def _make_hunyuan3d_surface_certain(geo_decoder, radius: float = 0.6) -> None:
+    """Make the untrained geometry decoder answer "inside" within a ball of ``radius`` and "outside"
+    elsewhere, so marching cubes finds one closed surface (random weights give noise, or nothing).
+
+    The decoder's residual branches are silenced, so each query point only sees its own Fourier
+    features; channel 0 of its projection becomes ``sum(cos(f x_i)) - level``, positive inside the
+    ball, and channel 1 its negative. The two cancel in the mean of the final layer norm, which
+    therefore keeps channel 0's sign, and the output reads channel 0.
+    """
+    embedder = geo_decoder.fourier_embedder
+    frequency = float(embedder.frequencies[0])
+    level = 2 + math.cos(frequency * radius)  # the sum at (radius, 0, 0)
+    # Features are [x (if included), sin(x_i f_k), cos(x_i f_k)], by coordinate i, then frequency k.
+    cos_start = 3 * embedder.include_input + 3 * embedder.num_freqs
+    cos_first_frequency = [cos_start + i * embedder.num_freqs for i in range(3)]
+    block = geo_decoder.cross_attn_decoder
+    with torch.no_grad():
+        for layer in (block.attn.c_proj, block.mlp.c_proj, geo_decoder.query_proj, geo_decoder.output_proj):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        geo_decoder.query_proj.weight[0, cos_first_frequency] = 1.0
+        geo_decoder.query_proj.bias[0] = -level
+        geo_decoder.query_proj.weight[1] = -geo_decoder.query_proj.weight[0]
+        geo_decoder.query_proj.bias[1] = level
+        geo_decoder.output_proj.weight[0, 0] = 1.0

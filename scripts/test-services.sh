@@ -33,7 +33,15 @@ if ! listening "$MOTO_PORT"; then
 fi
 
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hydrilla}
-export CELERY_BROKER_URL=${CELERY_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}
+if [ -z "${CELERY_BROKER_URL:-}" ]; then
+  # A RabbitMQ virtual host of this run's own: tests read, purge and consume the real queues, and
+  # two runs on one machine must not take each other's messages.
+  vhost="hydrilla-test-$$"
+  rabbitmqctl -q add_vhost "$vhost" >/dev/null
+  rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*" >/dev/null
+  trap 'rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 || true' EXIT
+  export CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/$vhost"
+fi
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export S3_BUCKET=${S3_BUCKET:-hydrilla-test}
 export S3_REGION=${S3_REGION:-us-east-1}

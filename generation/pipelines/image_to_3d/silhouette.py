@@ -5,18 +5,23 @@ a disc becomes a sphere, a bar a cylinder, a ring a torus. Its front and back ar
 and the photo is projected onto both along the viewing axis.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import PIL.Image
 import torch
 import trimesh
 from scipy import ndimage
 
+from generation.tiny_models import marching_cubes_table
+
+from ..errors import BadInputImage
 from ..steps import OnStep
 from .base import ImageTo3DBackend, register_backend
 
 STAGES = 4
 MARGIN = 2  # empty cells around the silhouette, so the surface closes inside the grid
-# Taubin smoothing evens out the marching-cubes terraces without shrinking the solid.
+# Taubin smoothing evens out the grid's small steps without shrinking the solid.
 SMOOTHING = {"lamb": 0.5, "nu": 0.52, "iterations": 10}
 
 
@@ -31,9 +36,6 @@ class SilhouetteBackend(ImageTo3DBackend):
             raise ValueError("grid_size must be at least 8 and thickness positive")
         self.grid_size = grid_size
         self.thickness = thickness
-        # Imported here: the table's module builds the tiny models, which only this backend's users need.
-        from generation.tiny_models import marching_cubes_table
-
         cases, masks = marching_cubes_table()
         self.cases, self.masks = cases.numpy(), masks.numpy()
 
@@ -41,8 +43,8 @@ class SilhouetteBackend(ImageTo3DBackend):
     def load(
         cls, model: str | None, device: torch.device, dtype: torch.dtype, **options
     ) -> "SilhouetteBackend":
-        """Needs no weights and runs on the CPU: ``model``, ``device`` and ``dtype`` are ignored, and so
-        are the sampling options (``steps``, ``guidance_scale``) that one configuration gives every backend."""
+        """Needs no weights and runs on the CPU: ``model``, ``device`` and ``dtype`` are ignored, and
+        so are the sampling options (``steps``, ``guidance_scale``) one configuration gives every backend."""
         return cls(**{name: options[name] for name in ("grid_size", "thickness") if name in options})
 
     def generate(
@@ -52,12 +54,12 @@ class SilhouetteBackend(ImageTo3DBackend):
         report = on_step or (lambda done, total: None)
         alpha = image_rgba.getchannel("A")
         grid, to_pixels = _silhouette_grid(alpha, self.grid_size)
-        squared_height = _squared_height(grid > 0.5)
+        squared_height = _squared_height(grid)
         report(1, STAGES)
 
         half_depth = np.sqrt(squared_height.max()) * self.thickness
         z = np.arange(-np.ceil(half_depth) - MARGIN, np.ceil(half_depth) + MARGIN + 1)
-        # Positive inside the solid, and close to a scaled distance near its surface.
+        # Positive inside the solid: |z| below the half-depth at (x, y).
         field = squared_height[:, :, None] - (z / self.thickness)[None, None, :] ** 2
         vertices, faces = _marching_cubes(field, self.cases, self.masks)
         pixels = to_pixels(vertices, z[0])
@@ -75,14 +77,17 @@ class SilhouetteBackend(ImageTo3DBackend):
         return mesh
 
 
-def _silhouette_grid(alpha: PIL.Image.Image, grid_size: int):
+def _silhouette_grid(alpha: PIL.Image.Image, grid_size: int) -> tuple[np.ndarray, Callable]:
     """The alpha of the object's box, ``grid_size`` cells along its longer side (never more than its
     pixels), with a clear margin; and the function that maps grid cells back to image pixels.
 
     The grid is indexed (column, row counted from the bottom), so that with depth as third axis it is
     a right-handed frame, like the mesh's.
     """
-    left, top, right, bottom = alpha.point(lambda a: 255 if a > 127 else 0).getbbox()
+    box = alpha.point(lambda a: 255 if a > 127 else 0).getbbox()
+    if box is None:
+        raise BadInputImage("The cut-out is empty. Use a photo of a single object on a plain background.")
+    left, top, right, bottom = box
     scale = min(1.0, grid_size / max(right - left, bottom - top))
     width, height = max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))
     box = (left, top, left + width / scale, top + height / scale)  # keeps one scale for both axes
@@ -99,17 +104,20 @@ def _silhouette_grid(alpha: PIL.Image.Image, grid_size: int):
     return grid, to_pixels
 
 
-def _squared_height(mask: np.ndarray) -> np.ndarray:
+def _squared_height(coverage: np.ndarray) -> np.ndarray:
     """max over inside cells s of r(s)² - |p - s|², r(s) being the distance from s to the outline.
 
     Its square root is the half-depth of the union of inscribed balls; it is negative outside the
-    silhouette, which puts the outline between cells. The maximum splits into one pass per axis.
+    silhouette. The maximum splits into one pass per axis.
     """
-    radius = ndimage.distance_transform_edt(mask) - 0.5  # the outline runs along the cells' edges
-    squared_radius = np.where(mask, radius**2, -np.inf).astype(np.float32)
+    inside = coverage > 0.5
+    to_outside, nearest = ndimage.distance_transform_edt(inside, return_indices=True)
+    # The outline runs where the coverage crosses one half: (0.5 - coverage) before an outside cell's centre.
+    radius = to_outside - (0.5 - coverage[nearest[0], nearest[1]])
+    squared_radius = np.where(inside, radius**2, -np.inf).astype(np.float32)
     result = squared_radius
     for axis in (0, 1):
-        n = mask.shape[axis]
+        n = inside.shape[axis]
         squared_offsets = (np.arange(n)[:, None] - np.arange(n)[None, :]).astype(np.float32) ** 2
         moved = np.moveaxis(result, axis, 0)  # (n, m): cells along the axis first
         result = np.moveaxis((moved[None, :, :] - squared_offsets[:, :, None]).max(axis=1), 0, axis)
@@ -161,8 +169,9 @@ def _projected_colours(image_rgba: PIL.Image.Image, points: np.ndarray) -> np.nd
     The outline's half-transparent pixels carry the background's colour, so every pixel takes the
     colour of the nearest opaque one.
     """
-    pixels = np.asarray(image_rgba.convert("RGBA"))
-    _, nearest = ndimage.distance_transform_edt(pixels[..., 3] < 250, return_indices=True)
+    pixels = np.asarray(image_rgba)
+    alpha = pixels[..., 3]
+    _, nearest = ndimage.distance_transform_edt(alpha < min(250, alpha.max()), return_indices=True)
     rgb = pixels[nearest[0], nearest[1], :3]
     height, width = rgb.shape[:2]
     columns = np.clip(points[:, 0].astype(int), 0, width - 1)

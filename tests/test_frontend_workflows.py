@@ -1,0 +1,150 @@
+"""The spec's "Examples" workflows, as the frontend runs them: over HTTP, against the whole service
+(scripts/serve.sh: gunicorn and the Celery workers) with the tiny models."""
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+import trimesh
+from PIL import Image, ImageDraw
+
+from tests.worker_process import ROOT, database_url
+
+pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
+
+JOB_TIMEOUT_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(django_db_setup, token_minter, tmp_path_factory):
+    from generation.registry import ensure_tiny_models
+
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("service") / "service.log", "w+")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "PORT": str(port),
+        "CLERK_JWT_KEY": token_minter.public_pem,
+        "CLERK_AUTHORIZED_PARTIES": "http://localhost:3000",
+        "TINY_MODELS_DIR": str(ensure_tiny_models(tmp_path_factory.mktemp("models") / "tiny")),
+        "MESH_GRID_SIZE": "32",
+        "WEB_PROCESSES": "1",
+        "WEB_THREADS": "8",
+    }
+    process = subprocess.Popen(
+        [str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, process, log)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"service exited:\n{log_text(log)}"
+        try:
+            ready = requests.get(f"{base}/health", timeout=10).ok
+        except requests.RequestException:  # not listening yet, or busy loading the app
+            ready = False
+        if ready and "ready." in log_text(log):  # the workers, too
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"service not up:\n{log_text(log)}")
+
+
+def log_text(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-5000:]
+
+
+@pytest.fixture
+def frontend(service, token_minter):
+    """What the Next.js app sends: a Clerk bearer token to the job API."""
+    session = requests.Session()
+    # Clerk's tokens live a minute and the browser refreshes them; one token for the whole test here.
+    token = token_minter.token("user_frontend", exp=int(time.time()) + 3600)
+    session.headers["Authorization"] = f"Bearer {token}"
+    return service, session
+
+
+def poll_until_done(base: str, session: requests.Session, job_id: str) -> dict:
+    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        response = session.get(f"{base}/api/3d/status/{job_id}", timeout=10)
+        assert response.ok, response.text
+        job, queue = response.json()["job"], response.json()["queue"]
+        assert set(queue) >= {"position", "jobs_ahead", "estimated_total_seconds"}
+        if job["status"] in ("DONE", "FAIL"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def glb_faces(url: str) -> int:
+    response = requests.get(url, timeout=30)
+    assert response.ok
+    return len(trimesh.load(io.BytesIO(response.content), file_type="glb", force="mesh").faces)
+
+
+def test_text_to_3d_with_a_preview_and_register_job(frontend):
+    base, session = frontend
+    preview = requests.post(
+        f"{base}/text-to-image", data={"prompt": "A red sports car"},
+        headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60,
+    )
+    assert preview.ok, preview.text
+    preview = preview.json()
+    assert requests.get(preview["image_url"], timeout=10).content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    registered = session.post(f"{base}/api/3d/register-job", json={
+        "job_id": preview["preview_id"], "prompt": "A red sports car", "previewImageUrl": preview["image_url"],
+    }, timeout=10)
+    assert registered.json() == {"success": True, "job_id": preview["preview_id"]}
+
+    job_id = session.post(f"{base}/api/3d/generate", json={"prompt": "A red sports car"}, timeout=10).json()["jobId"]
+    job = poll_until_done(base, session, job_id)
+
+    assert job["status"] == "DONE", job["errorMessage"]
+    assert glb_faces(job["resultGlbUrl"]) > 0
+    # The 3D job reused the registered preview instead of generating a second one.
+    reused = requests.get(job["previewImageUrl"], timeout=10).content
+    assert reused == requests.get(preview["image_url"], timeout=10).content
+
+
+def test_image_to_3d_with_an_upload_then_rename_and_history(frontend):
+    base, session = frontend
+    photo = Image.new("RGB", (256, 256), (238, 238, 234))
+    ImageDraw.Draw(photo).rounded_rectangle((70, 60, 190, 200), radius=20, fill=(40, 120, 60))
+    upload = io.BytesIO()
+    photo.save(upload, format="JPEG")
+    url = requests.post(f"{base}/api/3d/upload-image", files={"image": ("toy.jpg", upload.getvalue())}, timeout=30).json()["url"]
+
+    job_id = session.post(f"{base}/api/3d/generate", json={"imageUrl": url}, timeout=10).json()["jobId"]
+    job = poll_until_done(base, session, job_id)
+    assert job["status"] == "DONE", job["errorMessage"]
+    assert glb_faces(job["resultGlbUrl"]) > 0
+
+    renamed = session.patch(f"{base}/api/3d/jobs/{job_id}/name", json={"name": "My Custom Model Name"}, timeout=10)
+    assert renamed.json() == {"success": True, "message": "Job name updated"}
+    jobs = session.get(f"{base}/api/3d/history", timeout=10).json()["jobs"]
+    assert jobs[0]["id"] == job_id and jobs[0]["name"] == "My Custom Model Name"
+    assert [entry["createdAt"] for entry in jobs] == sorted((entry["createdAt"] for entry in jobs), reverse=True)
