@@ -34,10 +34,6 @@ def dtype():
     return select_dtype(device(), settings.TORCH_DTYPE or None)
 
 
-def uses_tiny_models() -> bool:
-    return not settings.TEXT_TO_IMAGE_MODEL or not settings.IMAGE_TO_3D_MODEL
-
-
 @functools.cache
 def text_to_image():
     from generation.pipelines import TextToImagePipeline
@@ -59,7 +55,7 @@ def image_to_3d():
     backend = settings.IMAGE_TO_3D_BACKEND
     tiny = TINY_IMAGE_TO_3D[backend]
     model = settings.IMAGE_TO_3D_MODEL or (str(tiny_models_dir() / tiny) if tiny else None)
-    logger.info("Loading image-to-3D backend %s from %s on %s (%s)", backend, model, device(), dtype())
+    logger.info("Loading image-to-3D backend %s (%s) on %s (%s)", backend, model or "no weights", device(), dtype())
     options = {
         "steps": settings.IMAGE_TO_3D_STEPS,
         "guidance_scale": settings.IMAGE_TO_3D_GUIDANCE,

@@ -1,21 +1,16 @@
 """The OpenAPI description of both API halves: the response shapes (documentation-only
-serializers; the bodies themselves are built in ``jobs.serializers``), the Clerk security scheme,
-and the job API's annotations.
-
-The job API's views are annotated from here, by applying ``extend_schema`` to them at import
-(``hydrilla/urls.py`` imports this module before any schema is generated); the generation API's
-views carry theirs inline.
+serializers; the bodies themselves are built in ``jobs.serializers``), the Clerk security scheme
+and the shared error responses. The views carry their ``extend_schema`` annotations inline.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers as drf
 
 from accounts.authentication import SESSION_COOKIE
 from jobs import serializers
 from jobs.models import GenerateType, JobKind, JobState, PolygonType
-from jobs.views import job_api
 
 GENERATION_TAG = "Generation API"
 JOB_TAG = "Job API (/api/3d)"
@@ -263,96 +258,3 @@ QUEUE_INFO = {
     "summary": "Queue statistics",
     "description": "The 3D and preview queues, for time estimates (same body on both halves).",
 }
-
-
-def _document_job_api() -> None:
-    tagged = {"tags": [JOB_TAG]}
-    extend_schema(
-        summary="Submit a 3D job",
-        description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
-        "are given). A URL to a private or reserved address is refused here.",
-        request={"application/json": serializers.GenerateInput},
-        responses={
-            200: JobCreated,
-            400: error("Invalid input, or an image URL that may not be fetched."),
-            401: UNAUTHENTICATED,
-            503: error("The job could not be queued."),
-        },
-        **tagged,
-    )(job_api.generate)
-    extend_schema(
-        summary="A job's status",
-        parameters=[JOB_ID],
-        responses={
-            200: JobStatus, 401: INVALID_TOKEN, 403: error("The job has another owner."), 404: NOT_FOUND,
-        },
-        **tagged,
-    )(job_api.status)
-    extend_schema(
-        summary="The caller's jobs",
-        description="Newest first; empty without a token.",
-        responses={200: JobHistory, 401: INVALID_TOKEN},
-        **tagged,
-    )(job_api.history)
-    extend_schema(
-        summary="Rename a job",
-        parameters=[JOB_ID],
-        request={"application/json": serializers.RenameInput},
-        responses={
-            200: Done,
-            400: error("Invalid name."),
-            401: UNAUTHENTICATED,
-            403: error("The job has another owner."),
-            404: NOT_FOUND,
-        },
-        **tagged,
-    )(job_api.rename)
-    extend_schema(
-        summary="Delete a job and its files",
-        parameters=[JOB_ID],
-        responses={
-            200: Done, 401: UNAUTHENTICATED, 403: error("The job has another owner."), 404: NOT_FOUND,
-        },
-        **tagged,
-    )(job_api.delete)
-    extend_schema(
-        summary="Register a preview as a job",
-        description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
-        "unknown id becomes a finished preview job.",
-        request={"application/json": serializers.RegisterJobInput},
-        responses={
-            200: JobRegistered,
-            400: error("Invalid input."),
-            401: INVALID_TOKEN,
-            403: error("The job has another owner."),
-            503: STORAGE_DOWN,
-        },
-        **tagged,
-    )(job_api.register_job)
-    extend_schema(
-        summary="Upload an image",
-        request={"multipart/form-data": ImageUpload},
-        responses={
-            200: ImageUploaded,
-            400: error("No file, or not a JPEG/PNG/WEBP image."),
-            401: INVALID_TOKEN,
-            413: error("Larger than 10 MB."),
-            503: STORAGE_DOWN,
-        },
-        **tagged,
-    )(job_api.upload_image)
-    extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, **tagged)(job_api.queue_info)
-    extend_schema(
-        summary="The caller's profile and statistics",
-        responses={200: Me, 401: UNAUTHENTICATED},
-        **tagged,
-    )(job_api.me)
-    extend_schema(
-        summary="Sync the caller's profile from Clerk",
-        request=None,
-        responses={200: UserSynced, 401: UNAUTHENTICATED},
-        **tagged,
-    )(job_api.sync_user)
-
-
-_document_job_api()

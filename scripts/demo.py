@@ -97,11 +97,16 @@ def main() -> None:
     env.update(PORT=str(port), CLERK_JWT_KEY=manage("dev_token", "--public-key"), CLERK_SECRET_KEY="")
     env.pop("CLERK_AUTHORIZED_PARTIES", None)
     token = manage("dev_token", "--user", "user_demo", "--email", "demo@example.com").strip()
-    if not (env.get("TEXT_TO_IMAGE_MODEL") and env.get("IMAGE_TO_3D_MODEL")):
+    if not env.get("TEXT_TO_IMAGE_MODEL"):
         print(
-            "No model weights are configured (TEXT_TO_IMAGE_MODEL, IMAGE_TO_3D_MODEL): the workers use\n"
-            "tiny randomly-initialised models built locally. Every stage really runs, but the shapes\n"
-            "are noise. Point those settings at real weights for real models.\n"
+            "No text-to-image weights are configured (TEXT_TO_IMAGE_MODEL): previews come from a tiny\n"
+            "randomly-initialised model built locally. Every stage really runs, but previews are blobs."
+        )
+    if not env.get("IMAGE_TO_3D_MODEL") and "IMAGE_TO_3D_BACKEND" not in env:
+        env["IMAGE_TO_3D_BACKEND"] = "silhouette"
+        print(
+            "No image-to-3D weights are configured (IMAGE_TO_3D_MODEL): 3D models come from the\n"
+            "weight-free silhouette backend, which inflates the photo's cut-out into a solid.\n"
         )
     manage("migrate", "--noinput", env=env)
     base = f"http://127.0.0.1:{port}"

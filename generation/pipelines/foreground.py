@@ -14,6 +14,8 @@ MIN_OBJECT_SHARE = 0.002  # smaller foregrounds are specks of noise, not an obje
 MIN_COLOUR_DISTANCE = 30.0
 # ...or this many times the spread of the border itself, so noisy or shaded backgrounds stay out.
 BORDER_SPREAD_FACTOR = 2.5
+# Holes in the object larger than this share of it are openings, not specks to fill.
+MIN_OPENING_SHARE = 0.01
 
 
 def cut_out(image: PIL.Image.Image, size: int = 256) -> PIL.Image.Image:
@@ -75,9 +77,21 @@ def _alpha_from_background(rgb: np.ndarray) -> np.ndarray:
     if count == 0:
         return np.zeros(foreground.shape, dtype=np.float32)
     sizes = ndimage.sum_labels(foreground, labels, index=np.arange(1, count + 1))
-    mask = ndimage.binary_fill_holes(labels == 1 + np.argmax(sizes))
+    mask = _fill_small_holes(labels == 1 + np.argmax(sizes))
     # Half a pixel of blur hides the stair-stepping of the hard threshold.
     return ndimage.gaussian_filter(mask.astype(np.float32), sigma=0.7)
+
+
+def _fill_small_holes(mask: np.ndarray) -> np.ndarray:
+    """Close the specks inside the object where its colour came near the background's, but keep
+    real openings (a mug's handle, a ring) see-through."""
+    filled = ndimage.binary_fill_holes(mask)
+    holes, count = ndimage.label(filled & ~mask)
+    if count == 0:
+        return filled
+    hole_sizes = ndimage.sum_labels(np.ones(mask.shape), holes, index=np.arange(1, count + 1))
+    openings = 1 + np.flatnonzero(hole_sizes >= MIN_OPENING_SHARE * filled.sum())
+    return filled & ~np.isin(holes, openings)
 
 
 def _centre(rgba: PIL.Image.Image, size: int) -> PIL.Image.Image:

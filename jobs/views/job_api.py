@@ -1,5 +1,6 @@
 """The job API, ``/api/3d/*`` (the spec's "Node.js backend")."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -8,9 +9,42 @@ from accounts import services as account_services
 from accounts.serializers import user_profile
 from jobs import errors, selectors, serializers, services, storage
 from jobs.models import JobKind
+from jobs.openapi import (
+    Done,
+    INVALID_TOKEN,
+    ImageUpload,
+    ImageUploaded,
+    JOB_ID,
+    JOB_TAG,
+    JobCreated,
+    JobHistory,
+    JobRegistered,
+    JobStatus,
+    Me,
+    NOT_FOUND,
+    QUEUE_INFO,
+    QueueInfo,
+    STORAGE_DOWN,
+    UNAUTHENTICATED,
+    UserSynced,
+    error,
+)
 from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_image
 
 
+@extend_schema(
+    summary="Submit a 3D job",
+    description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
+    "are given). A URL to a private or reserved address is refused here.",
+    request={"application/json": serializers.GenerateInput},
+    responses={
+        200: JobCreated,
+        400: error("Invalid input, or an image URL that may not be fetched."),
+        401: UNAUTHENTICATED,
+        503: error("The job could not be queued."),
+    },
+    tags=[JOB_TAG],
+)
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 def generate(request):
@@ -33,18 +67,45 @@ def generate(request):
     return Response({"jobId": str(job.pk)})
 
 
+@extend_schema(
+    summary="A job's status",
+    parameters=[JOB_ID],
+    responses={
+        200: JobStatus, 401: INVALID_TOKEN, 403: error("The job has another owner."), 404: NOT_FOUND,
+    },
+    tags=[JOB_TAG],
+)
 @api_view(["GET"])
 def status(request, job_id):
     job = job_for(request, job_id, action="view")
     return Response({"job": serializers.backend_job(job, request), "queue": selectors.job_queue(job)})
 
 
+@extend_schema(
+    summary="The caller's jobs",
+    description="Newest first; empty without a token.",
+    responses={200: JobHistory, 401: INVALID_TOKEN},
+    tags=[JOB_TAG],
+)
 @api_view(["GET"])
 def history(request):
     jobs = selectors.history(caller(request))
     return Response({"jobs": [serializers.backend_job(job, request) for job in jobs]})
 
 
+@extend_schema(
+    summary="Rename a job",
+    parameters=[JOB_ID],
+    request={"application/json": serializers.RenameInput},
+    responses={
+        200: Done,
+        400: error("Invalid name."),
+        401: UNAUTHENTICATED,
+        403: error("The job has another owner."),
+        404: NOT_FOUND,
+    },
+    tags=[JOB_TAG],
+)
 @api_view(["PATCH"])
 @permission_classes([IsAuthenticated])
 def rename(request, job_id):
@@ -55,6 +116,14 @@ def rename(request, job_id):
     return Response({"success": True, "message": "Job name updated"})
 
 
+@extend_schema(
+    summary="Delete a job and its files",
+    parameters=[JOB_ID],
+    responses={
+        200: Done, 401: UNAUTHENTICATED, 403: error("The job has another owner."), 404: NOT_FOUND,
+    },
+    tags=[JOB_TAG],
+)
 @api_view(["DELETE"])
 @permission_classes([IsAuthenticated])
 def delete(request, job_id):
@@ -63,6 +132,20 @@ def delete(request, job_id):
     return Response({"success": True, "message": "Job deleted"})
 
 
+@extend_schema(
+    summary="Register a preview as a job",
+    description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
+    "unknown id becomes a finished preview job.",
+    request={"application/json": serializers.RegisterJobInput},
+    responses={
+        200: JobRegistered,
+        400: error("Invalid input."),
+        401: INVALID_TOKEN,
+        403: error("The job has another owner."),
+        503: STORAGE_DOWN,
+    },
+    tags=[JOB_TAG],
+)
 @api_view(["POST"])
 def register_job(request):
     form = serializers.RegisterJobInput(data=request.data)
@@ -81,17 +164,35 @@ def register_job(request):
     return Response({"success": True, "job_id": str(job.pk)})
 
 
+@extend_schema(
+    summary="Upload an image",
+    request={"multipart/form-data": ImageUpload},
+    responses={
+        200: ImageUploaded,
+        400: error("No file, or not a JPEG/PNG/WEBP image."),
+        401: INVALID_TOKEN,
+        413: error("Larger than 10 MB."),
+        503: STORAGE_DOWN,
+    },
+    tags=[JOB_TAG],
+)
 @api_view(["POST"])
 def upload_image(request):
     name = save_uploaded_image(request, "image")
     return Response({"success": True, "url": storage.url(name, request)})
 
 
+@extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, tags=[JOB_TAG])
 @api_view(["GET"])
 def queue_info(request):
     return Response(selectors.queue_info())
 
 
+@extend_schema(
+    summary="The caller's profile and statistics",
+    responses={200: Me, 401: UNAUTHENTICATED},
+    tags=[JOB_TAG],
+)
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def me(request):
@@ -99,6 +200,12 @@ def me(request):
     return Response({"user": user_profile(user), "stats": selectors.user_stats(user)})
 
 
+@extend_schema(
+    summary="Sync the caller's profile from Clerk",
+    request=None,
+    responses={200: UserSynced, 401: UNAUTHENTICATED},
+    tags=[JOB_TAG],
+)
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 def sync_user(request):

@@ -7,6 +7,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import pytest
+from scipy import ndimage
 import torch
 import trimesh
 from diffusers.pipelines.shap_e.renderer import MeshDecoder
@@ -30,7 +31,8 @@ from generation.pipelines import (
 from generation.pipelines.image_to_3d.shap_e import Z_UP_TO_Y_UP
 from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
-from generation.tiny_models import build_tiny_models, marching_cubes_table
+from generation.pipelines.marching_cubes import marching_cubes_table
+from generation.tiny_models import build_tiny_models
 
 CPU = torch.device("cpu")
 
@@ -155,6 +157,22 @@ def test_cut_out_finds_a_drawn_object_on_a_plain_background():
     opaque = np.asarray(cutout)[alpha_of(cutout) > 0.99]
     assert np.allclose(opaque[:, :3].mean(axis=0), (200, 30, 30), atol=3)
     assert (alpha_of(cutout) > 0.5).mean() == pytest.approx(np.pi / 4 * 0.85**2, rel=0.05)  # still a disc
+
+
+def test_cut_out_keeps_an_opening_see_through_but_fills_specks():
+    photo = PIL.Image.new("RGB", (200, 200), (245, 245, 245))
+    draw = PIL.ImageDraw.Draw(photo)
+    draw.ellipse((40, 40, 160, 160), fill=(30, 60, 160))
+    draw.ellipse((80, 80, 120, 120), fill=(245, 245, 245))  # a ring's opening: 1/9 of the disc
+    draw.rectangle((60, 98, 62, 100), fill=(245, 245, 245))  # a speck of background colour
+
+    transparent = np.asarray(cut_out(photo, size=200).getchannel("A")) <= 127
+
+    assert transparent[100, 100]  # the opening stays see-through
+    regions, count = ndimage.label(transparent)
+    enclosed = set(np.unique(regions)) - set(np.unique(np.concatenate(
+        [regions[0], regions[-1], regions[:, 0], regions[:, -1]]))) - {0}
+    assert len(enclosed) == 1  # the opening alone: the speck was filled
 
 
 def test_cut_out_uses_the_alpha_channel_when_there_is_one():

@@ -13,7 +13,7 @@ import torch
 import trimesh
 from scipy import ndimage
 
-from generation.tiny_models import marching_cubes_table
+from ..marching_cubes import marching_cubes_table
 
 from ..errors import BadInputImage
 from ..steps import OnStep
@@ -128,7 +128,7 @@ def _marching_cubes(field: np.ndarray, cases: np.ndarray, masks: np.ndarray):
     """The closed surface where ``field`` (positive inside, negative on the grid's border) is zero.
 
     Returns vertices in grid indices and faces wound counter-clockwise seen from outside. ``cases``
-    and ``masks`` are ``tiny_models.marching_cubes_table``: corner c of a cube sits at offset
+    and ``masks`` are ``marching_cubes.marching_cubes_table``: corner c of a cube sits at offset
     (c & 1, c >> 1 & 1, c >> 2 & 1); edges 0-3 run along the first axis, 4-7 the second, 8-11 the
     third, the two other coordinates of their start counting up, the lower axis fastest.
     """

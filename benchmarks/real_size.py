@@ -1,0 +1,241 @@
+"""Real-size architectures with random weights, from the published configurations; nothing is downloaded.
+
+Random weights cost what trained ones cost wherever the work does not depend on their values: every
+denoiser, encoder and decoder pass is the same arithmetic. It does depend on them where marching cubes
+meets the surface, so each 3D decoder is set to answer with one closed surface, as the tiny models
+are (``generation.tiny_models``); the mesh is then a box (Shap-E) or a ball (Hunyuan3D-2), with as
+many faces as a real object of that size, not a real object's shape.
+
+Each builder saves a checkpoint that the pipelines load through their usual ``load``, so load times
+are measured on the production path.
+"""
+
+from pathlib import Path
+
+import torch
+
+from generation.tiny_models import (
+    SEED,
+    _byte_level_clip_tokenizer,
+    _fill_marching_cubes_table,
+    _make_surface_certain,
+    save_hunyuan3d_checkpoint,
+)
+
+# stabilityai/sd-turbo (Stable Diffusion 2.1 architecture at 512 px). The folder is named after it so
+# that the text-to-image pipeline picks sd-turbo's sampling (4 steps, no guidance, 512 px).
+SD_TURBO_FOLDER = "sd-turbo"
+SD_TURBO_UNET = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "layers_per_block": 2,
+    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    "cross_attention_dim": 1024,
+    "attention_head_dim": (5, 10, 20, 20),
+    "use_linear_projection": True,
+}
+SD_TURBO_VAE = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "latent_channels": 4,
+    "sample_size": 768,
+}
+# OpenCLIP ViT-H/14's text tower, less its last layer (SD 2.x reads the penultimate layer).
+SD_TURBO_TEXT_ENCODER = {
+    "vocab_size": 49408,
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 23,
+    "num_attention_heads": 16,
+    "max_position_embeddings": 77,
+    "hidden_act": "gelu",
+    "projection_dim": 512,
+}
+
+# openai/shap-e-img2img: CLIP ViT-L/14 image encoder, the image-conditioned prior, the default renderer.
+SHAP_E_FOLDER = "shap-e-img2img"
+SHAP_E_IMAGE_ENCODER = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "image_size": 224,
+    "patch_size": 14,
+    "projection_dim": 768,
+    "hidden_act": "quick_gelu",
+}
+SHAP_E_PRIOR = {
+    "num_attention_heads": 8,
+    "attention_head_dim": 128,
+    "num_layers": 24,
+    "embedding_dim": 1024,
+    "num_embeddings": 1024,
+    "additional_embeddings": 0,
+    "time_embed_act_fn": "gelu",
+    "norm_in_type": "layer",
+    "embedding_proj_norm_type": "layer",
+    "encoder_hid_proj_type": None,
+    "added_emb_type": None,
+    "time_embed_dim": 4096,
+    "embedding_proj_dim": 1024,
+    "clip_embed_dim": 2048,
+}
+
+# tencent/Hunyuan3D-2, subfolder hunyuan3d-dit-v2-0: the 1.1B flow-matching DiT, the shape VAE and a
+# DINOv2-giant image encoder.
+HUNYUAN3D_FOLDER = "hunyuan3d"
+HUNYUAN3D_2_CONFIG = {
+    "model": {
+        "target": "hy3dgen.shapegen.models.Hunyuan3DDiT",
+        "params": {
+            "in_channels": 64,
+            "context_in_dim": 1536,
+            "hidden_size": 1024,
+            "mlp_ratio": 4.0,
+            "num_heads": 16,
+            "depth": 16,
+            "depth_single_blocks": 32,
+            "axes_dim": [64],
+            "theta": 10000,
+            "qkv_bias": True,
+            "guidance_embed": False,
+        },
+    },
+    "vae": {
+        "target": "hy3dgen.shapegen.models.ShapeVAE",
+        "params": {
+            "num_latents": 3072,
+            "embed_dim": 64,
+            "num_freqs": 8,
+            "include_pi": False,
+            "heads": 16,
+            "width": 1024,
+            "num_decoder_layers": 16,
+            "qkv_bias": False,
+            "qk_norm": True,
+            "scale_factor": 0.9990943042622529,
+        },
+    },
+    "conditioner": {
+        "target": "hy3dgen.shapegen.models.SingleImageEncoder",
+        "params": {
+            "main_image_encoder": {
+                "type": "DinoImageEncoder",
+                "kwargs": {
+                    "config": {
+                        "model_type": "dinov2",
+                        "hidden_size": 1536,
+                        "num_hidden_layers": 40,
+                        "num_attention_heads": 24,
+                        "mlp_ratio": 4,
+                        "use_swiglu_ffn": True,
+                        "patch_size": 14,
+                        "image_size": 518,
+                        "layer_norm_eps": 1e-6,
+                        "layerscale_value": 1.0,
+                        "qkv_bias": True,
+                    },
+                    "image_size": 518,
+                },
+            }
+        },
+    },
+    "scheduler": {
+        "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
+        "params": {"num_train_timesteps": 1000},
+    },
+    "image_processor": {
+        "target": "hy3dgen.shapegen.preprocessors.ImageProcessorV2",
+        "params": {"size": 512, "border_ratio": 0.15},
+    },
+}
+
+
+def build_text_to_image(directory: Path, device: torch.device) -> Path:
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    # No tokenizer can be downloaded: the tiny byte-level one pads every prompt to the same 77 tokens.
+    tokenizer = _byte_level_clip_tokenizer()
+    torch.manual_seed(SEED)
+    with torch.device(device):  # random initialisation of a billion weights is much faster on a GPU
+        unet = UNet2DConditionModel(**SD_TURBO_UNET)
+        vae = AutoencoderKL(**SD_TURBO_VAE)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                **SD_TURBO_TEXT_ENCODER,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing"
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    return _save(pipe, directory / SD_TURBO_FOLDER)
+
+
+def build_shap_e(directory: Path, device: torch.device) -> Path:
+    from diffusers import HeunDiscreteScheduler, PriorTransformer, ShapEImg2ImgPipeline
+    from diffusers.pipelines.shap_e import ShapERenderer
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(SEED)
+    with torch.device(device):
+        image_encoder = CLIPVisionModel(CLIPVisionConfig(**SHAP_E_IMAGE_ENCODER))
+        prior = PriorTransformer(**SHAP_E_PRIOR)
+        renderer = ShapERenderer()  # its defaults are the published renderer's
+    _make_surface_certain(renderer)
+    _fill_marching_cubes_table(renderer.mesh_decoder)
+    scheduler = HeunDiscreteScheduler(
+        beta_schedule="exp",
+        num_train_timesteps=1024,
+        prediction_type="sample",
+        use_karras_sigmas=True,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
+    pipe = ShapEImg2ImgPipeline(
+        prior=prior,
+        image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(),  # 224 px, OpenAI's normalisation: CLIP ViT-L/14's
+        scheduler=scheduler,
+        shap_e_renderer=renderer,
+    )
+    return _save(pipe, directory / SHAP_E_FOLDER)
+
+
+def build_hunyuan3d(directory: Path, device: torch.device) -> Path:
+    from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER
+
+    folder = directory / HUNYUAN3D_FOLDER
+    with torch.device(device):
+        save_hunyuan3d_checkpoint(folder / DEFAULT_SUBFOLDER, HUNYUAN3D_2_CONFIG)
+    return folder
+
+
+def _save(pipe, folder: Path) -> Path:
+    # Half precision halves the files; the pipelines cast to the dtype they run in when loading.
+    pipe.to("cpu", torch.float16)
+    pipe.save_pretrained(folder)
+    return folder
+
+
+BUILDERS = {"text-to-image": build_text_to_image, "shap-e": build_shap_e, "hunyuan3d": build_hunyuan3d}
