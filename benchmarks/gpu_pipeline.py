@@ -3,7 +3,8 @@ bare library calls, on one device in one run; print per-stage times, our overhea
 
     .venv/bin/python benchmarks/gpu_pipeline.py [--tiny | --real-size] [--backend shap-e ...]
         [--repeats N] [--json out.json] [--dtype fp16|bf16|fp32] [--compile] [--channels-last]
-        [--sdpa flash|efficient|cudnn|math] [--preview-batch N] [--option ROLE.NAME=VALUE ...]
+        [--sdpa flash|efficient|cudnn|math] [--preview-batch N]
+        [--option ROLE.NAME=VALUE ...] [--storage tmp|django] [--models-dir DIR]
 
 Weights are random, never trained (none can be downloaded): ``--real-size`` builds the published
 architectures (see ``real_size.py``), ``--tiny`` (the default without CUDA) the tiny test models.
@@ -22,6 +23,7 @@ import json
 import math
 import operator
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -58,7 +60,12 @@ PROMPT = "a red toy car"
 SEED = 7
 
 # Weight-free backends have a null model; the others a tiny model folder (tiny_models' names).
-TINY_FOLDERS = {"text-to-image": "text-to-image", "shap-e": "shap-e-img2img", "hunyuan3d": "hunyuan3d", "silhouette": None}
+TINY_FOLDERS = {
+    "text-to-image": "text-to-image",
+    "shap-e": "shap-e-img2img",
+    "hunyuan3d": "hunyuan3d",
+    "silhouette": None,
+}
 # Small enough for a CPU to run the whole benchmark in seconds.
 TINY_OPTIONS = {
     "text-to-image": {"steps": 2, "size": 64},
@@ -76,6 +83,7 @@ COMPILED = {
 
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
+    _quiet_libraries()
     device = select_device(args.device)
     dtype = select_dtype(device, args.dtype)
     tiny = device.type != "cuda" if args.tiny is None else args.tiny
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="hydrilla-bench-") as scratch:
         models_dir = Path(args.models_dir) if args.models_dir else Path(scratch) / "models"
-        backends, notes = _available(args.backend or sorted(BACKENDS), tiny)
+        backends, notes = _available(args.backend or sorted(BACKENDS))
         started = time.perf_counter()
         folders = _models(models_dir, ["text-to-image", *backends], tiny, device)
         build_seconds = time.perf_counter() - started
@@ -102,13 +110,17 @@ def main(argv: list[str] | None = None) -> dict:
             load_seconds[role] = _synchronised(device) - started
             _apply_levers(role, models[role], args)
 
-        storage = _storage(args.storage, Path(scratch) / "storage")
-        attention = _sdpa(args.sdpa)
+        resident = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
         photo = _object_photo(64 if tiny else 512)
         results = {}
-        with attention:
+        with (
+            _storage(args.storage, Path(scratch) / "storage") as storage,
+            _sdpa(args.sdpa),
+        ):
             for name in backends:
-                results[name] = _benchmark_backend(models["text-to-image"], models[name], name, photo, storage, args.repeats)
+                results[name] = _benchmark_backend(
+                    models["text-to-image"], models[name], name, photo, storage, args.repeats
+                )
             preview_batch = _preview_batch(models["text-to-image"], args.preview_batch) if args.preview_batch else None
 
     report = {
@@ -124,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "build_seconds": build_seconds,
         "load_seconds": load_seconds,
+        "resident_gpu_mib": resident,
         "backends": results,
         "preview_batch": preview_batch,
         "notes": notes,
@@ -138,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--tiny", action="store_true", default=None, help="tiny models (default without CUDA)")
-    size.add_argument("--real-size", dest="tiny", action="store_false", help="real-size architectures (default on CUDA)")
+    size.add_argument(
+        "--real-size", dest="tiny", action="store_false", help="real-size architectures (default on CUDA)"
+    )
     parser.add_argument("--backend", action="append", help="image-to-3D backend (repeatable; default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="timed jobs per backend, after one warm-up")
     parser.add_argument("--json", help="also write the results to this file")
@@ -168,56 +183,71 @@ def _options(overrides: list[str], tiny: bool) -> dict[str, dict]:
         role, _, name = key.rpartition(".")
         if not (role and name and value):
             raise SystemExit(f"--option {override!r}: expected ROLE.NAME=VALUE")
-        options.setdefault(role, {})[name] = json.loads(value) if value[0].isdigit() or value[0] == "-" else value
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass  # a word, such as a subfolder's name
+        options.setdefault(role, {})[name] = value
     return options
 
 
-def _available(names: list[str], tiny: bool) -> tuple[list[str], list[str]]:
-    """The backends that can run here, and a note for each that cannot."""
-    from benchmarks.real_size import BUILDERS
+def _quiet_libraries() -> None:
+    """No progress bars or import-time advice in the middle of the table."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
 
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def _available(names: list[str]) -> tuple[list[str], list[str]]:
+    """The backends that can run here, and a note for each that cannot."""
     available, notes = [], []
     for name in names:
-        if name == "hunyuan3d":
-            from generation.pipelines.image_to_3d.hunyuan3d import hy3dgen_importable
-
-            if not hy3dgen_importable():
-                notes.append("hunyuan3d skipped: hy3dgen does not import here (see requirements/hunyuan3d.txt)")
-                continue
-        if name not in TINY_FOLDERS or (not tiny and TINY_FOLDERS[name] and name not in BUILDERS):
+        if name not in TINY_FOLDERS:
             notes.append(f"{name} skipped: the benchmark knows no model for it (TINY_FOLDERS, real_size.BUILDERS)")
-            continue
-        available.append(name)
+        elif name == "hunyuan3d" and not _hy3dgen_importable():
+            notes.append("hunyuan3d skipped: hy3dgen does not import here (see requirements/hunyuan3d.txt)")
+        else:
+            available.append(name)
     return available, notes
+
+
+def _hy3dgen_importable() -> bool:
+    from generation.pipelines.image_to_3d.hunyuan3d import hy3dgen_importable
+
+    return hy3dgen_importable()
 
 
 def _models(directory: Path, roles: list[str], tiny: bool, device: torch.device) -> dict[str, Path | None]:
     """Each role's model folder (None for weight-free backends), built unless ``directory`` has it."""
-    from benchmarks import real_size
+    from benchmarks.real_size import BUILDERS
     from generation.tiny_models import build_tiny_models
 
+    if tiny:  # one build makes every tiny model
+        folder = directory / "tiny"
+        _build_once(folder, build_tiny_models)
+        return {role: folder / TINY_FOLDERS[role] if TINY_FOLDERS[role] else None for role in roles}
     folders = {}
     for role in roles:
         if TINY_FOLDERS[role] is None:
             folders[role] = None
             continue
-        done = directory / ("tiny" if tiny else "real-size") / f"{role}.complete"
-        if not done.exists():
-            done.parent.mkdir(parents=True, exist_ok=True)
-            if tiny:
-                build_tiny_models(done.parent / "build")
-            else:
-                real_size.BUILDERS[role](done.parent / "build", device)
-            done.touch()
-        folders[role] = done.parent / "build" / (
-            TINY_FOLDERS[role] if tiny else
-            {"text-to-image": real_size.SD_TURBO_FOLDER, "shap-e": real_size.SHAP_E_FOLDER,
-             "hunyuan3d": real_size.HUNYUAN3D_FOLDER}[role]
-        )
-        if tiny:  # one build makes every tiny model
-            for other in roles:
-                (done.parent / f"{other}.complete").touch()
+        name, build = BUILDERS[role]
+        folders[role] = directory / "real-size" / name
+        _build_once(folders[role], lambda target: build(target, device))
     return folders
+
+
+def _build_once(folder: Path, build) -> None:
+    """``build(folder)`` unless a finished build is there; a build that died halfway is redone."""
+    marker = folder.with_name(folder.name + ".complete")
+    if marker.exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    build(folder)
+    marker.touch()
 
 
 def _apply_levers(role: str, model, args) -> None:
@@ -244,14 +274,14 @@ def _sdpa(choice: str):
 
 def _benchmark_backend(text_to_image, backend, name: str, photo, storage, repeats: int) -> dict:
     bare = BARE_IMAGE_TO_3D.get(name)
-    runs = {"ours": [], "bare": []}
+    # Ours and bare each in a block of their own, not interleaved: our pipelines hand the allocator's
+    # cached GPU memory back after every call, so each of our jobs starts as a production job does,
+    # and a bare job right after one would pay for that as well.
     first_job = _our_job(text_to_image, backend, photo, storage)  # warm-up: first calls, compilation
+    runs = {"ours": [_our_job(text_to_image, backend, photo, storage) for _ in range(repeats)], "bare": []}
     if bare:
         _bare_job(text_to_image, backend, bare, photo, storage)
-    for _ in range(repeats):  # interleaved, so that drifting clocks and heat hit both alike
-        runs["ours"].append(_our_job(text_to_image, backend, photo, storage))
-        if bare:
-            runs["bare"].append(_bare_job(text_to_image, backend, bare, photo, storage))
+        runs["bare"] = [_bare_job(text_to_image, backend, bare, photo, storage) for _ in range(repeats)]
 
     stages = {}
     for stage in STAGES:
@@ -325,11 +355,12 @@ def _our_job(text_to_image, backend, photo, storage) -> dict:
     clock.seconds["post_processing"] -= glb_seconds[0]
     clock.seconds["glb_export"] = glb_seconds[0]
     clock.peak_bytes["glb_export"] = clock.peak_bytes.get("post_processing")
+    with clock.stage("preview_upload"):
+        storage.save("preview.png", _png(preview))
     with clock.stage("upload"):
-        with clock.stage("preview_upload"):
-            storage.save("preview.png", _png(preview))
         storage.save("processed.png", _png(cutout))
         storage.save("model.glb", glb)
+    clock.seconds["upload"] += clock.seconds["preview_upload"]
     faces = len(trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh").faces)
     return {"seconds": clock.seconds, "peak_bytes": clock.peak_bytes, "faces": faces}
 
@@ -395,7 +426,10 @@ BARE_IMAGE_TO_3D = {"shap-e": _bare_shap_e, "hunyuan3d": _bare_hunyuan3d}
 def _time_glb_writing():
     """Add up the time finish_mesh spends exporting and reading back the GLB (yields a 1-list)."""
     spent = [0.0]
-    originals = {(trimesh.Trimesh, "export"): trimesh.Trimesh.export, (mesh_module, "_check_glb"): mesh_module._check_glb}
+    originals = {
+        (trimesh.Trimesh, "export"): trimesh.Trimesh.export,
+        (mesh_module, "_check_glb"): mesh_module._check_glb,
+    }
 
     def timed(function):
         def run(*args, **kwargs):
@@ -444,7 +478,7 @@ def _preview_batch(text_to_image, size: int) -> dict:
 
 
 class _TempStorage:
-    """Files written to a local folder: the filesystem cost of an upload, without Django."""
+    """Files written to a local folder (removed with it): the filesystem cost of an upload, without Django."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -452,6 +486,9 @@ class _TempStorage:
 
     def save(self, filename: str, data: bytes) -> None:
         (self.folder / f"{uuid.uuid4().hex[:12]}-{filename}").write_bytes(data)
+
+    def close(self) -> None:
+        pass
 
 
 class _DjangoStorage:
@@ -469,12 +506,12 @@ class _DjangoStorage:
     def save(self, filename: str, data: bytes) -> None:
         self.names.append(self.storage.save("benchmark", filename, data))
 
-    def __del__(self):
+    def close(self) -> None:
         self.storage.delete(*self.names)
 
 
 def _storage(kind: str, folder: Path):
-    return _DjangoStorage() if kind == "django" else _TempStorage(folder)
+    return contextlib.closing(_DjangoStorage() if kind == "django" else _TempStorage(folder))
 
 
 def _object_photo(side: int) -> PIL.Image.Image:

@@ -22,9 +22,7 @@ from generation.tiny_models import (
     save_hunyuan3d_checkpoint,
 )
 
-# stabilityai/sd-turbo (Stable Diffusion 2.1 architecture at 512 px). The folder is named after it so
-# that the text-to-image pipeline picks sd-turbo's sampling (4 steps, no guidance, 512 px).
-SD_TURBO_FOLDER = "sd-turbo"
+# stabilityai/sd-turbo (Stable Diffusion 2.1 architecture at 512 px).
 SD_TURBO_UNET = {
     "sample_size": 64,
     "in_channels": 4,
@@ -60,7 +58,6 @@ SD_TURBO_TEXT_ENCODER = {
 }
 
 # openai/shap-e-img2img: CLIP ViT-L/14 image encoder, the image-conditioned prior, the default renderer.
-SHAP_E_FOLDER = "shap-e-img2img"
 SHAP_E_IMAGE_ENCODER = {
     "hidden_size": 1024,
     "intermediate_size": 4096,
@@ -90,7 +87,6 @@ SHAP_E_PRIOR = {
 
 # tencent/Hunyuan3D-2, subfolder hunyuan3d-dit-v2-0: the 1.1B flow-matching DiT, the shape VAE and a
 # DINOv2-giant image encoder.
-HUNYUAN3D_FOLDER = "hunyuan3d"
 HUNYUAN3D_2_CONFIG = {
     "model": {
         "target": "hy3dgen.shapegen.models.Hunyuan3DDiT",
@@ -158,7 +154,7 @@ HUNYUAN3D_2_CONFIG = {
 }
 
 
-def build_text_to_image(directory: Path, device: torch.device) -> Path:
+def build_text_to_image(folder: Path, device: torch.device) -> None:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -177,7 +173,7 @@ def build_text_to_image(directory: Path, device: torch.device) -> Path:
             )
         )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing"
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
     )
     pipe = StableDiffusionPipeline(
         vae=vae,
@@ -189,10 +185,10 @@ def build_text_to_image(directory: Path, device: torch.device) -> Path:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    return _save(pipe, directory / SD_TURBO_FOLDER)
+    _save(pipe, folder)
 
 
-def build_shap_e(directory: Path, device: torch.device) -> Path:
+def build_shap_e(folder: Path, device: torch.device) -> None:
     from diffusers import HeunDiscreteScheduler, PriorTransformer, ShapEImg2ImgPipeline
     from diffusers.pipelines.shap_e import ShapERenderer
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
@@ -219,23 +215,28 @@ def build_shap_e(directory: Path, device: torch.device) -> Path:
         scheduler=scheduler,
         shap_e_renderer=renderer,
     )
-    return _save(pipe, directory / SHAP_E_FOLDER)
+    _save(pipe, folder)
 
 
-def build_hunyuan3d(directory: Path, device: torch.device) -> Path:
+def build_hunyuan3d(folder: Path, device: torch.device) -> None:
     from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER
 
-    folder = directory / HUNYUAN3D_FOLDER
     with torch.device(device):
         save_hunyuan3d_checkpoint(folder / DEFAULT_SUBFOLDER, HUNYUAN3D_2_CONFIG)
-    return folder
 
 
-def _save(pipe, folder: Path) -> Path:
+def _save(pipe, folder: Path) -> None:
     # Half precision halves the files; the pipelines cast to the dtype they run in when loading.
-    pipe.to("cpu", torch.float16)
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.half()
     pipe.save_pretrained(folder)
-    return folder
 
 
-BUILDERS = {"text-to-image": build_text_to_image, "shap-e": build_shap_e, "hunyuan3d": build_hunyuan3d}
+# Each builder saves into a new folder of the given name; the text-to-image folder is named after
+# sd-turbo so that the pipeline picks sd-turbo's sampling (4 steps, no guidance, 512 px).
+BUILDERS = {
+    "text-to-image": ("sd-turbo", build_text_to_image),
+    "shap-e": ("shap-e-img2img", build_shap_e),
+    "hunyuan3d": ("hunyuan3d", build_hunyuan3d),
+}

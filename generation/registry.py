@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 TINY_TEXT_TO_IMAGE = "text-to-image"
 # Each backend's tiny model folder; None for a backend that needs no weights at all.
-TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img", "silhouette": None}
+TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img", "silhouette": None, "hunyuan3d": "hunyuan3d"}
 
 
 @functools.cache
@@ -56,12 +56,19 @@ def image_to_3d():
     tiny = TINY_IMAGE_TO_3D[backend]
     model = settings.IMAGE_TO_3D_MODEL or (str(tiny_models_dir() / tiny) if tiny else None)
     logger.info("Loading image-to-3D backend %s (%s) on %s (%s)", backend, model or "no weights", device(), dtype())
-    options = {
-        "steps": settings.IMAGE_TO_3D_STEPS,
-        "guidance_scale": settings.IMAGE_TO_3D_GUIDANCE,
-        "grid_size": settings.MESH_GRID_SIZE,
-    }
-    return load_backend(backend, model, device(), dtype(), **_configured(options))
+    return load_backend(backend, model, device(), dtype(), **_configured(_backend_options(backend)))
+
+
+def _backend_options(backend: str) -> dict:
+    """Each backend's options from the settings: only the knobs that backend has."""
+    sampling = {"steps": settings.IMAGE_TO_3D_STEPS, "guidance_scale": settings.IMAGE_TO_3D_GUIDANCE}
+    if backend == "hunyuan3d":
+        return sampling | {
+            "subfolder": settings.HUNYUAN3D_SUBFOLDER,
+            "octree_resolution": settings.HUNYUAN3D_OCTREE_RESOLUTION,
+            "num_chunks": settings.HUNYUAN3D_NUM_CHUNKS,
+        }
+    return sampling | {"grid_size": settings.MESH_GRID_SIZE}
 
 
 def _configured(options: dict) -> dict:

@@ -212,6 +212,10 @@ IMAGE_TO_3D_STEPS = env.int("IMAGE_TO_3D_STEPS", default=None)
 IMAGE_TO_3D_GUIDANCE = env.float("IMAGE_TO_3D_GUIDANCE", default=None)
 # Marching-cubes resolution of the mesh decoder per axis (cost grows with its cube).
 MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
+# Hunyuan3D-2 (IMAGE_TO_3D_BACKEND=hunyuan3d, requirements/hunyuan3d.txt); unset, hy3dgen's defaults.
+HUNYUAN3D_SUBFOLDER = env("HUNYUAN3D_SUBFOLDER", default=None)
+HUNYUAN3D_OCTREE_RESOLUTION = env.int("HUNYUAN3D_OCTREE_RESOLUTION", default=None)
+HUNYUAN3D_NUM_CHUNKS = env.int("HUNYUAN3D_NUM_CHUNKS", default=None)
 DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=40000)
 # Models a worker process loads when it starts rather than on its first job
 # ("text-to-image", "image-to-3d"): a GPU worker's first job then pays no load time.

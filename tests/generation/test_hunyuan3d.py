@@ -63,10 +63,17 @@ class StandInPipeline:
         self.mesh = mesh
         self.calls = []
 
-    def __call__(self, *, num_inference_steps, octree_resolution, num_chunks, callback=None, callback_steps=None, **rest):
+    def __call__(
+        self, *, num_inference_steps, octree_resolution, num_chunks, callback=None, callback_steps=None, **rest
+    ):
         self.calls.append(
-            {"num_inference_steps": num_inference_steps, "octree_resolution": octree_resolution,
-             "num_chunks": num_chunks, "callback": callback, **rest}
+            {
+                "num_inference_steps": num_inference_steps,
+                "octree_resolution": octree_resolution,
+                "num_chunks": num_chunks,
+                "callback": callback,
+                **rest,
+            }
         )
         for index in range(num_inference_steps):
             if callback is not None and index % callback_steps == 0:

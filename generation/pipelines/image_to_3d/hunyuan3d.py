@@ -1,7 +1,7 @@
 """Tencent's Hunyuan3D-2 shape model (image conditioned), through its ``hy3dgen`` package.
 
-Hunyuan3D-2 is under the Tencent Hunyuan Non-Commercial License Agreement: read the README before
-offering it. Only the shape model is used (no texture), so meshes come out uncoloured.
+Hunyuan3D-2 comes under Tencent's own licence, with limits on where and by whom it may be used: read
+the README before offering it. Only the shape model is used (no texture), so meshes come out uncoloured.
 """
 
 import math
@@ -80,7 +80,7 @@ class Hunyuan3DBackend(ImageTo3DBackend):
         # hy3dgen swallows a failed surface extraction (no surface crosses the level) and returns None.
         if meshes[0] is None:
             raise ModelError("The model produced an empty shape. Try again with another seed or image.")
-        # Already y-up, and wound outwards by hy3dgen's export.
+        # y-up already: hy3dgen's own app writes these meshes to GLB unturned. Its export winds them outwards.
         return meshes[0]
 
 
