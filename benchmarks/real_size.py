@@ -17,8 +17,7 @@ import torch
 from generation.tiny_models import (
     SEED,
     _byte_level_clip_tokenizer,
-    _fill_marching_cubes_table,
-    _make_surface_certain,
+    shap_e_img2img_pipeline,
     save_hunyuan3d_checkpoint,
 )
 
@@ -189,7 +188,7 @@ def build_text_to_image(folder: Path, device: torch.device) -> None:
 
 
 def build_shap_e(folder: Path, device: torch.device) -> None:
-    from diffusers import HeunDiscreteScheduler, PriorTransformer, ShapEImg2ImgPipeline
+    from diffusers import PriorTransformer
     from diffusers.pipelines.shap_e import ShapERenderer
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
@@ -198,23 +197,8 @@ def build_shap_e(folder: Path, device: torch.device) -> None:
         image_encoder = CLIPVisionModel(CLIPVisionConfig(**SHAP_E_IMAGE_ENCODER))
         prior = PriorTransformer(**SHAP_E_PRIOR)
         renderer = ShapERenderer()  # its defaults are the published renderer's
-    _make_surface_certain(renderer)
-    _fill_marching_cubes_table(renderer.mesh_decoder)
-    scheduler = HeunDiscreteScheduler(
-        beta_schedule="exp",
-        num_train_timesteps=1024,
-        prediction_type="sample",
-        use_karras_sigmas=True,
-        clip_sample=True,
-        clip_sample_range=1.0,
-    )
-    pipe = ShapEImg2ImgPipeline(
-        prior=prior,
-        image_encoder=image_encoder,
-        image_processor=CLIPImageProcessor(),  # 224 px, OpenAI's normalisation: CLIP ViT-L/14's
-        scheduler=scheduler,
-        shap_e_renderer=renderer,
-    )
+    # 224 px and OpenAI's normalisation: CLIP ViT-L/14's image processor.
+    pipe = shap_e_img2img_pipeline(prior, image_encoder, CLIPImageProcessor(), renderer)
     _save(pipe, folder)
 
 

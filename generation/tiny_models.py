@@ -138,7 +138,7 @@ def _byte_level_clip_tokenizer():
 
 
 def _build_shap_e_img2img(folder: Path) -> None:
-    from diffusers import HeunDiscreteScheduler, PriorTransformer, ShapEImg2ImgPipeline
+    from diffusers import PriorTransformer
     from diffusers.pipelines.shap_e import ShapERenderer
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
@@ -183,6 +183,14 @@ def _build_shap_e_img2img(folder: Path) -> None:
         d_hidden=renderer_width,
         n_output=12,
     )
+    shap_e_img2img_pipeline(prior, image_encoder, image_processor, renderer).save_pretrained(folder)
+
+
+def shap_e_img2img_pipeline(prior, image_encoder, image_processor, renderer):
+    """A Shap-E img2img pipeline of randomly initialised parts, with the published scheduler, a
+    renderer that always finds a surface and the marching-cubes table a checkpoint would carry."""
+    from diffusers import HeunDiscreteScheduler, ShapEImg2ImgPipeline
+
     _make_surface_certain(renderer)
     _fill_marching_cubes_table(renderer.mesh_decoder)
     scheduler = HeunDiscreteScheduler(
@@ -193,14 +201,13 @@ def _build_shap_e_img2img(folder: Path) -> None:
         clip_sample=True,
         clip_sample_range=1.0,
     )
-    pipe = ShapEImg2ImgPipeline(
+    return ShapEImg2ImgPipeline(
         prior=prior,
         image_encoder=image_encoder,
         image_processor=image_processor,
         scheduler=scheduler,
         shap_e_renderer=renderer,
     )
-    pipe.save_pretrained(folder)
 
 
 def _make_surface_certain(renderer) -> None:
