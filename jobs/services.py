@@ -341,8 +341,10 @@ def recover_orphaned_jobs() -> list[Job]:
     """
     recovered = []
     for job in Job.objects.filter(selectors.orphaned()):
-        if fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job):
-            recovered.append(job)
+        # Released and requeued in one commit: a client polling meanwhile never sees it failed.
+        with transaction.atomic():
+            if fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job):
+                recovered.append(job)
     return recovered
 
 
