@@ -34,7 +34,6 @@ from pathlib import Path
 # Run as a script, Python puts benchmarks/ on the path, not the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import PIL.ImageDraw  # noqa: E402
 import torch  # noqa: E402
@@ -51,6 +50,7 @@ from generation.pipelines import (  # noqa: E402
     select_dtype,
 )
 from generation.pipelines import mesh as mesh_module  # noqa: E402
+from generation.pipelines.image_to_3d.shap_e import mesh_from_decoder  # noqa: E402
 
 STAGES = ("text_to_image", "cut_out", "image_to_3d", "post_processing", "glb_export", "upload")
 TARGET_RATIO = 1.10  # end-to-end time over the bare libraries' time
@@ -397,12 +397,7 @@ def _bare_shap_e(backend, photo) -> trimesh.Trimesh:
         output_type="latent",
     ).images
     decoded = pipe.shap_e_renderer.decode_to_mesh(latents[0][None], backend.device, grid_size=backend.grid_size)
-    colours = torch.stack([decoded.vertex_channels[channel] for channel in "RGB"], dim=1)
-    return trimesh.Trimesh(
-        vertices=decoded.verts.cpu().numpy(),
-        faces=decoded.faces.cpu().numpy(),
-        vertex_colors=(colours.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8),
-    )
+    return mesh_from_decoder(decoded)  # the same conversion as ours: trimesh needs one either way
 
 
 def _bare_hunyuan3d(backend, photo) -> trimesh.Trimesh:

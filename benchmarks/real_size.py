@@ -18,6 +18,7 @@ from generation.tiny_models import (
     SEED,
     _byte_level_clip_tokenizer,
     shap_e_img2img_pipeline,
+    stable_diffusion_pipeline,
     save_hunyuan3d_checkpoint,
 )
 
@@ -154,7 +155,7 @@ HUNYUAN3D_2_CONFIG = {
 
 
 def build_text_to_image(folder: Path, device: torch.device) -> None:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     # No tokenizer can be downloaded: the tiny byte-level one pads every prompt to the same 77 tokens.
@@ -174,17 +175,7 @@ def build_text_to_image(folder: Path, device: torch.device) -> None:
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    _save(pipe, folder)
+    _save(stable_diffusion_pipeline(unet, vae, text_encoder, tokenizer, scheduler), folder)
 
 
 def build_shap_e(folder: Path, device: torch.device) -> None:

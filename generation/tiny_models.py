@@ -40,7 +40,7 @@ def build_tiny_models(directory: Path) -> dict[str, Path]:
 
 
 def _build_text_to_image(folder: Path) -> None:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = _byte_level_clip_tokenizer()
@@ -88,7 +88,14 @@ def _build_text_to_image(folder: Path) -> None:
         # to blobs. Predicting the noise instead would leave the sampler's own white noise behind.
         prediction_type="sample",
     )
-    pipe = StableDiffusionPipeline(
+    stable_diffusion_pipeline(unet, vae, text_encoder, tokenizer, scheduler).save_pretrained(folder)
+
+
+def stable_diffusion_pipeline(unet, vae, text_encoder, tokenizer, scheduler):
+    """A Stable Diffusion pipeline of these parts, without the safety checker (no weights for it)."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -98,7 +105,6 @@ def _build_text_to_image(folder: Path) -> None:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(folder)
 
 
 def _symmetrise_kernels(decoder) -> None:

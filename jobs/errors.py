@@ -63,7 +63,7 @@ def json_exception_handler(exc, context):
     if response is None:
         # Not an API exception: a bug. Log it whole, tell the client only that it happened.
         logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
-        return JsonResponse({"error": "Internal server error"}, status=500)
+        return json_response("Internal server error", 500)
     response.data = {"error": _first_message(exc.detail)}
     return response
 

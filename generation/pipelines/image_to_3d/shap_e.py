@@ -62,11 +62,17 @@ class ShapEBackend(ImageTo3DBackend):
         # output_type="mesh" would decode at the renderer's default grid of 128; decode here to choose it.
         renderer = self.pipe.shap_e_renderer
         decoded = renderer.decode_to_mesh(latents[0][None], self.device, grid_size=self.grid_size)
-        # The renderer converts its colours to linear RGB, which is what glTF's COLOR_0 holds.
-        colours = torch.stack([decoded.vertex_channels[channel] for channel in "RGB"], dim=1)
-        mesh = trimesh.Trimesh(
-            vertices=decoded.verts.cpu().numpy(),
-            faces=decoded.faces.cpu().numpy(),
-            vertex_colors=(colours.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8),
-        )
-        return mesh.apply_transform(Z_UP_TO_Y_UP)
+        return mesh_from_decoder(decoded).apply_transform(Z_UP_TO_Y_UP)
+
+
+def mesh_from_decoder(decoded) -> trimesh.Trimesh:
+    """A trimesh of Shap-E's decoded mesh (``MeshDecoderOutput``), in its own z-up frame.
+
+    The renderer converts its colours to linear RGB, which is what glTF's COLOR_0 holds.
+    """
+    colours = torch.stack([decoded.vertex_channels[channel] for channel in "RGB"], dim=1)
+    return trimesh.Trimesh(
+        vertices=decoded.verts.cpu().numpy(),
+        faces=decoded.faces.cpu().numpy(),
+        vertex_colors=(colours.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8),
+    )
