@@ -52,8 +52,13 @@ def service(django_db_setup, token_minter, tmp_path_factory):
         wait_until_serving(base, process, log)
         yield base
     finally:
+        # A graceful stop waits for gunicorn's and Celery's own shutdowns; past a minute, force it.
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
