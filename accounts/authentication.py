@@ -9,6 +9,13 @@ logger = logging.getLogger(__name__)
 SESSION_COOKIE = "__session"
 
 
+class AuthenticationUnavailable(exceptions.APIException):
+    """The spec's 503 for an external service that is down: the client retries, it does not sign in again."""
+
+    status_code = 503
+    default_detail = "Authentication service unavailable. Please try again later."
+
+
 class ClerkAuthentication(authentication.BaseAuthentication):
     """Clerk session tokens, from ``Authorization: Bearer`` or Clerk's ``__session`` cookie.
 
@@ -26,6 +33,9 @@ class ClerkAuthentication(authentication.BaseAuthentication):
         except clerk.InvalidToken as exc:
             logger.info("Rejected Clerk token: %s", exc)
             raise exceptions.AuthenticationFailed("Invalid or expired token") from exc
+        except clerk.KeysUnavailable as exc:
+            logger.warning("Clerk token not verifiable now: %s", exc)
+            raise AuthenticationUnavailable() from exc
         return services.user_from_claims(claims), claims
 
     def authenticate_header(self, request):

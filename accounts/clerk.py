@@ -4,7 +4,9 @@ Keys come from, in order of preference: ``CLERK_JWT_KEY`` (the instance's PEM pu
 at all), ``CLERK_JWKS_URL``, or the Backend API's ``/v1/jwks`` with ``CLERK_SECRET_KEY``. Fetched keys
 are cached by ``kid``; an unknown ``kid`` triggers at most one refetch per ``JWKS_REFETCH_SECONDS``
 (one per ``JWKS_RETRY_SECONDS`` after a failed fetch), so a flood of forged tokens cannot turn into a
-flood of requests to Clerk, even while Clerk is failing.
+flood of requests to Clerk, even while Clerk is failing. While the keys cannot be fetched, a token
+whose key is not cached can be neither accepted nor refused: that is ``KeysUnavailable``, not
+``InvalidToken``, so that a client is told to retry rather than to sign in again.
 """
 
 import logging
@@ -35,6 +37,10 @@ class ClerkUnavailable(Exception):
     """Clerk's Backend API could not be reached or answered with an error."""
 
 
+class KeysUnavailable(ClerkUnavailable):
+    """The token's signing key is not cached and Clerk's keys cannot be fetched now."""
+
+
 @dataclass(frozen=True)
 class Profile:
     email: str
@@ -50,6 +56,7 @@ class _JwksCache:
         # Monotonic time before which no fetch is tried; None: fetch on the next unknown kid. (Not
         # "0.0 = long ago": the monotonic clock starts near 0 at boot.)
         self._next_fetch_at: float | None = None
+        self._last_fetch_failed = False
         self._lock = threading.Lock()
 
     def key(self, kid: str):
@@ -59,6 +66,8 @@ class _JwksCache:
             try:
                 return self._keys[kid]
             except KeyError:
+                if self._last_fetch_failed:
+                    raise KeysUnavailable(f"signing key {kid!r} not cached, and Clerk's keys unavailable") from None
                 raise InvalidToken(f"unknown signing key {kid!r}") from None
 
     def _may_fetch(self) -> bool:
@@ -67,16 +76,18 @@ class _JwksCache:
     def _refresh(self) -> None:
         try:
             keys = _fetch_jwks()
-        except InvalidToken:
+        except KeysUnavailable:
             # Keep the keys we have; try again soon, but not on every request.
             self._next_fetch_at = time.monotonic() + JWKS_RETRY_SECONDS
+            self._last_fetch_failed = True
             raise
         self._keys = keys
         self._next_fetch_at = time.monotonic() + JWKS_REFETCH_SECONDS
+        self._last_fetch_failed = False
 
     def clear(self):
         with self._lock:
-            self._keys, self._next_fetch_at = {}, None
+            self._keys, self._next_fetch_at, self._last_fetch_failed = {}, None, False
 
 
 _jwks = _JwksCache()
@@ -97,8 +108,9 @@ def _fetch_jwks() -> dict:
         if not isinstance(keys, list):
             raise ValueError("'keys' is not a list")
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        # Also a refused secret key: the caller's token is not at fault, the configuration is.
         logger.warning("Could not fetch Clerk JWKS: %s", exc)
-        raise InvalidToken("signing keys unavailable") from exc
+        raise KeysUnavailable(f"Clerk's keys could not be fetched: {exc}") from exc
     usable = {}
     for key in keys:
         if not isinstance(key, dict) or key.get("kty") != "RSA" or not isinstance(key.get("kid"), str):
@@ -120,7 +132,7 @@ def _signing_key(header: dict):
 
 
 def verify_session_token(token: str) -> dict:
-    """Return the claims of a valid Clerk session token, or raise InvalidToken."""
+    """Return the claims of a valid Clerk session token; raise InvalidToken, or KeysUnavailable."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:

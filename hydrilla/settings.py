@@ -160,6 +160,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],  # the schema is public, whatever token a caller sends
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.openapi.document_authentication_outage",
+    ],
 }
 
 # --- Clerk -----------------------------------------------------------------------------------

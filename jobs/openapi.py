@@ -55,6 +55,27 @@ def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(Error, description=description)
 
 
+AUTHENTICATION_OUTAGE = "A token was sent, but Clerk's signing keys cannot be fetched to check it: retry later."
+
+
+def document_authentication_outage(result, generator, request, public):
+    """Postprocessing hook: every operation that reads a token may answer 503 while Clerk is
+    unreachable (``accounts.authentication.AuthenticationUnavailable``), whatever the view does."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            if "security" not in operation:
+                continue
+            responses = operation["responses"]
+            if "503" in responses:
+                responses["503"]["description"] += f" Or: {AUTHENTICATION_OUTAGE}"
+            else:
+                responses["503"] = {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "description": AUTHENTICATION_OUTAGE,
+                }
+    return result
+
+
 class JobQueue(drf.Serializer):
     position = drf.IntegerField(min_value=0, help_text="0: running or finished; 1+: waiting.")
     jobs_ahead = drf.IntegerField(min_value=0)

@@ -14,12 +14,14 @@ from rest_framework.test import APIClient
 from accounts import clerk
 from accounts.models import User
 from jobs.models import JobState
+from tests.api.helpers import assert_matches_schema
 from tests.factories import JobFactory, UserFactory
 
 ATTACKER = "user_attacker"
 INVALID_TOKEN = {"error": "Invalid or expired token"}
 INVALID_HEADER = {"error": "Invalid authorization header"}
 AUTH_REQUIRED = {"error": "Authentication required"}
+AUTH_UNAVAILABLE = {"error": "Authentication service unavailable. Please try again later."}
 
 # Every /api/3d endpoint that looks at the caller: (method, path, body).
 SOME_JOB = "3f1c1a9e-9d3b-4a52-9a51-2f4f3b1f0c11"
@@ -67,6 +69,12 @@ def assert_refused(response, body=INVALID_TOKEN):
     assert response.status_code == 401, response.content
     assert response.json() == body
     assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def assert_unavailable(response):
+    """The spec's 503 ("show: service temporarily unavailable"), not a 401 that signs the user out."""
+    assert response.status_code == 503, response.content
+    assert response.json() == AUTH_UNAVAILABLE
 
 
 # --- forged, broken and unacceptable tokens ---------------------------------------------------
@@ -312,7 +320,7 @@ def test_a_wrong_secret_key_gets_no_keys_and_no_user(settings, clerk_secret_key,
 
     response = bearer(user_id="user_nokey").get("/api/3d/history")
 
-    assert_refused(response)
+    assert_unavailable(response)  # the server's configuration is at fault, not the caller's token
     assert clerk_secret_key.requests_to("/v1/jwks") == 1
     assert not User.objects.exists()
 
@@ -393,28 +401,44 @@ def test_cached_keys_keep_working_during_a_clerk_outage(outage, clerk_secret_key
         clerk_secret_key.go_down()
 
     assert bearer(user_id="user_r").get("/api/3d/history").status_code == 200
-    for _ in range(5):  # unknown kids during the outage: refused, and Clerk is not hammered
+    # Unknown kids during the outage (a rotated key, or a forgery): not verifiable, so not accepted,
+    # and Clerk is not hammered.
+    for _ in range(5):
         token = forger.token(ATTACKER, kid=f"ins_{uuid.uuid4().hex}")
-        assert_refused(client_with(f"Bearer {token}").get("/api/3d/history"))
+        assert_unavailable(client_with(f"Bearer {token}").get("/api/3d/history"))
 
     assert clerk_secret_key.requests_to("/v1/jwks") == (2 if outage == "500" else 1)
     assert not User.objects.filter(pk=ATTACKER).exists()
 
 
 @pytest.mark.django_db
-def test_without_any_keys_tokens_are_refused_until_clerk_is_back(clerk_secret_key, clock, bearer):
+@pytest.mark.parametrize("method, path, body", REQUIRE_AUTH + OPTIONAL_AUTH[:1])
+def test_without_any_keys_every_endpoint_answers_503(method, path, body, clerk_secret_key, token_minter):
+    clerk_secret_key.go_down()
+
+    response = call(client_with(f"Bearer {token_minter.token('user_w')}"), method, path, body)
+
+    assert_unavailable(response)
+    assert_matches_schema(response, path.replace(SOME_JOB, "{job_id}"), method.upper())
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_without_any_keys_tokens_get_503_until_clerk_is_back(clerk_secret_key, clock, bearer, forger):
     clerk_secret_key.fail_with(500)
 
-    assert_refused(bearer(user_id="user_w").get("/api/3d/history"))
+    assert_unavailable(bearer(user_id="user_w").get("/api/3d/history"))
     clerk_secret_key.fail_with(None)
     clock.advance(1)
-    assert_refused(bearer(user_id="user_w").get("/api/3d/history"))  # a failed fetch is not retried at once
+    assert_unavailable(bearer(user_id="user_w").get("/api/3d/history"))  # a failed fetch is not retried at once
     assert clerk_secret_key.requests_to("/v1/jwks") == 1
     assert not User.objects.exists()
 
     clock.advance(clerk.JWKS_RETRY_SECONDS)  # ...but well before the normal refetch interval
     assert bearer(user_id="user_w").get("/api/3d/history").status_code == 200
     assert clerk_secret_key.requests_to("/v1/jwks") == 2
+    # Keys fetched again: a token signed by none of them is refused, no longer "unavailable".
+    assert_refused(client_with(f"Bearer {forger.token(ATTACKER, kid='ins_unknown')}").get("/api/3d/history"))
 
 
 @pytest.mark.django_db
