@@ -21,7 +21,9 @@ class ClerkAuthentication(authentication.BaseAuthentication):
 
     No token: anonymous (``optionalAuth`` endpoints go on, ``requireAuth`` ones answer 401).
     A token that is present but invalid is refused outright, never downgraded to anonymous, so a
-    client with an expired session learns it instead of silently losing its history.
+    client with an expired session learns it instead of silently losing its history. A token that
+    cannot be checked now (Clerk's keys unreachable) is a 503: the client retries, and signs in again
+    only when told its token is bad.
     """
 
     def authenticate(self, request):
@@ -34,7 +36,7 @@ class ClerkAuthentication(authentication.BaseAuthentication):
             logger.info("Rejected Clerk token: %s", exc)
             raise exceptions.AuthenticationFailed("Invalid or expired token") from exc
         except clerk.KeysUnavailable as exc:
-            logger.warning("Clerk token not verifiable now: %s", exc)
+            logger.info("Clerk token not verifiable now: %s", exc)  # the failed fetch itself is a warning
             raise AuthenticationUnavailable() from exc
         return services.user_from_claims(claims), claims
 

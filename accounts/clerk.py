@@ -60,6 +60,11 @@ class _JwksCache:
         self._lock = threading.Lock()
 
     def key(self, kid: str):
+        # Cached keys need no lock (refreshes replace the dict whole): a token signed by one never
+        # waits for a fetch that another request is making, however long Clerk takes to answer.
+        cached = self._keys.get(kid)
+        if cached is not None:
+            return cached
         with self._lock:
             if kid not in self._keys and self._may_fetch():
                 self._refresh()
@@ -100,7 +105,8 @@ def _fetch_jwks() -> dict:
         url = f"{settings.CLERK_API_URL}/v1/jwks"
         headers = {"Authorization": f"Bearer {settings.CLERK_SECRET_KEY}"}
     else:
-        raise InvalidToken("no Clerk key is configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)")
+        logger.warning("No Clerk key is configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)")
+        raise KeysUnavailable("no Clerk key is configured")
     try:
         response = requests.get(url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
         response.raise_for_status()

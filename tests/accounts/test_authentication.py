@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
 
@@ -439,6 +440,49 @@ def test_without_any_keys_tokens_get_503_until_clerk_is_back(clerk_secret_key, c
     assert clerk_secret_key.requests_to("/v1/jwks") == 2
     # Keys fetched again: a token signed by none of them is refused, no longer "unavailable".
     assert_refused(client_with(f"Bearer {forger.token(ATTACKER, kid='ins_unknown')}").get("/api/3d/history"))
+
+
+def test_a_cached_key_does_not_wait_for_a_fetch_in_progress(clerk_secret_key, clock, token_minter, monkeypatch):
+    """Clerk hanging on one request's refetch must not stall everyone whose key is cached."""
+    token = token_minter.token("user_r")
+    assert clerk.verify_session_token(token)["sub"] == "user_r"  # the keys are fetched and cached
+    clock.advance(clerk.JWKS_REFETCH_SECONDS + 1)
+    fetching, answer = threading.Event(), threading.Event()
+
+    def hanging_fetch():
+        fetching.set()
+        answer.wait(30)
+        raise clerk.KeysUnavailable("Clerk timed out")
+
+    monkeypatch.setattr(clerk, "_fetch_jwks", hanging_fetch)
+    results = {}
+
+    def verify(name, token):
+        try:
+            results[name] = clerk.verify_session_token(token)["sub"]
+        except clerk.ClerkUnavailable as exc:
+            results[name] = type(exc)
+
+    unknown_kid = threading.Thread(target=verify, args=("unknown", token_minter.token("user_r", kid="ins_new")))
+    unknown_kid.start()
+    try:
+        assert fetching.wait(10)
+        cached_kid = threading.Thread(target=verify, args=("cached", token))
+        cached_kid.start()
+        cached_kid.join(10)
+        assert results.get("cached") == "user_r"  # answered while the fetch still hangs
+    finally:
+        answer.set()
+        unknown_kid.join(10)
+    assert results["unknown"] is clerk.KeysUnavailable
+
+
+@pytest.mark.django_db
+def test_with_no_clerk_key_configured_a_token_is_a_503_and_no_user(settings, bearer):
+    settings.CLERK_JWT_KEY = settings.CLERK_JWKS_URL = settings.CLERK_SECRET_KEY = ""
+
+    assert_unavailable(bearer(user_id="user_n").get("/api/3d/history"))
+    assert not User.objects.exists()
 
 
 @pytest.mark.django_db
