@@ -1,6 +1,7 @@
 # The image of the web service and of both workers (see compose.yaml). The workers need CUDA
 # torch; the web process never initialises CUDA, and one image keeps one build and one set of pins.
-FROM python:3.11-slim
+# Debian 12 named: the apt package names below are its own.
+FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,6 +12,11 @@ WORKDIR /app
 
 # Dependencies before the code, so that a code change reuses this layer.
 ARG REQUIREMENTS=requirements/gpu.txt
+# hy3dgen (the hunyuan3d extra) brings opencv-python, which links libGL and GLib.
+RUN case "$REQUIREMENTS" in *hunyuan3d*) \
+        apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+        && rm -rf /var/lib/apt/lists/* ;; \
+    esac
 COPY requirements/ requirements/
 RUN pip install -r "$REQUIREMENTS"
 

@@ -3,17 +3,29 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS ?= requirements/dev.txt
-STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
+REQUIREMENTS_HASH := $(shell cat requirements/*.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
+# The GPU image's packages (CUDA torch, hy3dgen), installed beside the CPU venv to test them.
+GPU_VENV := .venv-gpu
+GPU_STAMP := $(GPU_VENV)/.installed-$(REQUIREMENTS_HASH)
 
-.PHONY: install run worker web demo test test-services test-embedded lint clean
+.PHONY: install run worker web demo test test-services test-embedded test-gpu-packages lint clean
+
+# (Re)make the virtualenv $(1) from the requirements files $(2) when a requirements file changed.
+define make_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/pip install --quiet --upgrade pip
+	$(1)/bin/pip install --quiet $(foreach file,$(2),-r $(file))
+	rm -f $(1)/.installed-* && touch $@
+endef
 
 install: $(STAMP)
 
 $(STAMP):
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r $(REQUIREMENTS)
-	rm -f $(VENV)/.installed-* && touch $@
+	$(call make_venv,$(VENV),$(REQUIREMENTS))
+
+$(GPU_STAMP):
+	$(call make_venv,$(GPU_VENV),requirements/hunyuan3d.txt requirements/test.txt)
 
 ## Serve the API on $PORT (default 4000) with its Celery workers, in the foreground.
 run: install
@@ -26,14 +38,21 @@ run: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
-## The whole suite against PostgreSQL, RabbitMQ, Redis and S3 (moto), then on the embedded defaults.
-test: install test-services test-embedded
+## The whole suite against PostgreSQL, RabbitMQ, Redis and S3 (moto), then on the embedded defaults,
+## then the generation tests on the GPU image's packages.
+test: install test-services test-embedded test-gpu-packages
 
 test-services:
 	scripts/test-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-embedded:
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u S3_BUCKET $(BIN)/python -m pytest -m embedded $(PYTEST_ARGS)
+
+# The generation tests, the real Hunyuan3D-2 pipeline's included, on the packages of the GPU image with
+# the hunyuan3d extra, on this CPU. Importing hy3dgen first: a failed import would only skip its tests.
+test-gpu-packages: $(GPU_STAMP)
+	$(GPU_VENV)/bin/python -c "from hy3dgen.shapegen import Hunyuan3DDiTFlowMatchingPipeline"
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u S3_BUCKET $(GPU_VENV)/bin/python -m pytest tests/generation $(PYTEST_ARGS)
 
 clean:
 	rm -rf var/broker var/media var/db.sqlite3*

@@ -274,9 +274,8 @@ def _sdpa(choice: str):
 
 def _benchmark_backend(text_to_image, backend, name: str, photo, storage, repeats: int) -> dict:
     bare = BARE_IMAGE_TO_3D.get(name)
-    # Ours and bare each in a block of their own, not interleaved: our pipelines hand the allocator's
-    # cached GPU memory back after every call, so each of our jobs starts as a production job does,
-    # and a bare job right after one would pay for that as well.
+    # Ours and bare each in a block after a warm-up job of its own: the bare calls differ from ours
+    # (Shap-E's latents then decode_to_mesh, say), so each has first calls and compilations to pay.
     first_job = _our_job(text_to_image, backend, photo, storage)  # warm-up: first calls, compilation
     runs = {"ours": [_our_job(text_to_image, backend, photo, storage) for _ in range(repeats)], "bare": []}
     if bare:

@@ -2,8 +2,9 @@
 pipeline on tiny random weights where hy3dgen imports.
 
 hy3dgen imports torchvision, and PyPI's torchvision wheels for Linux x86_64 are CUDA builds that do
-not load beside the CPU torch of torch-cpu.txt; so the real-pipeline tests run on GPU images
-(requirements/hunyuan3d.txt) and are skipped on CPU-only machines.
+not load beside the CPU torch of torch-cpu.txt: the real-pipeline tests skip in `.venv` and run in
+`make test-gpu-packages`, on the GPU image's packages (requirements/hunyuan3d.txt), on the CPU and,
+where there is one, on the GPU.
 """
 
 import importlib.util
@@ -170,7 +171,7 @@ def test_load_prefers_a_local_folder_and_passes_the_options(recorded_loads, tmp_
 needs_hy3dgen = pytest.mark.skipif(
     not hy3dgen_importable(),
     reason="hy3dgen is not installed, or its torchvision does not load beside this torch "
-    "(PyPI's x86_64 torchvision is a CUDA build): runs on GPU images with requirements/hunyuan3d.txt",
+    "(PyPI's x86_64 torchvision is a CUDA build): `make test-gpu-packages` runs it",
 )
 DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
