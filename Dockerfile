@@ -12,7 +12,7 @@ WORKDIR /app
 
 # Dependencies before the code, so that a code change reuses this layer.
 ARG REQUIREMENTS=requirements/gpu.txt
-# hy3dgen (the hunyuan3d extra) brings opencv-python, which links libGL and GLib.
+# hy3dgen (the hunyuan3d extra) imports OpenCV and PyMeshLab, which link libGL and GLib.
 RUN case "$REQUIREMENTS" in *hunyuan3d*) \
         apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
         && rm -rf /var/lib/apt/lists/* ;; \
