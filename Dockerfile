@@ -12,13 +12,16 @@ WORKDIR /app
 
 # Dependencies before the code, so that a code change reuses this layer.
 ARG REQUIREMENTS=requirements/gpu.txt
-# hy3dgen (the hunyuan3d extra) imports OpenCV and PyMeshLab, which link libGL and GLib.
-RUN case "$REQUIREMENTS" in *hunyuan3d*) \
-        apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
-        && rm -rf /var/lib/apt/lists/* ;; \
-    esac
 COPY requirements/ requirements/
 RUN pip install -r "$REQUIREMENTS"
+# The hunyuan3d extra: hy3dgen without the dependencies it declares but the shape pipeline never
+# imports (see requirements/hunyuan3d-no-deps.txt), and the system libraries that PyMeshLab links
+# (libGL, libOpenGL, fontconfig; the rest come with them or are in the base image).
+RUN case "$REQUIREMENTS" in *hunyuan3d*) \
+        pip install --no-deps -r requirements/hunyuan3d-no-deps.txt \
+        && apt-get update && apt-get install -y --no-install-recommends libgl1 libopengl0 libfontconfig1 \
+        && rm -rf /var/lib/apt/lists/* ;; \
+    esac
 
 COPY . .
 RUN python manage.py collectstatic --noinput --verbosity 0

@@ -9,13 +9,15 @@ STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
 GPU_VENV := .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.installed-$(REQUIREMENTS_HASH)
 
-.PHONY: install run worker web demo test test-services test-embedded test-gpu-packages lint clean
+.PHONY: install run demo test test-services test-embedded test-gpu-packages clean
 
-# (Re)make the virtualenv $(1) from the requirements files $(2) when a requirements file changed.
+# (Re)make the virtualenv $(1) from the requirements files $(2), then those of $(3) without their
+# dependencies, when a requirements file changed.
 define make_venv
 	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
 	$(1)/bin/pip install --quiet --upgrade pip
 	$(1)/bin/pip install --quiet $(foreach file,$(2),-r $(file))
+	$(if $(3),$(1)/bin/pip install --quiet --no-deps $(foreach file,$(3),-r $(file)))
 	rm -f $(1)/.installed-* && touch $@
 endef
 
@@ -25,7 +27,7 @@ $(STAMP):
 	$(call make_venv,$(VENV),$(REQUIREMENTS))
 
 $(GPU_STAMP):
-	$(call make_venv,$(GPU_VENV),requirements/hunyuan3d.txt requirements/test.txt)
+	$(call make_venv,$(GPU_VENV),requirements/hunyuan3d.txt requirements/test.txt,requirements/hunyuan3d-no-deps.txt)
 
 ## Serve the API on $PORT (default 4000) with its Celery workers, in the foreground.
 run: install

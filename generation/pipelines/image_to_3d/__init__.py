@@ -5,7 +5,7 @@ import importlib.util
 from . import shap_e, silhouette  # noqa: F401  (registers the backends)
 from .base import BACKENDS, ImageTo3DBackend, load_backend, register_backend
 
-# Hunyuan3D-2 needs its optional package (requirements/hunyuan3d.txt). Finding the package imports
+# Hunyuan3D-2 needs its optional package (requirements/hunyuan3d*.txt). Finding the package imports
 # nothing: hy3dgen itself pulls in torchvision, OpenCV and more, and is imported when the model loads.
 if importlib.util.find_spec("hy3dgen") is not None:
     from .hunyuan3d import Hunyuan3DBackend

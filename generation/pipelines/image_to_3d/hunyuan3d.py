@@ -98,8 +98,8 @@ def _pipeline_class():
         from hy3dgen.shapegen import Hunyuan3DDiTFlowMatchingPipeline
     except (ImportError, RuntimeError) as exc:  # a torchvision built for another torch fails with RuntimeError
         raise ImportError(
-            "The hunyuan3d backend needs hy3dgen (requirements/hunyuan3d.txt) and a torchvision built for "
-            f"torch {torch.__version__}"
+            "The hunyuan3d backend needs hy3dgen and what it imports (requirements/hunyuan3d.txt and "
+            f"hunyuan3d-no-deps.txt), with a torchvision built for torch {torch.__version__}"
         ) from exc
     return Hunyuan3DDiTFlowMatchingPipeline
 
