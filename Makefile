@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 REQUIREMENTS ?= requirements/dev.txt
 REQUIREMENTS_HASH := $(shell cat requirements/*.txt | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
-# The GPU image's packages (CUDA torch, hy3dgen), installed beside the CPU venv to test them.
+# The packages of a GPU image with the hunyuan3d extra (CUDA torch, hy3dgen), beside the CPU venv, to test them.
 GPU_VENV := .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.installed-$(REQUIREMENTS_HASH)
 
