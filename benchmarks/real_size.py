@@ -17,6 +17,7 @@ import torch
 from generation.tiny_models import (
     SEED,
     _byte_level_clip_tokenizer,
+    hunyuan3d_config,
     shap_e_img2img_pipeline,
     stable_diffusion_pipeline,
     save_hunyuan3d_checkpoint,
@@ -87,71 +88,46 @@ SHAP_E_PRIOR = {
 
 # tencent/Hunyuan3D-2, subfolder hunyuan3d-dit-v2-0: the 1.1B flow-matching DiT, the shape VAE and a
 # DINOv2-giant image encoder.
-HUNYUAN3D_2_CONFIG = {
-    "model": {
-        "target": "hy3dgen.shapegen.models.Hunyuan3DDiT",
-        "params": {
-            "in_channels": 64,
-            "context_in_dim": 1536,
-            "hidden_size": 1024,
-            "mlp_ratio": 4.0,
-            "num_heads": 16,
-            "depth": 16,
-            "depth_single_blocks": 32,
-            "axes_dim": [64],
-            "theta": 10000,
-            "qkv_bias": True,
-            "guidance_embed": False,
-        },
+HUNYUAN3D_2_CONFIG = hunyuan3d_config(
+    dit={
+        "in_channels": 64,
+        "context_in_dim": 1536,
+        "hidden_size": 1024,
+        "mlp_ratio": 4.0,
+        "num_heads": 16,
+        "depth": 16,
+        "depth_single_blocks": 32,
+        "axes_dim": [64],
+        "theta": 10000,
+        "qkv_bias": True,
+        "guidance_embed": False,
     },
-    "vae": {
-        "target": "hy3dgen.shapegen.models.ShapeVAE",
-        "params": {
-            "num_latents": 3072,
-            "embed_dim": 64,
-            "num_freqs": 8,
-            "include_pi": False,
-            "heads": 16,
-            "width": 1024,
-            "num_decoder_layers": 16,
-            "qkv_bias": False,
-            "qk_norm": True,
-            "scale_factor": 0.9990943042622529,
-        },
+    vae={
+        "num_latents": 3072,
+        "embed_dim": 64,
+        "num_freqs": 8,
+        "include_pi": False,
+        "heads": 16,
+        "width": 1024,
+        "num_decoder_layers": 16,
+        "qkv_bias": False,
+        "qk_norm": True,
+        "scale_factor": 0.9990943042622529,
     },
-    "conditioner": {
-        "target": "hy3dgen.shapegen.models.SingleImageEncoder",
-        "params": {
-            "main_image_encoder": {
-                "type": "DinoImageEncoder",
-                "kwargs": {
-                    "config": {
-                        "model_type": "dinov2",
-                        "hidden_size": 1536,
-                        "num_hidden_layers": 40,
-                        "num_attention_heads": 24,
-                        "mlp_ratio": 4,
-                        "use_swiglu_ffn": True,
-                        "patch_size": 14,
-                        "image_size": 518,
-                        "layer_norm_eps": 1e-6,
-                        "layerscale_value": 1.0,
-                        "qkv_bias": True,
-                    },
-                    "image_size": 518,
-                },
-            }
-        },
+    image_encoder={
+        "hidden_size": 1536,
+        "num_hidden_layers": 40,
+        "num_attention_heads": 24,
+        "mlp_ratio": 4,
+        "use_swiglu_ffn": True,
+        "patch_size": 14,
+        "layer_norm_eps": 1e-6,
+        "layerscale_value": 1.0,
+        "qkv_bias": True,
     },
-    "scheduler": {
-        "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
-        "params": {"num_train_timesteps": 1000},
-    },
-    "image_processor": {
-        "target": "hy3dgen.shapegen.preprocessors.ImageProcessorV2",
-        "params": {"size": 512, "border_ratio": 0.15},
-    },
-}
+    encoder_image_size=518,
+    processor_size=512,
+)
 
 
 def build_text_to_image(folder: Path, device: torch.device) -> None:

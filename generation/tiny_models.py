@@ -239,66 +239,69 @@ def _fill_marching_cubes_table(mesh_decoder) -> None:
 
 # Hunyuan3D-2 checkpoints are hy3dgen's own format: a config.yaml naming each part's class and
 # arguments, and one safetensors file whose keys start with the part's name.
-TINY_HUNYUAN3D_CONFIG = {
-    "model": {
-        "target": "hy3dgen.shapegen.models.Hunyuan3DDiT",
-        "params": {
-            "in_channels": 8,  # the VAE's embed_dim
-            "context_in_dim": 32,  # the image encoder's hidden_size
-            "hidden_size": 32,
-            "mlp_ratio": 2.0,
-            "num_heads": 2,
-            "depth": 1,
-            "depth_single_blocks": 1,
-            "axes_dim": [16],  # hidden_size // num_heads
-            "theta": 10000,
-            "qkv_bias": True,
-        },
-    },
-    "vae": {
-        "target": "hy3dgen.shapegen.models.ShapeVAE",
-        "params": {
-            "num_latents": 16,
-            "embed_dim": 8,
-            "width": 32,
-            "heads": 2,
-            "num_decoder_layers": 1,
-            "num_freqs": 2,
-            "include_pi": False,
-            "qkv_bias": False,
-            "qk_norm": True,
-            "scale_factor": 1.0,
-        },
-    },
-    "conditioner": {
-        "target": "hy3dgen.shapegen.models.SingleImageEncoder",
-        "params": {
-            "main_image_encoder": {
-                "type": "DinoImageEncoder",
-                "kwargs": {
-                    "config": {
-                        "model_type": "dinov2",
-                        "hidden_size": 32,
-                        "num_hidden_layers": 1,
-                        "num_attention_heads": 2,
-                        "mlp_ratio": 2,
-                        "patch_size": 14,
-                        "image_size": 28,
+def hunyuan3d_config(
+    *, dit: dict, vae: dict, image_encoder: dict, encoder_image_size: int, processor_size: int
+) -> dict:
+    """The config.yaml of a Hunyuan3D-2 shape checkpoint whose parts have these sizes: the DiT, the
+    shape VAE and the DINOv2 image encoder (seeing ``encoder_image_size`` px of the
+    ``processor_size`` px canvas that hy3dgen's image processor prepares)."""
+    return {
+        "model": {"target": "hy3dgen.shapegen.models.Hunyuan3DDiT", "params": dit},
+        "vae": {"target": "hy3dgen.shapegen.models.ShapeVAE", "params": vae},
+        "conditioner": {
+            "target": "hy3dgen.shapegen.models.SingleImageEncoder",
+            "params": {
+                "main_image_encoder": {
+                    "type": "DinoImageEncoder",
+                    "kwargs": {
+                        "config": {"model_type": "dinov2", **image_encoder, "image_size": encoder_image_size},
+                        "image_size": encoder_image_size,
                     },
-                    "image_size": 28,
-                },
-            }
+                }
+            },
         },
+        "scheduler": {
+            "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
+            "params": {"num_train_timesteps": 1000},
+        },
+        "image_processor": {
+            "target": "hy3dgen.shapegen.preprocessors.ImageProcessorV2",
+            "params": {"size": processor_size, "border_ratio": 0.15},
+        },
+    }
+
+
+TINY_HUNYUAN3D_CONFIG = hunyuan3d_config(
+    dit={
+        "in_channels": 8,  # the VAE's embed_dim
+        "context_in_dim": 32,  # the image encoder's hidden_size
+        "hidden_size": 32,
+        "mlp_ratio": 2.0,
+        "num_heads": 2,
+        "depth": 1,
+        "depth_single_blocks": 1,
+        "axes_dim": [16],  # hidden_size // num_heads
+        "theta": 10000,
+        "qkv_bias": True,
     },
-    "scheduler": {
-        "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
-        "params": {"num_train_timesteps": 1000},
+    vae={
+        "num_latents": 16,
+        "embed_dim": 8,
+        "width": 32,
+        "heads": 2,
+        "num_decoder_layers": 1,
+        "num_freqs": 2,
+        "include_pi": False,
+        "qkv_bias": False,
+        "qk_norm": True,
+        "scale_factor": 1.0,
     },
-    "image_processor": {
-        "target": "hy3dgen.shapegen.preprocessors.ImageProcessorV2",
-        "params": {"size": 64, "border_ratio": 0.15},
+    image_encoder={
+        "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "mlp_ratio": 2, "patch_size": 14
     },
-}
+    encoder_image_size=28,
+    processor_size=64,
+)
 
 
 def save_hunyuan3d_checkpoint(folder: Path, config: dict) -> None:
