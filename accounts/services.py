@@ -2,6 +2,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import caches
 from django.utils import timezone
 
 from accounts import clerk
@@ -10,12 +11,28 @@ from accounts.models import User
 logger = logging.getLogger(__name__)
 
 
+# A user seen in the last minute is not read again: a poll authenticates with no database round
+# trip. Staff rights granted or withdrawn reach a web process within this time.
+SEEN_USER_SECONDS = 60
+
+
 def user_from_claims(claims: dict) -> User:
     """The user a verified token speaks for, created on first sight."""
-    user, created = User.objects.get_or_create(id=claims["sub"])
-    if created and not settings.CLERK_SECRET_KEY:
-        _apply_profile(user, clerk.profile_from_claims(claims))
+    user = caches["process"].get(_seen_key(claims["sub"]))
+    if user is None:
+        user, created = User.objects.get_or_create(id=claims["sub"])
+        if created and not settings.CLERK_SECRET_KEY:
+            _apply_profile(user, clerk.profile_from_claims(claims))
+        _remember(user)
     return user
+
+
+def _seen_key(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def _remember(user: User) -> None:
+    caches["process"].set(_seen_key(user.pk), user, SEEN_USER_SECONDS)
 
 
 def sync_profile(user: User, *, force: bool = False) -> User:
@@ -23,6 +40,7 @@ def sync_profile(user: User, *, force: bool = False) -> User:
 
     A Clerk outage keeps the cached copy: a profile a little out of date beats a failed request.
     """
+    user.refresh_from_db()  # the row, not the copy a web process keeps of users it has seen
     if not settings.CLERK_SECRET_KEY:
         return user
     max_age = timedelta(seconds=settings.CLERK_PROFILE_MAX_AGE_SECONDS)
@@ -45,3 +63,4 @@ def _apply_profile(user: User, profile: clerk.Profile) -> None:
     user.clerk_created_at = profile.created_at or user.clerk_created_at
     user.profile_synced_at = timezone.now()
     user.save()
+    _remember(user)

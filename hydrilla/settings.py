@@ -34,9 +34,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Admin's CSS and scripts, served by the app itself: no separate web server to configure.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "jobs.middleware.RequestBodyLimitMiddleware",
+    "jobs.middleware.request_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -47,6 +45,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "hydrilla.urls"
 WSGI_APPLICATION = "hydrilla.wsgi.application"
+ASGI_APPLICATION = "hydrilla.asgi.application"
 APPEND_SLASH = False
 
 TEMPLATES = [
@@ -123,6 +122,49 @@ STORAGES = {
 }
 SERVE_MEDIA = not S3_BUCKET
 
+# --- Web tier: server, cache, limits ----------------------------------------------------------
+# Read by scripts/serve.sh (the web server's command line) and hydrilla/server.py.
+WEB_PROCESSES = env.int("WEB_PROCESSES", default=2)
+# Threads per process for synchronous views; waiting requests (streams, previews) hold none.
+WEB_THREADS = env.int("WEB_THREADS", default=32)
+# Longer than any client's poll cadence (the spec's frontend polls every 2 s).
+KEEP_ALIVE_SECONDS = env.int("KEEP_ALIVE_SECONDS", default=75)
+# A request whose line and headers have not all arrived by then is answered 408 and closed.
+REQUEST_HEADER_TIMEOUT_SECONDS = env.float("REQUEST_HEADER_TIMEOUT_SECONDS", default=10.0)
+# Request line plus headers; larger is a 431 (a 414 for the line alone).
+REQUEST_HEADER_MAX_BYTES = env.int("REQUEST_HEADER_MAX_BYTES", default=32 * 1024)
+# A body is read in full, within this time, before a thread is given to its request.
+REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=30.0)
+
+# Django's cache framework: throttle counters and the counts of open streams and waiting previews.
+# Redis by URL in production (shared by every web process); a per-process memory cache otherwise.
+CACHE_URL = env("CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydrilla"}
+    ),
+    # What one process may keep for itself (users it has seen): never a network round trip.
+    "process": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "process"},
+}
+# Proxies in front of the service whose X-Forwarded-For entries are trusted (compose's nginx: 1).
+# 0: a caller is its socket's address, whatever headers it sends.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Per-caller limits (a caller is its Clerk user, or its IP address when anonymous); over a limit
+# the answer is 429 {"error": ...} with Retry-After.
+SUBMIT_RATE_USER = env("SUBMIT_RATE_USER", default="20/min")
+SUBMIT_RATE_IP = env("SUBMIT_RATE_IP", default="30/min")
+# The generation half's submit endpoints, which the spec says no browser calls.
+GENERATION_SUBMIT_RATE_ANON = env("GENERATION_SUBMIT_RATE_ANON", default="5/min")
+GENERATION_API_REQUIRE_TOKEN = env.bool("GENERATION_API_REQUIRE_TOKEN", default=False)
+MAX_WAITING_JOBS_PER_CALLER = env.int("MAX_WAITING_JOBS_PER_CALLER", default=10)
+MAX_STREAMS_PER_CALLER = env.int("MAX_STREAMS_PER_CALLER", default=20)
+MAX_WAITING_PREVIEWS_PER_CALLER = env.int("MAX_WAITING_PREVIEWS_PER_CALLER", default=4)
+# Uploads that no job uses are deleted after this long (housekeeping on the default queue).
+UNUSED_UPLOAD_MAX_AGE_SECONDS = env.int("UNUSED_UPLOAD_MAX_AGE_SECONDS", default=24 * 3600)
+
 # --- HTTP ------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
 CORS_ALLOW_CREDENTIALS = True
@@ -144,6 +186,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # rates: jobs/throttles.py reads the SUBMIT_RATE_* settings
 }
 
 # OpenAPI 3 schema of both halves at /api/schema/, browsable at /api/docs/ (Swagger UI, loaded

@@ -1,19 +1,40 @@
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.decorators import sync_and_async_middleware
+from asgiref.sync import iscoroutinefunction
 
 
-class RequestBodyLimitMiddleware:
-    """Refuse an oversized body from its Content-Length, before a byte of it is read or stored."""
+def refused_body(content_length: str | None) -> tuple[int, str] | None:
+    """(status, message) when a request's declared length is refused; None when it may be read."""
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        return 400, "Invalid Content-Length"
+    if length < 0:
+        return 400, "Invalid Content-Length"
+    if length > settings.REQUEST_BODY_MAX_BYTES:
+        return 413, f"Request body too large (maximum {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB)"
+    return None
 
-    def __init__(self, get_response):
-        self.get_response = get_response
 
-    def __call__(self, request):
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return JsonResponse({"error": "Invalid Content-Length"}, status=400)
-        if length > settings.REQUEST_BODY_MAX_BYTES and not request.path.startswith("/admin/"):
-            limit_mb = settings.UPLOAD_MAX_BYTES // (1024 * 1024)
-            return JsonResponse({"error": f"Request body too large (maximum {limit_mb} MB)"}, status=413)
-        return self.get_response(request)
+@sync_and_async_middleware
+def request_body_limit(get_response):
+    """Refuse an oversized body from its Content-Length, on every path, before a byte of it is read
+    or stored. (The ASGI server refuses it earlier still, see hydrilla/asgi.py; this covers any
+    other way in.)"""
+
+    def refusal(request):
+        refused = refused_body(request.META.get("CONTENT_LENGTH"))
+        return JsonResponse({"error": refused[1]}, status=refused[0]) if refused else None
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request):
+            return refusal(request) or await get_response(request)
+
+    else:
+
+        def middleware(request):
+            return refusal(request) or get_response(request)
+
+    return middleware

@@ -64,6 +64,8 @@ class Job(models.Model):
     enable_pbr = models.BooleanField(default=False)
     polygon_type = models.CharField(max_length=16, choices=PolygonType.choices, null=True, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
+    # Anonymous jobs only: the address that submitted it, for the cap on each caller's waiting jobs.
+    submitted_from = models.GenericIPAddressField(null=True, blank=True)
 
     result_glb = models.CharField(max_length=512, blank=True)
     preview_image = models.CharField(max_length=512, blank=True)
@@ -95,6 +97,9 @@ class Job(models.Model):
             # Time estimates: the latest finished jobs of a kind.
             models.Index(fields=["kind", "state", "finished_at"], name="job_recent_done_idx"),
             models.Index(fields=["user", "created_at"], name="job_history_idx"),
+            # Each caller's waiting jobs (MAX_WAITING_JOBS_PER_CALLER).
+            models.Index(fields=["user", "state"], name="job_caller_user_idx"),
+            models.Index(fields=["submitted_from", "state"], name="job_caller_address_idx"),
         ]
 
     def __str__(self):

@@ -1,14 +1,16 @@
 """Reads: jobs, ownership, history, and the queue figures shown to users.
 
-Queue figures are a fixed handful of aggregate queries over indexed columns, whatever the length
-of the queue.
+Queue figures are a fixed handful of queries, whatever the length of the queue; web processes
+compute them once per tick (jobs.watch), not per request.
 """
 
+import bisect
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
@@ -20,6 +22,7 @@ QUEUE_KINDS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,)}
 
 
 def queue_of(job: Job) -> str:
+    """The estimate group a job waits in: 3D jobs, or previews."""
     return "3d" if job.is_3d else "preview"
 
 
@@ -51,82 +54,136 @@ def user_stats(user: User) -> dict:
     )
 
 
-def estimated_seconds(queue: str) -> float:
-    """Mean duration of the latest finished jobs of this queue, or the spec's figure before any."""
+def estimated_seconds(group: str) -> float:
+    """Mean duration of the latest finished jobs of this group, or the spec's figure before any."""
     mean = (
         Job.objects.filter(
-            kind__in=QUEUE_KINDS[queue], state=JobState.COMPLETED, elapsed_seconds__isnull=False
+            kind__in=QUEUE_KINDS[group], state=JobState.COMPLETED, elapsed_seconds__isnull=False
         )
         .order_by("-finished_at")[: settings.ESTIMATE_SAMPLE_SIZE]
         .aggregate(mean=Avg("elapsed_seconds"))["mean"]
     )
-    return round(mean if mean else settings.ESTIMATE_FALLBACK_SECONDS[queue], 1)
+    return round(mean if mean else settings.ESTIMATE_FALLBACK_SECONDS[group], 1)
 
 
 @dataclass(frozen=True)
-class QueueCounts:
-    waiting: int
-    processing: int
-    ahead: int = 0
+class QueueStandings:
+    """The queue at one moment: per group, how many jobs wait and run and how long one takes, and
+    how many wait ahead of each of the jobs a web process follows."""
 
+    waiting: dict[str, int]
+    processing: dict[str, int]
+    per_job: dict[str, float]
+    ahead: dict[str, int]  # job id → waiting jobs of its group that arrived before it
+    taken_at: datetime
 
-def _counts(queue: str, before=None) -> QueueCounts:
-    aggregates = {
-        "waiting": Count("pk", filter=Q(state=JobState.PENDING)),
-        "processing": Count("pk", filter=Q(state=JobState.PROCESSING)),
-    }
-    if before is not None:
-        aggregates["ahead"] = Count("pk", filter=Q(state=JobState.PENDING, created_at__lt=before))
-    row = Job.objects.filter(
-        kind__in=QUEUE_KINDS[queue], state__in=(JobState.PENDING, JobState.PROCESSING)
-    ).aggregate(**aggregates)
-    return QueueCounts(**row)
+    def knows(self, job: Job) -> bool:
+        """Whether the place of a waiting job is known: counted, or arrived since (at the back)."""
+        return str(job.pk) in self.ahead or job.created_at > self.taken_at
 
+    def for_job(self, job: Job) -> dict:
+        """Where the job stands: position 0 is running (or finished), 1+ is waiting."""
+        group = queue_of(job)
+        per_job, processing = self.per_job[group], self.processing[group]
+        if job.state == JobState.PENDING:
+            # A job that arrived after these figures were taken waits behind all of them.
+            ahead = self.ahead.get(str(job.pk), self.waiting[group])
+            jobs_ahead = ahead + processing
+            wait = jobs_ahead * per_job
+            position, total = ahead + 1, wait + per_job
+        else:
+            jobs_ahead, wait, position = 0, 0.0, 0
+            total = _remaining(job, per_job) if job.state == JobState.PROCESSING else 0.0
+        return {
+            "position": position,
+            "jobs_ahead": jobs_ahead,
+            "estimated_wait_seconds": round(wait),
+            "estimated_total_seconds": round(total),
+            "queue_length": self.waiting[group],
+            "currently_processing": processing > 0,
+        }
 
-def job_queue(job: Job) -> dict:
-    """Where the job stands: position 0 is running (or finished), 1+ is waiting."""
-    queue = queue_of(job)
-    per_job = estimated_seconds(queue)
-    counts = _counts(queue, before=job.created_at if job.state == JobState.PENDING else None)
-    if job.state == JobState.PENDING:
-        jobs_ahead = counts.ahead + counts.processing
-        wait = jobs_ahead * per_job
-        position, total = counts.ahead + 1, wait + per_job
-    else:
-        jobs_ahead, wait, position = 0, 0.0, 0
-        total = _remaining(job, per_job) if job.state == JobState.PROCESSING else 0.0
-    return {
-        "position": position,
-        "jobs_ahead": jobs_ahead,
-        "estimated_wait_seconds": round(wait),
-        "estimated_total_seconds": round(total),
-        "queue_length": counts.waiting,
-        "currently_processing": counts.processing > 0,
-    }
+    def info(self) -> dict:
+        """The spec's queue statistics, for both groups."""
+        waiting, processing, per_job = self.waiting, self.processing, self.per_job
+        return {
+            "queue_length": waiting["3d"],
+            "currently_processing": processing["3d"] > 0,
+            "waiting_jobs": waiting["3d"],
+            "estimated_wait_for_new_job_seconds": round((waiting["3d"] + processing["3d"]) * per_job["3d"]),
+            "estimated_time_per_job_seconds": round(per_job["3d"]),
+            "preview_queue_length": waiting["preview"],
+            "currently_generating_preview": processing["preview"] > 0,
+            "preview_waiting": waiting["preview"],
+            "estimated_wait_for_preview_seconds": round(
+                (waiting["preview"] + processing["preview"]) * per_job["preview"]
+            ),
+            "estimated_preview_time_seconds": round(per_job["preview"]),
+        }
+
 
 def _remaining(job: Job, per_job: float) -> float:
     running_for = (timezone.now() - job.started_at).total_seconds() if job.started_at else 0.0
     return max(per_job - running_for, 1.0)
 
 
-def queue_info() -> dict:
-    """The spec's queue statistics, for both queues."""
-    three_d, previews = _counts("3d"), _counts("preview")
-    per_job, per_preview = estimated_seconds("3d"), estimated_seconds("preview")
-    return {
-        "queue_length": three_d.waiting,
-        "currently_processing": three_d.processing > 0,
-        "waiting_jobs": three_d.waiting,
-        "estimated_wait_for_new_job_seconds": round((three_d.waiting + three_d.processing) * per_job),
-        "estimated_time_per_job_seconds": round(per_job),
-        "preview_queue_length": previews.waiting,
-        "currently_generating_preview": previews.processing > 0,
-        "preview_waiting": previews.waiting,
-        "estimated_wait_for_preview_seconds": round(
-            (previews.waiting + previews.processing) * per_preview
-        ),
-        "estimated_preview_time_seconds": round(per_preview),
-    }
+def queue_standings(followed_waiting=()) -> QueueStandings:
+    """The queue figures, with the places of ``followed_waiting`` (waiting jobs), in four queries
+    whatever the queue's length: one pass over the waiting jobs counts those before each followed
+    one, then the running jobs, then each group's recent durations."""
+    taken_at = timezone.now()
+    group_of_kind = {kind: group for group, kinds in QUEUE_KINDS.items() for kind in kinds}
+    thresholds = sorted({job.created_at for job in followed_waiting})
+    before = {group: [0] * (len(thresholds) + 1) for group in QUEUE_KINDS}  # waiting, by bucket
+    for kind, bucket, count in _waiting_by_bucket(thresholds):
+        before[group_of_kind[kind]][bucket] += count
+    ahead = {}
+    for job in followed_waiting:
+        buckets = before[queue_of(job)]
+        ahead[str(job.pk)] = sum(buckets[: bisect.bisect_left(thresholds, job.created_at) + 1])
+    processing = dict.fromkeys(QUEUE_KINDS, 0)
+    for row in Job.objects.filter(state=JobState.PROCESSING).values("kind").annotate(count=Count("pk")):
+        processing[group_of_kind[row["kind"]]] += row["count"]
+    return QueueStandings(
+        waiting={group: sum(buckets) for group, buckets in before.items()},
+        processing=processing,
+        per_job={group: estimated_seconds(group) for group in QUEUE_KINDS},
+        ahead=ahead,
+        taken_at=taken_at,
+    )
+
+
+def waiting_ahead(job: Job) -> int:
+    """How many jobs of its group wait before a waiting job (one count, for a job newly followed)."""
+    return Job.objects.filter(
+        kind__in=QUEUE_KINDS[queue_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
+    ).count()
+
+
+def _waiting_by_bucket(thresholds: list) -> list[tuple[str, int, int]]:
+    """(kind, bucket, count) of the waiting jobs, where bucket ``i`` holds those that arrived at or
+    after ``thresholds[i - 1]`` and before ``thresholds[i]`` (sorted)."""
+    waiting = Job.objects.filter(state=JobState.PENDING)
+    if connection.vendor == "postgresql":
+        # width_bucket finds each row's bucket by binary search: one pass, however many thresholds.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT kind, width_bucket(created_at, %s::timestamptz[]), count(*) FROM {Job._meta.db_table} "
+                "WHERE state = %s GROUP BY 1, 2",
+                [thresholds, JobState.PENDING],
+            )
+            return cursor.fetchall()
+    # Elsewhere (SQLite: the embedded defaults) a count per threshold, in one query per kind.
+    rows = []
+    for kind in waiting.values_list("kind", flat=True).distinct():
+        of_kind = waiting.filter(kind=kind)
+        counts = of_kind.aggregate(
+            total=Count("pk"),
+            **{f"before_{i}": Count("pk", filter=Q(created_at__lt=t)) for i, t in enumerate(thresholds)},
+        )
+        cumulative = [counts[f"before_{i}"] for i in range(len(thresholds))] + [counts["total"]]
+        rows += [(kind, i, n - (cumulative[i - 1] if i else 0)) for i, n in enumerate(cumulative)]
+    return rows
 
 
 # --- Staff tools (admin, management commands) ------------------------------------------------

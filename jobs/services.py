@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
 from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, app as celery
 from jobs import selectors, storage
-from jobs.models import Job, JobKind, JobState
+from jobs.models import ACTIVE_STATES, Job, JobKind, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ class JobNotCancellable(Exception):
     """The job has already ended."""
 
 
+class TooManyWaitingJobs(Exception):
+    """The caller already has MAX_WAITING_JOBS_PER_CALLER jobs waiting or running."""
+
+
 @dataclass(frozen=True)
 class JobOptions:
     generate_type: str = "Normal"
@@ -54,11 +59,14 @@ def create_job(
     image_url: str | None = None,
     input_image: str = "",
     options: JobOptions = JobOptions(),
+    submitted_from: str | None = None,
 ) -> Job:
     """Write a pending job and hand it to its queue once the row is committed.
 
     Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
+    A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
+    waiting or running gets TooManyWaitingJobs, and nothing is written.
     """
     job = Job(
         kind=kind,
@@ -72,13 +80,30 @@ def create_job(
         polygon_type=options.polygon_type,
         seed=secrets.randbits(31),
         message="Queued",
+        submitted_from=None if user else submitted_from,
     )
     if kind == JobKind.TEXT_TO_3D:
         job.preview_image = _reusable_preview(user, prompt)
     with transaction.atomic():
+        _check_waiting_jobs(user, submitted_from)
         job.save()
         transaction.on_commit(lambda: _enqueue_or_withdraw(job))
     return job
+
+
+def _check_waiting_jobs(user: User | None, address: str | None) -> None:
+    """Inside the creating transaction: serialise the caller's submissions, then count."""
+    cap = settings.MAX_WAITING_JOBS_PER_CALLER
+    if user is None and address is None:
+        return
+    caller = Q(user=user) if user is not None else Q(user=None, submitted_from=address)
+    if connection.vendor == "postgresql":
+        # Two concurrent submissions would both count below the cap; SQLite's IMMEDIATE
+        # transactions already run one writer at a time.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"waiting-jobs:{user.pk if user else address}"])
+    if Job.objects.filter(caller, state__in=ACTIVE_STATES).count() >= cap:
+        raise TooManyWaitingJobs(cap)
 
 
 def _reusable_preview(user: User | None, prompt: str | None) -> str:

@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # The whole service in the foreground: the HTTP server and one Celery worker per kind of work.
 # Settings come from the environment (see README); Ctrl-C or the end of any part stops them all.
+# `serve.sh web` runs the HTTP server alone (the container image and compose.yaml use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
+BIN=${BIN:-.venv/bin}
 PORT=${PORT:-4000}
+
+# The HTTP server: uvicorn workers under gunicorn (hydrilla/server.py, hydrilla/asgi.py). Waiting
+# requests (streams, previews) are coroutines; other views run in WEB_THREADS threads per process.
+# A connection is a file descriptor: 10,000 open streams need as many, plus the pool's own.
+web() {
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  exec $BIN/gunicorn hydrilla.asgi:application \
+    --bind "${HOST:-127.0.0.1}:$PORT" --backlog 4096 \
+    --worker-class hydrilla.server.Worker --workers "${WEB_PROCESSES:-2}" \
+    --keep-alive "${KEEP_ALIVE_SECONDS:-75}" --timeout 120 --graceful-timeout 20 \
+    --access-logfile "${ACCESS_LOG:--}"
+}
+if [ "${1:-}" = web ]; then
+  web
+fi
 
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
-# Threads, not processes, carry concurrency: requests mostly wait on the database, storage or a
-# running job (long polls, event streams), so a waiting request must cost a thread, not a process.
-$BIN/gunicorn hydrilla.wsgi:application \
-  --bind "${HOST:-127.0.0.1}:$PORT" \
-  --worker-class gthread --workers "${WEB_PROCESSES:-2}" --threads "${WEB_THREADS:-32}" \
-  --timeout 120 --graceful-timeout 20 --access-logfile - &
+(web) &
 pids+=($!)
 
 # The GPU queue: one job at a time per GPU. Prefork with one child: the model loads in the child,

@@ -1,11 +1,40 @@
+import socket
+import threading
+import time
+from types import SimpleNamespace
+
 import boto3
 import pytest
+import uvicorn
 from django.conf import settings
+from django.core.cache import caches
+from django.db import connections
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
+from jobs.watch import watcher
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def new_web_process(request):
+    """Each test starts as a new web process would: no throttle or slot counts, no user or job
+    remembered; the job watcher's thread (and its database connection) ends with the test.
+
+    The watcher follows jobs (serves reads from what its thread last saw) in tests whose writes are
+    committed; elsewhere its thread could not see the test's rows, and every read is fresh."""
+    marker = request.node.get_closest_marker("django_db")
+    watcher.follow = bool(
+        {"transactional_db", "live_server", "asgi_server"} & set(request.fixturenames)
+        or (marker is not None and marker.kwargs.get("transaction"))
+    )
+    for cache in caches.all():
+        cache.clear()
+    watcher.reset()
+    yield
+    watcher.reset()
+    watcher.follow = True
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +116,40 @@ def auth_client(token_minter):
         return client
 
     return make
+
+
+@pytest.fixture
+def no_limits(settings):
+    """Per-caller limits out of the way, for tests that submit or stream a lot from one address."""
+    settings.SUBMIT_RATE_USER = settings.SUBMIT_RATE_IP = settings.GENERATION_SUBMIT_RATE_ANON = "10000/min"
+    settings.MAX_WAITING_JOBS_PER_CALLER = settings.MAX_STREAMS_PER_CALLER = 10000
+    settings.MAX_WAITING_PREVIEWS_PER_CALLER = 10000
+
+
+@pytest.fixture
+def asgi_server(transactional_db, settings):
+    """The service as production serves it (hydrilla.asgi on uvicorn with hydrilla.server's
+    protocol), in this process on a loopback port, so tests' settings and fakes apply."""
+    from hydrilla.asgi import application
+    from hydrilla.server import GuardedHttpProtocol
+
+    # Requests give their connection back as they end: none is left open on the test database.
+    for database in (settings.DATABASES["default"], connections.settings["default"]):
+        database["CONN_MAX_AGE"] = 0
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        application, http=GuardedHttpProtocol, lifespan="off", log_level="warning",
+        timeout_keep_alive=settings.KEEP_ALIVE_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
+        time.sleep(0.02)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{listener.getsockname()[1]}", port=listener.getsockname()[1])
+    server.should_exit = True
+    thread.join(10)
+    listener.close()

@@ -1,10 +1,14 @@
 """What both API halves share: looking a job up for a caller, and turning service errors into
 the spec's error responses."""
 
+import functools
+
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from rest_framework.request import Request
 
-from jobs import errors, remote_images, selectors, services, storage, uploads
+from jobs import errors, remote_images, selectors, services, storage, throttles, uploads
 from jobs.models import Job
 
 
@@ -13,14 +17,29 @@ def caller(request: Request):
     return request.user if request.user is not None else None
 
 
-def job_for(request: Request, job_id, *, action: str) -> Job:
-    """The job, when it exists and the caller may ``action`` it (view, rename, delete, cancel)."""
-    job = selectors.get_job(job_id)
+def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) -> Job:
+    """The job, when it exists and the caller may ``action`` it (view, rename, delete, cancel);
+    ``read`` finds it (the database, or what the process's watcher already knows)."""
+    job = read(job_id)
     if job is None:
         raise errors.not_found()
     if not selectors.can_manage(caller(request), job):
         raise errors.forbidden(f"You don't have permission to {action} this job")
     return job
+
+
+def in_thread(function):
+    """``function`` called from a coroutine: in a thread, and its database connection closed
+    after (each ASGI request gets a thread of its own, which would otherwise keep it open)."""
+
+    @functools.wraps(function)
+    def closing(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(closing)
 
 
 def create_job_or_503(request: Request, *, image_url: str | None = None, **fields) -> Job:
@@ -33,9 +52,16 @@ def create_job_or_503(request: Request, *, image_url: str | None = None, **field
         except remote_images.RemoteImageError as exc:
             raise errors.bad_request(exc.message) from None
     try:
-        return services.create_job(image_url=image_url, input_image=input_image or "", **fields)
+        return services.create_job(
+            image_url=image_url,
+            input_image=input_image or "",
+            submitted_from=throttles.client_address(request),
+            **fields,
+        )
     except services.QueueUnavailable:
         raise errors.service_unavailable() from None
+    except services.TooManyWaitingJobs as exc:
+        raise throttles.TooMany("waiting jobs", exc.args[0]) from None
 
 
 def save_uploaded_image(request: Request, field: str) -> str:

@@ -6,26 +6,32 @@ Same jobs as the job API, shown in this half's words (``pending`` … ``cancelle
 capability that only its submitter knows, and browsers' EventSource cannot send a token anyway.
 They (and the health checks) do not look at tokens at all, so a stale one cannot break them.
 
-Requests that wait on a job (``/text-to-image``, ``/stream``) give their database connection
-back while they wait; the process's one watcher thread reads the jobs they wait on.
+Requests that wait on a job (``/text-to-image``, ``/stream``) are coroutines: while they wait they
+hold no thread and no database connection, and the process's watcher wakes them (jobs.watch).
 """
 
+import asyncio
 import json
-import time
 
+from adrf.decorators import api_view as async_api_view
 from django.conf import settings
-from django.db import connection, transaction
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, renderers
+from rest_framework import exceptions, permissions, renderers
 from rest_framework import serializers as drf
-from rest_framework.decorators import api_view, authentication_classes, renderer_classes
+from rest_framework.decorators import (
+    api_view,
+    authentication_classes,
+    permission_classes,
+    renderer_classes,
+    throttle_classes,
+)
 from rest_framework.response import Response
 
-from jobs import errors, health, openapi, selectors, serializers, services, storage
+from jobs import errors, health, openapi, selectors, serializers, services, storage, throttles
 from jobs.models import FINAL_STATES, JobKind, JobState
-from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_image
+from jobs.views.common import caller, create_job_or_503, in_thread, job_for, save_uploaded_image
 from jobs.watch import watcher
 
 STREAM_KEEPALIVE_SECONDS = 15
@@ -81,11 +87,17 @@ def _owner(request, claimed_user_id: str | None):
     return user
 
 
-def _release_database_connection() -> None:
-    """A request about to wait gives its connection back (outside a transaction only: closing one
-    inside would lose the transaction)."""
-    if not connection.in_atomic_block:
-        connection.close()
+class TokenRequiredWhenConfigured(permissions.BasePermission):
+    """``GENERATION_API_REQUIRE_TOKEN``: the submit endpoints of this half take signed-in callers only."""
+
+    def has_permission(self, request, view):
+        return request.user is not None or not settings.GENERATION_API_REQUIRE_TOKEN
+
+
+def submit_endpoint(view):
+    """The limits of this half's submit endpoints: a token where required, and the throttles."""
+    view = permission_classes([TokenRequiredWhenConfigured])(view)
+    return throttle_classes(throttles.GENERATION_API_SUBMIT)(view)
 
 
 def _submitted(job) -> Response:
@@ -103,13 +115,13 @@ def _submitted(job) -> Response:
 SUBMIT_RESPONSES = {
     200: openapi.JobSubmitted,
     400: openapi.error("Invalid input."),
-    401: openapi.error("An invalid token, or a user_id given without a valid token."),
+    401: openapi.error("An invalid token, a user_id given without a valid token, or no token where one is required."),
     403: openapi.error("user_id is not the caller's."),
+    429: openapi.error("Too many submissions, or too many waiting jobs, for this caller (see Retry-After)."),
     503: openapi.error("The job could not be queued."),
 }
 
 
-@transaction.non_atomic_requests
 @extend_schema(
     summary="Generate a preview image",
     description="Runs a preview on the preview queue and answers when the image is stored. A "
@@ -123,6 +135,7 @@ SUBMIT_RESPONSES = {
         403: SUBMIT_RESPONSES[403],
         404: openapi.error("The preview was deleted while it ran."),
         409: openapi.error("The preview was cancelled while it ran."),
+        429: openapi.error("Too many submissions, or too many previews waited on at once, for this caller."),
         500: openapi.error("The preview failed."),
         503: OpenApiResponse(
             openapi.PreviewTimeout,
@@ -131,25 +144,33 @@ SUBMIT_RESPONSES = {
     },
     **TAG,
 )
-@api_view(["POST"])
-def text_to_image(request):
+@async_api_view(["POST"])
+@submit_endpoint
+async def text_to_image(request):
     form = PromptInput(data=request.data)
     form.is_valid(raise_exception=True)
     user = _owner(request, form.validated_data.get("user_id"))
-    job = create_job_or_503(request, kind=JobKind.PREVIEW, user=user, prompt=form.validated_data["prompt"])
-    snapshot = watcher.subscribe(job)
-    queue = snapshot.queue
-    _release_database_connection()
-    deadline = time.monotonic() + settings.PREVIEW_WAIT_SECONDS
+    slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
     try:
+        job = await in_thread(create_job_or_503)(
+            request, kind=JobKind.PREVIEW, user=user, prompt=form.validated_data["prompt"]
+        )
+        snapshot = watcher.snapshot(job)
+        queue = await in_thread(watcher.queue)(job)
+        deadline = asyncio.get_running_loop().time() + settings.PREVIEW_WAIT_SECONDS
         while snapshot.job is not None and snapshot.job.state not in FINAL_STATES:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return _preview_timeout(job)
-            snapshot = watcher.wait(job.pk, snapshot.version, remaining)
+            wait = min(remaining, throttles.SLOT_REFRESH_SECONDS)
+            snapshot = await watcher.next_change(job.pk, snapshot.version, wait)
+            slot.refresh()
     finally:
-        watcher.unsubscribe(job.pk)
-    done = snapshot.job
+        slot.release()
+    return await in_thread(_preview_ready)(snapshot.job, queue, request)
+
+
+def _preview_ready(done, queue: dict, request) -> Response:
     if done is None:
         raise errors.not_found("The preview was deleted")
     if done.state == JobState.CANCELLED:
@@ -195,6 +216,7 @@ def _preview_timeout(job) -> Response:
     **TAG,
 )
 @api_view(["POST"])
+@submit_endpoint
 def text_to_3d(request):
     form = PromptInput(data=request.data)
     form.is_valid(raise_exception=True)
@@ -222,6 +244,7 @@ def text_to_3d(request):
     **TAG,
 )
 @api_view(["POST"])
+@submit_endpoint
 def image_to_3d(request):
     form = ImageTo3DInput(data=request.data)
     form.is_valid(raise_exception=True)
@@ -250,10 +273,10 @@ def image_to_3d(request):
 @api_view(["GET"])
 @authentication_classes([])
 def status(request, job_id):
-    job = selectors.get_job(job_id)
+    job = watcher.job(job_id)
     if job is None:
         raise errors.not_found()
-    return Response(serializers.generation_status(job, selectors.job_queue(job), request))
+    return Response(_status_body(job, request))
 
 
 @extend_schema(
@@ -276,6 +299,7 @@ def cancel(request, job_id):
     job = job_for(request, job_id, action="cancel")
     try:
         services.request_cancel(job)
+        watcher.forget(job.pk)
     except services.JobNotCancellable:
         ended = selectors.get_job(job.pk)
         state = ended.state if ended is not None else "deleted"
@@ -287,7 +311,7 @@ def cancel(request, job_id):
 @api_view(["GET"])
 @authentication_classes([])
 def queue_info(request):
-    return Response(selectors.queue_info())
+    return Response(watcher.queue_info())
 
 
 @extend_schema(summary="Liveness", responses={200: openapi.Health}, auth=[], **TAG)
@@ -315,7 +339,6 @@ def readiness(request):
     return Response(report, status=200 if report["status"] == "ok" else 503)
 
 
-@transaction.non_atomic_requests
 @extend_schema(
     summary="A job's status as Server-Sent Events",
     description="A `data:` event with the /status body now and at every change of status, "
@@ -325,55 +348,53 @@ def readiness(request):
     responses={
         (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The events."),
         (404, "application/json"): openapi.NOT_FOUND,
+        (429, "application/json"): openapi.error("Too many streams open at once from this caller."),
     },
     auth=[],
     **TAG,
 )
-@api_view(["GET"])
+@async_api_view(["GET"])
 @authentication_classes([])
 @renderer_classes([renderers.JSONRenderer, EventStreamRenderer])
-def stream(request, job_id):
-    job = selectors.get_job(job_id)
+async def stream(request, job_id):
+    job = await in_thread(watcher.job)(job_id)
     if job is None:
         return errors.json_response("Job not found", 404)
-    events = _JobEvents(request, job.pk, watcher.subscribe(job))
-    _release_database_connection()  # a stream can stay open for minutes
-    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
+    response = StreamingHttpResponse(
+        _job_events(request, watcher.snapshot(job), slot), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response
 
 
-class _JobEvents:
-    """The events of one stream. Closing it (Django closes the response when the client has
-    gone, even before the first event) ends its watch."""
-
-    def __init__(self, request, job_id, snapshot):
-        self.request, self.job_id, self.snapshot = request, job_id, snapshot
-        self.closed = False
-
-    def __iter__(self):
-        current = self.snapshot
-        while not self.closed:
-            if current.job is None:
+async def _job_events(request, snapshot, slot):
+    """The events of one stream, until the job ends or the client goes away (the server then
+    cancels this coroutine, which ends its wait at once)."""
+    job_id = snapshot.job.pk
+    try:
+        while True:
+            if snapshot.job is None:
                 yield _event({"error": "Job not found"}, name="error")
-                break
-            body = serializers.generation_status(current.job, current.queue, self.request)
+                return
+            body = await in_thread(_status_body)(snapshot.job, request)
             yield _event(body)
-            if current.job.state in FINAL_STATES:
+            if snapshot.job.state in FINAL_STATES:
                 yield _event(body, name="end")
-                break
-            seen = current.version
-            while current.version == seen:
-                current = watcher.wait(self.job_id, seen, STREAM_KEEPALIVE_SECONDS)
-                if current.version == seen:
+                return
+            seen = snapshot.version
+            while snapshot.version == seen:
+                snapshot = await watcher.next_change(job_id, seen, STREAM_KEEPALIVE_SECONDS)
+                if snapshot.version == seen:
                     yield ": keepalive\n\n"
-        self.close()
+                    slot.refresh()
+    finally:
+        slot.release()
 
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            watcher.unsubscribe(self.job_id)
+
+def _status_body(job, request) -> dict:
+    return serializers.generation_status(job, watcher.queue(job), request)
 
 
 def _event(body: dict, name: str | None = None) -> str:

@@ -1,13 +1,13 @@
 """The job API, ``/api/3d/*`` (the spec's "Node.js backend")."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import services as account_services
 from accounts.serializers import user_profile
-from jobs import errors, selectors, serializers, services, storage
+from jobs import errors, selectors, serializers, services, storage, throttles
 from jobs.models import JobKind
 from jobs.openapi import (
     Done,
@@ -30,6 +30,7 @@ from jobs.openapi import (
     error,
 )
 from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_image
+from jobs.watch import watcher
 
 
 @extend_schema(
@@ -41,12 +42,14 @@ from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_
         200: JobCreated,
         400: error("Invalid input, or an image URL that may not be fetched."),
         401: UNAUTHENTICATED,
+        429: error("Too many submissions, or too many waiting jobs, for this caller (see Retry-After)."),
         503: error("The job could not be queued."),
     },
     tags=[JOB_TAG],
 )
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
+@throttle_classes(throttles.JOB_API_SUBMIT)
 def generate(request):
     form = serializers.GenerateInput(data=request.data)
     form.is_valid(raise_exception=True)
@@ -77,8 +80,8 @@ def generate(request):
 )
 @api_view(["GET"])
 def status(request, job_id):
-    job = job_for(request, job_id, action="view")
-    return Response({"job": serializers.backend_job(job, request), "queue": selectors.job_queue(job)})
+    job = job_for(request, job_id, action="view", read=watcher.job)
+    return Response({"job": serializers.backend_job(job, request), "queue": watcher.queue(job)})
 
 
 @extend_schema(
@@ -113,6 +116,7 @@ def rename(request, job_id):
     form = serializers.RenameInput(data=request.data)
     form.is_valid(raise_exception=True)
     services.rename_job(job, form.validated_data["name"])
+    watcher.forget(job.pk)
     return Response({"success": True, "message": "Job name updated"})
 
 
@@ -129,6 +133,7 @@ def rename(request, job_id):
 def delete(request, job_id):
     job = job_for(request, job_id, action="delete")
     services.delete_job(job)
+    watcher.forget(job.pk)
     return Response({"success": True, "message": "Job deleted"})
 
 
@@ -161,6 +166,7 @@ def register_job(request):
         preview_image_url=data["previewImageUrl"],
         request=request,
     )
+    watcher.forget(job.pk)
     return Response({"success": True, "job_id": str(job.pk)})
 
 
@@ -185,7 +191,7 @@ def upload_image(request):
 @extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, tags=[JOB_TAG])
 @api_view(["GET"])
 def queue_info(request):
-    return Response(selectors.queue_info())
+    return Response(watcher.queue_info())
 
 
 @extend_schema(

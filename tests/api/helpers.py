@@ -1,17 +1,31 @@
 """Driving jobs as a worker would (through jobs.services), reading event streams, and checking
 responses against the published OpenAPI schema."""
 
+import asyncio
 import functools
 import json
 import threading
+import time
 
 from django.db import connection
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
 from jobs import services
+from jobs.models import Job
+from jobs.watch import watcher
 
 WORKER = "gpu@test"
+
+
+def settled(job_id, timeout=3) -> None:
+    """Wait until this process's watcher has seen a write to the job, as it sees another process's
+    writes (at its next tick); at once when the watcher does not follow jobs."""
+    written = Job.objects.filter(pk=job_id).values_list("updated_at", flat=True).first()
+    deadline = time.monotonic() + timeout
+    while watcher.follow and (job := watcher.job(job_id)) is not None and job.updated_at != written:
+        assert time.monotonic() < deadline, "the watcher never saw the write"
+        time.sleep(0.02)
 
 
 # --- A worker's side -------------------------------------------------------------------------
@@ -20,20 +34,24 @@ WORKER = "gpu@test"
 def start(job_id) -> int:
     attempt = services.claim_job(job_id, worker=WORKER)
     assert attempt is not None, "the job could not be claimed"
+    settled(job_id)
     return attempt
 
 
 def finish_preview(job_id, attempt) -> None:
     assert services.complete_job(job_id, attempt, preview_image=f"jobs/{job_id}/preview.png")
+    settled(job_id)
 
 
 def finish_3d(job_id, attempt) -> None:
     assert services.save_job_artifacts(job_id, attempt, processed_image=f"jobs/{job_id}/processed.png")
     assert services.complete_job(job_id, attempt, result_glb=f"jobs/{job_id}/model.glb")
+    settled(job_id)
 
 
 def fail(job_id, attempt, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
     assert services.end_job_unsuccessfully(job_id, attempt, code=code, message=message) == "failed"
+    settled(job_id)
 
 
 class Background:
@@ -62,6 +80,22 @@ class Background:
 
 
 # --- Server-Sent Events ----------------------------------------------------------------------
+
+
+def chunks_of(response):
+    """A test client's streamed response, chunk by chunk as it is produced: the stream is a
+    coroutine's, stepped here on an event loop of its own (closing it ends the stream)."""
+    stream = response.streaming_content
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(stream))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(stream.aclose())
+        loop.close()
 
 
 def sse_events(chunks):

@@ -16,7 +16,7 @@ from jobs import services
 from jobs.models import Job
 from jobs.views import generation_api
 from jobs.watch import JobWatcher, POLL_SECONDS
-from tests.api.helpers import Background, assert_matches_schema, fail, finish_3d, response_schema, sse_events, start
+from tests.api.helpers import Background, assert_matches_schema, chunks_of, fail, finish_3d, response_schema, sse_events, start
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,7 +54,7 @@ def open_stream(client, job_id) -> Stream:
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream; charset=utf-8"
     assert response["Cache-Control"] == "no-cache"
-    return Stream(response.streaming_content, _Ok())
+    return Stream(chunks_of(response), _Ok())
 
 
 def seen(body):
@@ -184,7 +184,7 @@ def read_events(response, into: list):
 
 
 @needs_postgres
-def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(live_server, monkeypatch):
+def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(asgi_server, monkeypatch, no_limits):
     streams = 16
     refreshes = []
     refresh = JobWatcher._refresh
@@ -195,11 +195,11 @@ def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(liv
 
     monkeypatch.setattr(JobWatcher, "_refresh", counted)
     jobs = [
-        requests.post(f"{live_server.url}/text-to-3d", data={"prompt": f"a chair {n}"}, timeout=10).json()["job_id"]
+        requests.post(f"{asgi_server.url}/text-to-3d", data={"prompt": f"a chair {n}"}, timeout=10).json()["job_id"]
         for n in range(streams)
     ]
     responses = [
-        requests.get(f"{live_server.url}/stream/{job_id}", headers={"Accept": "text/event-stream"}, stream=True, timeout=10)
+        requests.get(f"{asgi_server.url}/stream/{job_id}", headers={"Accept": "text/event-stream"}, stream=True, timeout=10)
         for job_id in jobs
     ]
     received = [[] for _ in jobs]
@@ -232,8 +232,8 @@ def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(liv
         response.close()
 
 
-def test_a_stream_over_http_from_submission_to_completion(live_server):
-    job_id = requests.post(f"{live_server.url}/text-to-3d", data={"prompt": "a lamp"}, timeout=10).json()["job_id"]
+def test_a_stream_over_http_from_submission_to_completion(asgi_server):
+    job_id = requests.post(f"{asgi_server.url}/text-to-3d", data={"prompt": "a lamp"}, timeout=10).json()["job_id"]
 
     def worker():
         time.sleep(0.5)
@@ -246,7 +246,7 @@ def test_a_stream_over_http_from_submission_to_completion(live_server):
 
     driver = Background(worker)
     events = []
-    with requests.get(f"{live_server.url}/stream/{job_id}", stream=True, timeout=10) as response:
+    with requests.get(f"{asgi_server.url}/stream/{job_id}", stream=True, timeout=10) as response:
         read_events(response, events)  # returns when the server closes the stream
     driver.join()
 
