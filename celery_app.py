@@ -23,10 +23,16 @@ DEFAULT_QUEUE = "default"
 # service, which sends them by name, and the workers, which implement them in generation.tasks.
 RUN_3D_JOB = "generation.run_3d_job"
 RUN_PREVIEW_JOB = "generation.run_preview_job"
+# Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
+DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
 
 TASK_ROUTES = {
     RUN_3D_JOB: {"queue": GPU_QUEUE},
     RUN_PREVIEW_JOB: {"queue": PREVIEW_QUEUE},
+    DELETE_UNUSED_UPLOADS: {"queue": DEFAULT_QUEUE},
+}
+BEAT_SCHEDULE = {
+    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
 }
 
 
@@ -72,5 +78,7 @@ app.conf.update(
     accept_content=["json"],
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
+    beat_schedule=BEAT_SCHEDULE,
+    beat_schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule"),
 )
-app.autodiscover_tasks(["generation"])
+app.autodiscover_tasks(["generation", "jobs"])

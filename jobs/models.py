@@ -108,3 +108,17 @@ class Job(models.Model):
     @property
     def is_3d(self) -> bool:
         return self.kind in THREE_D_KINDS
+
+
+class Upload(models.Model):
+    """An image a client uploaded (``upload-image``, ``image-to-3d``'s file), kept by storage name.
+
+    A job that uses an upload refers to it by the same name (``Job.input_image``) and owns the file
+    from then on; an upload that no job uses is deleted after ``UNUSED_UPLOAD_MAX_AGE_SECONDS``.
+    """
+
+    name = models.CharField(max_length=512, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return self.name

@@ -5,6 +5,7 @@ cancel racing a finish, cannot both win. Worker-side writes also carry the attem
 claimed the job: a worker that lost its job to a redelivery can no longer write to it.
 """
 
+import functools
 import logging
 import secrets
 from collections import Counter
@@ -20,7 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, app as celery
 from jobs import selectors, storage
-from jobs.models import ACTIVE_STATES, Job, JobKind, JobState
+from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Upload
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,27 @@ def delete_job(job: Job) -> None:
     with transaction.atomic():
         job.delete()
         transaction.on_commit(lambda: storage.delete(*files))
+
+
+def record_upload(name: str) -> None:
+    """An uploaded image was stored under ``name``: deleted later unless a job uses it."""
+    Upload.objects.create(name=name)
+
+
+def delete_unused_uploads() -> int:
+    """Delete the uploads older than UNUSED_UPLOAD_MAX_AGE_SECONDS that no job uses (a job that
+    uses one owns its file); returns how many files went."""
+    cutoff = timezone.now() - timedelta(seconds=settings.UNUSED_UPLOAD_MAX_AGE_SECONDS)
+    old = Upload.objects.filter(created_at__lt=cutoff)
+    used = set(Job.objects.filter(input_image__in=old.values("name")).values_list("input_image", flat=True))
+    unused = [name for name in old.values_list("name", flat=True) if name not in used]
+    for name in unused:
+        with transaction.atomic():
+            Upload.objects.filter(name=name).delete()
+            transaction.on_commit(functools.partial(storage.delete, name))
+    if unused:
+        logger.info("Deleted %d uploads that no job used", len(unused))
+    return len(unused)
 
 
 def request_cancel(job: Job) -> str:

@@ -35,8 +35,9 @@ $BIN/celery -A celery_app worker -Q gpu --hostname "gpu@%h" \
   --pool prefork --concurrency "${GPU_WORKER_CONCURRENCY:-1}" --loglevel INFO &
 pids+=($!)
 
-# Previews and housekeeping, apart so that a preview never waits behind a 3D job.
-$BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" \
+# Previews and housekeeping, apart so that a preview never waits behind a 3D job; the beat
+# scheduler beside it sends the periodic housekeeping (compose.yaml runs it as a service of its own).
+$BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" --beat \
   --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO &
 pids+=($!)
 

@@ -76,4 +76,6 @@ def save_uploaded_image(request: Request, field: str) -> str:
         extension = uploads.validate_image(data)
     except uploads.InvalidImage as exc:
         raise errors.bad_request(str(exc)) from None
-    return storage.save("uploads", uploads.upload_filename(extension), data)
+    name = storage.save("uploads", uploads.upload_filename(extension), data)
+    services.record_upload(name)
+    return name

@@ -1,0 +1,104 @@
+"""Per-caller limits: each answers 429 with the JSON error and Retry-After, and writes nothing."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from jobs import services
+from jobs.models import Job, JobState, Upload
+from tests.factories import JobFactory, UserFactory
+from tests.jobs.images import png
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def not_published(monkeypatch):
+    monkeypatch.setattr(services, "enqueue", lambda job: None)
+
+
+def assert_refused(response, message_part):
+    assert response.status_code == 429, response.content
+    assert set(response.json()) == {"error"} and message_part in response.json()["error"]
+    assert int(response["Retry-After"]) > 0
+
+
+def test_submissions_per_user_are_limited_per_minute(auth_client, user, settings):
+    settings.SUBMIT_RATE_USER = "3/min"
+    client = auth_client(user)
+    for n in range(3):
+        assert client.post("/api/3d/generate", {"prompt": f"a chair {n}"}, format="json").status_code == 200
+
+    assert_refused(client.post("/api/3d/generate", {"prompt": "one more"}, format="json"), "throttled")
+    assert Job.objects.count() == 3
+    # Another user from the same address is not held back by this one's limit.
+    assert auth_client(UserFactory()).post("/api/3d/generate", {"prompt": "mine"}, format="json").status_code == 200
+
+
+def test_submissions_per_address_are_limited_whoever_signs_in(auth_client, settings):
+    settings.SUBMIT_RATE_IP = "2/min"
+    assert auth_client(UserFactory()).post("/api/3d/generate", {"prompt": "a"}, format="json").status_code == 200
+    assert auth_client(UserFactory()).post("/api/3d/generate", {"prompt": "b"}, format="json").status_code == 200
+
+    assert_refused(auth_client(UserFactory()).post("/api/3d/generate", {"prompt": "c"}, format="json"), "throttled")
+    assert Job.objects.count() == 2
+
+
+def test_the_address_is_the_sockets_unless_a_trusted_proxy_says_otherwise(api_client, settings):
+    settings.SUBMIT_RATE_IP = settings.GENERATION_SUBMIT_RATE_ANON = "1/min"
+    assert api_client.post("/text-to-3d", {"prompt": "a"}, REMOTE_ADDR="198.51.100.7").status_code == 200
+    # A forged X-Forwarded-For changes nothing while no proxy is trusted.
+    forged = api_client.post("/text-to-3d", {"prompt": "b"}, REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert_refused(forged, "throttled")
+
+
+def test_the_generation_half_takes_fewer_anonymous_submissions(api_client, auth_client, user, settings):
+    settings.GENERATION_SUBMIT_RATE_ANON = "2/min"
+    for n in range(2):
+        assert api_client.post("/text-to-3d", {"prompt": f"a lamp {n}"}).status_code == 200
+
+    assert_refused(api_client.post("/text-to-3d", {"prompt": "a lamp"}), "throttled")
+    assert_refused(api_client.post("/image-to-3d", {"image_url": "https://images.example.com/a.png"}), "throttled")
+    assert auth_client(user).post("/text-to-3d", {"prompt": "signed in"}).status_code == 200
+    assert Job.objects.count() == 3
+
+
+def test_a_setting_requires_a_token_on_the_generation_half(api_client, auth_client, user, settings):
+    settings.GENERATION_API_REQUIRE_TOKEN = True
+    for path, data in [("/text-to-3d", {"prompt": "a"}), ("/text-to-image", {"prompt": "a"}), ("/image-to-3d", {"image_url": "https://images.example.com/a.png"})]:
+        response = api_client.post(path, data)
+        assert response.status_code == 401 and response.json() == {"error": "Authentication required"}
+    assert Job.objects.count() == 0
+    assert auth_client(user).post("/text-to-3d", {"prompt": "signed in"}).status_code == 200
+
+
+def test_a_caller_may_have_so_many_jobs_waiting(auth_client, api_client, user, settings):
+    settings.MAX_WAITING_JOBS_PER_CALLER = 2
+    client = auth_client(user)
+    JobFactory(user=user, state=JobState.COMPLETED)  # ended jobs do not count
+    first = client.post("/api/3d/generate", {"prompt": "one"}, format="json").json()["jobId"]
+    client.post("/api/3d/generate", {"prompt": "two"}, format="json")
+
+    assert_refused(client.post("/api/3d/generate", {"prompt": "three"}, format="json"), "waiting jobs")
+    assert_refused(client.post("/text-to-3d", {"prompt": "three"}), "waiting jobs")
+    assert Job.objects.filter(user=user).count() == 3
+
+    client.post(f"/cancel/{first}")
+    assert client.post("/api/3d/generate", {"prompt": "three"}, format="json").status_code == 200
+
+
+def test_anonymous_callers_are_counted_by_address(api_client, settings):
+    settings.MAX_WAITING_JOBS_PER_CALLER = 1
+    assert api_client.post("/text-to-3d", {"prompt": "a"}, REMOTE_ADDR="198.51.100.7").status_code == 200
+    assert_refused(api_client.post("/text-to-3d", {"prompt": "b"}, REMOTE_ADDR="198.51.100.7"), "waiting jobs")
+    assert api_client.post("/text-to-3d", {"prompt": "c"}, REMOTE_ADDR="198.51.100.8").status_code == 200
+    assert Job.objects.count() == 2
+    assert set(Job.objects.values_list("submitted_from", flat=True)) == {"198.51.100.7", "198.51.100.8"}
+
+
+def test_a_refused_upload_stores_nothing(api_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.GENERATION_SUBMIT_RATE_ANON = "0/min"
+    image = SimpleUploadedFile("photo.png", png(), content_type="image/png")
+
+    assert_refused(api_client.post("/image-to-3d", {"image_file": image}, format="multipart"), "throttled")
+    assert Upload.objects.count() == 0 and not any(tmp_path.rglob("*.png"))
