@@ -1,6 +1,7 @@
 import logging
 
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import SAFE_METHODS
 
 from accounts import clerk, services
 
@@ -38,7 +39,7 @@ class ClerkAuthentication(authentication.BaseAuthentication):
         except clerk.KeysUnavailable as exc:
             logger.info("Clerk token not verifiable now: %s", exc)  # the failed fetch itself is a warning
             raise AuthenticationUnavailable() from exc
-        return services.user_from_claims(claims), claims
+        return services.user_from_claims(claims, for_read=request.method in SAFE_METHODS), claims
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -11,14 +11,15 @@ from accounts.models import User
 logger = logging.getLogger(__name__)
 
 
-# A user seen in the last minute is not read again: a poll authenticates with no database round
-# trip. Staff rights granted or withdrawn reach a web process within this time.
+# A user seen in the last minute is not read again for a read: a poll authenticates with no
+# database round trip. Staff rights granted or withdrawn reach a web process within this time.
 SEEN_USER_SECONDS = 60
 
 
-def user_from_claims(claims: dict) -> User:
-    """The user a verified token speaks for, created on first sight."""
-    user = caches["process"].get(_seen_key(claims["sub"]))
+def user_from_claims(claims: dict, *, for_read: bool = False) -> User:
+    """The user a verified token speaks for, created on first sight. ``for_read``: a copy this
+    process saw in the last minute will do; a write reads the row (it may have been deleted)."""
+    user = caches["process"].get(_seen_key(claims["sub"])) if for_read else None
     if user is None:
         user, created = User.objects.get_or_create(id=claims["sub"])
         if created and not settings.CLERK_SECRET_KEY:
@@ -40,7 +41,7 @@ def sync_profile(user: User, *, force: bool = False) -> User:
 
     A Clerk outage keeps the cached copy: a profile a little out of date beats a failed request.
     """
-    user.refresh_from_db()  # the row, not the copy a web process keeps of users it has seen
+    user, _ = User.objects.get_or_create(pk=user.pk)  # the row, not a copy this process kept
     if not settings.CLERK_SECRET_KEY:
         return user
     max_age = timedelta(seconds=settings.CLERK_PROFILE_MAX_AGE_SECONDS)

@@ -73,7 +73,7 @@ class TooMany(exceptions.Throttled):
     """A cap on things a caller holds at once: try again once one of them has ended."""
 
     def __init__(self, what: str, limit: int):
-        super().__init__(wait=SLOT_REFRESH_SECONDS, detail=f"Too many {what} at once (at most {limit})")
+        super().__init__(wait=SLOT_REFRESH_SECONDS, detail=f"Too many {what} at once (at most {limit}).")
 
 
 class Slots:
