@@ -13,12 +13,16 @@ def caller(request: Request):
     return request.user if request.user is not None else None
 
 
+CHANGING_ACTIONS = ("rename", "delete")
+
+
 def job_for(request: Request, job_id, *, action: str) -> Job:
     """The job, when it exists and the caller may ``action`` it (view, rename, delete, cancel)."""
     job = selectors.get_job(job_id)
     if job is None:
         raise errors.not_found()
-    if not selectors.can_manage(caller(request), job):
+    allowed = selectors.can_change if action in CHANGING_ACTIONS else selectors.can_manage
+    if not allowed(caller(request), job):
         raise errors.forbidden(f"You don't have permission to {action} this job")
     return job
 

@@ -9,7 +9,7 @@ from django.db import connection
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
-from jobs import services
+from jobs import services, storage
 
 WORKER = "gpu@test"
 
@@ -24,12 +24,12 @@ def start(job_id) -> int:
 
 
 def finish_preview(job_id, attempt) -> None:
-    assert services.complete_job(job_id, attempt, preview_image=f"jobs/{job_id}/preview.png")
+    assert services.complete_job(job_id, attempt, preview_image=f"{storage.job_folder(job_id)}/preview.png")
 
 
 def finish_3d(job_id, attempt) -> None:
-    assert services.save_job_artifacts(job_id, attempt, processed_image=f"jobs/{job_id}/processed.png")
-    assert services.complete_job(job_id, attempt, result_glb=f"jobs/{job_id}/model.glb")
+    assert services.save_job_artifacts(job_id, attempt, processed_image=f"{storage.job_folder(job_id)}/processed.png")
+    assert services.complete_job(job_id, attempt, result_glb=f"{storage.job_folder(job_id)}/model.glb")
 
 
 def fail(job_id, attempt, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
