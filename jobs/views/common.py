@@ -43,7 +43,8 @@ def create_job_or_503(request: Request, *, image_url: str | None = None, **field
 
 
 def save_uploaded_image(request: Request, field: str) -> str:
-    """Validate an uploaded image (size, a real JPEG/PNG/WEBP) and store it under ``uploads/``."""
+    """Validate an uploaded image (size, a real JPEG/PNG/WEBP) and store it under ``uploads/``,
+    re-encoded without its metadata (see ``uploads.clean_image``)."""
     upload = request.FILES.get(field)
     if upload is None:
         raise errors.bad_request(f"No image file provided (multipart field '{field}')")
@@ -51,7 +52,7 @@ def save_uploaded_image(request: Request, field: str) -> str:
         raise errors.ApiError("Image is larger than 10 MB", 413)
     data = upload.read()
     try:
-        extension = uploads.validate_image(data)
+        data, extension = uploads.clean_image(data)
     except uploads.InvalidImage as exc:
         raise errors.bad_request(str(exc)) from None
     return storage.save("uploads", uploads.upload_filename(extension), data)
