@@ -140,8 +140,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "jobs.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "jobs.parsers.FormParser",
+        "jobs.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,

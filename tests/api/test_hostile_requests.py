@@ -1,6 +1,8 @@
 """Requests as an attacker sends them: a victim's session cookie from another site, and bodies no
 client of ours would send. Each is refused with the spec's JSON error, and nothing is written."""
 
+import io
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -128,3 +130,73 @@ def test_json_nested_within_the_decoders_reach_is_an_ordinary_field_error(auth_c
     assert response.json()["error"].startswith("prompt: ")
     assert not Job.objects.exists()
 
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/3d/generate", {"prompt": 0}),
+        ("/text-to-3d", {"prompt": 0}),
+        ("/text-to-image", {"prompt": 0}),
+        ("/text-to-3d", {"prompt": "a mug", "user_id": 0}),
+        ("/api/3d/register-job", {"job_id": "3f1c1a9e-9d3b-4a52-9a51-2f4f3b1f0c11", "prompt": 1.5,
+                                  "previewImageUrl": "https://images.example.com/p.png"}),
+    ],
+)
+def test_a_number_where_a_string_belongs_is_a_400(auth_client, victim, path, body):
+    """Strict like the booleans and integers: ``0`` is not taken for ``"0"``."""
+    response = auth_client(victim).post(path, body, format="json")
+
+    assert response.status_code == 400
+    [field] = [key for key, value in body.items() if not isinstance(value, str)]
+    assert response.json() == {"error": f"{field}: Not a valid string."}
+    assert not Job.objects.exists()
+
+
+def test_a_number_is_not_a_name_either(auth_client, victim):
+    job = JobFactory(user=victim, name="Kept")
+
+    response = auth_client(victim).patch(f"/api/3d/jobs/{job.pk}/name", {"name": 0}, format="json")
+
+    assert (response.status_code, response.json()) == (400, {"error": "name: Not a valid string."})
+    job.refresh_from_db()
+    assert job.name == "Kept"
+
+
+MULTIPART = (
+    b"--xyz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na mug\r\n--xyz--\r\n",
+    "multipart/form-data; boundary=xyz",
+)
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b'{"prompt": "a mug"}', "application/json"),
+        (b"prompt=a+mug", "application/x-www-form-urlencoded"),
+        MULTIPART,
+    ],
+    ids=["json", "form", "multipart"],
+)
+@pytest.mark.parametrize("path", ["/text-to-3d", "/api/3d/generate"])
+def test_a_body_shorter_than_its_content_length_is_refused_whole(auth_client, victim, path, body, content_type):
+    """What arrived before the client closed parses, but it is not the request that was announced."""
+    response = auth_client(victim).generic(
+        "POST", path, content_type=content_type, CONTENT_LENGTH=str(len(body) + 100),
+        **{"wsgi.input": io.BytesIO(body)},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "Request body shorter than its Content-Length"}
+    assert not Job.objects.exists()
+
+
+def test_a_body_of_exactly_its_content_length_is_taken(auth_client, victim):
+    body, content_type = MULTIPART
+    response = auth_client(victim).generic(
+        "POST", "/text-to-3d", content_type=content_type, CONTENT_LENGTH=str(len(body)),
+        **{"wsgi.input": io.BytesIO(body + b"anything sent after it is not read")},
+    )
+
+    assert response.status_code == 200
+    assert Job.objects.get().prompt == "a mug"
