@@ -14,7 +14,8 @@ env = environ.Env()
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)  # refused in production: see below
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=LOCAL_HOSTS)
 PORT = env.int("PORT", default=4000)
 
 INSTALLED_APPS = [
@@ -182,7 +183,6 @@ CLERK_PROFILE_MAX_AGE_SECONDS = env.int("CLERK_PROFILE_MAX_AGE_SECONDS", default
 # --- Deployment security (issue #10) ---------------------------------------------------------
 # Production is any host name beyond this machine's with debug off: there, the settings that
 # keep strangers out are required, and the service refuses to start without them.
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "testserver"}
 PRODUCTION = not DEBUG and any(host not in LOCAL_HOSTS for host in ALLOWED_HOSTS)
 if PRODUCTION:
     _missing = [

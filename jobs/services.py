@@ -122,7 +122,7 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
     when it has no owner yet. Only previews: a 3D job's id cannot be registered into another
     owner's hands. An unknown id becomes a finished preview job that keeps the address it was
     given as a foreign URL, even one into our own storage: that file belongs to the job that made
-    it, so deleting this one never deletes it, and it never outlives its own job here.
+    it, goes when that job is deleted, and never when this one is.
     """
     with transaction.atomic():
         job, created = Job.objects.select_for_update().get_or_create(
