@@ -4,9 +4,11 @@ Keys come from, in order of preference: ``CLERK_JWT_KEY`` (the instance's PEM pu
 at all), ``CLERK_JWKS_URL``, or the Backend API's ``/v1/jwks`` with ``CLERK_SECRET_KEY``. Fetched keys
 are cached by ``kid``; an unknown ``kid`` triggers at most one refetch per ``JWKS_REFETCH_SECONDS``
 (one per ``JWKS_RETRY_SECONDS`` after a failed fetch), so a flood of forged tokens cannot turn into a
-flood of requests to Clerk, even while Clerk is failing. While the keys cannot be fetched, a token
-whose key is not cached can be neither accepted nor refused: that is ``KeysUnavailable``, not
-``InvalidToken``, so that a client is told to retry rather than to sign in again.
+flood of requests to Clerk, even while Clerk is failing. A token whose key is not cached and cannot
+be fetched now — Clerk is down, or the refetch allowance was just spent (perhaps by a forger's
+unknown ``kid``, a moment before Clerk rotated in a new key) — can be neither accepted nor
+refused: that is ``KeysUnavailable``, not ``InvalidToken``, so that a client is told to retry
+rather than to sign in again. Only a ``kid`` missing from keys fetched for it is refused.
 """
 
 import logging
@@ -56,7 +58,6 @@ class _JwksCache:
         # Monotonic time before which no fetch is tried; None: fetch on the next unknown kid. (Not
         # "0.0 = long ago": the monotonic clock starts near 0 at boot.)
         self._next_fetch_at: float | None = None
-        self._last_fetch_failed = False
         self._lock = threading.Lock()
 
     def key(self, kid: str):
@@ -66,13 +67,14 @@ class _JwksCache:
         if cached is not None:
             return cached
         with self._lock:
-            if kid not in self._keys and self._may_fetch():
-                self._refresh()
+            if kid in self._keys:  # fetched by the request this one waited for
+                return self._keys[kid]
+            if not self._may_fetch():
+                raise KeysUnavailable(f"signing key {kid!r} not cached, and Clerk's keys were fetched just now")
+            self._refresh()
             try:
                 return self._keys[kid]
             except KeyError:
-                if self._last_fetch_failed:
-                    raise KeysUnavailable(f"signing key {kid!r} not cached, and Clerk's keys unavailable") from None
                 raise InvalidToken(f"unknown signing key {kid!r}") from None
 
     def _may_fetch(self) -> bool:
@@ -84,15 +86,13 @@ class _JwksCache:
         except KeysUnavailable:
             # Keep the keys we have; try again soon, but not on every request.
             self._next_fetch_at = time.monotonic() + JWKS_RETRY_SECONDS
-            self._last_fetch_failed = True
             raise
         self._keys = keys
         self._next_fetch_at = time.monotonic() + JWKS_REFETCH_SECONDS
-        self._last_fetch_failed = False
 
     def clear(self):
         with self._lock:
-            self._keys, self._next_fetch_at, self._last_fetch_failed = {}, None, False
+            self._keys, self._next_fetch_at = {}, None
 
 
 _jwks = _JwksCache()
@@ -147,13 +147,15 @@ def verify_session_token(token: str) -> dict:
     # secret) must never reach a verifier.
     if header.get("alg") != ALGORITHM:
         raise InvalidToken(f"algorithm {header.get('alg')!r} is not allowed")
+    issuer = settings.CLERK_ISSUER
     try:
         claims = jwt.decode(
             token,
             key=_signing_key(header),
             algorithms=[ALGORITHM],
             leeway=settings.CLERK_LEEWAY_SECONDS,
-            options={"require": ["exp", "sub"], "verify_aud": False},
+            issuer=issuer or None,
+            options={"require": ["exp", "sub", *(["iss"] if issuer else [])], "verify_aud": False},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc

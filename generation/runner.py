@@ -61,7 +61,7 @@ def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     reporter.stage(0, 90, "Generating preview image…")
     image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
     reporter.stage(90, 99, "Uploading…")
-    name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
+    name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
     _finish(job, attempt, name_field="preview_image", name=name)
 
 
@@ -73,7 +73,7 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
         image = _input_image(job)
     reporter.stage(30, 35, "Removing background…")
     foreground = cut_out(image)
-    processed = storage.save(f"jobs/{job.pk}", "processed.png", _png(foreground))
+    processed = storage.save(storage.job_folder(job.pk), "processed.png", _png(foreground))
     services.save_job_artifacts(job.pk, attempt, processed_image=processed)
 
     reporter.stage(35, 85, "Generating 3D mesh…")
@@ -86,7 +86,7 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
         enable_pbr=job.enable_pbr,
     )
     reporter.stage(95, 99, "Uploading…")
-    name = storage.save(f"jobs/{job.pk}", "model.glb", glb)
+    name = storage.save(storage.job_folder(job.pk), "model.glb", glb)
     _finish(job, attempt, name_field="result_glb", name=name)
 
 
@@ -104,7 +104,7 @@ def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Im
         return Image.open(io.BytesIO(storage.read(job.preview_image)))
     reporter.stage(0, 30, "Generating preview image…")
     image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
-    name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
+    name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
     services.save_job_artifacts(job.pk, attempt, preview_image=name)
     return image
 

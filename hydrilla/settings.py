@@ -4,15 +4,18 @@ from pathlib import Path
 
 import botocore.config
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key")
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)  # refused in production: see below
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=LOCAL_HOSTS)
 PORT = env.int("PORT", default=4000)
 
 INSTALLED_APPS = [
@@ -179,9 +182,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "jobs.parsers.JSONParser",
+        "jobs.parsers.FormParser",
+        "jobs.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -215,8 +218,37 @@ CLERK_SECRET_KEY = env("CLERK_SECRET_KEY", default="")
 CLERK_JWKS_URL = env("CLERK_JWKS_URL", default="")
 CLERK_API_URL = env("CLERK_API_URL", default="https://api.clerk.com").rstrip("/")
 CLERK_AUTHORIZED_PARTIES = env.list("CLERK_AUTHORIZED_PARTIES", default=[])
+# The instance's Frontend API URL, which Clerk writes in every token's ``iss``; checked when set.
+CLERK_ISSUER = env("CLERK_ISSUER", default="").rstrip("/")
 CLERK_LEEWAY_SECONDS = 5
 CLERK_PROFILE_MAX_AGE_SECONDS = env.int("CLERK_PROFILE_MAX_AGE_SECONDS", default=3600)
+
+# --- Deployment security (issue #10) ---------------------------------------------------------
+# Production is any host name beyond this machine's with debug off: there, the settings that
+# keep strangers out are required, and the service refuses to start without them.
+PRODUCTION = not DEBUG and any(host not in LOCAL_HOSTS for host in ALLOWED_HOSTS)
+if PRODUCTION:
+    _missing = [
+        name
+        for name, missing in (
+            ("DJANGO_SECRET_KEY", SECRET_KEY == DEV_SECRET_KEY),
+            ("CLERK_AUTHORIZED_PARTIES", not CLERK_AUTHORIZED_PARTIES),
+        )
+        if missing
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"ALLOWED_HOSTS serves {', '.join(ALLOWED_HOSTS)}: set {' and '.join(_missing)} (see README, Security)"
+        )
+# TLS is usually ended by a proxy: it must set X-Forwarded-Proto, and SECURE_PROXY_SSL_HEADER
+# says so ("HTTP_X_FORWARDED_PROTO,https"). Only the admin uses Django's cookies.
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")

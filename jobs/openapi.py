@@ -39,7 +39,9 @@ class ClerkAuthenticationScheme(OpenApiAuthenticationExtension):
                 "type": "apiKey",
                 "in": "cookie",
                 "name": SESSION_COOKIE,
-                "description": "Clerk's session cookie, as a browser on the same site sends it.",
+                "description": "Clerk's session cookie, as a browser on the same site sends it. "
+                "With it, POST, PATCH and DELETE need an `Origin` (or `Referer`) among the "
+                "allowed origins, or answer 403.",
             },
         ]
 
@@ -56,24 +58,32 @@ def error(description: str) -> OpenApiResponse:
 
 
 AUTHENTICATION_OUTAGE = "A token was sent, but Clerk's signing keys cannot be fetched to check it: retry later."
+CROSS_SITE = "The session cookie came with a request from an origin that is not allowed."
+UNSAFE_METHODS = ("post", "put", "patch", "delete")
 
 
 def document_authentication_outage(result, generator, request, public):
     """Postprocessing hook: every operation that reads a token may answer 503 while Clerk is
-    unreachable (``accounts.authentication.AuthenticationUnavailable``), whatever the view does."""
+    unreachable (``accounts.authentication.AuthenticationUnavailable``), and every one that
+    changes something 403 to a cookie sent cross-site, whatever the view does."""
     for operations in result["paths"].values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             if "security" not in operation:
                 continue
-            responses = operation["responses"]
-            if "503" in responses:
-                responses["503"]["description"] += f" Or: {AUTHENTICATION_OUTAGE}"
-            else:
-                responses["503"] = {
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    "description": AUTHENTICATION_OUTAGE,
-                }
+            _add_error(operation["responses"], "503", AUTHENTICATION_OUTAGE)
+            if method in UNSAFE_METHODS:
+                _add_error(operation["responses"], "403", CROSS_SITE)
     return result
+
+
+def _add_error(responses: dict, status: str, description: str) -> None:
+    if status in responses:
+        responses[status]["description"] += f" Or: {description}"
+    else:
+        responses[status] = {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "description": description,
+        }
 
 
 class JobQueue(drf.Serializer):

@@ -104,7 +104,7 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def resolve_public(url: str, *, resolver=None, is_allowed=None) -> tuple[str, int, str]:
-    """Check a URL; return (scheme, port, first resolved address) or raise.
+    """Check a URL; return (scheme, port, first resolved address) or raise UnsafeUrl.
 
     ``resolver(host, port)`` returns addresses (default: ``system_resolver``); ``is_allowed
     (address)`` decides each of them (default: ``is_public_address``). Every address must pass,
@@ -124,14 +124,15 @@ def resolve_public(url: str, *, resolver=None, is_allowed=None) -> tuple[str, in
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         raise UnsafeUrl("the port is invalid") from None
+    # One refusal for a name that does not resolve and for one that resolves to a private
+    # address: telling them apart would let anyone map our internal DNS names.
+    not_public = UnsafeUrl(f"{parts.hostname} is not a public host")
     try:
         addresses = list(resolver(parts.hostname, port))
-    except (OSError, UnicodeError, ValueError) as exc:
-        raise FetchFailed(f"the host name does not resolve ({exc})") from None
-    if not addresses:
-        raise FetchFailed("the host name does not resolve")
-    if not all(is_allowed(address) for address in addresses):
-        raise UnsafeUrl(f"{parts.hostname} resolves to a private or reserved address")
+    except (OSError, UnicodeError, ValueError):
+        raise not_public from None
+    if not addresses or not all(is_allowed(address) for address in addresses):
+        raise not_public
     return scheme, port, addresses[0]
 
 

@@ -36,10 +36,17 @@ def get_job(job_id) -> Job | None:
 
 
 def can_manage(user: User | None, job: Job) -> bool:
-    """Jobs with an owner belong to that owner (and staff); ownerless jobs to anyone."""
+    """View or cancel: jobs with an owner belong to that owner (and staff); an ownerless job to
+    whoever holds its id (its anonymous submitter)."""
     if job.user_id is None:
         return True
     return user is not None and (user.pk == job.user_id or user.is_staff)
+
+
+def can_change(user: User | None, job: Job) -> bool:
+    """Rename or delete: the owner and staff. An ownerless job is nobody's to change but staff's:
+    holding its id proves nothing about who submitted it."""
+    return user is not None and (user.is_staff or (job.user_id is not None and user.pk == job.user_id))
 
 
 def history(user: User | None):

@@ -37,7 +37,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class HttpUrlField(serializers.CharField):
+class StrictCharField(serializers.CharField):
+    """JSON strings only, like the strict booleans and integers: DRF's own field takes ``0`` as
+    ``"0"``. (Form fields are strings anyway.)"""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class HttpUrlField(StrictCharField):
     """An absolute http(s) URL. Host names need no dot: the service's own URLs may be
     ``http://web:4000/…`` inside a compose network. Whether a host may be fetched is decided
     later, by address (jobs.remote_images)."""
@@ -58,7 +68,7 @@ class HttpUrlField(serializers.CharField):
 
 class GenerateInput(serializers.Serializer):
     # null, "" and absent all mean "not given" (BackendJob has both as ``string | null``).
-    prompt = serializers.CharField(
+    prompt = StrictCharField(
         required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH, trim_whitespace=True
     )
     imageUrl = HttpUrlField(required=False, allow_blank=True, allow_null=True, max_length=2048)
@@ -82,12 +92,12 @@ class GenerateInput(serializers.Serializer):
 
 
 class RenameInput(serializers.Serializer):
-    name = serializers.CharField(max_length=255, trim_whitespace=True)
+    name = StrictCharField(max_length=255, trim_whitespace=True)
 
 
 class RegisterJobInput(serializers.Serializer):
     job_id = serializers.UUIDField()
-    prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH)
+    prompt = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH)
     previewImageUrl = HttpUrlField(max_length=2048)
 
 

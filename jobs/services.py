@@ -137,11 +137,18 @@ def enqueue(job: Job) -> None:
         raise QueueUnavailable(str(exc)) from exc
 
 
-def register_job(*, job_id, user: User | None, prompt: str | None, preview_image_url: str, request=None) -> Job:
+class RegistrationRefused(Exception):
+    """The id belongs to a job the caller may not register: not a preview, or someone else's."""
+
+
+def register_job(*, job_id, user: User | None, prompt: str | None, preview_image_url: str) -> Job:
     """Record a preview the client already has (idempotent on ``job_id``).
 
-    A preview made by ``/text-to-image`` already has its row: registering it attaches the user.
-    Otherwise a finished preview job is written, keeping a preview from our own storage by name.
+    A preview made by ``/text-to-image`` already has its row: registering it attaches the user,
+    when it has no owner yet. Only previews: a 3D job's id cannot be registered into another
+    owner's hands. An unknown id becomes a finished preview job that keeps the address it was
+    given as a foreign URL, even one into our own storage: that file belongs to the job that made
+    it, goes when that job is deleted, and never when this one is.
     """
     with transaction.atomic():
         job, created = Job.objects.select_for_update().get_or_create(
@@ -151,33 +158,20 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
                 "state": JobState.COMPLETED,
                 "user": user,
                 "prompt": prompt or None,
+                "registered_preview_url": preview_image_url,
                 "progress": 100,
                 "message": "Preview image registered",
                 "finished_at": timezone.now(),
             },
         )
         if created:
-            own_name = _own_preview_name(preview_image_url, request)
-            job.preview_image = own_name or ""
-            job.registered_preview_url = "" if own_name else preview_image_url
-            job.save(update_fields=["preview_image", "registered_preview_url", "updated_at"])
-        elif job.user_id is None and user is not None:
+            return job
+        if job.kind != JobKind.PREVIEW or not selectors.can_manage(user, job):
+            raise RegistrationRefused(job.pk)
+        if job.user_id is None and user is not None:
             job.user = user
             job.save(update_fields=["user", "updated_at"])
     return job
-
-
-def _own_preview_name(address: str, request=None) -> str | None:
-    """The storage name of a preview we made, behind ``address``; None for any other address.
-
-    Only previews: a job holds its files by name and deleting it deletes them (unless another
-    job holds them too), so a client must not register its way into owning someone's result or
-    uploaded image. Any other address of ours is kept as the URL it is, never deleted by us.
-    """
-    name = storage.name_from_url(address, request)
-    if name and Job.objects.filter(preview_image=name).exists():
-        return name
-    return None
 
 
 def rename_job(job: Job, name: str) -> None:

@@ -8,14 +8,23 @@ import logging
 import uuid
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import SuspiciousOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils.crypto import salted_hmac
 
 logger = logging.getLogger(__name__)
 
 
 class StorageUnavailable(Exception):
     """The storage backend refused or could not be reached."""
+
+
+def job_folder(job_id) -> str:
+    """Where a job's files go: a folder name derived from the id with the secret key, so the
+    files of one job stay together while their URLs, which get shared, never reveal the job's id
+    (an id is what ``/cancel``, ``/status`` and ``register-job`` act on)."""
+    return "jobs/" + salted_hmac("hydrilla.jobs.storage.job_folder", str(job_id)).hexdigest()[:32]
 
 
 def save(prefix: str, filename: str, data: bytes) -> str:
@@ -74,5 +83,7 @@ def name_from_url(address: str, request=None) -> str | None:
 def exists(name: str) -> bool:
     try:
         return default_storage.exists(name)
+    except SuspiciousOperation:
+        return False  # a name the storage refuses (an absolute path, say) names no file of ours
     except Exception as exc:
         raise StorageUnavailable(str(exc)) from exc

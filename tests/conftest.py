@@ -49,6 +49,7 @@ def clerk_public_key(settings, token_minter):
     settings.CLERK_SECRET_KEY = ""
     settings.CLERK_JWKS_URL = ""
     settings.CLERK_AUTHORIZED_PARTIES = ["http://localhost:3000"]
+    settings.CLERK_ISSUER = ""
 
 
 @pytest.fixture(scope="session", autouse=True)

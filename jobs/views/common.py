@@ -17,13 +17,17 @@ def caller(request: Request):
     return request.user if request.user is not None else None
 
 
+CHANGING_ACTIONS = ("rename", "delete")
+
+
 def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) -> Job:
     """The job, when it exists and the caller may ``action`` it (view, rename, delete, cancel);
     ``read`` finds it (the database, or what the process's watcher already knows)."""
     job = read(job_id)
     if job is None:
         raise errors.not_found()
-    if not selectors.can_manage(caller(request), job):
+    allowed = selectors.can_change if action in CHANGING_ACTIONS else selectors.can_manage
+    if not allowed(caller(request), job):
         raise errors.forbidden(f"You don't have permission to {action} this job")
     return job
 
@@ -65,7 +69,8 @@ def create_job_or_503(request: Request, *, image_url: str | None = None, **field
 
 
 def save_uploaded_image(request: Request, field: str) -> str:
-    """Validate an uploaded image (size, a real JPEG/PNG/WEBP) and store it under ``uploads/``."""
+    """Validate an uploaded image (size, a real JPEG/PNG/WEBP) and store it under ``uploads/``,
+    re-encoded without its metadata (see ``uploads.clean_image``)."""
     upload = request.FILES.get(field)
     if upload is None:
         raise errors.bad_request(f"No image file provided (multipart field '{field}')")
@@ -73,7 +78,7 @@ def save_uploaded_image(request: Request, field: str) -> str:
         raise errors.ApiError("Image is larger than 10 MB", 413)
     data = upload.read()
     try:
-        extension = uploads.validate_image(data)
+        data, extension = uploads.clean_image(data)
     except uploads.InvalidImage as exc:
         raise errors.bad_request(str(exc)) from None
     name = storage.save("uploads", uploads.upload_filename(extension), data)

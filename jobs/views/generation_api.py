@@ -43,8 +43,8 @@ TAG = {"tags": [openapi.GENERATION_TAG]}
 
 
 class PromptInput(drf.Serializer):
-    prompt = drf.CharField(max_length=serializers.MAX_PROMPT_LENGTH, trim_whitespace=True)
-    user_id = drf.CharField(
+    prompt = serializers.StrictCharField(max_length=serializers.MAX_PROMPT_LENGTH, trim_whitespace=True)
+    user_id = serializers.StrictCharField(
         required=False, allow_blank=True, max_length=64,
         help_text="Optional; when given, it must be the caller's own (Clerk token) user id.",
     )
@@ -55,7 +55,7 @@ class ImageTo3DInput(drf.Serializer):
         required=False, allow_blank=True, max_length=2048,
         help_text="Required unless image_file is sent. http(s) to a public address.",
     )
-    user_id = drf.CharField(required=False, allow_blank=True, max_length=64)
+    user_id = serializers.StrictCharField(required=False, allow_blank=True, max_length=64)
 
 
 class ImageTo3DUpload(ImageTo3DInput):

@@ -140,14 +140,14 @@ def delete(request, job_id):
 @extend_schema(
     summary="Register a preview as a job",
     description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
-    "unknown id becomes a finished preview job.",
+    "unknown id becomes a finished preview job, which keeps `previewImageUrl` as given. The id "
+    "of a 3D job cannot be registered.",
     request={"application/json": serializers.RegisterJobInput},
     responses={
         200: JobRegistered,
         400: error("Invalid input."),
         401: INVALID_TOKEN,
-        403: error("The job has another owner."),
-        503: STORAGE_DOWN,
+        403: error("The job has another owner, or is not a preview."),
     },
     tags=[JOB_TAG],
 )
@@ -156,16 +156,15 @@ def register_job(request):
     form = serializers.RegisterJobInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
-    existing = selectors.get_job(data["job_id"])
-    if existing is not None and not selectors.can_manage(caller(request), existing):
-        raise errors.forbidden("You don't have permission to modify this job")
-    job = services.register_job(
-        job_id=data["job_id"],
-        user=caller(request),
-        prompt=data.get("prompt"),
-        preview_image_url=data["previewImageUrl"],
-        request=request,
-    )
+    try:
+        job = services.register_job(
+            job_id=data["job_id"],
+            user=caller(request),
+            prompt=data.get("prompt"),
+            preview_image_url=data["previewImageUrl"],
+        )
+    except services.RegistrationRefused:
+        raise errors.forbidden("You don't have permission to modify this job") from None
     watcher.forget(job.pk)
     return Response({"success": True, "job_id": str(job.pk)})
 

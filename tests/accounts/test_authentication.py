@@ -289,6 +289,27 @@ def test_without_authorized_parties_any_azp_is_accepted(settings, bearer):
     assert missing.status_code == 200
 
 
+@pytest.mark.django_db
+def test_with_an_issuer_set_only_its_tokens_are_accepted(settings, bearer):
+    settings.CLERK_ISSUER = "https://clerk.hydrilla.co"
+
+    accepted = bearer(user_id="user_ours", iss="https://clerk.hydrilla.co").get("/api/3d/me")
+    foreign = bearer(user_id="user_foreign", iss="https://clerk.elsewhere.example").get("/api/3d/me")
+    missing = bearer(user_id="user_noiss", iss=None).get("/api/3d/me")
+
+    assert accepted.status_code == 200
+    assert_refused(foreign)
+    assert_refused(missing)
+    assert list(User.objects.values_list("pk", flat=True)) == ["user_ours"]
+
+
+@pytest.mark.django_db
+def test_without_an_issuer_set_any_iss_is_accepted(settings, bearer):
+    settings.CLERK_ISSUER = ""
+
+    assert bearer(user_id="user_any", iss="https://clerk.elsewhere.example").get("/api/3d/me").status_code == 200
+
+
 # --- where the keys come from ---------------------------------------------------------------------
 
 
@@ -366,9 +387,10 @@ def test_key_rotation_new_kid_is_fetched_at_most_once_per_interval(
     clerk_secret_key.serve_keys(token_minter.jwk(), rotated_minter.jwk())
     new_kid_token = rotated_minter.token("user_r")
 
-    # Keys were fetched a second ago: an unknown kid does not send us back to Clerk yet.
+    # Keys were fetched a second ago: an unknown kid does not send us back to Clerk yet, and the
+    # token may be good (a key just rotated in): retry, not sign in again.
     clock.advance(1)
-    assert_refused(bearer(new_kid_token).get("/api/3d/history"))
+    assert_unavailable(bearer(new_kid_token).get("/api/3d/history"))
     assert clerk_secret_key.requests_to("/v1/jwks") == 1
 
     clock.advance(clerk.JWKS_REFETCH_SECONDS)
@@ -383,12 +405,29 @@ def test_a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval(clerk_secr
     assert bearer(user_id="user_r").get("/api/3d/history").status_code == 200
     clock.advance(clerk.JWKS_REFETCH_SECONDS + 1)
 
-    for _ in range(10):
-        token = forger.token(ATTACKER, kid=f"ins_{uuid.uuid4().hex}")
-        assert_refused(client_with(f"Bearer {token}").get("/api/3d/history"))
+    tokens = [forger.token(ATTACKER, kid=f"ins_{uuid.uuid4().hex}") for _ in range(10)]
+    # The first is checked against freshly fetched keys; the others arrive before the next fetch.
+    assert_refused(client_with(f"Bearer {tokens[0]}").get("/api/3d/history"))
+    for token in tokens[1:]:
+        assert_unavailable(client_with(f"Bearer {token}").get("/api/3d/history"))
 
     assert clerk_secret_key.requests_to("/v1/jwks") == 2
     assert not User.objects.filter(pk=ATTACKER).exists()
+
+
+@pytest.mark.django_db
+def test_a_key_rotated_in_just_after_a_forgers_kid_spent_the_refetch_is_retried_not_refused(
+    clerk_secret_key, clock, bearer, forger, token_minter, rotated_minter
+):
+    assert bearer(user_id="user_r").get("/api/3d/history").status_code == 200
+    clock.advance(clerk.JWKS_REFETCH_SECONDS + 1)
+    assert_refused(client_with(f"Bearer {forger.token(ATTACKER, kid='ins_forged')}").get("/api/3d/history"))
+    clerk_secret_key.serve_keys(token_minter.jwk(), rotated_minter.jwk())  # Clerk rotates
+
+    assert_unavailable(bearer(rotated_minter.token("user_r")).get("/api/3d/history"))
+
+    clock.advance(clerk.JWKS_REFETCH_SECONDS)
+    assert bearer(rotated_minter.token("user_r")).get("/api/3d/history").status_code == 200
 
 
 @pytest.mark.django_db
@@ -438,7 +477,9 @@ def test_without_any_keys_tokens_get_503_until_clerk_is_back(clerk_secret_key, c
     clock.advance(clerk.JWKS_RETRY_SECONDS)  # ...but well before the normal refetch interval
     assert bearer(user_id="user_w").get("/api/3d/history").status_code == 200
     assert clerk_secret_key.requests_to("/v1/jwks") == 2
-    # Keys fetched again: a token signed by none of them is refused, no longer "unavailable".
+    # Keys fetched again: once the refetch interval allows a check against fresh keys, a token
+    # signed by none of them is refused, no longer "unavailable".
+    clock.advance(clerk.JWKS_REFETCH_SECONDS)
     assert_refused(client_with(f"Bearer {forger.token(ATTACKER, kid='ins_unknown')}").get("/api/3d/history"))
 
 

@@ -11,7 +11,7 @@ from django.db import connection
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
-from jobs import services
+from jobs import services, storage
 from jobs.models import Job
 from jobs.watch import watcher
 
@@ -39,13 +39,13 @@ def start(job_id) -> int:
 
 
 def finish_preview(job_id, attempt) -> None:
-    assert services.complete_job(job_id, attempt, preview_image=f"jobs/{job_id}/preview.png")
+    assert services.complete_job(job_id, attempt, preview_image=f"{storage.job_folder(job_id)}/preview.png")
     settled(job_id)
 
 
 def finish_3d(job_id, attempt) -> None:
-    assert services.save_job_artifacts(job_id, attempt, processed_image=f"jobs/{job_id}/processed.png")
-    assert services.complete_job(job_id, attempt, result_glb=f"jobs/{job_id}/model.glb")
+    assert services.save_job_artifacts(job_id, attempt, processed_image=f"{storage.job_folder(job_id)}/processed.png")
+    assert services.complete_job(job_id, attempt, result_glb=f"{storage.job_folder(job_id)}/model.glb")
     settled(job_id)
 
 

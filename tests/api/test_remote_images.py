@@ -33,7 +33,7 @@ def resolver_for(table):
         if host not in table:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         answer = table[host]
-        return answer.pop(0) if isinstance(answer[0], list) else answer  # a list of lists: one per call
+        return answer.pop(0) if answer and isinstance(answer[0], list) else answer  # a list of lists: one per call
 
     resolve.calls = calls
     return resolve
@@ -97,7 +97,7 @@ def test_a_name_is_allowed_only_if_every_address_it_resolves_to_is_public(answer
         with pytest.raises(UnsafeUrl) as refused:
             resolve_public("https://images.test/a.png", resolver=resolve)
         assert refused.value.code == "IMAGE_URL_FORBIDDEN"
-        assert refused.value.message == "The image URL is not allowed: images.test resolves to a private or reserved address"
+        assert refused.value.message == "The image URL is not allowed: images.test is not a public host"
 
 
 @pytest.mark.parametrize(
@@ -118,11 +118,16 @@ def test_urls_refused_before_any_resolution(url, reason):
     assert resolve.calls == []
 
 
-def test_a_name_that_does_not_resolve_is_a_fetch_failure():
-    with pytest.raises(FetchFailed) as failed:
-        resolve_public("http://nowhere.test/a.png", resolver=resolver_for({}))
+@pytest.mark.parametrize("answers", [None, [], ["10.0.0.1"]], ids=["no such name", "no address", "private"])
+def test_a_name_that_does_not_resolve_is_refused_as_one_that_resolves_to_a_private_address(answers):
+    """One message for both: telling them apart maps internal DNS names for anyone who asks."""
+    table = {} if answers is None else {"nowhere.test": answers}
+    with pytest.raises(UnsafeUrl) as refused:
+        resolve_public("http://nowhere.test/a.png", resolver=resolver_for(table))
 
-    assert failed.value.code == "IMAGE_FETCH_FAILED"
+    assert (refused.value.code, refused.value.message) == (
+        "IMAGE_URL_FORBIDDEN", "The image URL is not allowed: nowhere.test is not a public host"
+    )
 
 
 # --- Fetching, from a loopback server --------------------------------------------------------

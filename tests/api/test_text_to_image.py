@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 import requests
 
-from jobs import services
+from jobs import services, storage
 from jobs.models import Job, JobKind, JobState
 from tests.api.helpers import Background, assert_matches_schema, fail, finish_preview, start
 from tests.factories import JobFactory
@@ -57,7 +57,8 @@ def test_the_answer_comes_when_the_preview_is_ready(api_client, enqueued):
         "prompt": "A red sports car",
         "message": "Preview image generated successfully",
     }
-    assert body["image_url"].startswith("http") and f"jobs/{preview_id}/preview.png" in body["image_url"]
+    assert body["image_url"].startswith("http") and f"{storage.job_folder(preview_id)}/preview" in body["image_url"]
+    assert preview_id not in body["image_url"]  # a shared picture does not give the job's id away
     assert body["queue"] == {  # where it stood on arrival: behind one waiting preview
         "position": 2,
         "previews_ahead": 1,

@@ -169,7 +169,7 @@ def test_a_running_job_stops_at_its_next_step_when_cancelled(slow_worker):
     job = wait_for(job, finished, timeout=30, worker=process)
 
     assert (job.state, job.error_code, job.result_glb) == (JobState.CANCELLED, "CANCELLED", "")
-    _, files = default_storage.listdir(f"jobs/{job.pk}")
+    _, files = default_storage.listdir(storage.job_folder(job.pk))
     assert files and not [name for name in files if name.startswith("model")]
 
 

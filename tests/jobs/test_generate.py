@@ -59,6 +59,24 @@ def test_an_s3_outage_while_checking_our_own_image_url_is_a_503(s3_down, auth_cl
     assert not Job.objects.exists()
 
 
+def test_an_address_of_ours_naming_a_file_outside_the_storage_is_a_foreign_url(media, auth_client, user, settings):
+    """``/media//etc/passwd``: not a file of ours, so checked like any foreign URL (and this one
+    leads to loopback), not a storage error."""
+    client = auth_client(user)
+    if media.kind == "local":
+        client.defaults["SERVER_NAME"] = "127.0.0.1"
+        address = "http://127.0.0.1/media//etc/passwd"
+    else:
+        options = settings.STORAGES["default"]["OPTIONS"]
+        address = f"{options['endpoint_url']}/{options['bucket_name']}//etc/passwd"
+
+    response = generate(client, {"imageUrl": address})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "The image URL is not allowed: 127.0.0.1 is not a public host"}
+    assert not Job.objects.exists()
+
+
 @pytest.mark.parametrize("address", ["http://127.0.0.1:5432/x.png", "http://10.0.0.7/x.png", "http://[::1]/x.png"])
 def test_an_image_url_into_a_private_network_is_refused(auth_client, user, address):
     response = generate(auth_client(user), {"imageUrl": address})

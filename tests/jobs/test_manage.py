@@ -106,10 +106,21 @@ def test_delete_requires_authentication(api_client, user):
     assert Job.objects.filter(pk=job.pk).exists()
 
 
-def test_an_ownerless_job_may_be_managed_by_any_signed_in_user(auth_client, user):
-    job = JobFactory(user=None)
-    assert rename(auth_client(user), job.pk, {"name": "Adopted"}).status_code == 200
-    assert delete(auth_client(user), job.pk).status_code == 200
+def test_an_ownerless_job_is_renamed_or_deleted_by_nobody_but_staff(auth_client, user):
+    """Its id may have leaked: holding it proves nothing about who submitted the job."""
+    job = JobFactory(user=None, name="Anonymous")
+
+    renamed = rename(auth_client(user), job.pk, {"name": "Adopted"})
+    deleted = delete(auth_client(user), job.pk)
+
+    assert (renamed.status_code, renamed.json()) == (403, {"error": "You don't have permission to rename this job"})
+    assert (deleted.status_code, deleted.json()) == (403, {"error": "You don't have permission to delete this job"})
+    job.refresh_from_db()
+    assert job.name == "Anonymous"
+    staff = auth_client(UserFactory(is_staff=True))
+    assert rename(staff, job.pk, {"name": "Tidied"}).status_code == 200
+    assert delete(staff, job.pk).status_code == 200
+    assert not Job.objects.filter(pk=job.pk).exists()
 
 
 @pytest.mark.parametrize("job_id", [uuid.uuid4(), "not-a-uuid", "12345"])

@@ -126,21 +126,29 @@ def own(media):
     return OwnAddresses(media)
 
 
-def test_our_own_preview_is_kept_by_name_and_served_with_a_fresh_url(media, own, api_client, db):
+def test_another_jobs_preview_is_kept_as_a_foreign_url_and_goes_with_its_own_job(
+    media, own, auth_client, user, django_capture_on_commit_callbacks
+):
+    """A preview belongs to the job that made it: registering its URL under another id gives
+    no claim on the file, and deleting the job that made it deletes it."""
     data = b"preview image bytes"
     name = storage.save("previews", "car.png", data)
-    JobFactory(user=None, kind=JobKind.PREVIEW, state=JobState.COMPLETED, preview_image=name)
+    theirs = JobFactory(user=UserFactory(), kind=JobKind.PREVIEW, state=JobState.COMPLETED, preview_image=name)
+    client = own.client(auth_client(user))
     job_id = uuid.uuid4()
-    api_client = own.client(api_client)
 
-    assert register(api_client, job_id, own.url(name)).status_code == 200
+    assert register(client, job_id, own.url(name)).status_code == 200
 
     job = Job.objects.get(pk=job_id)
-    assert (job.preview_image, job.registered_preview_url) == (name, "")
-    shown = api_client.get(f"/api/3d/status/{job_id}").json()["job"]["previewImageUrl"]
-    if media.kind == "s3":
-        assert "X-Amz-Signature=" in shown  # signed now, when read
-    assert media.fetch(shown, api_client) == data
+    assert (job.preview_image, job.registered_preview_url) == ("", own.url(name))
+    assert client.get(f"/api/3d/status/{job_id}").json()["job"]["previewImageUrl"] == own.url(name)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/api/3d/jobs/{job_id}").status_code == 200
+    assert media.exists(name)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_client(theirs.user).delete(f"/api/3d/jobs/{theirs.pk}").status_code == 200
+    assert not media.exists(name)
 
 
 @pytest.mark.parametrize("name", ["previews/never-stored.png", "previews/../results/x.glb"])
@@ -169,11 +177,37 @@ def test_deleting_a_registration_never_deletes_a_file_it_did_not_make(
     assert media.exists(name)
 
 
-def test_an_s3_outage_while_checking_our_own_address_is_a_503(s3_down, api_client, db):
+def test_registration_does_not_depend_on_the_storage(s3_down, api_client, db):
     job_id = uuid.uuid4()
+    address = f"{s3_down}/{default_storage.bucket_name}/previews/car.png"
 
-    response = register(api_client, job_id, f"{s3_down}/{default_storage.bucket_name}/previews/car.png")
+    assert register(api_client, job_id, address).status_code == 200
 
-    assert response.status_code == 503
-    assert response.json() == {"error": "External service unavailable. Please try again later."}
-    assert not Job.objects.exists()
+    assert Job.objects.get(pk=job_id).registered_preview_url == address
+
+
+# --- Only previews ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D])
+def test_an_anonymous_3d_job_cannot_be_claimed_by_registering_its_id(api_client, auth_client, user, kind):
+    """Its anonymous submitter keeps it: /cancel still works for them, nobody became its owner."""
+    job = JobFactory(user=None, kind=kind, state=JobState.PENDING)
+
+    response = register(auth_client(user), job.pk)
+
+    assert response.status_code == 403
+    assert response.json() == {"error": "You don't have permission to modify this job"}
+    job.refresh_from_db()
+    assert (job.user_id, job.registered_preview_url) == (None, "")
+    assert api_client.post(f"/cancel/{job.pk}").status_code == 200
+
+
+def test_a_users_own_3d_job_cannot_be_registered_over_either(auth_client, user):
+    job = JobFactory(user=user, kind=JobKind.TEXT_TO_3D, state=JobState.COMPLETED)
+
+    response = register(auth_client(user), job.pk)
+
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert (job.kind, job.registered_preview_url) == (JobKind.TEXT_TO_3D, "")

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from jobs.models import Job, JobKind
 from tests.jobs import images
@@ -28,7 +29,7 @@ def upload(client, data: bytes, filename="photo.png", field="image"):
     ],
     ids=["png", "jpeg", "webp", "mpo"],
 )
-def test_an_image_is_stored_under_uploads_and_served_as_sent(media, api_client, db, data, extension):
+def test_an_image_is_stored_under_uploads_and_served_as_the_same_picture(media, api_client, db, data, extension):
     response = upload(api_client, data, filename="anything.bin")
 
     assert response.status_code == 200
@@ -38,7 +39,31 @@ def test_an_image_is_stored_under_uploads_and_served_as_sent(media, api_client, 
     assert "/uploads/image-" in path and path.endswith(f".{extension}")
     [name] = media.names("uploads")
     assert path.endswith(name)
-    assert media.fetch(body["url"], api_client) == data
+    with Image.open(io.BytesIO(data)) as sent, Image.open(io.BytesIO(media.fetch(body["url"], api_client))) as served:
+        assert (served.format, served.size) == ("JPEG" if sent.format == "MPO" else sent.format, sent.size)
+        if extension == "png":
+            assert served.tobytes() == sent.tobytes()  # lossless: the very same pixels
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_a_photo_is_served_upright_and_without_what_the_phone_wrote_about_it(
+    media, api_client, db, image_format
+):
+    """Privacy first: no GPS position, no phone make, no XMP at a public URL."""
+    data = images.phone_photo(image_format)
+    assert images.PHONE.encode() in data and images.PLACE.encode() in data
+
+    response = upload(api_client, data)
+
+    assert response.status_code == 200
+    served = media.fetch(response.json()["url"], api_client)
+    assert images.PHONE.encode() not in served and images.PLACE.encode() not in served
+    with Image.open(io.BytesIO(served)) as image:
+        assert dict(image.getexif()) == {}
+        assert "xmp" not in image.info and "XML:com.adobe.xmp" not in image.info
+        assert image.size == (12, 16)  # turned as the orientation said, which is then dropped
+        top_right = image.convert("RGB").getpixel((10, 1))  # the marked corner, a quarter turn on
+        assert top_right[2] > 200 and top_right[0] < 60
 
 
 @pytest.mark.parametrize(
