@@ -11,6 +11,7 @@ refused: that is ``KeysUnavailable``, not ``InvalidToken``, so that a client is 
 rather than to sign in again. Only a ``kid`` missing from keys fetched for it is refused.
 """
 
+import hashlib
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 import jwt
 import requests
 from django.conf import settings
+from django.core.cache import caches
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +139,36 @@ def _signing_key(header: dict):
     return _jwks.key(kid)
 
 
+# A token verified in the last minute is not verified again (decoding and the RSA check are most of
+# a poll's cost); its expiry still is. Keyed by the token and the settings it was checked against.
+VERIFIED_TOKEN_SECONDS = 60
+
+
 def verify_session_token(token: str) -> dict:
     """Return the claims of a valid Clerk session token; raise InvalidToken, or KeysUnavailable."""
+    key = _verified_key(token)
+    claims = caches["process"].get(key)
+    if claims is None:
+        claims = _verify(token)
+        lifetime = min(VERIFIED_TOKEN_SECONDS, claims["exp"] + settings.CLERK_LEEWAY_SECONDS - _now())
+        if lifetime > 0:
+            caches["process"].set(key, claims, lifetime)
+    elif claims["exp"] + settings.CLERK_LEEWAY_SECONDS < _now():
+        raise InvalidToken("Signature has expired")
+    return claims
+
+
+def _now() -> float:
+    return datetime.now(timezone.utc).timestamp()
+
+
+def _verified_key(token: str) -> str:
+    checked_against = (settings.CLERK_ISSUER, tuple(settings.CLERK_AUTHORIZED_PARTIES), settings.CLERK_JWT_KEY,
+                       settings.CLERK_JWKS_URL, settings.CLERK_SECRET_KEY)
+    return "token:" + hashlib.sha256(repr((token, checked_against)).encode()).hexdigest()
+
+
+def _verify(token: str) -> dict:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:

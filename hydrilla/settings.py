@@ -46,6 +46,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The admin's messages live in its session: the cookie store would sign a cookie on every request.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "hydrilla.urls"
 WSGI_APPLICATION = "hydrilla.wsgi.application"
 ASGI_APPLICATION = "hydrilla.asgi.application"
@@ -149,7 +152,11 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydrilla"}
     ),
     # What one process may keep for itself (users it has seen): never a network round trip.
-    "process": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "process"},
+    "process": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "process",
+        "OPTIONS": {"MAX_ENTRIES": 20000},
+    },
 }
 # Proxies in front of the service whose X-Forwarded-For entries are trusted (compose's nginx: 1).
 # 0: a caller is its socket's address, whatever headers it sends.
