@@ -29,6 +29,6 @@ RUN useradd --create-home --uid 1000 hydrilla && mkdir -p var && chown hydrilla 
 USER hydrilla
 
 EXPOSE 4000
-CMD ["gunicorn", "hydrilla.wsgi:application", "--bind", "0.0.0.0:4000", \
-     "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--timeout", "120", \
-     "--access-logfile", "-"]
+# The web server (scripts/serve.sh web: its one command line); compose.yaml runs the workers.
+ENV BIN=/usr/local/bin HOST=0.0.0.0
+CMD ["scripts/serve.sh", "web"]

@@ -180,7 +180,6 @@ def open_stream(port: int, job_id: str, source: str = "127.0.0.1") -> tuple[sock
         while b"\n\n" not in body:
             body += connection.recv(65536)
     else:
-        assert b"content-length" in headers, received
         while len(body) < int(headers[b"content-length"]):
             body += connection.recv(65536)
         assert int(headers[b"retry-after"]) > 0
@@ -213,3 +212,42 @@ def test_many_open_streams_leave_health_and_polls_answering_and_a_closed_one_fre
         time.sleep(0.1)
     for connection in [again, other, *(connection for connection, _, _ in streams)]:
         connection.close()
+
+
+@pytest.fixture
+def nginx(server, tmp_path):
+    """compose.yaml's nginx (deploy/nginx.conf) in front of the server, on another loopback port."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(binary), "nginx is needed (compose.yaml's proxy); .ci/run installs it"
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        (ROOT / "deploy" / "nginx.conf").read_text()
+        .replace("server web:4000;", f"server 127.0.0.1:{server['port']};")
+        .replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        .replace("/tmp/nginx", str(tmp_path / "nginx"))
+    )
+    process = subprocess.Popen([binary, "-c", str(conf), "-e", str(tmp_path / "error.log"), "-g", "daemon off;"])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_behind_nginx_refusals_are_json_and_events_pass_through_as_they_come(server, nginx):
+    assert raw_request(nginx, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n") == (
+        431, {"error": "Request headers too large"})
+    assert raw_request(nginx, b"POST /text-to-3d HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n") == (
+        413, {"error": "Request body too large (maximum 10 MB)"})
+
+    job_id = waiting_job(f"http://127.0.0.1:{nginx}")
+    connection, code, first = open_stream(nginx, job_id)
+    connection.close()
+    assert code == 200 and b'data: {"job_id"' in first and b'"status": "pending"' in first
