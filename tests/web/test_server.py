@@ -251,3 +251,36 @@ def test_behind_nginx_refusals_are_json_and_events_pass_through_as_they_come(ser
     connection, code, first = open_stream(nginx, job_id)
     connection.close()
     assert code == 200 and b'data: {"job_id"' in first and b'"status": "pending"' in first
+
+
+def reads_from_every_process(url: str, headers=None, times: int = 12) -> list:
+    """GETs on fresh connections, so that both web processes answer some of them."""
+    return [requests.get(url, headers={**(headers or {}), "Connection": "close"}, timeout=5) for _ in range(times)]
+
+
+def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
+    from jobs import services
+    from jobs.watch import POLL_SECONDS
+
+    base = server["base"]
+    owner = {"Authorization": f"Bearer {token_minter.token('user_writer', exp=int(time.time()) + 600)}"}
+    job_id = requests.post(f"{base}/api/3d/generate", json={"prompt": "a kettle"}, headers=owner, timeout=10).json()["jobId"]
+    assert {r.json()["job"]["status"] for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)} == {"WAIT"}
+
+    def seen_everywhere():
+        time.sleep(POLL_SECONDS * 2)  # the watchers' next tick
+        return [r.json() if r.ok else r.status_code for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)]
+
+    requests.patch(f"{base}/api/3d/jobs/{job_id}/name", json={"name": "Kettle"}, headers=owner, timeout=10)
+    assert {body["job"]["name"] for body in seen_everywhere()} == {"Kettle"}
+
+    attempt = services.claim_job(job_id, worker="gpu@test")  # a worker, in a process of its own
+    services.report_progress(job_id, attempt, 40, "Generating 3D mesh…")
+    assert {(body["job"]["status"], body["job"]["progress"]) for body in seen_everywhere()} == {("RUN", 40)}
+
+    requests.post(f"{base}/cancel/{job_id}", headers=owner, timeout=10)
+    services.end_job_unsuccessfully(job_id, attempt, code="CANCELLED", message="Cancelled")
+    assert {body["job"]["status"] for body in seen_everywhere()} == {"FAIL"}
+
+    requests.delete(f"{base}/api/3d/jobs/{job_id}", headers=owner, timeout=10)
+    assert set(seen_everywhere()) == {404}
