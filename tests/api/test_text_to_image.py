@@ -196,3 +196,28 @@ def test_many_waiting_previews_hold_no_connection_and_block_no_one(asgi_server, 
     assert [result.status_code for result in results] == [200] * previews
     assert [result.json()["preview_id"] for result in results] == [str(job.pk) for job in waiting]
     assert all(result.json()["image_url"].split("?")[0].endswith("/preview.png") for result in results)
+
+
+def test_a_client_that_goes_away_frees_its_wait_at_once(asgi_server):
+    import socket
+
+    from jobs.watch import watcher
+
+    body = b"prompt=a+teapot+nobody+waits+for"
+    client = socket.create_connection(("127.0.0.1", asgi_server.port), timeout=5)
+    client.sendall(
+        b"POST /text-to-image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+    deadline = time.monotonic() + 10
+    while watcher.waiting() != 1:
+        assert time.monotonic() < deadline, "the request never started waiting"
+        time.sleep(0.02)
+
+    client.close()
+
+    deadline = time.monotonic() + 1
+    while watcher.waiting():
+        assert time.monotonic() < deadline, "the wait outlived its client"
+        time.sleep(0.02)
+    assert Job.objects.get(prompt="a teapot nobody waits for").state == JobState.PENDING  # the preview goes on
