@@ -182,7 +182,7 @@ def _waiting_by_bucket(thresholds: list) -> list[tuple[str, int, int]]:
             return cursor.fetchall()
     # Elsewhere (SQLite: the embedded defaults) a count per threshold, in one query per kind.
     rows = []
-    for kind in waiting.values_list("kind", flat=True).distinct():
+    for kind in waiting.order_by().values_list("kind", flat=True).distinct():
         of_kind = waiting.filter(kind=kind)
         counts = of_kind.aggregate(
             total=Count("pk"),
