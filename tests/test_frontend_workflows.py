@@ -4,7 +4,6 @@
 import io
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -13,17 +12,11 @@ import requests
 import trimesh
 from PIL import Image, ImageDraw
 
-from tests.worker_process import ROOT, database_url
+from tests.worker_process import ROOT, database_url, free_port, log_text
 
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 JOB_TIMEOUT_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +66,6 @@ def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"service not up:\n{log_text(log)}")
-
-
-def log_text(log) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read()[-5000:]
 
 
 @pytest.fixture

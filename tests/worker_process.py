@@ -1,7 +1,9 @@
-"""A real Celery worker in a child process, configured like production but with tiny models."""
+"""Real processes of the service for tests: a Celery worker configured like production but with
+tiny models, and what starting a server needs (a free loopback port, its log)."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -11,6 +13,19 @@ from pathlib import Path
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def log_text(log) -> str:
+    """The end of a process's log file, for an assertion's message."""
+    log.flush()
+    log.seek(0)
+    return log.read()[-5000:]
 
 
 def database_url() -> str:

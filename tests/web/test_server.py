@@ -14,18 +14,12 @@ import time
 import pytest
 import requests
 
-from tests.worker_process import ROOT, database_url
+from tests.worker_process import ROOT, database_url, free_port, log_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HEADER_TIMEOUT_SECONDS = 2
 STREAMS_PER_CALLER = 256
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +62,6 @@ def server(django_db_setup, django_db_blocker, token_minter, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-
-
-def log_text(log) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read()[-5000:]
 
 
 def waiting_job(base: str) -> str:
