@@ -3,7 +3,6 @@
 
 import io
 import os
-import signal
 import subprocess
 import time
 
@@ -12,7 +11,7 @@ import requests
 import trimesh
 from PIL import Image, ImageDraw
 
-from tests.worker_process import ROOT, database_url, free_port, log_text
+from tests.worker_process import ROOT, database_url, free_port, log_text, stop_process_group
 
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
@@ -46,12 +45,7 @@ def service(django_db_setup, token_minter, tmp_path_factory):
         yield base
     finally:
         # A graceful stop waits for gunicorn's and Celery's own shutdowns; past a minute, force it.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process, grace=60)
 
 
 def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:

@@ -21,6 +21,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the process and its children; SIGKILL past ``grace`` seconds."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 def log_text(log) -> str:
     """The end of a process's log file, for an assertion's message."""
     log.flush()

@@ -6,7 +6,6 @@ import json
 import os
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -14,7 +13,7 @@ import time
 import pytest
 import requests
 
-from tests.worker_process import ROOT, database_url, free_port, log_text
+from tests.worker_process import ROOT, database_url, free_port, log_text, stop_process_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,12 +55,7 @@ def server(django_db_setup, django_db_blocker, token_minter, tmp_path_factory):
     try:
         yield {"base": base, "port": port, "access_log": folder / "access.log"}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process, grace=30)
 
 
 def waiting_job(base: str) -> str:
