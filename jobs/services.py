@@ -228,18 +228,18 @@ def download(job: Job, format_name: str) -> str:
     data = formats.convert(storage.read(job.result_glb), format_name)
     made = storage.save(f"jobs/{job.pk}", f"model.{formats.FORMATS[format_name].extension}", data)
     with transaction.atomic():
-        # A concurrent first download may have won, and the job may be gone or requeued meanwhile:
-        # then this file belongs to nobody.
         current = Job.objects.select_for_update().filter(pk=job.pk, result_glb=job.result_glb).first()
         kept = current.downloads.get(format_name) if current else None
-        if current is None or kept:
-            transaction.on_commit(lambda: storage.delete(made))
-            if current is None:
-                raise NoModel(job.pk)
-            return kept
-        # A plain UPDATE: a download is no change to the job, so updated_at stays.
-        Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {format_name: made})
-    return made
+        if current is not None and not kept:
+            # A plain UPDATE: a download is no change to the job, so updated_at stays.
+            Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {format_name: made})
+            return made
+    # A concurrent first download won, or the job was deleted or requeued meanwhile: this file
+    # belongs to nobody.
+    storage.delete(made)
+    if current is None:
+        raise NoModel(job.pk)
+    return kept
 
 
 def request_cancel(job: Job) -> str:
