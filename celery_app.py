@@ -3,6 +3,7 @@
 One queue per kind of work, so that a cheap preview never waits behind a long 3D job:
 - ``gpu``: 3D jobs (text-to-3D, image-to-3D), on workers that own a GPU;
 - ``preview``: text-to-image previews;
+- ``cpu``: remeshing a finished model from its stored mesh, with no model loaded;
 - ``default``: housekeeping.
 """
 
@@ -18,6 +19,7 @@ from django.conf import settings  # noqa: E402  (needs DJANGO_SETTINGS_MODULE)
 GPU_QUEUE = "gpu"
 PREVIEW_QUEUE = "preview"
 DEFAULT_QUEUE = "default"
+CPU_QUEUE = "cpu"
 
 # The task names and their one argument (the job id as a string) are a contract between the web
 # service, which sends them by name, and the workers, which implement them in generation.tasks.
@@ -25,10 +27,12 @@ RUN_3D_JOB = "generation.run_3d_job"
 RUN_PREVIEW_JOB = "generation.run_preview_job"
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
+RUN_REMESH_JOB = "generation.run_remesh_job"
 
 TASK_ROUTES = {
     RUN_3D_JOB: {"queue": GPU_QUEUE},
     RUN_PREVIEW_JOB: {"queue": PREVIEW_QUEUE},
+    RUN_REMESH_JOB: {"queue": CPU_QUEUE},
     DELETE_UNUSED_UPLOADS: {"queue": DEFAULT_QUEUE},
 }
 BEAT_SCHEDULE = {
@@ -62,7 +66,7 @@ app.conf.update(
     broker_connection_timeout=3,
     broker_connection_retry_on_startup=True,
     task_default_queue=DEFAULT_QUEUE,
-    task_queues=[Queue(name, routing_key=name) for name in (GPU_QUEUE, PREVIEW_QUEUE, DEFAULT_QUEUE)],
+    task_queues=[Queue(name, routing_key=name) for name in (GPU_QUEUE, PREVIEW_QUEUE, DEFAULT_QUEUE, CPU_QUEUE)],
     task_routes=TASK_ROUTES,
     # Fail fast when the broker is down, so the API can answer 503 instead of hanging.
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},

@@ -13,7 +13,15 @@ from django.conf import settings
 from PIL import Image
 
 from generation import registry
-from generation.pipelines import GenerationError, classify, cut_out, finish_mesh
+from generation.pipelines import (
+    GenerationError,
+    classify,
+    cut_out,
+    finish_mesh,
+    load_source_mesh,
+    prepare_mesh,
+    save_source_mesh,
+)
 from generation.progress import Heartbeat, ProgressReporter
 from jobs import remote_images, services, storage
 from jobs.models import GenerateType, Job, JobKind
@@ -38,6 +46,8 @@ def run_job(job_id: str, *, worker: str) -> None:
         with Heartbeat(job.pk, attempt, settings.HEARTBEAT_SECONDS):
             if job.kind == JobKind.PREVIEW:
                 _run_preview(job, attempt, reporter)
+            elif job.kind == JobKind.REMESH:
+                _run_remesh(job, attempt, reporter)
             else:
                 _run_3d(job, attempt, reporter)
     except Exception as exc:
@@ -62,7 +72,7 @@ def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
     reporter.stage(90, 99, "Uploading…")
     name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
-    _finish(job, attempt, name_field="preview_image", name=name)
+    _finish(job, attempt, preview_image=name)
 
 
 def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
@@ -79,21 +89,38 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     reporter.stage(35, 85, "Generating 3D mesh…")
     mesh = registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step)
     reporter.stage(85, 95, "Optimizing mesh…")
-    glb = finish_mesh(
-        mesh,
+    source = prepare_mesh(mesh, photo=foreground)
+    glb = _finished_model(job, source)
+    reporter.stage(95, 99, "Uploading…")
+    source_name = storage.save(storage.job_folder(job.pk), "source.ply", save_source_mesh(source))
+    name = storage.save(storage.job_folder(job.pk), "model.glb", glb)
+    _finish(job, attempt, result_glb=name, source_mesh=source_name)
+
+
+def _run_remesh(job: Job, attempt: int, reporter: ProgressReporter) -> None:
+    """Finish the stored full-resolution mesh again: no model runs, on a CPU worker."""
+    reporter.stage(0, 10, "Reading the full-resolution mesh…")
+    source = load_source_mesh(storage.read(job.source_mesh))
+    reporter.stage(10, 95, "Remeshing…")
+    glb = _finished_model(job, source)
+    reporter.stage(95, 99, "Uploading…")
+    _finish(job, attempt, result_glb=storage.save(storage.job_folder(job.pk), "model.glb", glb))
+
+
+def _finished_model(job: Job, source) -> bytes:
+    return finish_mesh(
+        source,
         face_count=job.face_count or settings.DEFAULT_FACE_COUNT,
         generate_type=job.generate_type or GenerateType.NORMAL,
         enable_pbr=job.enable_pbr,
+        texture_size=settings.TEXTURE_SIZE,
     )
-    reporter.stage(95, 99, "Uploading…")
-    name = storage.save(storage.job_folder(job.pk), "model.glb", glb)
-    _finish(job, attempt, name_field="result_glb", name=name)
 
 
-def _finish(job: Job, attempt: int, *, name_field: str, name: str) -> None:
-    if not services.complete_job(job.pk, attempt, **{name_field: name}):
-        # Cancelled or taken over while uploading: the file belongs to no job.
-        storage.delete(name)
+def _finish(job: Job, attempt: int, **names: str) -> None:
+    if not services.complete_job(job.pk, attempt, **names):
+        # Cancelled or taken over while uploading: the files belong to no job.
+        storage.delete(*names.values())
         raise GenerationError("CANCELLED", "The job was cancelled.")
 
 

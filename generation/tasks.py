@@ -9,7 +9,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import connection
 
-from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB
+from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, RUN_REMESH_JOB
 from generation import registry, runner
 from jobs import services
 
@@ -23,6 +23,11 @@ def run_3d_job(self, job_id: str) -> None:
 
 @shared_task(name=RUN_PREVIEW_JOB, bind=True)
 def run_preview_job(self, job_id: str) -> None:
+    runner.run_job(job_id, worker=self.request.hostname)
+
+
+@shared_task(name=RUN_REMESH_JOB, bind=True)
+def run_remesh_job(self, job_id: str) -> None:
     runner.run_job(job_id, worker=self.request.hostname)
 
 

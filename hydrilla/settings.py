@@ -279,14 +279,16 @@ ORPHAN_AFTER_SECONDS = env.int("ORPHAN_AFTER_SECONDS", default=60)
 PREVIEW_WAIT_SECONDS = env.int("PREVIEW_WAIT_SECONDS", default=60)
 
 # --- Queue estimates -------------------------------------------------------------------------
-ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0}
+ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0, "remesh": 20.0}
 ESTIMATE_SAMPLE_SIZE = 20
 
 # --- Generation ------------------------------------------------------------------------------
 # Empty model settings mean "no real weights": the worker builds and uses tiny random models.
 TEXT_TO_IMAGE_MODEL = env("TEXT_TO_IMAGE_MODEL", default="")
-IMAGE_TO_3D_BACKEND = env("IMAGE_TO_3D_BACKEND", default="shap-e")
 IMAGE_TO_3D_MODEL = env("IMAGE_TO_3D_MODEL", default="")
+# Without weights a photo becomes its object with the weight-free silhouette backend (the tiny
+# random Shap-E would make noise); with IMAGE_TO_3D_MODEL set, Shap-E.
+IMAGE_TO_3D_BACKEND = env("IMAGE_TO_3D_BACKEND", default="shap-e" if IMAGE_TO_3D_MODEL else "silhouette")
 TINY_MODELS_DIR = Path(env("TINY_MODELS_DIR", default=str(VAR_DIR / "tiny-models")))
 TORCH_DEVICE = env("TORCH_DEVICE", default="")
 TORCH_DTYPE = env("TORCH_DTYPE", default="")
@@ -306,6 +308,10 @@ DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=40000)
 # Models a worker process loads when it starts rather than on its first job
 # ("text-to-image", "image-to-3d"): a GPU worker's first job then pays no load time.
 PRELOAD_MODELS = env.list("PRELOAD_MODELS", default=[])
+
+# --- Textures, download formats, remeshing (issue 13) ----------------------------------------
+# Side in texels of the base-colour texture baked onto every coloured model (a power of two).
+TEXTURE_SIZE = env.int("TEXTURE_SIZE", default=1024)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOGGING = {

@@ -2,6 +2,7 @@
 form only renames, a delete removes the stored files, and the actions are the commands' services."""
 
 from django.contrib import admin, messages
+from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -9,6 +10,10 @@ from jobs import services, storage
 from jobs.models import Job
 from jobs.serializers import NODE_STATUS, preview_url
 from jobs.services import StaffOutcome
+
+# <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's
+# @google/model-viewer package: served with the admin's own static files, no CDN.
+MODEL_VIEWER_SCRIPT = "jobs/vendor/model-viewer-4.4.0/model-viewer.min.js"
 
 # Outcomes worth a warning rather than a success message.
 NOT_DONE = {StaffOutcome.REFUSED, StaffOutcome.ENDED, StaffOutcome.CHANGED, StaffOutcome.NOT_QUEUED}
@@ -82,14 +87,22 @@ class JobAdmin(admin.ModelAdmin):
         ("Error", {"fields": ("error_code", "error_message")}),
         (
             "Files",
-            {"fields": ("glb", "preview", "preview_image_tag", "processed_image", "registered_preview_url")},
+            {
+                "fields": (
+                    "glb",
+                    "preview",
+                    "model_and_preview",
+                    "processed_image",
+                    "registered_preview_url",
+                )
+            },
         ),
     )
 
     def get_readonly_fields(self, request, obj=None):
         # Only the name is staff's to edit: the rest is the request as made and what the pipeline
         # wrote, and a whole-row save would overwrite a running job's progress with a stale copy.
-        computed = ["api_status", "glb", "preview", "preview_image_tag"]
+        computed = ["api_status", "glb", "preview", "model_and_preview"]
         return [field.name for field in Job._meta.fields if field.name != "name"] + computed
 
     def get_changelist_form(self, request, **kwargs):
@@ -137,12 +150,25 @@ class JobAdmin(admin.ModelAdmin):
     def preview(self, job):
         return _new_tab_link(preview_url(job), "preview")
 
-    @admin.display(description="preview image")
-    def preview_image_tag(self, job):
-        url = preview_url(job)
-        if not url:
+    @admin.display(description="model and preview")
+    def model_and_preview(self, job):
+        """The GLB in a 3D viewer (drag to turn it), beside the preview image."""
+        glb, preview = storage.url(job.result_glb), preview_url(job)
+        if not glb and not preview:
             return "—"
-        return format_html('<img src="{}" alt="preview" style="max-width: 320px; max-height: 320px">', url)
+        viewer = format_html(
+            '<script type="module" src="{}"></script>'
+            '<model-viewer src="{}" alt="The job\'s model" loading="eager" camera-controls '
+            'interaction-prompt="none" shadow-intensity="1" '
+            # An empty progress bar: the model is small, and a still page shows no half-faded bar.
+            'style="width: 320px; height: 320px; background: #f4f4f2"><div slot="progress-bar"></div></model-viewer>',
+            static(MODEL_VIEWER_SCRIPT),
+            glb,
+        ) if glb else ""
+        image = format_html(
+            '<img src="{}" alt="preview" style="max-width: 320px; max-height: 320px">', preview
+        ) if preview else ""
+        return format_html('<div style="display: flex; gap: 16px; align-items: flex-start">{}{}</div>', viewer, image)
 
     @admin.action(description="Requeue selected jobs (running ones only when stuck)")
     def requeue(self, request, queryset):

@@ -7,6 +7,8 @@ class JobKind(models.TextChoices):
     TEXT_TO_3D = "text-to-3d"
     IMAGE_TO_3D = "image-to-3d"
     PREVIEW = "text-to-image"
+    # A finished 3D job's stored full-resolution mesh, finished again with other options (CPU only).
+    REMESH = "remesh"
 
 
 THREE_D_KINDS = (JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D)
@@ -68,6 +70,11 @@ class Job(models.Model):
     submitted_from = models.GenericIPAddressField(null=True, blank=True)
 
     result_glb = models.CharField(max_length=512, blank=True)
+    # The full-resolution, coloured mesh every finish of this model starts from (remesh); a remesh
+    # job shares its source's.
+    source_mesh = models.CharField(max_length=512, blank=True)
+    # The result in other formats, by format name, made on their first download.
+    downloads = models.JSONField(default=dict, blank=True)
     preview_image = models.CharField(max_length=512, blank=True)
     processed_image = models.CharField(max_length=512, blank=True)
     registered_preview_url = models.URLField(max_length=2048, blank=True)
@@ -104,10 +111,6 @@ class Job(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.id} ({self.state})"
-
-    @property
-    def is_3d(self) -> bool:
-        return self.kind in THREE_D_KINDS
 
 
 class Upload(models.Model):

@@ -10,6 +10,7 @@ from rest_framework import serializers as drf
 
 from accounts.authentication import SESSION_COOKIE
 from jobs import serializers
+from jobs.formats import FORMATS
 from jobs.models import GenerateType, JobKind, JobState, PolygonType
 
 GENERATION_TAG = "Generation API"
@@ -216,9 +217,17 @@ class BackendJob(drf.Serializer):
     updatedAt = drf.DateTimeField()
 
 
+class DownloadFormat(drf.Serializer):
+    format = drf.ChoiceField(choices=list(FORMATS))
+    description = drf.CharField()
+    url = drf.URLField()
+
+
 class JobStatus(drf.Serializer):
     job = BackendJob()
     queue = JobQueue()
+    formats = DownloadFormat(many=True, help_text="Where to download the finished model in each "
+                             "format (an addition to the spec's body; empty until the job is DONE).")
 
 
 class JobHistory(drf.Serializer):

@@ -18,12 +18,12 @@ from accounts.models import User
 from jobs.models import THREE_D_KINDS, Job, JobKind, JobState
 from jobs.serializers import NODE_STATUS
 
-QUEUE_KINDS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,)}
+QUEUE_KINDS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,), "remesh": (JobKind.REMESH,)}
 
 
 def queue_of(job: Job) -> str:
-    """The estimate group a job waits in: 3D jobs, or previews."""
-    return "3d" if job.is_3d else "preview"
+    """The estimate group a job waits in: 3D jobs, previews, or remeshes."""
+    return next(queue for queue, kinds in QUEUE_KINDS.items() if job.kind in kinds)
 
 
 def get_job(job_id) -> Job | None:

@@ -2,10 +2,12 @@
 
 from urllib.parse import urlsplit
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from accounts.serializers import iso
 from jobs import storage
+from jobs.formats import FORMATS
 from jobs.models import GenerateType, Job, JobState, PolygonType
 
 MAX_PROMPT_LENGTH = 1000
@@ -66,6 +68,13 @@ class HttpUrlField(StrictCharField):
         return url
 
 
+def refuse_quadrilaterals(value):
+    # glTF stores triangles only; quads would be silently triangulated, so refuse them.
+    if value == PolygonType.QUADRILATERAL:
+        raise serializers.ValidationError("quadrilateral meshes are not supported: GLB files store triangles")
+    return value
+
+
 class GenerateInput(serializers.Serializer):
     # null, "" and absent all mean "not given" (BackendJob has both as ``string | null``).
     prompt = StrictCharField(
@@ -78,17 +87,24 @@ class GenerateInput(serializers.Serializer):
     polygonType = serializers.ChoiceField(choices=PolygonType.choices, required=False, allow_null=True)
 
     def validate_polygonType(self, value):
-        # glTF stores triangles only; quads would be silently triangulated, so refuse them.
-        if value == PolygonType.QUADRILATERAL:
-            raise serializers.ValidationError(
-                "quadrilateral meshes are not supported: GLB files store triangles"
-            )
-        return value
+        return refuse_quadrilaterals(value)
 
     def validate(self, attrs):
         if not attrs.get("prompt") and not attrs.get("imageUrl"):
             raise serializers.ValidationError("Either prompt or imageUrl is required")
         return attrs
+
+
+class RemeshInput(serializers.Serializer):
+    """The options of ``/generate``; each one not given keeps the source job's."""
+
+    generateType = serializers.ChoiceField(choices=GenerateType.choices, required=False)
+    faceCount = StrictIntegerField(required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT)
+    enablePBR = StrictBooleanField(required=False)
+    polygonType = serializers.ChoiceField(choices=PolygonType.choices, required=False, allow_null=True)
+
+    def validate_polygonType(self, value):
+        return refuse_quadrilaterals(value)
 
 
 class RenameInput(serializers.Serializer):
@@ -128,6 +144,16 @@ def backend_job(job: Job, request=None) -> dict:
         "updatedAt": iso(job.updated_at),
     }
 
+
+def download_formats(job: Job, request) -> list[dict]:
+    """Each format the finished model can be downloaded in, with its download URL."""
+    if job.state != JobState.COMPLETED or not job.result_glb:
+        return []
+    path = reverse("job-download", args=[job.pk])
+    return [
+        {"format": name, "description": format.description, "url": request.build_absolute_uri(f"{path}?format={name}")}
+        for name, format in FORMATS.items()
+    ]
 
 
 def generation_status(job: Job, queue: dict, request=None) -> dict:

@@ -19,8 +19,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
-from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, app as celery
-from jobs import selectors, storage
+from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, RUN_REMESH_JOB, app as celery
+from jobs import formats, selectors, storage
 from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Upload
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ TASK_FOR_KIND = {
     JobKind.TEXT_TO_3D: RUN_3D_JOB,
     JobKind.IMAGE_TO_3D: RUN_3D_JOB,
     JobKind.PREVIEW: RUN_PREVIEW_JOB,
+    JobKind.REMESH: RUN_REMESH_JOB,
 }
 
 
@@ -42,6 +43,10 @@ class JobNotCancellable(Exception):
 
 class TooManyWaitingJobs(Exception):
     """The caller already has MAX_WAITING_JOBS_PER_CALLER jobs waiting or running."""
+
+
+class NoModel(Exception):
+    """The job has no finished model (or no stored full-resolution mesh) to work from."""
 
 
 @dataclass(frozen=True)
@@ -181,10 +186,10 @@ def rename_job(job: Job, name: str) -> None:
 
 def delete_job(job: Job) -> None:
     """Delete the row, then its files once the delete is committed (a worker still running it
-    finds the row gone and stops at its next step). A preview image reused by another job stays."""
-    files = [job.result_glb, job.processed_image]
-    if not Job.objects.filter(preview_image=job.preview_image).exclude(pk=job.pk).exists():
-        files.append(job.preview_image)
+    finds the row gone and stops at its next step). A preview image or full-resolution mesh that
+    another job shares (a reused preview, a remesh) stays."""
+    files = [job.result_glb, job.processed_image, *job.downloads.values()]
+    files += [name for field in ("preview_image", "source_mesh") if (name := _unshared(job.pk, field))]
     with transaction.atomic():
         job.delete()
         transaction.on_commit(lambda: storage.delete(*files))
@@ -209,6 +214,74 @@ def delete_unused_uploads() -> int:
     if unused:
         logger.info("Deleted %d uploads that no job used", len(unused))
     return len(unused)
+
+
+def _unshared(job_id, field: str) -> str:
+    """The job's file in ``field`` when no other job holds it too, else ""."""
+    name = Job.objects.filter(pk=job_id).values_list(field, flat=True).first()
+    if not name or Job.objects.filter(**{field: name}).exclude(pk=job_id).exists():
+        return ""
+    return name
+
+
+def remesh_job(source: Job, options: JobOptions) -> Job:
+    """A new job that finishes ``source``'s stored full-resolution mesh with ``options``, on the
+    CPU queue. It belongs to the source's owner and shows its prompt, image and preview.
+
+    Raises NoModel when the source has no stored mesh (unfinished, or made before meshes were kept).
+    """
+    if source.state != JobState.COMPLETED or not source.source_mesh:
+        raise NoModel(source.pk)
+    job = Job(
+        kind=JobKind.REMESH,
+        user=source.user,
+        prompt=source.prompt,
+        image_url=source.image_url,
+        preview_image=source.preview_image,
+        registered_preview_url=source.registered_preview_url,
+        source_mesh=source.source_mesh,
+        generate_type=options.generate_type,
+        face_count=options.face_count,
+        enable_pbr=options.enable_pbr,
+        polygon_type=options.polygon_type,
+        message="Queued",
+    )
+    with transaction.atomic():
+        _check_waiting_jobs(job.user, None)
+        job.save()
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+    return job
+
+
+def download(job: Job, format_name: str) -> str:
+    """The storage name of the job's model in ``format_name`` (one of ``formats.FORMATS``),
+    converted from its GLB and stored on the first request, then kept until the job goes.
+
+    Converted here, in the web process: the formats module imports no torch, and one conversion
+    of a finished model takes well under a second (README). Raises NoModel for a job without a
+    result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
+    """
+    if job.state != JobState.COMPLETED or not job.result_glb:
+        raise NoModel(job.pk)
+    if format_name == formats.DEFAULT_FORMAT:
+        return job.result_glb
+    if name := job.downloads.get(format_name):
+        return name
+    data = formats.convert(storage.read(job.result_glb), format_name)
+    made = storage.save(storage.job_folder(job.pk), f"model.{formats.FORMATS[format_name].extension}", data)
+    with transaction.atomic():
+        current = Job.objects.select_for_update().filter(pk=job.pk, result_glb=job.result_glb).first()
+        kept = current.downloads.get(format_name) if current else None
+        if current is not None and not kept:
+            # A plain UPDATE: a download is no change to the job, so updated_at stays.
+            Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {format_name: made})
+            return made
+    # A concurrent first download won, or the job was deleted or requeued meanwhile: this file
+    # belongs to nobody.
+    storage.delete(made)
+    if current is None:
+        raise NoModel(job.pk)
+    return kept
 
 
 def request_cancel(job: Job) -> str:
@@ -244,10 +317,17 @@ def requeue_job(job: Job) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
-        previous_result = (
-            Job.objects.select_for_update().filter(pk=job.pk).values_list("result_glb", flat=True).first()
+        previous = (
+            Job.objects.select_for_update().filter(pk=job.pk).values("kind", "result_glb", "downloads").first()
         )
+        previous_files = [previous["result_glb"], *previous["downloads"].values()] if previous else []
+        # A 3D job makes its full-resolution mesh anew; a remesh job keeps working from its source's.
+        fresh_mesh = {}
+        if previous and previous["kind"] != JobKind.REMESH:
+            previous_files.append(_unshared(job.pk, "source_mesh"))
+            fresh_mesh = {"source_mesh": ""}
         reset = Job.objects.filter(pk=job.pk).exclude(state=JobState.PROCESSING).update(
+            **fresh_mesh,
             state=JobState.PENDING,
             progress=0,
             message="Queued",
@@ -255,6 +335,7 @@ def requeue_job(job: Job) -> bool:
             error_message=None,
             cancel_requested=False,
             result_glb="",
+            downloads={},
             started_at=None,
             finished_at=None,
             elapsed_seconds=None,
@@ -262,7 +343,7 @@ def requeue_job(job: Job) -> bool:
             updated_at=now,
         )
         if reset:
-            transaction.on_commit(lambda: storage.delete(previous_result))
+            transaction.on_commit(lambda: storage.delete(*previous_files))
             transaction.on_commit(lambda: enqueue(job))
     return bool(reset)
 

@@ -8,6 +8,8 @@ urlpatterns = [
     path("history", job_api.history),
     path("jobs/<str:job_id>/name", job_api.rename),
     path("jobs/<str:job_id>", job_api.delete),
+    path("jobs/<str:job_id>/download", job_api.Download.as_view(), name="job-download"),
+    path("jobs/<str:job_id>/remesh", job_api.remesh),
     path("register-job", job_api.register_job),
     path("upload-image", job_api.upload_image),
     path("queue/info", job_api.queue_info),

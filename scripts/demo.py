@@ -103,7 +103,6 @@ def main() -> None:
             "randomly-initialised model built locally. Every stage really runs, but previews are blobs."
         )
     if not env.get("IMAGE_TO_3D_MODEL") and "IMAGE_TO_3D_BACKEND" not in env:
-        env["IMAGE_TO_3D_BACKEND"] = "silhouette"
         print(
             "No image-to-3D weights are configured (IMAGE_TO_3D_MODEL): 3D models come from the\n"
             "weight-free silhouette backend, which inflates the photo's cut-out into a solid.\n"

@@ -1,8 +1,9 @@
 """Render the README picture of the weight-free "silhouette" backend, with no display or OpenGL.
 
-The demo's mug photo goes through the worker's own steps (cut-out, the backend, GLB finishing);
-the GLB is read back and drawn by a small z-buffer rasteriser with Lambert shading, from the front
-and from three quarters, next to the photo:
+The demo's mug photo goes through the worker's own steps (cut-out, the backend, GLB finishing with
+its baked texture); the GLB is read back and drawn by a small z-buffer rasteriser with Lambert
+shading, coloured from its texture, from the front and from three quarters, next to the photo and
+the texture atlas itself:
 
     .venv/bin/python scripts/render_preview.py [docs/silhouette-mug.png]
 """
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from demo import draw_sample_photo  # noqa: E402  (scripts/ is this script's own folder)
-from generation.pipelines import cut_out, finish_mesh, load_backend  # noqa: E402
+from generation.pipelines import cut_out, finish_mesh, load_backend, prepare_mesh  # noqa: E402
+from generation.pipelines.texture import srgb_to_linear  # noqa: E402
 
 PANEL = 360
 BACKGROUND = (245, 245, 242)
@@ -83,15 +85,19 @@ def main() -> None:
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "silhouette-mug.png"
     photo = PIL.Image.open(io.BytesIO(draw_sample_photo()))
     backend = load_backend("silhouette", None, torch.device("cpu"), torch.float32)
-    glb = finish_mesh(backend.generate(cut_out(photo), seed=0), face_count=None)
+    foreground = cut_out(photo)
+    glb = finish_mesh(prepare_mesh(backend.generate(foreground, seed=0), photo=foreground), face_count=None)
     (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
-    colours = mesh.visual.vertex_attributes["color"][:, :3] / 255.0
+    # The texel under each vertex (sRGB, as base-colour textures are), in linear RGB for shading.
+    colours = srgb_to_linear(mesh.visual.to_color().vertex_colors[:, :3] / 255.0)
+    atlas = mesh.visual.material.baseColorTexture.convert("RGB")
 
     panels = [photo.convert("RGB").resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)]
     panels += [render(mesh, colours, turn(yaw, 15)) for yaw in (0, -50)]
+    panels += [atlas.resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)]
     sheet = PIL.Image.new("RGB", (PANEL * len(panels), PANEL + 24), BACKGROUND)
     draw = PIL.ImageDraw.Draw(sheet)
-    for index, (panel, label) in enumerate(zip(panels, ("photo", "front", "three quarters"))):
+    for index, (panel, label) in enumerate(zip(panels, ("photo", "front", "three quarters", "baked texture"))):
         sheet.paste(panel, (index * PANEL, 0))
         draw.text((index * PANEL + 8, PANEL + 6), label, fill=(60, 60, 60))
     target.parent.mkdir(parents=True, exist_ok=True)

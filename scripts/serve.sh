@@ -41,5 +41,10 @@ $BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" --be
   --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO &
 pids+=($!)
 
+# Remeshing finished models: CPU only, and no model ever loads in it.
+PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q cpu --hostname "cpu@%h" \
+  --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-1}" --loglevel INFO &
+pids+=($!)
+
 echo "Hydrilla is serving on http://${HOST:-127.0.0.1}:$PORT (Ctrl-C stops it)"
 wait -n "${pids[@]}"

@@ -1,13 +1,18 @@
 """The job API, ``/api/3d/*`` (the spec's "Node.js backend")."""
 
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view, permission_classes, throttle_classes
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import DEFAULTS, APISettings
+from rest_framework.views import APIView
 
 from accounts import services as account_services
 from accounts.serializers import user_profile
-from jobs import errors, selectors, serializers, services, storage, throttles
+from jobs import errors, formats, selectors, serializers, services, storage, throttles
 from jobs.models import JobKind
 from jobs.openapi import (
     Done,
@@ -81,7 +86,111 @@ def generate(request):
 @api_view(["GET"])
 def status(request, job_id):
     job = job_for(request, job_id, action="view", read=watcher.job)
-    return Response({"job": serializers.backend_job(job, request), "queue": watcher.queue(job)})
+    return Response(
+        {
+            "job": serializers.backend_job(job, request),
+            "queue": watcher.queue(job),
+            "formats": serializers.download_formats(job, request),
+        }
+    )
+
+
+class FileFormatQuery(DefaultContentNegotiation):
+    """``?format=`` names the file to download here, not DRF's response format."""
+
+    settings = APISettings({"URL_FORMAT_OVERRIDE": None}, DEFAULTS)
+
+
+class Download(APIView):
+    content_negotiation_class = FileFormatQuery
+
+    @extend_schema(
+        summary="Download a finished model",
+        description="The model in `format`: " + "; ".join(
+            f"`{name}`: {format.description}" for name, format in formats.FORMATS.items()
+        ) + ". Each format is made on its first download and kept until the job is deleted.",
+        parameters=[
+            JOB_ID,
+            OpenApiParameter(
+                "format", str, enum=list(formats.FORMATS), default=formats.DEFAULT_FORMAT, required=False
+            ),
+        ],
+        responses={
+            **{(200, format.content_type): OpenApiTypes.BINARY for format in formats.FORMATS.values()},
+            400: error("Unknown format."),
+            401: INVALID_TOKEN,
+            403: error("The job has another owner."),
+            404: NOT_FOUND,
+            409: error("The job has no finished model."),
+            422: error("The model could not be converted to this format."),
+            503: STORAGE_DOWN,
+        },
+        tags=[JOB_TAG],
+    )
+    def get(self, request, job_id):
+        job = job_for(request, job_id, action="download")
+        name = request.query_params.get("format", formats.DEFAULT_FORMAT)
+        if name not in formats.FORMATS:
+            raise errors.bad_request(f"Unknown format {name!r}; use one of {', '.join(formats.FORMATS)}")
+        try:
+            data = storage.read(services.download(job, name))
+        except services.NoModel:
+            raise errors.conflict("This job has no finished model to download") from None
+        except formats.ConversionFailed as exc:
+            raise errors.ApiError(str(exc), 422) from None
+        except storage.StorageUnavailable:
+            raise errors.service_unavailable() from None
+        file_format = formats.FORMATS[name]
+        filename = f"hydrilla-{job.pk}{'-obj' if name == 'obj' else ''}.{file_format.extension}"
+        return HttpResponse(
+            data,
+            content_type=file_format.content_type,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+
+@extend_schema(
+    summary="Remesh a finished model",
+    description="A new job (in the caller's history, owned like its source) that finishes the "
+    "source's stored full-resolution mesh with these options on a CPU worker, no model running. "
+    "An option not given keeps the source's.",
+    parameters=[JOB_ID],
+    request={"application/json": serializers.RemeshInput},
+    responses={
+        200: JobCreated,
+        400: error("Invalid options."),
+        401: UNAUTHENTICATED,
+        403: error("The job has another owner."),
+        404: NOT_FOUND,
+        409: error("The job has no stored full-resolution mesh (unfinished, or made before meshes were kept)."),
+        429: error("Too many submissions, or too many waiting jobs, for this caller (see Retry-After)."),
+        503: error("The job could not be queued."),
+    },
+    tags=[JOB_TAG],
+)
+@api_view(["POST"])
+@permission_classes([IsAuthenticated])
+@throttle_classes(throttles.JOB_API_SUBMIT)
+def remesh(request, job_id):
+    source = job_for(request, job_id, action="remesh")
+    form = serializers.RemeshInput(data=request.data)
+    form.is_valid(raise_exception=True)
+    data = form.validated_data
+    options = services.JobOptions(
+        generate_type=data.get("generateType", source.generate_type),
+        face_count=data.get("faceCount", source.face_count),
+        enable_pbr=data.get("enablePBR", source.enable_pbr),
+        polygon_type=data.get("polygonType", source.polygon_type),
+    )
+    try:
+        job = services.remesh_job(source, options)
+    except services.NoModel:
+        raise errors.conflict("This job has no full-resolution mesh to remesh") from None
+    except services.QueueUnavailable:
+        raise errors.service_unavailable() from None
+    except services.TooManyWaitingJobs as exc:
+        raise throttles.TooMany("waiting jobs", exc.args[0]) from None
+    return Response({"jobId": str(job.pk)})
 
 
 @extend_schema(

@@ -43,6 +43,8 @@ JOB_API_PATHS = {
     "/api/3d/history": {"get"},
     "/api/3d/jobs/{job_id}/name": {"patch"},
     "/api/3d/jobs/{job_id}": {"delete"},
+    "/api/3d/jobs/{job_id}/download": {"get"},
+    "/api/3d/jobs/{job_id}/remesh": {"post"},
     "/api/3d/register-job": {"post"},
     "/api/3d/upload-image": {"post"},
     "/api/3d/queue/info": {"get"},

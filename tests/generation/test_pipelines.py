@@ -295,9 +295,10 @@ def load_glb(glb):
 def test_finish_mesh_normal(raw_mesh):
     mesh = load_glb(finish_mesh(raw_mesh, face_count=1000))
     assert 0 < len(mesh.faces) <= 1000
-    assert len(mesh.split(only_watertight=False)) == 1  # the floater is gone
+    welded = trimesh.Trimesh(mesh.vertices, mesh.faces)  # joined again along the UV atlas' seams
+    assert len(welded.split(only_watertight=False)) == 1  # the floater is gone
     assert np.allclose(mesh.bounds, [[-0.5] * 3, [0.5] * 3], atol=0.01)  # centred, unit size
-    colours = mesh.visual.vertex_attributes["color"]
+    colours = mesh.visual.to_color().vertex_colors  # the baked texture under each vertex
     top, bottom = mesh.vertices[:, 1] > 0.3, mesh.vertices[:, 1] < -0.3
     assert colours[top, 0].mean() > 200 and colours[bottom, 2].mean() > 200  # colours kept their places
     material = mesh.visual.material
@@ -315,21 +316,20 @@ def test_finish_mesh_low_poly_is_flat_and_capped(raw_mesh):
     mesh = load_glb(finish_mesh(raw_mesh, face_count=DEFAULT_FACE_COUNT, generate_type="LowPoly"))
     assert 0 < len(mesh.faces) <= LOW_POLY_FACE_COUNT
     assert len(mesh.vertices) == 3 * len(mesh.faces)  # unshared vertices: flat shading
-    face_colours = mesh.visual.vertex_attributes["color"][mesh.faces]
-    assert (face_colours == face_colours[:, :1]).all()  # one colour per face
+    assert mesh.visual.material.baseColorTexture is not None  # one colour per face: test_texture.py
 
 
 def test_finish_mesh_geometry_has_no_colours(raw_mesh):
     mesh = load_glb(finish_mesh(raw_mesh, face_count=500, generate_type="Geometry"))
     assert 0 < len(mesh.faces) <= 500
-    assert "color" not in mesh.visual.vertex_attributes
+    assert "color" not in mesh.visual.vertex_attributes and mesh.visual.material.baseColorTexture is None
     assert tuple(mesh.visual.material.baseColorFactor[:3]) == (180, 180, 180)
 
 
 def test_finish_mesh_sketch_keeps_colours_and_default_cap(raw_mesh):
     mesh = load_glb(finish_mesh(raw_mesh, face_count=None, generate_type="Sketch"))
     assert len(mesh.faces) == 5120  # under the default cap: only the bad faces and the floater went
-    assert "color" in mesh.visual.vertex_attributes
+    assert mesh.visual.material.baseColorTexture is not None
 
 
 def test_finish_mesh_refuses_bad_input():

@@ -142,7 +142,7 @@ def test_the_result_finishes_into_a_coloured_glb(coarse):
     assert 0 < len(mesh.faces) <= 3000
     assert mesh.bounds.mean(axis=0) == pytest.approx([0, 0, 0], abs=0.01)
     assert mesh.extents.max() == pytest.approx(1.0, abs=0.01)
-    colours = mesh.visual.vertex_attributes["color"]
+    colours = mesh.visual.to_color().vertex_colors  # the baked texture under each vertex
     assert np.median(colours[:, 0]) > 4 * np.median(colours[:, 1:3])  # red
 
 

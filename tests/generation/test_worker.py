@@ -64,7 +64,7 @@ SLOW_QUEUE = "test-slow"
 @pytest.fixture(scope="module")
 def slow_worker(start_worker):
     """Many Shap-E steps, on a queue of its own: a job long enough to be caught in its 3D stage."""
-    return start_worker(queues=SLOW_QUEUE, IMAGE_TO_3D_STEPS="4000")
+    return start_worker(queues=SLOW_QUEUE, IMAGE_TO_3D_BACKEND="shap-e", IMAGE_TO_3D_STEPS="4000")
 
 
 def deliver(job: Job, queue: str) -> None:
@@ -174,7 +174,7 @@ def test_a_running_job_stops_at_its_next_step_when_cancelled(slow_worker):
 
 
 def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
-    doomed = start_worker(queues="test-doomed", IMAGE_TO_3D_STEPS="4000")
+    doomed = start_worker(queues="test-doomed", IMAGE_TO_3D_BACKEND="shap-e", IMAGE_TO_3D_STEPS="4000")
     job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a sturdy anvil")
     deliver(job, "test-doomed")
     wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=doomed)

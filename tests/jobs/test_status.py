@@ -57,7 +57,7 @@ def test_the_job_record_has_every_backend_job_field(auth_client, user):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"job", "queue"}
+    assert set(body) == {"job", "queue", "formats"}  # formats: an addition (tests/jobs/test_download.py)
     record = body["job"]
     assert BACKEND_JOB_FIELDS <= set(record)
     urls_and_times = {"resultGlbUrl", "previewImageUrl", "createdAt", "updatedAt"}

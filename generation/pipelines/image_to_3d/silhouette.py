@@ -17,6 +17,7 @@ from ..marching_cubes import marching_cubes_table
 
 from ..errors import BadInputImage
 from ..steps import OnStep
+from ..texture import photo_colours
 from .base import ImageTo3DBackend, register_backend
 
 STAGES = 4
@@ -68,7 +69,7 @@ class SilhouetteBackend(ImageTo3DBackend):
         side = max(image_rgba.size)
         # Centred on the image, in image sides: x right, y up, z towards the viewer.
         positions = (pixels - [side / 2, side / 2, 0]) * [1, -1, 1] / side
-        colours = _projected_colours(image_rgba, pixels)
+        colours = photo_colours(image_rgba, pixels)
         mesh = trimesh.Trimesh(positions, faces, vertex_colors=colours, process=False)
         report(3, STAGES)
 
@@ -161,23 +162,3 @@ def _marching_cubes(field: np.ndarray, cases: np.ndarray, masks: np.ndarray):
         here, there = field[tuple(start.T)], field[tuple((start + axes[axis]).T)]
         vertices[on_axis] = start + (here / (here - there))[:, None] * axes[axis]
     return vertices, faces.reshape(-1, 3)
-
-
-def _projected_colours(image_rgba: PIL.Image.Image, points: np.ndarray) -> np.ndarray:
-    """The photo's colour straight behind each point (x, y in image pixels), as linear RGBA bytes.
-
-    The outline's half-transparent pixels carry the background's colour, so every pixel takes the
-    colour of the nearest opaque one.
-    """
-    pixels = np.asarray(image_rgba)
-    alpha = pixels[..., 3]
-    _, nearest = ndimage.distance_transform_edt(alpha < min(250, alpha.max()), return_indices=True)
-    rgb = pixels[nearest[0], nearest[1], :3]
-    height, width = rgb.shape[:2]
-    columns = np.clip(points[:, 0].astype(int), 0, width - 1)
-    rows = np.clip(points[:, 1].astype(int), 0, height - 1)
-    # glTF vertex colours are linear; photos are sRGB.
-    srgb = rgb[rows, columns] / 255.0
-    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-    return np.column_stack([np.round(linear * 255), np.full(len(points), 255)]).astype(np.uint8)
-
