@@ -29,8 +29,8 @@ def test_every_followed_job_has_its_place_and_the_counts_are_right():
     standings = selectors.queue_standings(followed)
 
     assert standings.ahead == {str(job.pk): counted_one_by_one(job) for job in followed}
-    assert standings.waiting == {"3d": 21, "preview": 10}
-    assert standings.processing == {"3d": 2, "preview": 1}
+    assert standings.waiting == {"3d": 21, "preview": 10, "remesh": 0}
+    assert standings.processing == {"3d": 2, "preview": 1, "remesh": 0}
     first = waiting[0]
     # The 3D jobs 0, 1 and 3 arrived before 3D job 4 (job 2 is a preview, another queue).
     assert standings.for_job(first)["position"] == 1 and standings.for_job(waiting[4])["position"] == 4

@@ -272,4 +272,4 @@ def test_polls_cost_no_query_whatever_the_queue_length(auth_client, user):
     assert queue_of(client, short_queue_job)["position"] == 1
     assert count_status_queries(client, short_queue_job) == 0
     assert count_status_queries(client, long_queue_job) == 0
-    assert first_poll <= 6  # the job, the user, and the queue figures computed once (four)
+    assert first_poll <= 7  # the job, the user, and the queue figures computed once (five)
