@@ -4,12 +4,20 @@ anonymous. Counters live in Django's cache (Redis in production: shared by every
 Over a limit the client gets 429 ``{"error": ...}`` with ``Retry-After``.
 """
 
+import logging
+import threading
+import time
+from collections import Counter
+
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework import exceptions, throttling
 
-# A holder refreshes its slot's counter at least this often; a counter left by a process that
-# died expires after SLOT_TTL_SECONDS without refreshes.
+logger = logging.getLogger(__name__)
+
+# Each web process refreshes the counters it holds slots in this often (one thread, one touch per
+# counter, however many slots); a counter left by a process that died expires after
+# SLOT_TTL_SECONDS without refreshes.
 SLOT_REFRESH_SECONDS = 15
 SLOT_TTL_SECONDS = 4 * SLOT_REFRESH_SECONDS
 
@@ -96,6 +104,7 @@ class Slots:
             _decrement(key)
             raise TooMany(self.what, limit)
         cache.touch(key, SLOT_TTL_SECONDS)
+        _held.hold(key)
         return Slot(key)
 
 
@@ -103,13 +112,50 @@ class Slot:
     def __init__(self, key: str):
         self.key, self.released = key, False
 
-    def refresh(self) -> None:
-        cache.touch(self.key, SLOT_TTL_SECONDS)
-
     def release(self) -> None:
         if not self.released:
             self.released = True
+            _held.let_go(self.key)
             _decrement(self.key)
+
+
+class _HeldCounters:
+    """The counters this process holds slots in, kept alive by one thread while any are held."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: Counter = Counter()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, key: str) -> None:
+        with self._lock:
+            self._held[key] += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._refresh, name="slot-counters", daemon=True)
+                self._thread.start()
+
+    def let_go(self, key: str) -> None:
+        with self._lock:
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+
+    def _refresh(self) -> None:
+        while True:
+            time.sleep(SLOT_REFRESH_SECONDS)
+            with self._lock:
+                keys = list(self._held)
+                if not keys:
+                    self._thread = None
+                    return
+            for key in keys:
+                try:
+                    cache.touch(key, SLOT_TTL_SECONDS)
+                except Exception:  # the cache is down: the counter may expire, the limit loosens
+                    logger.warning("Could not refresh the slot counter %s", key, exc_info=True)
+
+
+_held = _HeldCounters()
 
 
 def _decrement(key: str) -> None:

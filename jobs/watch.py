@@ -133,7 +133,8 @@ class JobWatcher:
                 return followed.snapshot
             followed.waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter[1].wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await waiter[1].wait()
         except TimeoutError:
             pass
         finally:

@@ -2,10 +2,11 @@
 the spec's error responses."""
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections
 from rest_framework.request import Request
 
 from jobs import errors, remote_images, selectors, services, storage, throttles, uploads
@@ -32,18 +33,25 @@ def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) ->
     return job
 
 
+# The threads that do the database and storage work of the views that wait (a few short queries
+# each): however many requests arrive at once, a process opens no more connections than this.
+WAITING_VIEWS_THREADS = 4
+WAITING_VIEWS_POOL = ThreadPoolExecutor(max_workers=WAITING_VIEWS_THREADS, thread_name_prefix="waiting-views")
+
+
 def in_thread(function):
-    """``function`` called from a coroutine: in a thread, and its database connection closed
-    after (each ASGI request gets a thread of its own, which would otherwise keep it open)."""
+    """``function`` called from a coroutine, in WAITING_VIEWS_POOL, whose threads keep their
+    database connections as request threads do (``DATABASE_CONN_MAX_AGE``)."""
 
     @functools.wraps(function)
-    def closing(*args, **kwargs):
+    def pooled(*args, **kwargs):
+        close_old_connections()
         try:
             return function(*args, **kwargs)
         finally:
-            connection.close()
+            close_old_connections()
 
-    return sync_to_async(closing)
+    return sync_to_async(pooled, thread_sensitive=False, executor=WAITING_VIEWS_POOL)
 
 
 def create_job_or_503(request: Request, *, image_url: str | None = None, **fields) -> Job:

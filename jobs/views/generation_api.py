@@ -12,6 +12,7 @@ hold no thread and no database connection, and the process's watcher wakes them 
 
 import asyncio
 import json
+import random
 
 from adrf.decorators import api_view as async_api_view
 from django.conf import settings
@@ -162,9 +163,7 @@ async def text_to_image(request):
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return _preview_timeout(job)
-            wait = min(remaining, throttles.SLOT_REFRESH_SECONDS)
-            snapshot = await watcher.next_change(job.pk, snapshot.version, wait)
-            slot.refresh()
+            snapshot = await watcher.next_change(job.pk, snapshot.version, remaining)
     finally:
         slot.release()
     return await in_thread(_preview_ready)(snapshot.job, queue, request)
@@ -373,6 +372,9 @@ async def _job_events(request, snapshot, slot):
     """The events of one stream, until the job ends or the client goes away (the server then
     cancels this coroutine, which ends its wait at once)."""
     job_id = snapshot.job.pk
+    # The first comment comes at a random point of the first interval, so that streams opened
+    # together do not all fall due together ever after.
+    keepalive = random.uniform(0.5, 1.0) * STREAM_KEEPALIVE_SECONDS
     try:
         while True:
             if snapshot.job is None:
@@ -385,10 +387,10 @@ async def _job_events(request, snapshot, slot):
                 return
             seen = snapshot.version
             while snapshot.version == seen:
-                snapshot = await watcher.next_change(job_id, seen, STREAM_KEEPALIVE_SECONDS)
+                snapshot = await watcher.next_change(job_id, seen, keepalive)
                 if snapshot.version == seen:
                     yield ": keepalive\n\n"
-                    slot.refresh()
+                    keepalive = STREAM_KEEPALIVE_SECONDS
     finally:
         slot.release()
 

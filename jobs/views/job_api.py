@@ -286,11 +286,13 @@ def register_job(request):
         400: error("No file, or not a JPEG/PNG/WEBP image."),
         401: INVALID_TOKEN,
         413: error("Larger than 10 MB."),
+        429: error("Too many uploads from this caller (see Retry-After)."),
         503: STORAGE_DOWN,
     },
     tags=[JOB_TAG],
 )
 @api_view(["POST"])
+@throttle_classes(throttles.JOB_API_SUBMIT)
 def upload_image(request):
     name = save_uploaded_image(request, "image")
     return Response({"success": True, "url": storage.url(name, request)})

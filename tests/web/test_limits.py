@@ -102,3 +102,13 @@ def test_a_refused_upload_stores_nothing(api_client, settings, tmp_path):
 
     assert_refused(api_client.post("/image-to-3d", {"image_file": image}, format="multipart"), "throttled")
     assert Upload.objects.count() == 0 and not any(tmp_path.rglob("*.png"))
+
+
+def test_uploads_count_as_submissions(api_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.SUBMIT_RATE_IP = "1/min"
+    first = api_client.post("/api/3d/upload-image", {"image": SimpleUploadedFile("a.png", png())}, format="multipart")
+    assert first.status_code == 200
+
+    assert_refused(api_client.post("/api/3d/upload-image", {"image": SimpleUploadedFile("b.png", png())}, format="multipart"), "throttled")
+    assert Upload.objects.count() == 1
