@@ -10,9 +10,10 @@ import logging
 import time
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from PIL import Image
 
-from generation import registry
+from generation import processes, registry
 from generation.pipelines import GenerationError, classify, cut_out, finish_mesh
 from generation.progress import Heartbeat, ProgressReporter
 from jobs import remote_images, services, storage
@@ -26,8 +27,12 @@ class StorageFailed(GenerationError):
         super().__init__("STORAGE_ERROR", "The result could not be stored. Please try again.")
 
 
+class DatabaseUnreachable(Exception):
+    """The job could not be claimed: the database did not answer for DATABASE_WAIT_SECONDS."""
+
+
 def run_job(job_id: str, *, worker: str) -> None:
-    attempt = services.claim_job(job_id, worker=worker)
+    attempt = _claim(job_id, worker)
     if attempt is None:
         logger.info("Job %s is not ours to run (gone, cancelled, done or running elsewhere)", job_id)
         return
@@ -47,6 +52,33 @@ def run_job(job_id: str, *, worker: str) -> None:
         log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
     else:
         logger.info("Job %s done in %.2f s", job.pk, time.monotonic() - started)
+
+
+def _claim(job_id: str, worker: str) -> int | None:
+    """Claim the job, waiting out a database outage (backing off) for DATABASE_WAIT_SECONDS:
+    until it is claimed, the job's only record that it is to run is its message."""
+    deadline = time.monotonic() + settings.DATABASE_WAIT_SECONDS
+    pause = 0.5
+    while True:
+        try:
+            return services.claim_job(
+                job_id, worker=worker, process=processes.current(), holder_gone=processes.is_gone
+            )
+        except DatabaseError as exc:
+            _drop_connection()
+            if time.monotonic() + pause > deadline:
+                raise DatabaseUnreachable(f"job {job_id}: {exc}") from exc
+            logger.warning("Database unreachable while claiming job %s; trying again in %.1f s", job_id, pause)
+            time.sleep(pause)
+            pause = min(2 * pause, 8.0)
+
+
+def _drop_connection() -> None:
+    """Forget a broken connection, so that the next query opens a new one."""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
 
 
 def _failure(exc: Exception) -> GenerationError:

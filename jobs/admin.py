@@ -69,8 +69,10 @@ class JobAdmin(admin.ModelAdmin):
                 "fields": (
                     "progress",
                     "message",
+                    "queued_at",
                     "attempts",
                     "worker",
+                    "worker_process",
                     "cancel_requested",
                     "started_at",
                     "heartbeat_at",

@@ -76,8 +76,14 @@ class Job(models.Model):
     error_message = models.TextField(blank=True, null=True)
     cancel_requested = models.BooleanField(default=False)
 
+    # When the broker confirmed the latest message of a pending job; empty while one is due
+    # (never sent, refused by the broker, or the job was reset to pending): the sweep sends it.
+    queued_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True)
+    # The operating-system process running the attempt ("host/boot id/pid/start time"): a
+    # redelivered message may take the job over at once when that process is gone.
+    worker_process = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # Written by the running worker every few seconds: a running job whose heartbeat stopped has
     # lost its worker and may be taken over.
