@@ -28,6 +28,7 @@ class ProgressReporter:
         self._range = (0, 100)
         self._message = ""
         self._last_write = 0.0
+        self._highest = 0
 
     def stage(self, start: int, end: int, message: str) -> None:
         """Enter a stage covering ``start``–``end`` percent; always written, always checked."""
@@ -44,7 +45,9 @@ class ProgressReporter:
         if time.monotonic() > self.deadline:
             raise JobTimedOut(self.time_limit_seconds)
         self._last_write = time.monotonic()
-        if not services.report_progress(self.job_id, self.attempt, progress, self._message):
+        # A stage tried again (after an out-of-memory) counts its steps from the start again.
+        self._highest = max(self._highest, progress)
+        if not services.report_progress(self.job_id, self.attempt, self._highest, self._message):
             raise JobCancelled()
 
 

@@ -14,7 +14,8 @@ from django.db import DatabaseError, connection
 from PIL import Image
 
 from generation import processes, registry
-from generation.pipelines import GenerationError, classify, cut_out, finish_mesh
+from generation.pipelines import GenerationError, OutOfGPUMemory, classify, cut_out, finish_mesh
+from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
 from jobs import remote_images, services, storage
 from jobs.models import GenerateType, Job, JobKind
@@ -91,7 +92,7 @@ def _failure(exc: Exception) -> GenerationError:
 
 def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     reporter.stage(0, 90, "Generating preview image…")
-    image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
+    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     reporter.stage(90, 99, "Uploading…")
     name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
     _finish(job, attempt, name_field="preview_image", name=name)
@@ -109,7 +110,7 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     services.save_job_artifacts(job.pk, attempt, processed_image=processed)
 
     reporter.stage(35, 85, "Generating 3D mesh…")
-    mesh = registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step)
+    mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
     reporter.stage(85, 95, "Optimizing mesh…")
     glb = finish_mesh(
         mesh,
@@ -120,6 +121,21 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     reporter.stage(95, 99, "Uploading…")
     name = storage.save(f"jobs/{job.pk}", "model.glb", glb)
     _finish(job, attempt, name_field="result_glb", name=name)
+
+
+def _model_call(call):
+    """Load a model if need be and run it. A GPU out-of-memory is often another run's leftovers
+    or fragmentation: the cache is freed and the call tried once more on this worker; a second
+    one fails the job GPU_OUT_OF_MEMORY. Progress does not go back meanwhile (see ProgressReporter)."""
+    try:
+        return call()
+    except Exception as exc:
+        if not isinstance(classify(exc), OutOfGPUMemory):
+            raise
+        logger.warning("GPU out of memory; freeing its cache and trying once more: %s", exc)
+    # Out of the except block: the failed run's frames, and the tensors they hold, are gone.
+    release_cached_memory(registry.device())
+    return call()
 
 
 def _finish(job: Job, attempt: int, *, name_field: str, name: str) -> None:
@@ -135,7 +151,7 @@ def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Im
         reporter.stage(0, 30, "Using your preview image…")
         return Image.open(io.BytesIO(storage.read(job.preview_image)))
     reporter.stage(0, 30, "Generating preview image…")
-    image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
+    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
     services.save_job_artifacts(job.pk, attempt, preview_image=name)
     return image
