@@ -73,4 +73,7 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
 )
+if settings.GPU_DEVICES:
+    # One pool child per GPU (generation.registry.pin_to_gpu); --concurrency still overrides it.
+    app.conf.worker_concurrency = len(settings.GPU_DEVICES)
 app.autodiscover_tasks(["generation"])

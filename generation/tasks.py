@@ -4,6 +4,7 @@ import logging
 import threading
 import time
 
+from billiard.process import current_process
 from celery import shared_task
 from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_ready
@@ -64,7 +65,9 @@ def _sweep_forever():
 
 
 @worker_process_init.connect
-def preload_models(**_):
-    """Load in the child process, after the fork, so CUDA is initialised only where it is used."""
+def pin_gpu_and_preload_models(**_):
+    """In the child process, after the fork, so CUDA is initialised only where it is used: its
+    GPU first (the pool index survives a child's replacement), then the models."""
+    registry.pin_to_gpu(current_process().index)
     for model in settings.PRELOAD_MODELS:
         registry.LOADERS[model]()

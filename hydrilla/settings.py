@@ -246,3 +246,6 @@ SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=5)
 # How long a worker that received a job keeps trying to reach the database before it hands the
 # message back to the broker (which delivers it again): a job is never dropped for an outage.
 DATABASE_WAIT_SECONDS = env.int("DATABASE_WAIT_SECONDS", default=30)
+# The host's GPUs ("0,1,2,3"): a worker started without --concurrency runs one pool child per GPU,
+# each pinned to its own. Empty: no pinning, CUDA's own default device.
+GPU_DEVICES = env.list("GPU_DEVICES", default=[])

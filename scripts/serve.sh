@@ -40,10 +40,13 @@ supervise web $BIN/gunicorn hydrilla.wsgi:application \
   --worker-class gthread --workers "${WEB_PROCESSES:-2}" --threads "${WEB_THREADS:-32}" \
   --timeout 120 --graceful-timeout 20 --access-logfile -
 
-# The GPU queue: one job at a time per GPU. Prefork with one child: the model loads in the child,
-# after the fork, and a child killed mid-job is replaced while the broker redelivers its job.
+# The GPU queue: one job at a time per GPU. Prefork: the model loads in the child, after the
+# fork, and a child killed mid-job is replaced while the broker redelivers its job. With
+# GPU_DEVICES, one child per listed GPU, each pinned to its own (celery_app, generation.tasks).
+gpu_concurrency=(--concurrency "${GPU_WORKER_CONCURRENCY:-1}")
+if [ -n "${GPU_DEVICES:-}" ]; then gpu_concurrency=(); fi
 supervise gpu-worker $BIN/celery -A celery_app worker -Q gpu --hostname "gpu@%h" \
-  --pool prefork --concurrency "${GPU_WORKER_CONCURRENCY:-1}" --loglevel INFO
+  --pool prefork "${gpu_concurrency[@]}" --loglevel INFO
 
 # Previews and housekeeping, apart so that a preview never waits behind a 3D job.
 supervise preview-worker $BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" \

@@ -24,11 +24,13 @@ def database_url() -> str:
 class WorkerProcess:
     started = 0
 
-    def __init__(self, *, queues: str, env: dict[str, str]):
+    def __init__(self, *, queues: str, env: dict[str, str], concurrency: int | None = 1):
+        """``concurrency`` None: the worker's own choice (one child per GPU with GPU_DEVICES)."""
         WorkerProcess.started += 1
         # Node names must be unique: each has its own control mailbox on the broker.
         self.name = f"test-{os.getpid()}-{WorkerProcess.started}"
         self.queues = queues
+        self.concurrency = concurrency
         self.env = {**os.environ, "DATABASE_URL": database_url(), **env}
         self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
         self.process: subprocess.Popen | None = None
@@ -37,8 +39,9 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", self.queues,
-                "--pool", "prefork", "--concurrency", "1", "--hostname", f"{self.name}@%h",
+                "--pool", "prefork", "--hostname", f"{self.name}@%h",
                 "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                *(["--concurrency", str(self.concurrency)] if self.concurrency else []),
             ],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
