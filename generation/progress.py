@@ -29,11 +29,26 @@ class ProgressReporter:
         self._message = ""
         self._last_write = 0.0
         self._highest = 0
+        self._seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
 
-    def stage(self, start: int, end: int, message: str) -> None:
-        """Enter a stage covering ``start``–``end`` percent; always written, always checked."""
+    def stage(self, name: str, start: int, end: int, message: str) -> None:
+        """Enter stage ``name``, covering ``start``–``end`` percent; always written, always checked."""
+        self._close_stage()
+        self._current = (name, time.monotonic())
         self._range, self._message = (start, end), message
         self._write(start)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds spent in each stage so far (the current one up to now)."""
+        self._close_stage()
+        return dict(self._seconds)
+
+    def _close_stage(self) -> None:
+        if self._current is not None:
+            name, since = self._current
+            self._seconds[name] = round(self._seconds.get(name, 0.0) + time.monotonic() - since, 4)
+            self._current = (name, time.monotonic())
 
     def on_step(self, done: int, total: int) -> None:
         start, end = self._range

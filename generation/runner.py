@@ -53,6 +53,8 @@ def run_job(job_id: str, *, worker: str) -> None:
         log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
     else:
         logger.info("Job %s done in %.2f s", job.pk, time.monotonic() - started)
+    finally:
+        services.record_stage_seconds(job.pk, attempt, reporter.stage_seconds())
 
 
 def _claim(job_id: str, worker: str) -> int | None:
@@ -91,9 +93,9 @@ def _failure(exc: Exception) -> GenerationError:
 
 
 def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
-    reporter.stage(0, 90, "Generating preview image…")
+    reporter.stage("text_to_image", 0, 90, "Generating preview image…")
     image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
-    reporter.stage(90, 99, "Uploading…")
+    reporter.stage("upload", 90, 99, "Uploading…")
     name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
     _finish(job, attempt, name_field="preview_image", name=name)
 
@@ -102,23 +104,23 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     if job.kind == JobKind.TEXT_TO_3D:
         image = _preview_for(job, attempt, reporter)
     else:
-        reporter.stage(0, 5, "Downloading image…")
+        reporter.stage("input", 0, 5, "Downloading image…")
         image = _input_image(job)
-    reporter.stage(30, 35, "Removing background…")
+    reporter.stage("cut_out", 30, 35, "Removing background…")
     foreground = cut_out(image)
     processed = storage.save(f"jobs/{job.pk}", "processed.png", _png(foreground))
     services.save_job_artifacts(job.pk, attempt, processed_image=processed)
 
-    reporter.stage(35, 85, "Generating 3D mesh…")
+    reporter.stage("image_to_3d", 35, 85, "Generating 3D mesh…")
     mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
-    reporter.stage(85, 95, "Optimizing mesh…")
+    reporter.stage("post_processing", 85, 95, "Optimizing mesh…")
     glb = finish_mesh(
         mesh,
         face_count=job.face_count or settings.DEFAULT_FACE_COUNT,
         generate_type=job.generate_type or GenerateType.NORMAL,
         enable_pbr=job.enable_pbr,
     )
-    reporter.stage(95, 99, "Uploading…")
+    reporter.stage("upload", 95, 99, "Uploading…")
     name = storage.save(f"jobs/{job.pk}", "model.glb", glb)
     _finish(job, attempt, name_field="result_glb", name=name)
 
@@ -148,9 +150,9 @@ def _finish(job: Job, attempt: int, *, name_field: str, name: str) -> None:
 def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Image:
     """The job's preview: the one the client already made for this prompt, or a new one."""
     if job.preview_image:
-        reporter.stage(0, 30, "Using your preview image…")
+        reporter.stage("input", 0, 30, "Using your preview image…")
         return Image.open(io.BytesIO(storage.read(job.preview_image)))
-    reporter.stage(0, 30, "Generating preview image…")
+    reporter.stage("text_to_image", 0, 30, "Generating preview image…")
     image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
     services.save_job_artifacts(job.pk, attempt, preview_image=name)

@@ -21,6 +21,10 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
+# The stages of ``Job.stage_seconds``, in the order a job goes through them, and those of them
+# that are model calls (the GPU's share of a job).
+STAGES = ("input", "text_to_image", "cut_out", "image_to_3d", "post_processing", "upload")
+MODEL_STAGES = ("text_to_image", "image_to_3d")
 FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
@@ -90,6 +94,8 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.FloatField(null=True, blank=True)
+    # Seconds the last attempt spent in each of its STAGES ({"cut_out": 0.12, "image_to_3d": 4.2}).
+    stage_seconds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -429,6 +429,12 @@ def save_job_artifacts(job_id, attempt: int, **names: str) -> bool:
     )
 
 
+def record_stage_seconds(job_id, attempt: int, seconds: dict[str, float]) -> None:
+    """How long the attempt spent in each stage (``text_to_image``, ``cut_out``, ...), whatever
+    its end; a later attempt's times replace an earlier one's."""
+    Job.objects.filter(pk=job_id, attempts=attempt).update(stage_seconds=seconds)
+
+
 def complete_job(job_id, attempt: int, **names: str) -> bool:
     """Finish the job with its stored files (``result_glb`` or ``preview_image``)."""
     now = timezone.now()

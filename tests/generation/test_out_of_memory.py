@@ -88,6 +88,9 @@ def test_one_out_of_memory_frees_the_cache_and_the_stage_succeeds_on_its_second_
     assert backend.runs == 2
     assert released == [registry.device()]
     assert progress_written == sorted(progress_written)  # the retried stage never went back
+    # Both tries of the model call count towards its stage's time.
+    assert set(job.stage_seconds) == {"input", "cut_out", "image_to_3d", "post_processing", "upload"}
+    assert job.stage_seconds["image_to_3d"] >= 2 * PAST_THE_WRITE_INTERVAL
 
 
 def test_a_second_out_of_memory_fails_the_job_gpu_out_of_memory(monkeypatch, photo_job, released):
@@ -99,3 +102,4 @@ def test_a_second_out_of_memory_fails_the_job_gpu_out_of_memory(monkeypatch, pho
     assert "out of memory" in job.error_message
     assert backend.runs == 2
     assert len(released) == 1
+    assert set(job.stage_seconds) == {"input", "cut_out", "image_to_3d"}  # recorded on failure too

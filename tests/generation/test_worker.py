@@ -121,6 +121,8 @@ def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     assert Image.open(io.BytesIO(storage.read(job.preview_image))).size[0] > 0
     assert job.started_at and job.finished_at and job.elapsed_seconds > 0
     assert job.worker.startswith("test-")
+    assert set(job.stage_seconds) == {"text_to_image", "cut_out", "image_to_3d", "post_processing", "upload"}
+    assert all(seconds > 0 for seconds in job.stage_seconds.values())
 
 
 def test_image_to_3d_job_from_an_uploaded_photo(worker):
