@@ -5,13 +5,17 @@ Pipelines call ``on_step`` after every denoising step; the database hears of it 
 cancelled, deleted or taken over, and the run then stops at that step.
 """
 
+import logging
 import threading
 import time
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
+from generation.database import drop_connection
 from generation.pipelines import GenerationError, JobCancelled
 from jobs import services
+
+logger = logging.getLogger(__name__)
 
 
 class JobTimedOut(GenerationError):
@@ -62,7 +66,14 @@ class ProgressReporter:
         self._last_write = time.monotonic()
         # A stage tried again (after an out-of-memory) counts its steps from the start again.
         self._highest = max(self._highest, progress)
-        if not services.report_progress(self.job_id, self.attempt, self._highest, self._message):
+        try:
+            still_ours = services.report_progress(self.job_id, self.attempt, self._highest, self._message)
+        except DatabaseError:
+            # Progress is best effort: the run goes on, and the next write checks again.
+            logger.warning("Progress of job %s not written: database unreachable", self.job_id)
+            drop_connection()
+            return
+        if not still_ours:
             raise JobCancelled()
 
 
@@ -86,7 +97,10 @@ class Heartbeat:
         try:
             while not self._stop.wait(self.interval):
                 close_old_connections()
-                if not services.beat(self.job_id, self.attempt):
-                    return
+                try:
+                    if not services.beat(self.job_id, self.attempt):
+                        return
+                except DatabaseError:
+                    drop_connection()  # beat again next time: an outage must not silence a live job
         finally:
             connection.close()  # this thread's own connection

@@ -10,10 +10,11 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from PIL import Image
 
 from generation import processes, registry
+from generation.database import DatabaseUnreachable, patiently
 from generation.pipelines import GenerationError, OutOfGPUMemory, classify, cut_out, finish_mesh
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
@@ -28,16 +29,18 @@ class StorageFailed(GenerationError):
         super().__init__("STORAGE_ERROR", "The result could not be stored. Please try again.")
 
 
-class DatabaseUnreachable(Exception):
-    """The job could not be claimed: the database did not answer for DATABASE_WAIT_SECONDS."""
-
-
 def run_job(job_id: str, *, worker: str) -> None:
-    attempt = _claim(job_id, worker)
+    """Claim the job and run it to its end. Through a database outage its writes wait (see
+    ``generation.database``) rather than fail it; DatabaseUnreachable, when the database stays
+    away, leaves it to be claimed again: before the claim, its message is its only record."""
+    attempt = patiently(
+        lambda: services.claim_job(job_id, worker=worker, process=processes.current(), holder_gone=processes.is_gone),
+        f"claiming job {job_id}",
+    )
     if attempt is None:
         logger.info("Job %s is not ours to run (gone, cancelled, done or running elsewhere)", job_id)
         return
-    job = Job.objects.get(pk=job_id)
+    job = patiently(lambda: Job.objects.get(pk=job_id), f"reading job {job_id}")
     reporter = ProgressReporter(job.pk, attempt, time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS)
     started = time.monotonic()
     try:
@@ -46,42 +49,23 @@ def run_job(job_id: str, *, worker: str) -> None:
                 _run_preview(job, attempt, reporter)
             else:
                 _run_3d(job, attempt, reporter)
+    except (DatabaseUnreachable, DatabaseError):
+        raise  # not the job's failure: it stays running, silent, and is recovered as an orphan
     except Exception as exc:
         error = _failure(exc)
-        state = services.end_job_unsuccessfully(job.pk, attempt, code=error.code, message=error.message)
+        state = patiently(
+            lambda: services.end_job_unsuccessfully(job.pk, attempt, code=error.code, message=error.message),
+            f"ending job {job.pk}",
+        )
         log = logger.info if error.code == "CANCELLED" else logger.exception
         log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
     else:
         logger.info("Job %s done in %.2f s", job.pk, time.monotonic() - started)
     finally:
-        services.record_stage_seconds(job.pk, attempt, reporter.stage_seconds())
-
-
-def _claim(job_id: str, worker: str) -> int | None:
-    """Claim the job, waiting out a database outage (backing off) for DATABASE_WAIT_SECONDS:
-    until it is claimed, the job's only record that it is to run is its message."""
-    deadline = time.monotonic() + settings.DATABASE_WAIT_SECONDS
-    pause = 0.5
-    while True:
         try:
-            return services.claim_job(
-                job_id, worker=worker, process=processes.current(), holder_gone=processes.is_gone
-            )
-        except DatabaseError as exc:
-            _drop_connection()
-            if time.monotonic() + pause > deadline:
-                raise DatabaseUnreachable(f"job {job_id}: {exc}") from exc
-            logger.warning("Database unreachable while claiming job %s; trying again in %.1f s", job_id, pause)
-            time.sleep(pause)
-            pause = min(2 * pause, 8.0)
-
-
-def _drop_connection() -> None:
-    """Forget a broken connection, so that the next query opens a new one."""
-    try:
-        connection.close()
-    except DatabaseError:
-        pass
+            services.record_stage_seconds(job.pk, attempt, reporter.stage_seconds())
+        except DatabaseError:
+            logger.warning("Stage times of job %s not recorded: database unreachable", job.pk)
 
 
 def _failure(exc: Exception) -> GenerationError:
@@ -109,7 +93,7 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     reporter.stage("cut_out", 30, 35, "Removing background…")
     foreground = cut_out(image)
     processed = storage.save(f"jobs/{job.pk}", "processed.png", _png(foreground))
-    services.save_job_artifacts(job.pk, attempt, processed_image=processed)
+    patiently(lambda: services.save_job_artifacts(job.pk, attempt, processed_image=processed), f"saving job {job.pk}")
 
     reporter.stage("image_to_3d", 35, 85, "Generating 3D mesh…")
     mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
@@ -141,7 +125,7 @@ def _model_call(call):
 
 
 def _finish(job: Job, attempt: int, *, name_field: str, name: str) -> None:
-    if not services.complete_job(job.pk, attempt, **{name_field: name}):
+    if not patiently(lambda: services.complete_job(job.pk, attempt, **{name_field: name}), f"completing job {job.pk}"):
         # Cancelled or taken over while uploading: the file belongs to no job.
         storage.delete(name)
         raise GenerationError("CANCELLED", "The job was cancelled.")
@@ -155,7 +139,7 @@ def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Im
     reporter.stage("text_to_image", 0, 30, "Generating preview image…")
     image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
-    services.save_job_artifacts(job.pk, attempt, preview_image=name)
+    patiently(lambda: services.save_job_artifacts(job.pk, attempt, preview_image=name), f"saving job {job.pk}")
     return image
 
 

@@ -13,6 +13,7 @@ from django.db import connection
 
 from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB
 from generation import registry, runner
+from generation.database import DatabaseUnreachable
 from jobs import services
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def run_preview_job(self, job_id: str) -> None:
 def _run(task, job_id: str) -> None:
     try:
         runner.run_job(job_id, worker=task.request.hostname)
-    except runner.DatabaseUnreachable as exc:
+    except DatabaseUnreachable as exc:
         # Acknowledging now would lose the job: the broker takes the message back and delivers
         # it again (a message is acknowledged only once its job is claimed or finished).
         logger.error("Handing job %s back to the broker: %s", job_id, exc)

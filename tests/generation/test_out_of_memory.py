@@ -7,12 +7,9 @@ import time
 import pytest
 import torch
 import trimesh
-from PIL import Image, ImageDraw
-
 from generation import registry, runner
-from jobs import services, storage
-from jobs.models import JobKind, JobState
-from tests.factories import JobFactory
+from jobs import services
+from jobs.models import JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -39,16 +36,6 @@ class RunsOutOfMemory:
         for step in range(5, 9):
             on_step(step, 8)
         return trimesh.creation.icosphere(subdivisions=2)
-
-
-@pytest.fixture
-def photo_job():
-    image = Image.new("RGB", (128, 128), (240, 240, 236))
-    ImageDraw.Draw(image).ellipse((30, 25, 100, 105), fill=(30, 90, 200))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    name = storage.save("uploads", "photo.png", buffer.getvalue())
-    return JobFactory(kind=JobKind.IMAGE_TO_3D, prompt=None, input_image=name, image_url=storage.url(name))
 
 
 @pytest.fixture
