@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB
 from generation import registry, runner
@@ -57,6 +57,8 @@ def _sweep_forever():
                 logger.warning("Queued job %s again: its message was never confirmed", job.pk)
         except services.QueueUnavailable:
             logger.warning("Broker unavailable; the sweep sends the waiting jobs' messages later")
+        except DatabaseError as exc:
+            logger.warning("Database unreachable; sweeping again later: %s", exc)
         except Exception:
             logger.exception("Stranded-job sweep failed; trying again later")
         finally:
