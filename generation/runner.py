@@ -2,7 +2,7 @@
 
 Tasks call ``run_job``; it owns the job's life from ``processing`` to its final state, so that a
 failure of any kind ends the job ``failed`` (or ``cancelled``) with a code and a message, never
-leaves it running.
+leaves it running; only a database that stays unreachable leaves it to the orphan sweep.
 """
 
 import io
