@@ -54,18 +54,15 @@ def run_job(job_id: str, *, worker: str) -> None:
     except Exception as exc:
         error = _failure(exc)
         state = patiently(
-            lambda: services.end_job_unsuccessfully(job.pk, attempt, code=error.code, message=error.message),
+            lambda: services.end_job_unsuccessfully(
+                job.pk, attempt, code=error.code, message=error.message, stage_seconds=reporter.stage_seconds()
+            ),
             f"ending job {job.pk}",
         )
         log = logger.info if error.code == "CANCELLED" else logger.exception
         log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
     else:
         logger.info("Job %s done in %.2f s", job.pk, time.monotonic() - started)
-    finally:
-        try:
-            services.record_stage_seconds(job.pk, attempt, reporter.stage_seconds())
-        except DatabaseError:
-            logger.warning("Stage times of job %s not recorded: database unreachable", job.pk)
 
 
 def _failure(exc: Exception) -> GenerationError:
@@ -81,7 +78,7 @@ def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     reporter.stage("upload", 90, 99, "Uploading…")
     name = storage.save(f"jobs/{job.pk}", "preview.png", _png(image))
-    _finish(job, attempt, name_field="preview_image", name=name)
+    _finish(job, attempt, reporter, name_field="preview_image", name=name)
 
 
 def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
@@ -106,7 +103,7 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     )
     reporter.stage("upload", 95, 99, "Uploading…")
     name = storage.save(f"jobs/{job.pk}", "model.glb", glb)
-    _finish(job, attempt, name_field="result_glb", name=name)
+    _finish(job, attempt, reporter, name_field="result_glb", name=name)
 
 
 def _model_call(call):
@@ -124,8 +121,9 @@ def _model_call(call):
     return call()
 
 
-def _finish(job: Job, attempt: int, *, name_field: str, name: str) -> None:
-    if not patiently(lambda: services.complete_job(job.pk, attempt, **{name_field: name}), f"completing job {job.pk}"):
+def _finish(job: Job, attempt: int, reporter: ProgressReporter, *, name_field: str, name: str) -> None:
+    fields = {name_field: name, "stage_seconds": reporter.stage_seconds()}
+    if not patiently(lambda: services.complete_job(job.pk, attempt, **fields), f"completing job {job.pk}"):
         # Cancelled or taken over while uploading: the file belongs to no job.
         storage.delete(name)
         raise GenerationError("CANCELLED", "The job was cancelled.")

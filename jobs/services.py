@@ -429,14 +429,9 @@ def save_job_artifacts(job_id, attempt: int, **names: str) -> bool:
     )
 
 
-def record_stage_seconds(job_id, attempt: int, seconds: dict[str, float]) -> None:
-    """How long the attempt spent in each stage (``text_to_image``, ``cut_out``, ...), whatever
-    its end; a later attempt's times replace an earlier one's."""
-    Job.objects.filter(pk=job_id, attempts=attempt).update(stage_seconds=seconds)
-
-
-def complete_job(job_id, attempt: int, **names: str) -> bool:
-    """Finish the job with its stored files (``result_glb`` or ``preview_image``)."""
+def complete_job(job_id, attempt: int, **fields) -> bool:
+    """Finish the job with its stored files (``result_glb`` or ``preview_image``) and its
+    ``stage_seconds``."""
     now = timezone.now()
     job = Job.objects.filter(pk=job_id).values("started_at").first()
     if job is None:
@@ -446,7 +441,7 @@ def complete_job(job_id, attempt: int, **names: str) -> bool:
             pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
         ).update(
             state=JobState.COMPLETED,
-            **names,
+            **fields,
             progress=100,
             message="Completed",
             finished_at=now,
@@ -456,16 +451,21 @@ def complete_job(job_id, attempt: int, **names: str) -> bool:
     )
 
 
-def end_job_unsuccessfully(job_id, attempt: int, *, code: str, message: str) -> str | None:
-    """Fail the job, or mark it cancelled when cancellation was what stopped it.
+def end_job_unsuccessfully(
+    job_id, attempt: int, *, code: str, message: str, stage_seconds: dict | None = None
+) -> str | None:
+    """Fail the job, or mark it cancelled when cancellation was what stopped it; with the
+    seconds its stages took (see ``complete_job``).
 
     Returns the final state written, or None when the attempt no longer owns the job.
     """
     now = timezone.now()
+    timed = {"stage_seconds": stage_seconds} if stage_seconds is not None else {}
     owned = Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING)
-    if owned.filter(cancel_requested=True).update(**_cancelled(now)):
+    if owned.filter(cancel_requested=True).update(**_cancelled(now), **timed):
         return JobState.CANCELLED
     if owned.update(
+        **timed,
         state=JobState.FAILED,
         message="Failed",
         error_code=code,
