@@ -85,4 +85,7 @@ app.conf.update(
     beat_schedule=BEAT_SCHEDULE,
     beat_schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule"),
 )
+if settings.GPU_DEVICES:
+    # One pool child per GPU (generation.registry.pin_to_gpu); --concurrency still overrides it.
+    app.conf.worker_concurrency = len(settings.GPU_DEVICES)
 app.autodiscover_tasks(["generation", "jobs"])

@@ -5,13 +5,17 @@ Pipelines call ``on_step`` after every denoising step; the database hears of it 
 cancelled, deleted or taken over, and the run then stops at that step.
 """
 
+import logging
 import threading
 import time
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
+from generation.database import drop_connection
 from generation.pipelines import GenerationError, JobCancelled
 from jobs import services
+
+logger = logging.getLogger(__name__)
 
 
 class JobTimedOut(GenerationError):
@@ -28,11 +32,27 @@ class ProgressReporter:
         self._range = (0, 100)
         self._message = ""
         self._last_write = 0.0
+        self._highest = 0
+        self._seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
 
-    def stage(self, start: int, end: int, message: str) -> None:
-        """Enter a stage covering ``start``–``end`` percent; always written, always checked."""
+    def stage(self, name: str, start: int, end: int, message: str) -> None:
+        """Enter stage ``name``, covering ``start``–``end`` percent; always written, always checked."""
+        self._close_stage()
+        self._current = (name, time.monotonic())
         self._range, self._message = (start, end), message
         self._write(start)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds spent in each stage so far (the current one up to now)."""
+        self._close_stage()
+        return dict(self._seconds)
+
+    def _close_stage(self) -> None:
+        if self._current is not None:
+            name, since = self._current
+            self._seconds[name] = round(self._seconds.get(name, 0.0) + time.monotonic() - since, 4)
+            self._current = (name, time.monotonic())
 
     def on_step(self, done: int, total: int) -> None:
         start, end = self._range
@@ -44,7 +64,16 @@ class ProgressReporter:
         if time.monotonic() > self.deadline:
             raise JobTimedOut(self.time_limit_seconds)
         self._last_write = time.monotonic()
-        if not services.report_progress(self.job_id, self.attempt, progress, self._message):
+        # A stage tried again (after an out-of-memory) counts its steps from the start again.
+        self._highest = max(self._highest, progress)
+        try:
+            still_ours = services.report_progress(self.job_id, self.attempt, self._highest, self._message)
+        except DatabaseError:
+            # Progress is best effort: the run goes on, and the next write checks again.
+            logger.warning("Progress of job %s not written: database unreachable", self.job_id)
+            drop_connection()
+            return
+        if not still_ours:
             raise JobCancelled()
 
 
@@ -68,7 +97,10 @@ class Heartbeat:
         try:
             while not self._stop.wait(self.interval):
                 close_old_connections()
-                if not services.beat(self.job_id, self.attempt):
-                    return
+                try:
+                    if not services.beat(self.job_id, self.attempt):
+                        return
+                except DatabaseError:
+                    drop_connection()  # beat again next time: an outage must not silence a live job
         finally:
             connection.close()  # this thread's own connection

@@ -7,6 +7,7 @@ that Celery forks from never initialises CUDA.
 import fcntl
 import functools
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,18 @@ logger = logging.getLogger(__name__)
 TINY_TEXT_TO_IMAGE = "text-to-image"
 # Each backend's tiny model folder; None for a backend that needs no weights at all.
 TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img", "silhouette": None, "hunyuan3d": "hunyuan3d"}
+
+
+def pin_to_gpu(pool_index: int) -> str | None:
+    """Give this worker child one GPU of ``GPU_DEVICES`` — child ``i`` the ``i``-th, a child that
+    replaces it the same one — by setting ``CUDA_VISIBLE_DEVICES`` before CUDA is initialised:
+    CUDA then shows it as the only device, ``cuda:0``. Returns the device, or None without a list."""
+    if not settings.GPU_DEVICES:
+        return None
+    gpu = settings.GPU_DEVICES[pool_index % len(settings.GPU_DEVICES)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    logger.info("Pool process %d (pid %d) uses GPU %s", pool_index, os.getpid(), gpu)
+    return gpu
 
 
 @functools.cache

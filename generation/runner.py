@@ -2,7 +2,7 @@
 
 Tasks call ``run_job``; it owns the job's life from ``processing`` to its final state, so that a
 failure of any kind ends the job ``failed`` (or ``cancelled``) with a code and a message, never
-leaves it running.
+leaves it running; only a database that stays unreachable leaves it to the orphan sweep.
 """
 
 import io
@@ -10,11 +10,14 @@ import logging
 import time
 
 from django.conf import settings
+from django.db import DatabaseError
 from PIL import Image
 
-from generation import registry
+from generation import processes, registry
+from generation.database import DatabaseUnreachable, patiently
 from generation.pipelines import (
     GenerationError,
+    OutOfGPUMemory,
     classify,
     cut_out,
     finish_mesh,
@@ -22,6 +25,7 @@ from generation.pipelines import (
     prepare_mesh,
     save_source_mesh,
 )
+from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
 from jobs import remote_images, services, storage
 from jobs.models import GenerateType, Job, JobKind
@@ -35,11 +39,17 @@ class StorageFailed(GenerationError):
 
 
 def run_job(job_id: str, *, worker: str) -> None:
-    attempt = services.claim_job(job_id, worker=worker)
+    """Claim the job and run it to its end. Through a database outage its writes wait (see
+    ``generation.database``) rather than fail it; DatabaseUnreachable, when the database stays
+    away, leaves it to be claimed again: before the claim, its message is its only record."""
+    attempt = patiently(
+        lambda: services.claim_job(job_id, worker=worker, process=processes.current(), holder_gone=processes.is_gone),
+        f"claiming job {job_id}",
+    )
     if attempt is None:
         logger.info("Job %s is not ours to run (gone, cancelled, done or running elsewhere)", job_id)
         return
-    job = Job.objects.get(pk=job_id)
+    job = patiently(lambda: Job.objects.get(pk=job_id), f"reading job {job_id}")
     reporter = ProgressReporter(job.pk, attempt, time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS)
     started = time.monotonic()
     try:
@@ -50,9 +60,16 @@ def run_job(job_id: str, *, worker: str) -> None:
                 _run_remesh(job, attempt, reporter)
             else:
                 _run_3d(job, attempt, reporter)
+    except (DatabaseUnreachable, DatabaseError):
+        raise  # not the job's failure: it stays running, silent, and is recovered as an orphan
     except Exception as exc:
         error = _failure(exc)
-        state = services.end_job_unsuccessfully(job.pk, attempt, code=error.code, message=error.message)
+        state = patiently(
+            lambda: services.end_job_unsuccessfully(
+                job.pk, attempt, code=error.code, message=error.message, stage_seconds=reporter.stage_seconds()
+            ),
+            f"ending job {job.pk}",
+        )
         log = logger.info if error.code == "CANCELLED" else logger.exception
         log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
     else:
@@ -68,43 +85,43 @@ def _failure(exc: Exception) -> GenerationError:
 
 
 def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
-    reporter.stage(0, 90, "Generating preview image…")
-    image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
-    reporter.stage(90, 99, "Uploading…")
+    reporter.stage("text_to_image", 0, 90, "Generating preview image…")
+    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
+    reporter.stage("upload", 90, 99, "Uploading…")
     name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
-    _finish(job, attempt, preview_image=name)
+    _finish(job, attempt, reporter, preview_image=name)
 
 
 def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     if job.kind == JobKind.TEXT_TO_3D:
         image = _preview_for(job, attempt, reporter)
     else:
-        reporter.stage(0, 5, "Downloading image…")
+        reporter.stage("input", 0, 5, "Downloading image…")
         image = _input_image(job)
-    reporter.stage(30, 35, "Removing background…")
+    reporter.stage("cut_out", 30, 35, "Removing background…")
     foreground = cut_out(image)
     processed = storage.save(storage.job_folder(job.pk), "processed.png", _png(foreground))
-    services.save_job_artifacts(job.pk, attempt, processed_image=processed)
+    patiently(lambda: services.save_job_artifacts(job.pk, attempt, processed_image=processed), f"saving job {job.pk}")
 
-    reporter.stage(35, 85, "Generating 3D mesh…")
-    mesh = registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step)
-    reporter.stage(85, 95, "Optimizing mesh…")
+    reporter.stage("image_to_3d", 35, 85, "Generating 3D mesh…")
+    mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
+    reporter.stage("post_processing", 85, 95, "Optimizing mesh…")
     source = prepare_mesh(mesh, photo=foreground)
     glb = _finished_model(job, source)
-    reporter.stage(95, 99, "Uploading…")
+    reporter.stage("upload", 95, 99, "Uploading…")
     source_name = storage.save(storage.job_folder(job.pk), "source.ply", save_source_mesh(source))
     name = storage.save(storage.job_folder(job.pk), "model.glb", glb)
-    _finish(job, attempt, result_glb=name, source_mesh=source_name)
+    _finish(job, attempt, reporter, result_glb=name, source_mesh=source_name)
 
 
 def _run_remesh(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     """Finish the stored full-resolution mesh again: no model runs, on a CPU worker."""
-    reporter.stage(0, 10, "Reading the full-resolution mesh…")
+    reporter.stage("input", 0, 10, "Reading the full-resolution mesh…")
     source = load_source_mesh(storage.read(job.source_mesh))
-    reporter.stage(10, 95, "Remeshing…")
+    reporter.stage("post_processing", 10, 95, "Remeshing…")
     glb = _finished_model(job, source)
-    reporter.stage(95, 99, "Uploading…")
-    _finish(job, attempt, result_glb=storage.save(storage.job_folder(job.pk), "model.glb", glb))
+    reporter.stage("upload", 95, 99, "Uploading…")
+    _finish(job, attempt, reporter, result_glb=storage.save(storage.job_folder(job.pk), "model.glb", glb))
 
 
 def _finished_model(job: Job, source) -> bytes:
@@ -117,8 +134,24 @@ def _finished_model(job: Job, source) -> bytes:
     )
 
 
-def _finish(job: Job, attempt: int, **names: str) -> None:
-    if not services.complete_job(job.pk, attempt, **names):
+def _model_call(call):
+    """Load a model if need be and run it. A GPU out-of-memory is often another run's leftovers
+    or fragmentation: the cache is freed and the call tried once more on this worker; a second
+    one fails the job GPU_OUT_OF_MEMORY. Progress does not go back meanwhile (see ProgressReporter)."""
+    try:
+        return call()
+    except Exception as exc:
+        if not isinstance(classify(exc), OutOfGPUMemory):
+            raise
+        logger.warning("GPU out of memory; freeing its cache and trying once more: %s", exc)
+    # Out of the except block: the failed run's frames, and the tensors they hold, are gone.
+    release_cached_memory(registry.device())
+    return call()
+
+
+def _finish(job: Job, attempt: int, reporter: ProgressReporter, **names: str) -> None:
+    fields = {**names, "stage_seconds": reporter.stage_seconds()}
+    if not patiently(lambda: services.complete_job(job.pk, attempt, **fields), f"completing job {job.pk}"):
         # Cancelled or taken over while uploading: the files belong to no job.
         storage.delete(*names.values())
         raise GenerationError("CANCELLED", "The job was cancelled.")
@@ -127,12 +160,12 @@ def _finish(job: Job, attempt: int, **names: str) -> None:
 def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Image:
     """The job's preview: the one the client already made for this prompt, or a new one."""
     if job.preview_image:
-        reporter.stage(0, 30, "Using your preview image…")
+        reporter.stage("input", 0, 30, "Using your preview image…")
         return Image.open(io.BytesIO(storage.read(job.preview_image)))
-    reporter.stage(0, 30, "Generating preview image…")
-    image = registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step)
+    reporter.stage("text_to_image", 0, 30, "Generating preview image…")
+    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
-    services.save_job_artifacts(job.pk, attempt, preview_image=name)
+    patiently(lambda: services.save_job_artifacts(job.pk, attempt, preview_image=name), f"saving job {job.pk}")
     return image
 
 

@@ -326,3 +326,14 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# --- Delivery: no job stranded, every worker its own work (issue #11) ------------------------
+# How often each worker sweeps for orphaned jobs and for waiting jobs whose message the broker
+# never confirmed (those are sent again once unconfirmed this long).
+SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=5)
+# How long a worker that received a job keeps trying to reach the database before it hands the
+# message back to the broker (which delivers it again): a job is never dropped for an outage.
+DATABASE_WAIT_SECONDS = env.int("DATABASE_WAIT_SECONDS", default=30)
+# The host's GPUs ("0,1,2,3"): a worker started without --concurrency runs one pool child per GPU,
+# each pinned to its own. Empty: no pinning, CUDA's own default device.
+GPU_DEVICES = env.list("GPU_DEVICES", default=[])

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from jobs import services, storage
-from jobs.models import Job
+from jobs.models import MODEL_STAGES, STAGES, Job
 from jobs.serializers import NODE_STATUS, preview_url
 from jobs.services import StaffOutcome
 
@@ -74,13 +74,16 @@ class JobAdmin(admin.ModelAdmin):
                 "fields": (
                     "progress",
                     "message",
+                    "queued_at",
                     "attempts",
                     "worker",
+                    "worker_process",
                     "cancel_requested",
                     "started_at",
                     "heartbeat_at",
                     "finished_at",
                     "elapsed_seconds",
+                    "stage_times",
                 )
             },
         ),
@@ -102,7 +105,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Only the name is staff's to edit: the rest is the request as made and what the pipeline
         # wrote, and a whole-row save would overwrite a running job's progress with a stale copy.
-        computed = ["api_status", "glb", "preview", "model_and_preview"]
+        computed = ["api_status", "glb", "preview", "model_and_preview", "stage_times"]
         return [field.name for field in Job._meta.fields if field.name != "name"] + computed
 
     def get_changelist_form(self, request, **kwargs):
@@ -141,6 +144,17 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="prompt")
     def short_prompt(self, job):
         return Truncator(job.prompt or "").chars(60)
+
+    @admin.display(description="stage times")
+    def stage_times(self, job):
+        """Each stage of the last attempt, and the share of model calls (GPU time) in them."""
+        if not job.stage_seconds:
+            return "—"
+        total = sum(job.stage_seconds.values())
+        models = sum(seconds for stage, seconds in job.stage_seconds.items() if stage in MODEL_STAGES)
+        in_order = sorted(job.stage_seconds.items(), key=lambda item: STAGES.index(item[0]))
+        stages = " · ".join(f"{stage} {seconds:.2f} s" for stage, seconds in in_order)
+        return f"{stages} — model calls {models / total:.0%} of {total:.2f} s" if total else stages
 
     @admin.display(description="GLB")
     def glb(self, job):

@@ -23,6 +23,10 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
+# The stages of ``Job.stage_seconds``, in the order a job goes through them, and those of them
+# that are model calls (the GPU's share of a job).
+STAGES = ("input", "text_to_image", "cut_out", "image_to_3d", "post_processing", "upload")
+MODEL_STAGES = ("text_to_image", "image_to_3d")
 FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
@@ -85,14 +89,22 @@ class Job(models.Model):
     error_message = models.TextField(blank=True, null=True)
     cancel_requested = models.BooleanField(default=False)
 
+    # When the broker confirmed the latest message of a pending job; empty while one is due
+    # (never sent, refused by the broker, or the job was reset to pending): the sweep sends it.
+    queued_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True)
+    # The operating-system process running the attempt ("host/boot id/pid/start time"): a
+    # redelivered message may take the job over at once when that process is gone.
+    worker_process = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # Written by the running worker every few seconds: a running job whose heartbeat stopped has
     # lost its worker and may be taken over.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.FloatField(null=True, blank=True)
+    # Seconds the last attempt spent in each of its STAGES ({"cut_out": 0.12, "image_to_3d": 4.2}).
+    stage_seconds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

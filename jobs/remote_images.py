@@ -3,6 +3,8 @@
 Every address a host name resolves to must be public; the connection then goes to the checked
 address itself (so a second DNS answer cannot swap in a private one), redirects are followed by
 hand and checked again, and the body is counted while it streams (and must decode as an image).
+The whole download (connections, TLS handshakes, headers, body, every redirect) has one wall-clock
+deadline: when it passes, every connection made for it is shut down, whatever the sender's pace.
 
 Both decisions can be injected (``resolver``, ``is_allowed``): tests map names to addresses of
 their choosing and allow one loopback test server, and nothing else is ever contacted.
@@ -10,6 +12,7 @@ their choosing and allow one loopback test server, and nothing else is ever cont
 
 import ipaddress
 import socket
+import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
@@ -136,42 +139,127 @@ def resolve_public(url: str, *, resolver=None, is_allowed=None) -> tuple[str, in
     return scheme, port, addresses[0]
 
 
-def fetch(url: str, *, max_bytes: int, resolver=None, is_allowed=None) -> bytes:
-    """Download an image: every hop checked, at most ``max_bytes``, and it must decode."""
-    deadline = time.monotonic() + TOTAL_TIMEOUT_SECONDS
-    for _ in range(MAX_REDIRECTS + 1):
-        scheme, port, address = resolve_public(url, resolver=resolver, is_allowed=is_allowed)
-        pool, response = _request(url, scheme, port, address)
-        try:
-            location = response.headers.get("Location")
-            if response.status in REDIRECT_STATUSES and location:
-                url = urljoin(url, location)
-                continue
-            if response.status != 200:
-                raise FetchFailed(f"the server answered HTTP {response.status}")
-            data = _read_limited(response, max_bytes, deadline)
-        finally:
-            response.release_conn()
-            pool.close()
-        try:
-            uploads.validate_image(data)
-        except uploads.InvalidImage as exc:
-            raise NotAnImage(str(exc)) from None
-        return data
+def fetch(
+    url: str, *, max_bytes: int, time_limit: float = TOTAL_TIMEOUT_SECONDS, resolver=None, is_allowed=None
+) -> bytes:
+    """Download an image: every hop checked, at most ``max_bytes``, all of it within
+    ``time_limit`` seconds, and it must decode."""
+    with _Deadline(time_limit) as deadline:
+        for _ in range(MAX_REDIRECTS + 1):
+            scheme, port, address = resolve_public(url, resolver=resolver, is_allowed=is_allowed)
+            pool, response = _request(url, scheme, port, address, deadline)
+            try:
+                location = response.headers.get("Location")
+                if response.status in REDIRECT_STATUSES and location:
+                    url = urljoin(url, location)
+                    continue
+                if response.status != 200:
+                    raise FetchFailed(f"the server answered HTTP {response.status}")
+                data = _read_limited(response, max_bytes, deadline)
+            finally:
+                response.release_conn()
+                pool.close()
+            try:
+                uploads.validate_image(data)
+            except uploads.InvalidImage as exc:
+                raise NotAnImage(str(exc)) from None
+            return data
     raise FetchFailed("too many redirects")
 
 
-def _request(url: str, scheme: str, port: int, address: str):
+class _Deadline:
+    """A wall-clock limit on a whole download. Per-read timeouts cannot give one (a sender that
+    drips a byte per read never trips them), so a timer shuts down every connection made under
+    it when it passes: a blocked connect, handshake or read then ends at once."""
+
+    def __init__(self, seconds: float):
+        self.ends_at = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        # Duplicates of the connections' sockets: shutting one down ends the connection, and
+        # being ours, its descriptor can never be reused for someone else's socket meanwhile.
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def remaining(self) -> float:
+        if self.expired or time.monotonic() >= self.ends_at:
+            raise FetchFailed("the download took too long")
+        return self.ends_at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:
+                _shut_down(self._sockets[-1])
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its peer
+
+
+class _WatchedConnection:
+    """A urllib3 connection whose socket is handed to the download's deadline once connected
+    (before any TLS handshake)."""
+
+    def __init__(self, *args, deadline: _Deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        self.deadline.watch(sock)
+        return sock
+
+
+class _HTTPConnection(_WatchedConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+def _request(url: str, scheme: str, port: int, address: str, deadline: _Deadline):
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
+    timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, deadline.remaining()), read=READ_TIMEOUT_SECONDS)
     if scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
+        pool = _HTTPSConnectionPool(
             address, port, timeout=timeout, retries=False, cert_reqs="CERT_REQUIRED",
             ca_certs=certifi.where(), server_hostname=parts.hostname, assert_hostname=parts.hostname,
+            deadline=deadline,
         )
     else:
-        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+        pool = _HTTPConnectionPool(address, port, timeout=timeout, retries=False, deadline=deadline)
     headers = {
         "Host": parts.netloc,  # as written: keeps an IPv6 literal's brackets and a given port
         "User-Agent": "Hydrilla/1.0",
@@ -186,11 +274,11 @@ def _request(url: str, scheme: str, port: int, address: str):
         )
     except urllib3.exceptions.HTTPError as exc:
         pool.close()
-        raise FetchFailed(type(exc).__name__) from None
+        raise _transfer_failed(exc, deadline) from None
     return pool, response
 
 
-def _read_limited(response, max_bytes: int, deadline: float) -> bytes:
+def _read_limited(response, max_bytes: int, deadline: _Deadline) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.strip().isdigit() and int(declared) > max_bytes:
         raise ImageTooLarge(max_bytes)
@@ -200,8 +288,14 @@ def _read_limited(response, max_bytes: int, deadline: float) -> bytes:
             body += chunk
             if len(body) > max_bytes:
                 raise ImageTooLarge(max_bytes)
-            if time.monotonic() > deadline:
-                raise FetchFailed("the download took too long")
     except urllib3.exceptions.HTTPError as exc:
-        raise FetchFailed(type(exc).__name__) from None
+        raise _transfer_failed(exc, deadline) from None
+    if deadline.expired:  # shut down between two reads: the body may look complete but is not
+        raise FetchFailed("the download took too long")
     return bytes(body)
+
+
+def _transfer_failed(exc: Exception, deadline: _Deadline) -> FetchFailed:
+    if deadline.expired:
+        return FetchFailed("the download took too long")
+    return FetchFailed(type(exc).__name__)

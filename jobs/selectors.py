@@ -214,6 +214,11 @@ def orphaned():
     return Q(state=JobState.PROCESSING) & (Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True))
 
 
+def unconfirmed() -> Q:
+    """Waiting jobs whose message the broker has not confirmed (see ``services.enqueue``)."""
+    return Q(state=JobState.PENDING, queued_at__isnull=True)
+
+
 def stuck_filter(after: timedelta | None = None) -> Q:
     """Jobs that no worker is seeing through: orphaned (heartbeat silent), running for longer
     than ``after`` (by default the hard time limit, past which Celery has killed the task), or

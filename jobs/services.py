@@ -14,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -135,11 +135,31 @@ def _enqueue_or_withdraw(job: Job) -> None:
 
 
 def enqueue(job: Job) -> None:
+    """Send the job's message and, once the broker has confirmed it, record so on the job
+    (``queued_at``): a waiting job without that mark gets its message from the sweep."""
     try:
         celery.send_task(TASK_FOR_KIND[job.kind], args=[str(job.pk)])
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
         logger.error("Could not queue job %s: %s", job.pk, exc)
         raise QueueUnavailable(str(exc)) from exc
+    try:
+        Job.objects.filter(pk=job.pk, state=JobState.PENDING).update(queued_at=timezone.now())
+    except DatabaseError:
+        # The job is queued; unmarked, the sweep only sends a duplicate, which claiming drops.
+        logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)
+
+
+def republish_unconfirmed_jobs() -> list[Job]:
+    """Send again the message of every waiting job whose publish failed or was never confirmed
+    (the broker was down at a requeue, the process died between commit and publish), oldest
+    first. A duplicate is harmless: claiming is conditional. Raises QueueUnavailable while the
+    broker is still down."""
+    due = timezone.now() - timedelta(seconds=settings.SWEEP_SECONDS)
+    sent = []
+    for job in Job.objects.filter(selectors.unconfirmed(), updated_at__lt=due).order_by("created_at"):
+        enqueue(job)
+        sent.append(job)
+    return sent
 
 
 class RegistrationRefused(Exception):
@@ -340,6 +360,8 @@ def requeue_job(job: Job) -> bool:
             finished_at=None,
             elapsed_seconds=None,
             worker="",
+            worker_process="",
+            queued_at=None,
             updated_at=now,
         )
         if reset:
@@ -427,22 +449,34 @@ def cancel_by_staff(job: Job, *, dry_run=False) -> StaffOutcome:
 # --- Worker side -----------------------------------------------------------------------------
 
 
-def claim_job(job_id, *, worker: str) -> int | None:
+def claim_job(job_id, *, worker: str, process: str = "", holder_gone=None) -> int | None:
     """Move a job to processing for this worker; return the attempt number, or None if the job
     is not this worker's to run (gone, cancelled, finished, or alive on another worker).
 
-    An orphaned job (see ``selectors.orphaned``) may be taken over, as when the broker redelivers the job
-    of a worker that was killed. The attempt number then changes, so the lost attempt can no
-    longer write, and a job ends ``completed`` once however often its message is delivered.
+    A running job may be taken over when it is orphaned (see ``selectors.orphaned``), or at
+    once when ``holder_gone(worker_process)`` says the process running it is gone: the broker
+    redelivers a killed worker's message at the head of its queue, and its job carries on there.
+    The attempt number then changes, so the lost attempt can no longer write, and a job ends
+    ``completed`` once however often its message is delivered. ``process`` names the process
+    claiming it.
     """
     now = timezone.now()
+    claimable = Q(state=JobState.PENDING) | selectors.orphaned()
+    if holder_gone is not None:
+        holder = (
+            Job.objects.filter(pk=job_id, state=JobState.PROCESSING)
+            .exclude(worker_process="")
+            .values_list("worker_process", flat=True)
+            .first()
+        )
+        if holder and holder_gone(holder):
+            claimable |= Q(state=JobState.PROCESSING, worker_process=holder)
     with transaction.atomic():
-        claimed = Job.objects.filter(
-            Q(state=JobState.PENDING) | selectors.orphaned(), pk=job_id, cancel_requested=False
-        ).update(
+        claimed = Job.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
             state=JobState.PROCESSING,
             attempts=F("attempts") + 1,
             worker=worker,
+            worker_process=process,
             started_at=now,
             heartbeat_at=now,
             progress=0,
@@ -454,6 +488,18 @@ def claim_job(job_id, *, worker: str) -> int | None:
         return Job.objects.filter(pk=job_id).values_list("attempts", flat=True).get()
 
 
+def _cancelled(now) -> dict:
+    """The fields of a running job that ends cancelled."""
+    return {
+        "state": JobState.CANCELLED,
+        "message": "Cancelled",
+        "error_code": "CANCELLED",
+        "error_message": "Job was cancelled",
+        "finished_at": now,
+        "updated_at": now,
+    }
+
+
 def recover_orphaned_jobs() -> list[Job]:
     """Put back in the queue the running jobs that lost their worker.
 
@@ -461,12 +507,19 @@ def recover_orphaned_jobs() -> list[Job]:
     that cannot (the embedded filesystem broker) and messages lost with a broker's disk. A job
     requeued twice is harmless: whichever message comes second finds it claimed.
     """
+    now = timezone.now()
+    # One whose cancel was asked for ends as the user wanted, instead of running again.
+    Job.objects.filter(selectors.orphaned(), cancel_requested=True).update(**_cancelled(now))
     recovered = []
     for job in Job.objects.filter(selectors.orphaned()):
-        # Released and requeued in one commit: a client polling meanwhile never sees it failed.
-        with transaction.atomic():
-            if fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job):
-                recovered.append(job)
+        try:
+            # Released and requeued in one commit: a client polling meanwhile never sees it failed.
+            with transaction.atomic():
+                requeued = fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job)
+        except QueueUnavailable:
+            requeued = True  # waiting, unconfirmed: republish_unconfirmed_jobs sends it later
+        if requeued:
+            recovered.append(job)
     return recovered
 
 
@@ -497,8 +550,9 @@ def save_job_artifacts(job_id, attempt: int, **names: str) -> bool:
     )
 
 
-def complete_job(job_id, attempt: int, **names: str) -> bool:
-    """Finish the job with its stored files (``result_glb`` or ``preview_image``)."""
+def complete_job(job_id, attempt: int, **fields) -> bool:
+    """Finish the job with its stored files (``result_glb`` or ``preview_image``) and its
+    ``stage_seconds``."""
     now = timezone.now()
     job = Job.objects.filter(pk=job_id).values("started_at").first()
     if job is None:
@@ -508,7 +562,7 @@ def complete_job(job_id, attempt: int, **names: str) -> bool:
             pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
         ).update(
             state=JobState.COMPLETED,
-            **names,
+            **fields,
             progress=100,
             message="Completed",
             finished_at=now,
@@ -518,23 +572,21 @@ def complete_job(job_id, attempt: int, **names: str) -> bool:
     )
 
 
-def end_job_unsuccessfully(job_id, attempt: int, *, code: str, message: str) -> str | None:
-    """Fail the job, or mark it cancelled when cancellation was what stopped it.
+def end_job_unsuccessfully(
+    job_id, attempt: int, *, code: str, message: str, stage_seconds: dict | None = None
+) -> str | None:
+    """Fail the job, or mark it cancelled when cancellation was what stopped it; with the
+    seconds its stages took (see ``complete_job``).
 
     Returns the final state written, or None when the attempt no longer owns the job.
     """
     now = timezone.now()
+    timed = {"stage_seconds": stage_seconds} if stage_seconds is not None else {}
     owned = Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING)
-    if owned.filter(cancel_requested=True).update(
-        state=JobState.CANCELLED,
-        message="Cancelled",
-        error_code="CANCELLED",
-        error_message="Job was cancelled",
-        finished_at=now,
-        updated_at=now,
-    ):
+    if owned.filter(cancel_requested=True).update(**_cancelled(now), **timed):
         return JobState.CANCELLED
     if owned.update(
+        **timed,
         state=JobState.FAILED,
         message="Failed",
         error_code=code,

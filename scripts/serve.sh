@@ -1,11 +1,34 @@
 #!/usr/bin/env bash
 # The whole service in the foreground: the HTTP server and one Celery worker per kind of work.
-# Settings come from the environment (see README); Ctrl-C or the end of any part stops them all.
+# Settings come from the environment (see README). A part that dies is started again after
+# RESTART_DELAY_SECONDS, while the others carry on; Ctrl-C (or TERM) stops them all.
 # `serve.sh web` runs the HTTP server alone (the container image and compose.yaml use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 PORT=${PORT:-4000}
+RESTART_DELAY_SECONDS=${RESTART_DELAY_SECONDS:-2}
+
+# Run "$@" in the background, and again whenever it exits, until this script is stopped. A TERM
+# to the supervisor passes to its part, whose own shutdown is awaited: Celery's warm shutdown
+# hands back its unfinished message. Production uses its own supervisor instead (README).
+supervise() {
+  local name=$1
+  shift
+  (
+    child=
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM INT
+    while true; do
+      "$@" &
+      child=$!
+      status=0
+      wait "$child" || status=$?
+      echo "serve.sh: $name exited with status $status; restarting in ${RESTART_DELAY_SECONDS} s" >&2
+      sleep "$RESTART_DELAY_SECONDS"
+    done
+  ) &
+  pids+=($!)
+}
 
 # The HTTP server: uvicorn workers under gunicorn (hydrilla/server.py, hydrilla/asgi.py). Waiting
 # requests (streams, previews) are coroutines; other views run in WEB_THREADS threads per process.
@@ -23,28 +46,27 @@ if [ "${1:-}" = web ]; then
 fi
 
 pids=()
-stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
-(web) &
-pids+=($!)
+supervise web web
 
-# The GPU queue: one job at a time per GPU. Prefork with one child: the model loads in the child,
-# after the fork, and a child killed mid-job is replaced while the broker redelivers its job.
-$BIN/celery -A celery_app worker -Q gpu --hostname "gpu@%h" \
-  --pool prefork --concurrency "${GPU_WORKER_CONCURRENCY:-1}" --loglevel INFO &
-pids+=($!)
+# The GPU queue: one job at a time per GPU. Prefork: the model loads in the child, after the
+# fork, and a child killed mid-job is replaced while the broker redelivers its job. With
+# GPU_DEVICES, one child per listed GPU, each pinned to its own (celery_app, generation.tasks).
+gpu_concurrency=(--concurrency "${GPU_WORKER_CONCURRENCY:-1}")
+if [ -n "${GPU_DEVICES:-}" ]; then gpu_concurrency=(); fi
+supervise gpu-worker $BIN/celery -A celery_app worker -Q gpu --hostname "gpu@%h" \
+  --pool prefork "${gpu_concurrency[@]}" --loglevel INFO
 
 # Previews and housekeeping, apart so that a preview never waits behind a 3D job; the beat
 # scheduler beside it sends the periodic housekeeping (compose.yaml runs it as a service of its own).
-$BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" --beat \
-  --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO &
-pids+=($!)
+supervise preview-worker $BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" --beat \
+  --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO
 
 # Remeshing finished models: CPU only, and no model ever loads in it.
-PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q cpu --hostname "cpu@%h" \
-  --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-1}" --loglevel INFO &
-pids+=($!)
+supervise cpu-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q cpu --hostname "cpu@%h" \
+  --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-1}" --loglevel INFO
 
 echo "Hydrilla is serving on http://${HOST:-127.0.0.1}:$PORT (Ctrl-C stops it)"
-wait -n "${pids[@]}"
+wait

@@ -96,3 +96,13 @@ def test_the_stack_has_its_services_and_the_gpu_worker_consumes_only_the_gpu_que
     devices = gpu_worker["deploy"]["resources"]["reservations"]["devices"]
     assert any(device["driver"] == "nvidia" and "gpu" in device["capabilities"] for device in devices)
     assert "gpu" not in services["worker"]["command"].split("-Q", 1)[1].split()[0].split(",")
+
+
+def test_the_gpu_worker_runs_one_child_per_listed_gpu_of_a_multi_gpu_host():
+    gpu_worker = resolved_compose()["services"]["worker-gpu"]
+
+    assert gpu_worker["environment"]["GPU_DEVICES"] == "${GPU_DEVICES:-0}"
+    assert "--concurrency" not in gpu_worker["command"]  # one child per GPU_DEVICES entry
+    [devices] = gpu_worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices["count"] == "all"
+    assert gpu_worker["environment"]["DATABASE_URL"].startswith("postgres://")  # the shared settings too

@@ -3,8 +3,11 @@
 
 import io
 import os
+import signal
 import subprocess
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,6 +19,13 @@ from tests.worker_process import ROOT, database_url, free_port, log_text, stop_p
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 JOB_TIMEOUT_SECONDS = 120
+
+
+@dataclass
+class Service:
+    base: str
+    process: subprocess.Popen
+    log: object
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +52,7 @@ def service(django_db_setup, token_minter, tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base, process, log)
-        yield base
+        yield Service(base, process, log)
     finally:
         # A graceful stop waits for gunicorn's and Celery's own shutdowns; past a minute, force it.
         stop_process_group(process, grace=60)
@@ -69,7 +79,7 @@ def frontend(service, token_minter):
     # Clerk's tokens live a minute and the browser refreshes them; one token for the whole test here.
     token = token_minter.token("user_frontend", exp=int(time.time()) + 3600)
     session.headers["Authorization"] = f"Bearer {token}"
-    return service, session
+    return service.base, session
 
 
 def poll_until_done(base: str, session: requests.Session, job_id: str) -> dict:
@@ -134,3 +144,40 @@ def test_image_to_3d_with_an_upload_then_rename_and_history(frontend):
     jobs = session.get(f"{base}/api/3d/history", timeout=10).json()["jobs"]
     assert jobs[0]["id"] == job_id and jobs[0]["name"] == "My Custom Model Name"
     assert [entry["createdAt"] for entry in jobs] == sorted((entry["createdAt"] for entry in jobs), reverse=True)
+
+
+def gpu_worker_main_process(service: Service) -> int | None:
+    """The pid of the gpu worker's main process (not its pool child) in the service's session."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            in_service = os.getpgid(int(entry.name)) == service.process.pid
+            parent_command = Path(f"/proc/{parent}/cmdline").read_bytes()
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile
+        if in_service and b"gpu@%h" in command and b"celery" not in parent_command:
+            return int(entry.name)
+    return None
+
+
+def test_a_worker_that_dies_is_started_again_while_the_api_keeps_answering(frontend, service):
+    base, session = frontend
+    doomed = gpu_worker_main_process(service)
+    assert doomed is not None, log_text(service.log)
+    ready_before = log_text(service.log, tail=None).count(" ready.")
+
+    os.kill(doomed, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while not (log_text(service.log, tail=None).count(" ready.") > ready_before and gpu_worker_main_process(service)):
+        assert time.monotonic() < deadline, f"the gpu worker was not started again:\n{log_text(service.log)}"
+        assert requests.get(f"{base}/health", timeout=10).json() == {"status": "ok"}
+        time.sleep(0.5)
+
+    assert gpu_worker_main_process(service) != doomed
+    assert "gpu-worker exited with status 137" in log_text(service.log, tail=None)  # 128 + SIGKILL
+    job_id = session.post(f"{base}/api/3d/generate", json={"prompt": "a phoenix"}, timeout=10).json()["jobId"]
+    job = poll_until_done(base, session, job_id)
+    assert job["status"] == "DONE", job["errorMessage"]

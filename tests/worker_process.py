@@ -31,11 +31,11 @@ def stop_process_group(process: subprocess.Popen, grace: float) -> None:
         process.wait(timeout=10)
 
 
-def log_text(log) -> str:
-    """The end of a process's log file, for an assertion's message."""
+def log_text(log, tail: int | None = 5000) -> str:
+    """A process's log file (its last ``tail`` characters: for an assertion's message)."""
     log.flush()
     log.seek(0)
-    return log.read()[-5000:]
+    return log.read()[-tail if tail else 0:]
 
 
 def database_url() -> str:
@@ -49,11 +49,13 @@ def database_url() -> str:
 class WorkerProcess:
     started = 0
 
-    def __init__(self, *, queues: str, env: dict[str, str]):
+    def __init__(self, *, queues: str, env: dict[str, str], concurrency: int | None = 1):
+        """``concurrency`` None: the worker's own choice (one child per GPU with GPU_DEVICES)."""
         WorkerProcess.started += 1
         # Node names must be unique: each has its own control mailbox on the broker.
         self.name = f"test-{os.getpid()}-{WorkerProcess.started}"
         self.queues = queues
+        self.concurrency = concurrency
         self.env = {**os.environ, "DATABASE_URL": database_url(), **env}
         self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
         self.process: subprocess.Popen | None = None
@@ -62,8 +64,9 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", self.queues,
-                "--pool", "prefork", "--concurrency", "1", "--hostname", f"{self.name}@%h",
+                "--pool", "prefork", "--hostname", f"{self.name}@%h",
                 "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                *(["--concurrency", str(self.concurrency)] if self.concurrency else []),
             ],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )

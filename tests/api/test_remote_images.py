@@ -19,6 +19,8 @@ from jobs.remote_images import FetchFailed, ImageTooLarge, NotAnImage, UnsafeUrl
 from tests.jobs import images
 
 MB = 1024 * 1024
+# How long the dripping routes would go on: far past the time limit of the fetches they serve.
+DRIP_SECONDS = 30
 
 
 def resolver_for(table):
@@ -229,6 +231,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(2)
         self._send(200, images.png())
 
+    def _drip(self, head: bytes, piece: bytes):
+        """``head`` at once, then ``piece`` every 0.2 s for up to DRIP_SECONDS: each read of the
+        client gets a byte or so well within its read timeout, forever by a client's measure."""
+        try:
+            self.wfile.write(head)
+            self.wfile.flush()
+            for _ in range(int(DRIP_SECONDS / 0.2)):
+                time.sleep(0.2)
+                self.wfile.write(piece)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route_drip_headers(self):
+        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nX-Padding: ", b"a")
+
+    def route_drip_sized_body(self):
+        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n", b"\0")
+
+    def route_drip_chunked_body(self):
+        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\n\0\r\n")
+
 
 @pytest.fixture
 def server():
@@ -243,9 +267,9 @@ def connections(monkeypatch):
     made = []
     request = remote_images._request
 
-    def spy(url, scheme, port, address):
+    def spy(url, scheme, port, address, deadline):
         made.append((address, port))
-        return request(url, scheme, port, address)
+        return request(url, scheme, port, address, deadline)
 
     monkeypatch.setattr(remote_images, "_request", spy)
     return made
@@ -347,6 +371,22 @@ def test_a_server_that_does_not_answer_in_time_is_a_fetch_failure(server, monkey
 
     with pytest.raises(FetchFailed, match="ReadTimeoutError"):
         fetch(server.url("/slow"))
+
+
+@pytest.mark.parametrize("path", ["/drip-headers", "/drip-sized-body", "/drip-chunked-body"])
+def test_a_server_that_drips_is_stopped_at_the_time_limit_of_the_whole_download(server, path):
+    """A byte every 0.2 s never trips the 15 s read timeout; only the whole-download limit can."""
+    time_limit = 1.0
+    started = time.monotonic()
+
+    with pytest.raises(FetchFailed, match="took too long"):
+        remote_images.fetch(
+            server.url(path), max_bytes=MB, time_limit=time_limit,
+            resolver=resolver_for({"images.test": ["127.0.0.1"]}), is_allowed=only_the_test_server,
+        )
+
+    assert time.monotonic() - started < time_limit + 1
+    assert server.requests == [(path, f"images.test:{server.port}")]
 
 
 def test_a_closed_port_is_a_fetch_failure():

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.worker_process import ROOT
 
 PARENT_STARTUP = textwrap.dedent(
@@ -24,10 +26,11 @@ PARENT_STARTUP = textwrap.dedent(
 )
 
 
-def test_the_worker_parent_never_initialises_cuda():
+@pytest.mark.parametrize("gpu_devices", ["", "0,1,2,3"])  # one child per GPU, each pinned: still clean
+def test_the_worker_parent_never_initialises_cuda(gpu_devices):
     result = subprocess.run(
         [sys.executable, "-c", PARENT_STARTUP], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"DJANGO_SETTINGS_MODULE": "hydrilla.settings", "PATH": "/usr/bin:/bin"},
+        env={"DJANGO_SETTINGS_MODULE": "hydrilla.settings", "PATH": "/usr/bin:/bin", "GPU_DEVICES": gpu_devices},
     )
 
     assert result.returncode == 0, result.stderr

@@ -2,10 +2,13 @@
 models: what a client of the API sees from submission to the end."""
 
 import io
+import os
+import signal
 import time
 
 import pytest
 import trimesh
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from PIL import Image, ImageDraw
@@ -27,6 +30,7 @@ def worker_settings(tiny_models_dir, **overrides) -> dict[str, str]:
         "MESH_GRID_SIZE": "32",
         "HEARTBEAT_SECONDS": "1",
         "ORPHAN_AFTER_SECONDS": "4",
+        "SWEEP_SECONDS": "1",
         **overrides,
     }
 
@@ -117,6 +121,8 @@ def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     assert Image.open(io.BytesIO(storage.read(job.preview_image))).size[0] > 0
     assert job.started_at and job.finished_at and job.elapsed_seconds > 0
     assert job.worker.startswith("test-")
+    assert set(job.stage_seconds) == {"text_to_image", "cut_out", "image_to_3d", "post_processing", "upload"}
+    assert all(seconds > 0 for seconds in job.stage_seconds.values())
 
 
 def test_image_to_3d_job_from_an_uploaded_photo(worker):
@@ -183,6 +189,24 @@ def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
     # Nobody consumes the dead worker's queue any more: the job comes back only because the other
     # worker's sweep finds its heartbeat silent for ORPHAN_AFTER_SECONDS and requeues it.
     job = wait_for(job, finished, worker=worker)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert job.attempts == 2
+    assert glb_faces(job) > 0
+
+
+@pytest.mark.skipif(not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs a broker that redelivers")
+def test_a_killed_pool_child_s_job_is_taken_over_as_soon_as_its_message_comes_back(start_worker):
+    """Only the pool child dies: its parent hands the message back, the broker redelivers it at
+    the head of the queue, and the new child takes the job over because its process is gone.
+    The heartbeat rule cannot be what recovers it: it would need ORPHAN_AFTER_SECONDS (600)."""
+    survivor = start_worker(queues="test-takeover", IMAGE_TO_3D_STEPS="400", ORPHAN_AFTER_SECONDS="600")
+    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a brave lantern")
+    deliver(job, "test-takeover")
+    job = wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=survivor)
+
+    os.kill(int(job.worker_process.split("/")[2]), signal.SIGKILL)
+    job = wait_for(job, finished, worker=survivor)
 
     assert job.state == JobState.COMPLETED, job.error_message
     assert job.attempts == 2

@@ -3,6 +3,7 @@
 
 import importlib.util
 import socket
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -192,6 +193,15 @@ class QueueReader:
             taken.append(message)
         return taken
 
+    def wait(self, count=1, timeout=2.0) -> list:
+        """At least ``count`` messages taken off the queue, or what came within ``timeout``."""
+        messages, deadline = [], time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            messages += self.messages()
+            if len(messages) < count:
+                time.sleep(0.02)
+        return messages
+
 
 @pytest.fixture
 def gpu_queue():
@@ -206,18 +216,40 @@ def gpu_queue():
         queue.purge()
 
 
-@pytest.fixture
-def broker_down(monkeypatch):
-    """The job service's Celery app, configured as usual but with a broker that refuses connections.
+class BrokerSwitch:
+    """Points the job service at the real broker (``up``) or at one that refuses connections
+    (``down``): the service's Celery app, configured as usual but with an unreachable broker.
 
     A separate app rather than the shared one re-pointed: the shared app's connection pool stays
     untouched, and Celery reads ``CELERY_BROKER_URL`` from the environment before its own conf.
     """
-    placeholder, port = closed_loopback_port()
-    outage = Celery("hydrilla-broker-outage", set_as_current=False)
-    outage.conf.update(celery_app.app.conf.table(with_defaults=False))
-    outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{port}//"
-    monkeypatch.setattr(services, "celery", outage)
-    yield
-    outage.close()
-    placeholder.close()
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.placeholder, port = closed_loopback_port()
+        self.outage = Celery("hydrilla-broker-outage", set_as_current=False)
+        self.outage.conf.update(celery_app.app.conf.table(with_defaults=False))
+        self.outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{port}//"
+
+    def down(self):
+        self.monkeypatch.setattr(services, "celery", self.outage)
+
+    def up(self):
+        self.monkeypatch.setattr(services, "celery", celery_app.app)
+
+    def close(self):
+        self.outage.close()
+        self.placeholder.close()
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    switch = BrokerSwitch(monkeypatch)
+    yield switch
+    switch.close()
+
+
+@pytest.fixture
+def broker_down(broker):
+    """The job service with a broker that refuses connections."""
+    broker.down()

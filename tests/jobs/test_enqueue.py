@@ -16,15 +16,6 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_for_messages(queue, count=1, timeout=2.0):
-    messages, deadline = [], time.monotonic() + timeout
-    while len(messages) < count and time.monotonic() < deadline:
-        messages += queue.messages()
-        if len(messages) < count:
-            time.sleep(0.02)
-    return messages
-
-
 def test_generate_puts_the_job_on_the_gpu_queue(auth_client, gpu_queue):
     user = UserFactory()
     response = auth_client(user).post("/api/3d/generate", {"prompt": "a brass key"}, format="json")
@@ -32,7 +23,7 @@ def test_generate_puts_the_job_on_the_gpu_queue(auth_client, gpu_queue):
     assert response.status_code == 200
     job_id = response.json()["jobId"]
     assert Job.objects.get(pk=job_id).state == JobState.PENDING
-    [message] = wait_for_messages(gpu_queue)
+    [message] = gpu_queue.wait()
     assert message.headers["task"] == RUN_3D_JOB == "generation.run_3d_job"
     args, kwargs, _ = message.decode()
     assert (args, kwargs) == ([job_id], {})
@@ -47,7 +38,7 @@ def test_the_message_is_sent_only_when_the_transaction_commits(gpu_queue):
         job = services.create_job(kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key")
         time.sleep(0.05)
         assert gpu_queue.messages() == []
-    [message] = wait_for_messages(gpu_queue)
+    [message] = gpu_queue.wait()
     assert message.decode()[0] == [str(job.pk)]
 
 

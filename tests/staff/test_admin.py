@@ -77,6 +77,15 @@ def test_the_change_page_shows_the_run_the_error_and_the_preview(admin_client):
     assert re.search(r'<a href="[^"]*previews/mug\.png[^"]*" target="_blank"', html)
 
 
+def test_the_change_page_shows_each_stage_s_time_and_the_share_of_model_calls(admin_client):
+    job = failed_job(stage_seconds={"upload": 1.25, "cut_out": 0.25, "text_to_image": 1.5, "image_to_3d": 2.0})
+
+    html = admin_client.get(change_url(job)).content.decode()
+
+    assert "text_to_image 1.50 s · cut_out 0.25 s · image_to_3d 2.00 s · upload 1.25 s" in html
+    assert "model calls 70% of 5.00 s" in html
+
+
 def test_the_change_form_renames_and_nothing_else(admin_client):
     job = running_job(timedelta(minutes=1), name="old name")
     Job.objects.filter(pk=job.pk).update(progress=55)  # the pipeline moved on since the page loaded
