@@ -2,6 +2,7 @@
 
 import logging
 
+from django import db
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -55,9 +56,10 @@ def _first_message(detail) -> str:
 def json_exception_handler(exc, context):
     if isinstance(exc, exceptions.NotAuthenticated):
         exc.detail = "Authentication required"
-    elif isinstance(exc, StorageUnavailable):
-        # Whichever view reached the storage: an outage is the spec's 503, never a 500.
-        logger.warning("Storage unavailable in %s: %s", context.get("view"), exc)
+    elif isinstance(exc, (StorageUnavailable, db.OperationalError, db.InterfaceError)):
+        # Whichever view reached the storage or the database: an outage is the spec's 503, never
+        # a 500 (a database that cannot be reached raises these two; other database errors are bugs).
+        logger.warning("%s unavailable in %s: %s", type(exc).__name__, context.get("view"), exc)
         exc = service_unavailable()
     response = exception_handler(exc, context)
     if response is None:

@@ -1,4 +1,6 @@
+import gc
 import socket
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -12,9 +14,21 @@ from django.db import connections
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
+from jobs.views.common import WAITING_VIEWS_POOL
 from jobs.watch import watcher
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_threads_end(django_db_setup):
+    """At the end, the server's thread pools end too, and the connections their threads held
+    with them, before the test database is dropped."""
+    yield
+    WAITING_VIEWS_POOL.shutdown(wait=True)
+    if "hydrilla.asgi" in sys.modules:  # imported by the tests that serve it
+        sys.modules["hydrilla.asgi"].threaded_wsgi.executor.shutdown(wait=True)
+    gc.collect()  # the ended threads' connections close as they go
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ from rest_framework.response import Response
 
 from jobs import errors, health, openapi, selectors, serializers, services, storage, throttles
 from jobs.models import FINAL_STATES, JobKind, JobState
-from jobs.views.common import caller, create_job_or_503, in_thread, job_for, save_uploaded_image
+from jobs.views.common import caller, create_job_or_503, in_thread, job_for, release_soon, save_uploaded_image
 from jobs.watch import watcher
 
 STREAM_KEEPALIVE_SECONDS = 15
@@ -165,7 +165,7 @@ async def text_to_image(request):
                 return _preview_timeout(job)
             snapshot = await watcher.next_change(job.pk, snapshot.version, remaining)
     finally:
-        slot.release()
+        release_soon(slot)
     return await in_thread(_preview_ready)(snapshot.job, queue, request)
 
 
@@ -392,7 +392,7 @@ async def _job_events(request, snapshot, slot):
                     yield ": keepalive\n\n"
                     keepalive = STREAM_KEEPALIVE_SECONDS
     finally:
-        slot.release()
+        release_soon(slot)
 
 
 def _status_body(job, request) -> dict:

@@ -112,3 +112,32 @@ def test_uploads_count_as_submissions(api_client, settings, tmp_path):
 
     assert_refused(api_client.post("/api/3d/upload-image", {"image": SimpleUploadedFile("b.png", png())}, format="multipart"), "throttled")
     assert Upload.objects.count() == 1
+
+
+@pytest.mark.parametrize("path", ["/status/{job}", "/api/3d/status/{job}", "/api/3d/history", "/queue/info"])
+def test_a_database_that_cannot_be_reached_is_the_specs_503(auth_client, user, monkeypatch, path):
+    from django.db import OperationalError
+
+    from accounts import services as account_services
+    from jobs import selectors
+
+    job = JobFactory(user=user)
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    for module, name in [(selectors, "get_job"), (selectors, "history"), (selectors, "queue_standings"), (account_services, "user_from_claims")]:
+        monkeypatch.setattr(module, name, unreachable)
+    response = auth_client(user).get(path.format(job=job.pk))
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "External service unavailable. Please try again later."}
+
+
+def test_the_body_limit_covers_the_admin_too(client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    response = client.post("/admin/login/", data=b"x", content_type="application/octet-stream",
+                           CONTENT_LENGTH=str(42 * 1024 * 1024))
+
+    assert response.status_code == 413
+    assert response.json() == {"error": "Request body too large (maximum 10 MB)"}
