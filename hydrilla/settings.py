@@ -216,6 +216,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],  # the schema is public, whatever token a caller sends
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema enum per choice set of the job model, whichever serializer uses it.
+    "ENUM_NAME_OVERRIDES": {
+        "GenerateTypeEnum": "jobs.models.GenerateType",
+        "PolygonTypeEnum": "jobs.models.PolygonType",
+    },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
