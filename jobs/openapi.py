@@ -293,6 +293,7 @@ UNAUTHENTICATED = error("No valid Clerk token (missing, invalid or expired).")
 INVALID_TOKEN = error("The token sent is invalid or expired.")
 NOT_FOUND = error("No job with this id.")
 STORAGE_DOWN = error("The storage or the broker is unavailable.")
+SUBMISSIONS_LIMITED = error("Too many submissions, or too many waiting jobs, for this caller (see Retry-After).")
 
 QUEUE_INFO = {
     "summary": "Queue statistics",

@@ -118,7 +118,7 @@ SUBMIT_RESPONSES = {
     400: openapi.error("Invalid input."),
     401: openapi.error("An invalid token, a user_id given without a valid token, or no token where one is required."),
     403: openapi.error("user_id is not the caller's."),
-    429: openapi.error("Too many submissions, or too many waiting jobs, for this caller (see Retry-After)."),
+    429: openapi.SUBMISSIONS_LIMITED,
     503: openapi.error("The job could not be queued."),
 }
 
