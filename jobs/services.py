@@ -16,7 +16,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -320,7 +320,8 @@ def request_cancel(job: Job) -> str:
     # next one match.
     for _ in range(3):
         now = timezone.now()
-        ended = Job.objects.filter(Q(state=JobState.PENDING) | selectors.unheld(), pk=job.pk)
+        between_stages = selectors.unheld() & Q(state=JobState.PROCESSING)
+        ended = Job.objects.filter(Q(state=JobState.PENDING) | between_stages, pk=job.pk)
         if ended.update(**_cancelled(now), cancel_requested=True):
             job.state = JobState.CANCELLED
             return job.state
@@ -493,7 +494,7 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     """
     now = timezone.now()
     current = Job.objects.filter(pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False)
-    row = current.values("heartbeat_at", "worker_process", "attempts", "stage_runs").first()
+    row = current.values("kind", "state", "heartbeat_at", "worker_process", "attempts").first()
     if row is None:
         return None
     held = row["heartbeat_at"] is not None
@@ -502,12 +503,12 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
         or (holder_gone is not None and row["worker_process"] and holder_gone(row["worker_process"]))
     ):
         return None
-    new_attempt = held or not row["stage_runs"]
+    new_attempt = held or stages.begins_attempt(row["kind"], stage, row["state"])
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1
-    if stages.starts_job(stage):
-        fields |= {"state": JobState.PROCESSING, "started_at": Coalesce(F("started_at"), now)}
+    if stages.starts_job(stage) and row["state"] == JobState.PENDING:
+        fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     # As read above: a holder that beat, or another claim, since then makes this match nothing.
     as_read = {"heartbeat_at": row["heartbeat_at"]} if held else {"heartbeat_at__isnull": True}
     claimed = current.filter(**as_read, attempts=row["attempts"], worker_process=row["worker_process"]).update(**fields)

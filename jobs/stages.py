@@ -10,7 +10,7 @@ A job waits (``pending``, with its place in the queue) until its first model cal
 """
 
 from celery_app import CeleryQueue
-from jobs.models import JobKind, Stage
+from jobs.models import JobKind, JobState, Stage
 
 SEQUENCES = {
     JobKind.TEXT_TO_3D: (Stage.TEXT_TO_IMAGE, Stage.PREPARE, Stage.IMAGE_TO_3D, Stage.FINISH),
@@ -43,6 +43,13 @@ def after(kind: str, stage: str) -> Stage | None:
     sequence = SEQUENCES[kind]
     position = sequence.index(stage)
     return sequence[position + 1] if position + 1 < len(sequence) else None
+
+
+def begins_attempt(kind: str, stage: str, state: str) -> bool:
+    """Whether claiming ``stage`` of a job in ``state`` begins an attempt at it: a waiting job at
+    the first stage of its sequence (a text-to-3D job waits at ``prepare`` only when it starts
+    there, with a preview already made)."""
+    return state == JobState.PENDING and stage in (first(kind), first(kind, has_preview=True))
 
 
 def starts_job(stage: str) -> bool:

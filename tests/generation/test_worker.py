@@ -65,8 +65,8 @@ def worker(start_worker):
 SLOW_QUEUE = "test-slow"
 
 
-# Enough text-to-image steps to catch a job in its first model call.
-SLOW_TEXT_TO_IMAGE = {"TEXT_TO_IMAGE_STEPS": "3000"}
+# Enough text-to-image steps to catch a job in its first model call (seconds, with the load).
+SLOW_TEXT_TO_IMAGE = {"TEXT_TO_IMAGE_STEPS": "40"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def deliver(job: Job, queue: str) -> None:
 
 
 def in_its_first_model_call(job: Job) -> bool:
-    return job.state == JobState.PROCESSING and job.message == "Generating preview image…" and job.progress > 2
+    return job.state == JobState.PROCESSING and job.message == "Generating preview image…"
 
 
 def wait_for(job: Job, predicate, timeout=JOB_TIMEOUT_SECONDS, worker: WorkerProcess | None = None) -> Job:
@@ -116,6 +116,33 @@ def drawn_photo() -> bytes:
 
 def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
     return services.create_job(kind=kind, user=fields.pop("user", None), **fields)
+
+
+def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(start_worker):
+    """First in this module, before the module's worker of every queue starts: a worker of the
+    gpu queue alone leaves a photo job waiting at its first stage (fetch and cut-out); once a
+    worker of the cpu queue starts, each stage runs on the worker of its queue."""
+    gpu = start_worker(queues="gpu")
+    cpu = None
+    try:
+        name = storage.save("uploads", "photo.png", drawn_photo())
+        job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name)
+        time.sleep(3)
+        job.refresh_from_db()
+        assert (job.state, job.stage, job.attempts, job.stage_runs) == (JobState.PENDING, "prepare", 0, [])
+
+        cpu = start_worker(queues="cpu")
+        job = wait_for(job, finished, worker=cpu)
+
+        assert job.state == JobState.COMPLETED, job.error_message
+        ran_on = [(run["stage"], run["worker"].split("@")[0]) for run in job.stage_runs]
+        assert ran_on == [("prepare", cpu.name), ("image_to_3d", gpu.name), ("finish", cpu.name)]
+        assert (job.attempts, job.raw_mesh, job.progress) == (1, "", 100)
+        assert glb_faces(job) > 0
+    finally:
+        gpu.stop()
+        if cpu is not None:
+            cpu.stop()
 
 
 def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
