@@ -53,10 +53,8 @@ BEAT_SCHEDULE = {
 
 
 def message_priority(job_is: str) -> int:
-    """The priority of a stage's message for a job that is RUNNING or WAITING. RabbitMQ serves
-    the highest number first, kombu's Redis transport the lowest."""
-    if _is_redis(settings.CELERY_BROKER_URL):
-        return 0 if job_is == RUNNING else 9
+    """The priority of a stage's message for a job that is RUNNING or WAITING: higher goes first,
+    on RabbitMQ (``x-max-priority``) and on kombu's Redis transport (``priority_steps``) alike."""
     return 1 if job_is == RUNNING else 0
 
 
@@ -82,7 +80,7 @@ def _broker_transport_options(broker_url: str) -> dict:
         return {
             "visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT_SECONDS,
             "max_retries": 2,
-            "priority_steps": [0, 9],
+            "priority_steps": [0, 1],
             "queue_order_strategy": "priority",
         }
     # RabbitMQ: confirm every publish, so "sent" means the broker has it.

@@ -125,10 +125,22 @@ def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
 
 
 def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
-    """The prompt's image, for the cut-out (GPU)."""
-    reporter.step("text_to_image", 0, 30, "Generating preview image…")
+    """The prompt's image, stored for the cut-out (GPU)."""
+    return _prompt_image(job, reporter, stored, model_until=30, storing=("handoff", 30, "Generating preview image…"))
+
+
+def _preview(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
+    """A whole text-to-image preview, on the preview workers: one stage, for the least latency."""
+    return _prompt_image(job, reporter, stored, model_until=90, storing=("upload", 99, "Uploading…"))
+
+
+def _prompt_image(job: Job, reporter: ProgressReporter, stored: list[str], *, model_until: int, storing) -> dict:
+    """The model call up to ``model_until`` percent, then the step (name, end, message) that
+    stores its image."""
+    reporter.step("text_to_image", 0, model_until, "Generating preview image…")
     image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
-    reporter.step("handoff", 30, 30, "Generating preview image…")
+    step, end, message = storing
+    reporter.step(step, model_until, end, message)
     return {"preview_image": _store(job, "preview.png", _png(image), stored)}
 
 
@@ -152,14 +164,6 @@ def _finish(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     reporter.step("upload", 95, 99, "Uploading…")
     source_name = _store(job, "source.ply", save_source_mesh(source), stored)
     return {"source_mesh": source_name, "result_glb": _store(job, "model.glb", glb, stored)}
-
-
-def _preview(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
-    """A whole text-to-image preview, on the preview workers: one stage, for the least latency."""
-    reporter.step("text_to_image", 0, 90, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
-    reporter.step("upload", 90, 99, "Uploading…")
-    return {"preview_image": _store(job, "preview.png", _png(image), stored)}
 
 
 def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
