@@ -41,11 +41,12 @@ def photo() -> bytes:
 
 
 def submit(base: str, count: int) -> list[str]:
-    data = photo()
-    return [
-        requests.post(f"{base}/image-to-3d", files={"image": ("photo.png", data)}, timeout=30).json()["job_id"]
-        for _ in range(count)
-    ]
+    data, ids = photo(), []
+    for _ in range(count):
+        response = requests.post(f"{base}/image-to-3d", files={"image_file": ("photo.png", data)}, timeout=30)
+        response.raise_for_status()
+        ids.append(response.json()["job_id"])
+    return ids
 
 
 def finished_jobs(url: str, ids: list[str]) -> list[dict] | None:
