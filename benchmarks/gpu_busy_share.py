@@ -90,8 +90,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     settings = {
         "IMAGE_TO_3D_BACKEND": "shap-e", "IMAGE_TO_3D_STEPS": str(args.steps), "PRELOAD_MODELS": "image_to_3d",
-        "CPU_WORKER_CONCURRENCY": "2", "SUBMIT_RATE_IP": "10000/min", "GENERATION_SUBMIT_RATE_ANON": "10000/min",
-        "MAX_WAITING_JOBS_PER_CALLER": "10000",
+        "CPU_WORKER_CONCURRENCY": "2",
     }
     with running_service("hydrilla-busy-", **settings) as service:
         base, database = service.base, service.database_url
