@@ -20,6 +20,7 @@ import trimesh
 from generation.pipelines import BACKENDS, JobCancelled, ModelError, cut_out, finish_mesh, load_backend
 from generation.pipelines.image_to_3d import hunyuan3d
 from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER, Hunyuan3DBackend, hy3dgen_importable
+from generation.tiny_models import FOLDERS
 
 CPU = torch.device("cpu")
 
@@ -177,10 +178,8 @@ DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from generation.tiny_models import build_tiny_models
-
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))["hunyuan3d"]
+def tiny_folder(tiny_models_dir):
+    return tiny_models_dir / FOLDERS["hunyuan3d"]
 
 
 @needs_hy3dgen

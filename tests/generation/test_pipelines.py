@@ -32,24 +32,20 @@ from generation.pipelines.image_to_3d.shap_e import Z_UP_TO_Y_UP
 from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
 from generation.pipelines.marching_cubes import marching_cubes_table
-from generation.tiny_models import build_tiny_models
+from generation.tiny_models import FOLDERS
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+def text_to_image(tiny_models_dir):
+    model = str(tiny_models_dir / FOLDERS["text-to-image"])
+    return TextToImagePipeline.load(model, CPU, select_dtype(CPU), steps=2)
 
 
 @pytest.fixture(scope="session")
-def text_to_image(tiny_models):
-    return TextToImagePipeline.load(str(tiny_models["text-to-image"]), CPU, select_dtype(CPU), steps=2)
-
-
-@pytest.fixture(scope="session")
-def shap_e(tiny_models):
-    model = str(tiny_models["shap-e-img2img"])
+def shap_e(tiny_models_dir):
+    model = str(tiny_models_dir / FOLDERS["shap-e"])
     return load_backend("shap-e", model, CPU, select_dtype(CPU), steps=2, grid_size=32)
 
 
