@@ -43,7 +43,7 @@ def dtype():
 
 
 @functools.cache
-def text_to_image():
+def text_to_image_pipeline():
     from generation.pipelines import TextToImagePipeline
 
     model = settings.TEXT_TO_IMAGE_MODEL or str(tiny_models_dir() / tiny_models.FOLDERS["text-to-image"])
@@ -57,7 +57,7 @@ def text_to_image():
 
 
 @functools.cache
-def image_to_3d():
+def image_to_3d_pipeline():
     from generation.pipelines import load_backend
 
     backend = settings.IMAGE_TO_3D_BACKEND
@@ -84,7 +84,7 @@ def _configured(options: dict) -> dict:
     return {name: value for name, value in options.items() if value is not None}
 
 
-LOADERS = {"text-to-image": text_to_image, "image-to-3d": image_to_3d}
+LOADERS = {"text-to-image": text_to_image_pipeline, "image-to-3d": image_to_3d_pipeline}
 
 
 def tiny_models_dir() -> Path:

@@ -86,7 +86,7 @@ def _failure(exc: Exception) -> GenerationError:
 
 def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     reporter.stage("text_to_image", 0, 90, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
+    image = _model_call(lambda: registry.text_to_image_pipeline()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     reporter.stage("upload", 90, 99, "Uploading…")
     name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
     _finish(job, attempt, reporter, preview_image=name)
@@ -104,7 +104,7 @@ def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
     patiently(lambda: services.save_job_artifacts(job.pk, attempt, processed_image=processed), f"saving job {job.pk}")
 
     reporter.stage("image_to_3d", 35, 85, "Generating 3D mesh…")
-    mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
+    mesh = _model_call(lambda: registry.image_to_3d_pipeline()(foreground, seed=job.seed, on_step=reporter.on_step))
     reporter.stage("post_processing", 85, 95, "Optimizing mesh…")
     source = prepare_mesh(mesh, photo=foreground)
     glb = _finished_model(job, source)
@@ -163,7 +163,7 @@ def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Im
         reporter.stage("input", 0, 30, "Using your preview image…")
         return Image.open(io.BytesIO(storage.read(job.preview_image)))
     reporter.stage("text_to_image", 0, 30, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
+    image = _model_call(lambda: registry.text_to_image_pipeline()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
     patiently(lambda: services.save_job_artifacts(job.pk, attempt, preview_image=name), f"saving job {job.pk}")
     return image

@@ -1,7 +1,6 @@
 """A CUDA out-of-memory in a model call frees the cache and retries that call once; a second one
 fails the job GPU_OUT_OF_MEMORY. The OOM is injected: a backend that raises torch's own error."""
 
-import io
 import time
 
 import pytest
@@ -25,7 +24,7 @@ class RunsOutOfMemory:
     def __init__(self, failures: int):
         self.failures, self.runs = failures, 0
 
-    def generate(self, image_rgba, seed, on_step=None):
+    def __call__(self, image_rgba, seed, on_step=None):
         self.runs += 1
         for step in range(1, 5):
             if step == (4 if self.runs == 1 else 2):
@@ -58,7 +57,7 @@ def released(monkeypatch):
 
 
 def run_with(monkeypatch, backend, job):
-    monkeypatch.setattr(registry, "image_to_3d", lambda: backend)
+    monkeypatch.setattr(registry, "image_to_3d_pipeline", lambda: backend)
     runner.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     return job
