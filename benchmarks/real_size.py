@@ -14,14 +14,10 @@ from pathlib import Path
 
 import torch
 
-from generation.tiny_models import (
-    SEED,
-    _byte_level_clip_tokenizer,
-    hunyuan3d_config,
-    shap_e_img2img_pipeline,
-    stable_diffusion_pipeline,
-    save_hunyuan3d_checkpoint,
-)
+from generation.tiny_models import SEED
+from generation.tiny_models.hunyuan3d import hunyuan3d_config, save_hunyuan3d_checkpoint
+from generation.tiny_models.shap_e import shap_e_img2img_pipeline
+from generation.tiny_models.text_to_image import byte_level_clip_tokenizer, stable_diffusion_pipeline
 
 # stabilityai/sd-turbo (Stable Diffusion 2.1 architecture at 512 px).
 SD_TURBO_UNET = {
@@ -135,7 +131,7 @@ def build_text_to_image(folder: Path, device: torch.device) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     # No tokenizer can be downloaded: the tiny byte-level one pads every prompt to the same 77 tokens.
-    tokenizer = _byte_level_clip_tokenizer()
+    tokenizer = byte_level_clip_tokenizer()
     torch.manual_seed(SEED)
     with torch.device(device):  # random initialisation of a billion weights is much faster on a GPU
         unet = UNet2DConditionModel(**SD_TURBO_UNET)

@@ -4,21 +4,16 @@ Loading happens on first use inside the worker's child process, never at import,
 that Celery forks from never initialises CUDA.
 """
 
-import fcntl
 import functools
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from generation import tiny_models
 
-TINY_TEXT_TO_IMAGE = "text-to-image"
-# Each backend's tiny model folder; None for a backend that needs no weights at all.
-TINY_IMAGE_TO_3D = {"shap-e": "shap-e-img2img", "silhouette": None, "hunyuan3d": "hunyuan3d"}
+logger = logging.getLogger(__name__)
 
 
 def pin_to_gpu(pool_index: int) -> str | None:
@@ -48,10 +43,10 @@ def dtype():
 
 
 @functools.cache
-def text_to_image():
+def text_to_image_pipeline():
     from generation.pipelines import TextToImagePipeline
 
-    model = settings.TEXT_TO_IMAGE_MODEL or str(tiny_models_dir() / TINY_TEXT_TO_IMAGE)
+    model = settings.TEXT_TO_IMAGE_MODEL or str(tiny_models_dir() / tiny_models.FOLDERS["text-to-image"])
     logger.info("Loading text-to-image model %s on %s (%s)", model, device(), dtype())
     options = {
         "steps": settings.TEXT_TO_IMAGE_STEPS,
@@ -62,11 +57,11 @@ def text_to_image():
 
 
 @functools.cache
-def image_to_3d():
+def image_to_3d_pipeline():
     from generation.pipelines import load_backend
 
     backend = settings.IMAGE_TO_3D_BACKEND
-    tiny = TINY_IMAGE_TO_3D[backend]
+    tiny = tiny_models.FOLDERS[backend]
     model = settings.IMAGE_TO_3D_MODEL or (str(tiny_models_dir() / tiny) if tiny else None)
     logger.info("Loading image-to-3D backend %s (%s) on %s (%s)", backend, model or "no weights", device(), dtype())
     return load_backend(backend, model, device(), dtype(), **_configured(_backend_options(backend)))
@@ -89,30 +84,9 @@ def _configured(options: dict) -> dict:
     return {name: value for name, value in options.items() if value is not None}
 
 
-LOADERS = {"text-to-image": text_to_image, "image-to-3d": image_to_3d}
+LOADERS = {"text-to-image": text_to_image_pipeline, "image-to-3d": image_to_3d_pipeline}
 
 
 def tiny_models_dir() -> Path:
     """The tiny random models, built once per machine when no weights are configured."""
-    return ensure_tiny_models(Path(settings.TINY_MODELS_DIR))
-
-
-def ensure_tiny_models(target: Path, *, rebuild: bool = False) -> Path:
-    """Build the tiny models into ``target`` unless a finished build is there. Concurrent workers
-    wait for one build, and a build that dies halfway is never mistaken for a finished one."""
-    marker = target / "complete"
-    if marker.exists() and not rebuild:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if rebuild or not marker.exists():
-            from generation.tiny_models import build_tiny_models
-
-            logger.warning("No model weights configured: building tiny random models in %s", target)
-            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-"))
-            build_tiny_models(staging)
-            (staging / "complete").touch()
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-    return target
+    return tiny_models.ensure_tiny_models(Path(settings.TINY_MODELS_DIR))

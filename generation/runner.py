@@ -138,7 +138,7 @@ def _prompt_image(job: Job, reporter: ProgressReporter, stored: list[str], *, mo
     """The model call up to ``model_until`` percent, then the step (name, end, message) that
     stores its image."""
     reporter.step("text_to_image", 0, model_until, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
+    image = _model_call(lambda: registry.text_to_image_pipeline()(job.prompt, seed=job.seed, on_step=reporter.on_step))
     step, end, message = storing
     reporter.step(step, model_until, end, message)
     return {"preview_image": _store(job, "preview.png", _png(image), stored)}
@@ -150,7 +150,7 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     reporter.step("handoff", start, start, "Generating 3D mesh…")
     foreground = _image(storage.read(job.processed_image))
     reporter.step("image_to_3d", start, end, "Generating 3D mesh…")
-    mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
+    mesh = _model_call(lambda: registry.image_to_3d_pipeline()(foreground, seed=job.seed, on_step=reporter.on_step))
     reporter.step("handoff", end, end, "Optimizing mesh…")
     return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
 

@@ -16,7 +16,6 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)  # refused in prod
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=LOCAL_HOSTS)
-PORT = env.int("PORT", default=4000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -302,6 +301,7 @@ TINY_MODELS_DIR = Path(env("TINY_MODELS_DIR", default=str(VAR_DIR / "tiny-models
 TORCH_DEVICE = env("TORCH_DEVICE", default="")
 TORCH_DTYPE = env("TORCH_DTYPE", default="")
 # Sampling overrides; unset, each model family uses the steps, guidance and size that suit it.
+# IMAGE_TO_3D_STEPS and _GUIDANCE apply to the shap-e and hunyuan3d backends (silhouette samples nothing).
 TEXT_TO_IMAGE_STEPS = env.int("TEXT_TO_IMAGE_STEPS", default=None)
 TEXT_TO_IMAGE_GUIDANCE = env.float("TEXT_TO_IMAGE_GUIDANCE", default=None)
 TEXT_TO_IMAGE_SIZE = env.int("TEXT_TO_IMAGE_SIZE", default=None)
@@ -313,7 +313,8 @@ MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
 HUNYUAN3D_SUBFOLDER = env("HUNYUAN3D_SUBFOLDER", default=None)
 HUNYUAN3D_OCTREE_RESOLUTION = env.int("HUNYUAN3D_OCTREE_RESOLUTION", default=None)
 HUNYUAN3D_NUM_CHUNKS = env.int("HUNYUAN3D_NUM_CHUNKS", default=None)
-DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=40000)
+# Face budget of a job with no faceCount; unset, finish_mesh's own (pipelines.mesh.DEFAULT_FACE_COUNT).
+DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=None)
 # Models a worker process loads when it starts rather than on its first job
 # ("text-to-image", "image-to-3d"): a GPU worker's first job then pays no load time.
 PRELOAD_MODELS = env.list("PRELOAD_MODELS", default=[])

@@ -86,7 +86,7 @@ def main() -> None:
     photo = PIL.Image.open(io.BytesIO(draw_sample_photo()))
     backend = load_backend("silhouette", None, torch.device("cpu"), torch.float32)
     foreground = cut_out(photo)
-    glb = finish_mesh(prepare_mesh(backend.generate(foreground, seed=0), photo=foreground), face_count=None)
+    glb = finish_mesh(prepare_mesh(backend(foreground, seed=0), photo=foreground), face_count=None)
     (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
     # The texel under each vertex (sRGB, as base-colour textures are), in linear RGB for shading.
     colours = srgb_to_linear(mesh.visual.to_color().vertex_colors[:, :3] / 255.0)

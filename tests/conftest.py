@@ -168,3 +168,11 @@ def asgi_server(transactional_db, settings):
     server.should_exit = True
     thread.join(10)
     listener.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory):
+    """The tiny models, built once per test session for every test that runs them."""
+    from generation.tiny_models import ensure_tiny_models
+
+    return ensure_tiny_models(tmp_path_factory.getbasetemp() / "models" / "tiny")

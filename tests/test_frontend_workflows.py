@@ -29,9 +29,7 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service(django_db_setup, token_minter, tmp_path_factory):
-    from generation.registry import ensure_tiny_models
-
+def service(django_db_setup, token_minter, tmp_path_factory, tiny_models_dir):
     port = free_port()
     log = open(tmp_path_factory.mktemp("service") / "service.log", "w+")
     env = {
@@ -40,7 +38,7 @@ def service(django_db_setup, token_minter, tmp_path_factory):
         "PORT": str(port),
         "CLERK_JWT_KEY": token_minter.public_pem,
         "CLERK_AUTHORIZED_PARTIES": "http://localhost:3000",
-        "TINY_MODELS_DIR": str(ensure_tiny_models(tmp_path_factory.mktemp("models") / "tiny")),
+        "TINY_MODELS_DIR": str(tiny_models_dir),
         "MESH_GRID_SIZE": "32",
         "WEB_PROCESSES": "1",
         "WEB_THREADS": "8",

@@ -33,7 +33,7 @@ def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") 
 class Sphere:
     """An image-to-3D backend that reports its steps and returns a sphere."""
 
-    def generate(self, image_rgba, seed, on_step=None):
+    def __call__(self, image_rgba, seed, on_step=None):
         for step in range(1, 9):
             on_step(step, 8)
         return trimesh.creation.icosphere(subdivisions=2)
@@ -41,7 +41,7 @@ class Sphere:
 
 def test_an_outage_during_the_run_neither_fails_nor_stops_the_job(monkeypatch, settings, photo_job):
     settings.DATABASE_WAIT_SECONDS = 20
-    monkeypatch.setattr(registry, "image_to_3d", Sphere)
+    monkeypatch.setattr(registry, "image_to_3d_pipeline", Sphere)
     progress_calls = database_down(monkeypatch, for_calls=3, service="report_progress")
     completions = database_down(monkeypatch, for_calls=1, service="complete_job")
 

@@ -20,6 +20,7 @@ import trimesh
 from generation.pipelines import BACKENDS, JobCancelled, ModelError, cut_out, finish_mesh, load_backend
 from generation.pipelines.image_to_3d import hunyuan3d
 from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER, Hunyuan3DBackend, hy3dgen_importable
+from generation.tiny_models import FOLDERS
 
 CPU = torch.device("cpu")
 
@@ -94,7 +95,7 @@ def test_generate_passes_the_options_and_reports_both_phases():
     backend = stand_in_backend()
     cutout = disc_cutout()
     steps = []
-    mesh = backend.generate(cutout, seed=9, on_step=lambda done, total: steps.append((done, total)))
+    mesh = backend(cutout, seed=9, on_step=lambda done, total: steps.append((done, total)))
     assert mesh is backend.pipe.mesh
     # Sampling fills the first half of the stage, volume decoding the second.
     assert steps == [(done, 8) for done in range(1, 9)]
@@ -106,7 +107,7 @@ def test_generate_passes_the_options_and_reports_both_phases():
     assert call["generator"].initial_seed() == 9
     assert not backend.pipe.vae.geo_decoder._forward_hooks
 
-    backend.generate(cutout, seed=9)  # no progress wanted: no callback given
+    backend(cutout, seed=9)  # no progress wanted: no callback given
     assert backend.pipe.calls[-1]["callback"] is None
 
 
@@ -114,7 +115,7 @@ def test_generate_passes_the_options_and_reports_both_phases():
 def test_generate_stops_when_cancelled_in_either_phase(step):
     backend = stand_in_backend()
     with pytest.raises(JobCancelled) as cancelled:
-        backend.generate(disc_cutout(), seed=0, on_step=cancel_at(step))
+        backend(disc_cutout(), seed=0, on_step=cancel_at(step))
     # Only the memory-releasing wrapper's frame: nothing keeps the run's tensors alive.
     assert [name for name in functions_in_traceback(cancelled.value) if name[0] != __name__] == [
         ("generation.pipelines.steps", "run")
@@ -126,7 +127,7 @@ def test_no_surface_is_a_model_error():
     backend = stand_in_backend()
     backend.pipe.mesh = None
     with pytest.raises(ModelError, match="empty shape"):
-        backend.generate(disc_cutout(), seed=0)
+        backend(disc_cutout(), seed=0)
 
 
 @pytest.fixture
@@ -177,10 +178,8 @@ DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from generation.tiny_models import build_tiny_models
-
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))["hunyuan3d"]
+def tiny_folder(tiny_models_dir):
+    return tiny_models_dir / FOLDERS["hunyuan3d"]
 
 
 @needs_hy3dgen
@@ -189,7 +188,7 @@ def test_tiny_hunyuan3d_gives_a_closed_mesh(tiny_folder, device):
     backend = load_backend("hunyuan3d", str(tiny_folder), device, torch.float32, steps=3, octree_resolution=32)
     assert isinstance(backend, Hunyuan3DBackend)
     steps = []
-    mesh = backend.generate(disc_cutout(), seed=1, on_step=lambda done, total: steps.append((done, total)))
+    mesh = backend(disc_cutout(), seed=1, on_step=lambda done, total: steps.append((done, total)))
     # 3 sampling steps, then 33^3 grid points in 5 chunks of 8000.
     assert steps == [(1, 6), (2, 6), (3, 6)] + [(5 + done, 10) for done in range(1, 6)]
     assert isinstance(mesh, trimesh.Trimesh) and mesh.is_watertight and mesh.volume > 0
@@ -206,8 +205,8 @@ def test_tiny_hunyuan3d_stops_when_cancelled_and_frees_memory(tiny_folder, devic
     backend = load_backend("hunyuan3d", str(tiny_folder), device, torch.float32, steps=3, octree_resolution=32)
     allocated = torch.cuda.memory_allocated() if device.type == "cuda" else 0
     with pytest.raises(JobCancelled) as cancelled:
-        backend.generate(disc_cutout(), seed=0, on_step=cancel_at(step))
+        backend(disc_cutout(), seed=0, on_step=cancel_at(step))
     assert not any(module.startswith("hy3dgen") for module, _ in functions_in_traceback(cancelled.value))
     if device.type == "cuda":
         assert torch.cuda.memory_allocated() == allocated  # only the weights are left
-    assert len(backend.generate(disc_cutout(), seed=0).faces) > 0  # still usable afterwards
+    assert len(backend(disc_cutout(), seed=0).faces) > 0  # still usable afterwards

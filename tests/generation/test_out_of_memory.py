@@ -25,7 +25,7 @@ class RunsOutOfMemory:
     def __init__(self, failures: int):
         self.failures, self.runs = failures, 0
 
-    def generate(self, image_rgba, seed, on_step=None):
+    def __call__(self, image_rgba, seed, on_step=None):
         self.runs += 1
         for step in range(1, 5):
             if step == (4 if self.runs == 1 else 2):
@@ -58,7 +58,7 @@ def released(monkeypatch):
 
 
 def run_with(monkeypatch, backend, job):
-    monkeypatch.setattr(registry, "image_to_3d", lambda: backend)
+    monkeypatch.setattr(registry, "image_to_3d_pipeline", lambda: backend)
     return run_inline(job.pk)
 
 

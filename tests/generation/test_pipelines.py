@@ -32,24 +32,20 @@ from generation.pipelines.image_to_3d.shap_e import Z_UP_TO_Y_UP
 from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
 from generation.pipelines.marching_cubes import marching_cubes_table
-from generation.tiny_models import build_tiny_models
+from generation.tiny_models import FOLDERS
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+def text_to_image(tiny_models_dir):
+    model = str(tiny_models_dir / FOLDERS["text-to-image"])
+    return TextToImagePipeline.load(model, CPU, select_dtype(CPU), steps=2)
 
 
 @pytest.fixture(scope="session")
-def text_to_image(tiny_models):
-    return TextToImagePipeline.load(str(tiny_models["text-to-image"]), CPU, select_dtype(CPU), steps=2)
-
-
-@pytest.fixture(scope="session")
-def shap_e(tiny_models):
-    model = str(tiny_models["shap-e-img2img"])
+def shap_e(tiny_models_dir):
+    model = str(tiny_models_dir / FOLDERS["shap-e"])
     return load_backend("shap-e", model, CPU, select_dtype(CPU), steps=2, grid_size=32)
 
 
@@ -248,19 +244,19 @@ def test_shap_e_backend_gives_a_coloured_mesh(shap_e):
     saved_table = shap_e.pipe.shap_e_renderer.mesh_decoder.cases
     assert torch.equal(saved_table, marching_cubes_table()[0])
     steps = []
-    mesh = shap_e.generate(disc_cutout(), seed=7, on_step=lambda done, total: steps.append((done, total)))
+    mesh = shap_e(disc_cutout(), seed=7, on_step=lambda done, total: steps.append((done, total)))
     assert isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) > 0
     assert steps == [(1, 3), (2, 3), (3, 3)]  # Heun: 2 steps take 3 evaluations
     assert mesh.visual.kind == "vertex"
     assert len(np.unique(mesh.visual.vertex_colors, axis=0)) > 1
-    again = shap_e.generate(disc_cutout(), seed=7)
+    again = shap_e(disc_cutout(), seed=7)
     assert np.array_equal(mesh.visual.vertex_colors, again.visual.vertex_colors)
     assert np.allclose(trimesh.transform_points([[0, 0, 1]], Z_UP_TO_Y_UP), [[0, 1, 0]])  # z-up to y-up
 
 
 def test_shap_e_backend_stops_when_cancelled(shap_e):
     with pytest.raises(JobCancelled) as cancelled:
-        shap_e.generate(disc_cutout(), seed=0, on_step=cancel_at(2))
+        shap_e(disc_cutout(), seed=0, on_step=cancel_at(2))
     assert frames_from_diffusers(cancelled.value) == []
 
 
@@ -374,6 +370,6 @@ def test_errors_survive_pickling():
 @pytest.mark.parametrize("seed", [11, 12])
 def test_text_to_glb(text_to_image, shap_e, seed):
     image = text_to_image("a green chair", seed=seed)
-    mesh = shap_e.generate(cut_out(image), seed=seed)
+    mesh = shap_e(cut_out(image), seed=seed)
     glb = finish_mesh(mesh, face_count=2000)
     assert 0 < len(load_glb(glb).faces) <= 2000

@@ -73,7 +73,7 @@ def linear(colour):
 
 def test_a_disc_becomes_a_sphere(backend):
     cutout = drawn_disc()
-    mesh = backend.generate(cutout, seed=0)
+    mesh = backend(cutout, seed=0)
     assert_closed_solid(mesh)
     assert mesh.euler_number == 2  # one piece, no handles
     radius = np.sqrt((np.asarray(cutout.getchannel("A")) / 255).sum() / np.pi) / SIDE
@@ -84,7 +84,7 @@ def test_a_disc_becomes_a_sphere(backend):
 
 def test_thickness_scales_the_depth_only():
     thin = load_backend("silhouette", None, CPU, torch.float32, thickness=0.5, grid_size=64)
-    mesh = thin.generate(drawn_disc(), seed=0)
+    mesh = thin(drawn_disc(), seed=0)
     assert_closed_solid(mesh)
     width, height, depth = mesh.extents
     assert depth / width == pytest.approx(0.5, rel=0.05) and height == pytest.approx(width, rel=0.01)
@@ -92,7 +92,7 @@ def test_thickness_scales_the_depth_only():
 
 def test_a_mug_keeps_its_proportions_and_the_hole_of_its_handle(backend):
     cutout = drawn_mug()
-    mesh = backend.generate(cutout, seed=0)
+    mesh = backend(cutout, seed=0)
     assert_closed_solid(mesh)
     assert mesh.euler_number == 0  # one hole through the solid: the handle's
 
@@ -112,7 +112,7 @@ def test_a_mug_keeps_its_proportions_and_the_hole_of_its_handle(backend):
 
 
 def test_the_photo_is_projected_front_and_back(coarse):
-    mesh = coarse.generate(drawn_disc(top_colour=RED, bottom_colour=BLUE), seed=0)
+    mesh = coarse(drawn_disc(top_colour=RED, bottom_colour=BLUE), seed=0)
     colours = mesh.visual.vertex_colors.astype(float)
     x, y, z = mesh.vertices.T
     for front in (z > 0.05, z < -0.05):
@@ -125,7 +125,7 @@ def test_the_photo_is_projected_front_and_back(coarse):
 
 def test_reports_its_stages_and_stops_when_cancelled(coarse):
     steps = []
-    coarse.generate(drawn_disc(), seed=0, on_step=lambda done, total: steps.append((done, total)))
+    coarse(drawn_disc(), seed=0, on_step=lambda done, total: steps.append((done, total)))
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
     def cancel_at_stage_two(done, total):
@@ -133,11 +133,11 @@ def test_reports_its_stages_and_stops_when_cancelled(coarse):
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
-        coarse.generate(drawn_disc(), seed=0, on_step=cancel_at_stage_two)
+        coarse(drawn_disc(), seed=0, on_step=cancel_at_stage_two)
 
 
 def test_the_result_finishes_into_a_coloured_glb(coarse):
-    glb = finish_mesh(coarse.generate(drawn_mug(), seed=0), face_count=3000)
+    glb = finish_mesh(coarse(drawn_mug(), seed=0), face_count=3000)
     (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
     assert 0 < len(mesh.faces) <= 3000
     assert mesh.bounds.mean(axis=0) == pytest.approx([0, 0, 0], abs=0.01)
@@ -148,7 +148,7 @@ def test_the_result_finishes_into_a_coloured_glb(coarse):
 
 def test_an_empty_cut_out_is_refused(coarse):
     with pytest.raises(BadInputImage):
-        coarse.generate(PIL.Image.new("RGBA", (64, 64), (255, 0, 0, 0)), seed=0)
+        coarse(PIL.Image.new("RGBA", (64, 64), (255, 0, 0, 0)), seed=0)
 
 
 def test_load_takes_its_options_and_ignores_the_sampling_ones():
@@ -169,9 +169,9 @@ def test_the_registry_loads_it_without_any_weights(settings, monkeypatch):
         raise AssertionError("a weight-free backend must not build the tiny models")
 
     monkeypatch.setattr(registry, "tiny_models_dir", no_tiny_models)
-    registry.image_to_3d.cache_clear()
+    registry.image_to_3d_pipeline.cache_clear()
     try:
-        loaded = registry.image_to_3d()
+        loaded = registry.image_to_3d_pipeline()
     finally:
-        registry.image_to_3d.cache_clear()
+        registry.image_to_3d_pipeline.cache_clear()
     assert isinstance(loaded, SilhouetteBackend) and loaded.grid_size == 40

@@ -36,13 +36,6 @@ def worker_settings(tiny_models_dir, **overrides) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_models_dir(tmp_path_factory):
-    from generation.registry import ensure_tiny_models
-
-    return ensure_tiny_models(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def start_worker(tiny_models_dir, django_db_setup):
     started = []
 

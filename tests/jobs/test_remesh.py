@@ -66,8 +66,8 @@ def test_the_remesh_job_runs_with_no_model_loaded(auth_client, source_job, enque
     def no_model():
         raise AssertionError("a remesh loaded a model")
 
-    monkeypatch.setattr(registry, "text_to_image", no_model)
-    monkeypatch.setattr(registry, "image_to_3d", no_model)
+    monkeypatch.setattr(registry, "text_to_image_pipeline", no_model)
+    monkeypatch.setattr(registry, "image_to_3d_pipeline", no_model)
     job_id = remesh(auth_client(source_job.user), source_job, {"faceCount": 800}).json()["jobId"]
 
     runner.run_stage(job_id, Stage.REMESH, worker="cpu@test")

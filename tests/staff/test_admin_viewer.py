@@ -42,7 +42,7 @@ def finished_mug(local_media):
     photo = drawn_mug()
     foreground = cut_out(photo)
     backend = load_backend("silhouette", None, torch.device("cpu"), torch.float32, grid_size=64)
-    glb = finish_mesh(prepare_mesh(backend.generate(foreground, seed=0)), face_count=5000, texture_size=512)
+    glb = finish_mesh(prepare_mesh(backend(foreground, seed=0)), face_count=5000, texture_size=512)
     preview = io.BytesIO()
     photo.save(preview, format="PNG")
     return JobFactory(

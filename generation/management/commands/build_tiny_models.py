@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("directory", nargs="?", default=str(settings.TINY_MODELS_DIR))
 
     def handle(self, *args, directory, **options):
-        from generation.registry import ensure_tiny_models
+        from generation.tiny_models import ensure_tiny_models
 
         target = ensure_tiny_models(Path(directory), rebuild=True)
         for model in sorted(path.name for path in target.iterdir() if path.is_dir()):

@@ -10,7 +10,7 @@ from ..steps import OnStep
 
 
 class ImageTo3DBackend(ABC):
-    """One loaded image-to-3D model; load once per process and call ``generate`` for every job."""
+    """One loaded image-to-3D model; load once per process and call it for every job."""
 
     name: str
 
@@ -20,7 +20,7 @@ class ImageTo3DBackend(ABC):
         """``model`` is a local folder or a hub id; ``options`` are backend specific."""
 
     @abstractmethod
-    def generate(
+    def __call__(
         self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
     ) -> trimesh.Trimesh:
         """Reconstruct the object of a cut-out (see ``foreground.cut_out``).

@@ -56,7 +56,7 @@ class Hunyuan3DBackend(ImageTo3DBackend):
         return cls(pipe, device, **options)
 
     @releases_device_memory
-    def generate(
+    def __call__(
         self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
     ) -> trimesh.Trimesh:
         # hy3dgen reports sampling steps through its callback, but volume decoding (thousands of

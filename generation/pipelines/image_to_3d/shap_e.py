@@ -45,7 +45,7 @@ class ShapEBackend(ImageTo3DBackend):
         return cls(pipe, device, **options)
 
     @releases_device_memory
-    def generate(
+    def __call__(
         self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
     ) -> trimesh.Trimesh:
         # The pipeline has no step callback: count the prior's forward passes instead

@@ -48,7 +48,7 @@ class SilhouetteBackend(ImageTo3DBackend):
         so are the sampling options (``steps``, ``guidance_scale``) one configuration gives every backend."""
         return cls(**{name: options[name] for name in ("grid_size", "thickness") if name in options})
 
-    def generate(
+    def __call__(
         self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
     ) -> trimesh.Trimesh:
         """The same solid for every ``seed``: there is nothing to sample."""
