@@ -57,7 +57,7 @@ check-deploy: install
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 test-services:
-	scripts/test-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/test-services.sh $(BIN)/python -m pytest -m "not embedded and not gpu_image" $(PYTEST_ARGS)
 
 test-embedded:
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u S3_BUCKET $(BIN)/python -m pytest -m embedded $(PYTEST_ARGS)
@@ -66,7 +66,7 @@ test-embedded:
 # the hunyuan3d extra, on this CPU. Importing hy3dgen first: a failed import would only skip its tests.
 test-gpu-packages: $(GPU_STAMP)
 	$(GPU_VENV)/bin/python -c "from hy3dgen.shapegen import Hunyuan3DDiTFlowMatchingPipeline"
-	env -u DATABASE_URL -u CELERY_BROKER_URL -u S3_BUCKET $(GPU_VENV)/bin/python -m pytest tests/generation $(PYTEST_ARGS)
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u S3_BUCKET $(GPU_VENV)/bin/python -m pytest -m gpu_image tests/generation $(PYTEST_ARGS)
 
 clean:
 	rm -rf var/broker var/media var/db.sqlite3*

@@ -176,3 +176,11 @@ def tiny_models_dir(tmp_path_factory):
     from generation.tiny_models import ensure_tiny_models
 
     return ensure_tiny_models(tmp_path_factory.getbasetemp() / "models" / "tiny")
+
+
+def pytest_collection_modifyitems(items):
+    """``make test`` runs each test once: in the services suite, the embedded one (``embedded``) or
+    on the GPU image's packages (``gpu_image``), never in two of them."""
+    both = [item.nodeid for item in items if item.get_closest_marker("embedded") and item.get_closest_marker("gpu_image")]
+    if both:
+        raise pytest.UsageError(f"marked for two suites: {both}")

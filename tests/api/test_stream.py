@@ -62,7 +62,6 @@ def seen(body):
     return body["status"], body["progress"], body["message"]
 
 
-@pytest.mark.embedded  # the watcher on SQLite too
 def test_the_stream_follows_a_job_from_submission_to_completion(api_client, monkeypatch):
     monkeypatch.setattr(generation_api, "STREAM_KEEPALIVE_SECONDS", 1)
     job_id = api_client.post("/text-to-3d", {"prompt": "a red car"}).json()["job_id"]

@@ -40,7 +40,6 @@ def make_preview(prompt, then=finish_preview):
     return str(job.pk)
 
 
-@pytest.mark.embedded  # the watcher on SQLite too
 def test_the_answer_comes_when_the_preview_is_ready(api_client, enqueued):
     JobFactory(kind=JobKind.PREVIEW, state=JobState.PENDING, user=None)  # one ahead in the queue
     worker = Background(make_preview, "A red sports car")
@@ -72,7 +71,6 @@ def test_the_answer_comes_when_the_preview_is_ready(api_client, enqueued):
     assert api_client.get(f"/status/{preview_id}").json()["status"] == "completed"
 
 
-@pytest.mark.embedded  # the watcher on SQLite too
 def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(api_client, auth_client, user, settings):
     settings.PREVIEW_WAIT_SECONDS = 1
     started = time.monotonic()

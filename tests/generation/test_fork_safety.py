@@ -9,6 +9,9 @@ import pytest
 
 from tests.worker_process import ROOT
 
+# On the GPU image's packages: there torch is a CUDA build, whose context a fork would break.
+pytestmark = pytest.mark.gpu_image
+
 PARENT_STARTUP = textwrap.dedent(
     """
     import torch.cuda

@@ -11,7 +11,8 @@ import pytest
 
 from tests.worker_process import WorkerProcess
 
-pytestmark = [pytest.mark.worker, pytest.mark.embedded]
+# On the GPU image's packages: CUDA's torch is the one whose initialisation the pinning must precede.
+pytestmark = [pytest.mark.worker, pytest.mark.gpu_image]
 
 PINNED = re.compile(r"Pool process (\d+) \(pid (\d+)\) uses GPU (\S+)")
 

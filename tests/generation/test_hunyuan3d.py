@@ -22,6 +22,9 @@ from generation.pipelines.image_to_3d import hunyuan3d
 from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER, Hunyuan3DBackend, hy3dgen_importable
 from generation.tiny_models import FOLDERS
 
+# On the GPU image's packages, the ones with hy3dgen (make test-gpu-packages).
+pytestmark = pytest.mark.gpu_image
+
 CPU = torch.device("cpu")
 
 

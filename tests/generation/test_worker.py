@@ -19,7 +19,7 @@ from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
 from tests.worker_process import WorkerProcess
 
-pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 JOB_TIMEOUT_SECONDS = 120
 

@@ -2,13 +2,14 @@
 numbers as counting each job's queue on its own, on PostgreSQL's one-pass query and elsewhere."""
 
 import pytest
+from django.db import connection
 
 from jobs import selectors
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory
 from tests.jobs.conftest import set_age
 
-pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+pytestmark = pytest.mark.django_db
 
 
 def counted_one_by_one(job: Job) -> int:
@@ -17,7 +18,18 @@ def counted_one_by_one(job: Job) -> int:
     ).count()
 
 
-def test_every_followed_job_has_its_place_and_the_counts_are_right():
+def test_every_followed_job_has_its_place_and_the_counts_are_right_on_postgresql():
+    assert connection.vendor == "postgresql"  # its one-pass query
+    check_every_followed_job_has_its_place_and_the_counts_are_right()
+
+
+@pytest.mark.embedded
+def test_every_followed_job_has_its_place_and_the_counts_are_right_on_sqlite():
+    assert connection.vendor == "sqlite"  # a count per threshold
+    check_every_followed_job_has_its_place_and_the_counts_are_right()
+
+
+def check_every_followed_job_has_its_place_and_the_counts_are_right():
     kinds = [JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D, JobKind.PREVIEW]
     waiting = [set_age(JobFactory(user=None, kind=kinds[n % 3]), seconds=100 - n) for n in range(30)]
     set_age(JobFactory(user=None, kind=JobKind.TEXT_TO_3D), seconds=100 - 7)  # arrived with another
