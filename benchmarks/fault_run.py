@@ -88,7 +88,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    with running_service("hydrilla-fault-", IMAGE_TO_3D_STEPS="400", WEB_THREADS="8") as service:
+    # The tiny Shap-E at 400 steps: a model call of some seconds, long enough to be caught in.
+    settings = {"IMAGE_TO_3D_BACKEND": "shap-e", "IMAGE_TO_3D_STEPS": "400", "WEB_THREADS": "8"}
+    with running_service("hydrilla-fault-", **settings) as service:
         return _run_faults(args, service)
 
 
