@@ -9,9 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers as drf
 
 from accounts.authentication import SESSION_COOKIE
-from jobs import serializers
 from jobs.formats import FORMATS
-from jobs.models import GenerateType, JobKind, JobState, PolygonType
+from jobs.models import JOB_API_STATUS, GenerateType, JobKind, JobState, PolygonType
 
 GENERATION_TAG = "Generation API"
 JOB_TAG = "Job API (/api/3d)"
@@ -199,7 +198,7 @@ class Readiness(drf.Serializer):
 class BackendJob(drf.Serializer):
     id = drf.UUIDField()
     userId = drf.CharField(allow_null=True)
-    status = drf.ChoiceField(choices=sorted(set(serializers.NODE_STATUS.values())))
+    status = drf.ChoiceField(choices=sorted(set(JOB_API_STATUS.values())))
     prompt = drf.CharField(allow_null=True)
     imageUrl = drf.URLField(allow_null=True)
     generateType = drf.ChoiceField(choices=GenerateType.values)

@@ -8,20 +8,11 @@ from rest_framework import serializers
 from accounts.serializers import iso
 from jobs import storage
 from jobs.formats import FORMATS
-from jobs.models import GenerateType, Job, JobState, PolygonType
+from jobs.models import JOB_API_STATUS, GenerateType, Job, JobState, PolygonType
 
 MAX_PROMPT_LENGTH = 1000
 MIN_FACE_COUNT = 100
 MAX_FACE_COUNT = 1_500_000
-
-NODE_STATUS = {
-    JobState.PENDING: "WAIT",
-    JobState.PROCESSING: "RUN",
-    JobState.COMPLETED: "DONE",
-    JobState.FAILED: "FAIL",
-    JobState.CANCELLED: "FAIL",
-}
-
 
 class StrictBooleanField(serializers.BooleanField):
     """JSON ``true``/``false`` only: ``"yes"`` or ``1`` is a client bug worth reporting."""
@@ -126,7 +117,7 @@ def backend_job(job: Job, request=None) -> dict:
     return {
         "id": str(job.pk),
         "userId": job.user_id,
-        "status": NODE_STATUS[job.state],
+        "status": JOB_API_STATUS[job.state],
         "prompt": job.prompt,
         "imageUrl": job.image_url,
         "generateType": job.generate_type,

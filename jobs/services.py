@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, RUN_REMESH_JOB, app as celery
-from jobs import formats, selectors, storage
+from jobs import errors, formats, selectors, storage
 from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Upload
 
 logger = logging.getLogger(__name__)
@@ -376,7 +376,7 @@ def fail_stuck_job(job: Job, reason: str) -> bool:
     return bool(
         Job.objects.filter(pk=job.pk, state=job.state, attempts=job.attempts).update(
             state=JobState.FAILED,
-            error_code="WORKER_LOST",
+            error_code=errors.WORKER_LOST,
             error_message=reason,
             finished_at=now,
             updated_at=now,
