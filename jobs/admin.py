@@ -8,7 +8,7 @@ from django.utils.text import Truncator
 
 from jobs import services, storage
 from jobs.models import JOB_API_STATUS, MODEL_STAGES, STAGES, Job
-from jobs.serializers import preview_url
+from jobs.outputs import preview_url
 from jobs.services import StaffOutcome
 
 # <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's
