@@ -39,7 +39,7 @@ class Output(serializers.Serializer):
 
     @cached_property
     def _plan(self) -> list:
-        return [(field.field_name, field.get_attribute, field.to_representation) for field in self._readable_fields]
+        return [(field.field_name, _reader(field), field.to_representation) for field in self._readable_fields]
 
     def to_representation(self, instance) -> dict:
         body = {}
@@ -67,6 +67,23 @@ class Output(serializers.Serializer):
             _bind_all(bound)
             cls._bound_once = bound  # a race only makes two equal ones
         return bound
+
+
+def _reader(field):
+    """``field.get_attribute``, without its generality where a field reads one plain attribute or
+    key (DRF's own reading serves whatever else: a callable, a missing attribute)."""
+    if type(field).get_attribute is not serializers.Field.get_attribute or len(field.source_attrs) != 1:
+        return field.get_attribute
+    name = field.source_attrs[0]
+
+    def read(instance):
+        try:
+            value = instance[name] if type(instance) is dict else getattr(instance, name)
+        except (KeyError, AttributeError):
+            return field.get_attribute(instance)
+        return field.get_attribute(instance) if callable(value) else value
+
+    return read
 
 
 def _bind_all(serializer) -> None:
