@@ -1,13 +1,14 @@
 """The Celery app: its queues, routes and delivery guarantees, in one place.
 
-One queue per kind of work, so that a cheap preview never waits behind a long 3D job:
-- ``gpu``: 3D jobs (text-to-3D, image-to-3D), on workers that own a GPU;
-- ``preview``: text-to-image previews;
-- ``cpu``: remeshing a finished model from its stored mesh, with no model loaded;
-- ``default``: housekeeping.
+One queue per kind of work (``CeleryQueue``), each consumed by its own kind of worker
+(``WORKER_QUEUES``, which ``scripts/serve.sh`` and ``compose.yaml`` follow), so that a GPU only ever
+runs model calls and a cheap preview never waits behind a long 3D job. A job's stages and the queue
+of each are in ``jobs.stages``; every stage is one task, named after it (``stage_task``).
 """
 
 import os
+import sys
+from enum import StrEnum
 
 from celery import Celery
 from kombu import Queue
@@ -16,28 +17,49 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydrilla.settings")
 
 from django.conf import settings  # noqa: E402  (needs DJANGO_SETTINGS_MODULE)
 
-GPU_QUEUE = "gpu"
-PREVIEW_QUEUE = "preview"
-DEFAULT_QUEUE = "default"
-CPU_QUEUE = "cpu"
 
-# The task names and their one argument (the job id as a string) are a contract between the web
-# service, which sends them by name, and the workers, which implement them in generation.tasks.
-RUN_3D_JOB = "generation.run_3d_job"
-RUN_PREVIEW_JOB = "generation.run_preview_job"
+class CeleryQueue(StrEnum):
+    GPU = "gpu"  # model calls of 3D jobs (text-to-image, image-to-3D), on workers that own a GPU
+    PREVIEW = "preview"  # text-to-image previews, whole, on workers of their own
+    CPU = "cpu"  # fetching, cutting out, finishing, exporting, uploading, remeshing: no model loaded
+    DEFAULT = "default"  # housekeeping
+
+
+# The queues each kind of worker consumes.
+WORKER_QUEUES = {
+    "gpu": (CeleryQueue.GPU,),
+    "preview": (CeleryQueue.PREVIEW, CeleryQueue.DEFAULT),
+    "cpu": (CeleryQueue.CPU,),
+}
+# Queues whose messages carry a priority: a job already running goes before one still waiting, so
+# a job that comes back for its next stage does not queue again behind every job that arrived
+# after it.
+PRIORITY_QUEUES = (CeleryQueue.GPU, CeleryQueue.CPU)
+RUNNING, WAITING = "running", "waiting"
+
+
+def stage_task(stage: str) -> str:
+    """The name of the task that runs ``stage`` of a job: a contract between the web service and
+    the workers, which send and implement it by name with one argument, the job id as a string."""
+    return f"generation.{stage}"
+
+
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
-RUN_REMESH_JOB = "generation.run_remesh_job"
-
-TASK_ROUTES = {
-    RUN_3D_JOB: {"queue": GPU_QUEUE},
-    RUN_PREVIEW_JOB: {"queue": PREVIEW_QUEUE},
-    RUN_REMESH_JOB: {"queue": CPU_QUEUE},
-    DELETE_UNUSED_UPLOADS: {"queue": DEFAULT_QUEUE},
-}
+TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
 BEAT_SCHEDULE = {
     "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
 }
+
+
+def message_priority(job_is: str) -> int:
+    """The priority of a stage's message for a job that is RUNNING or WAITING: higher goes first,
+    on RabbitMQ (``x-max-priority``) and on kombu's Redis transport (``priority_steps``) alike."""
+    return 1 if job_is == RUNNING else 0
+
+
+def _is_redis(broker_url: str) -> bool:
+    return broker_url.startswith(("redis://", "rediss://"))
 
 
 def _broker_transport_options(broker_url: str) -> dict:
@@ -52,9 +74,15 @@ def _broker_transport_options(broker_url: str) -> dict:
             "control_folder": str(folder / "control"),
             "store_processed": False,
         }
-    if broker_url.startswith(("redis://", "rediss://")):
-        # Redis redelivers an unacknowledged job after this long: keep it above the longest job.
-        return {"visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT_SECONDS, "max_retries": 2}
+    if _is_redis(broker_url):
+        # Redis redelivers an unacknowledged job after this long: keep it above the longest stage.
+        # Its priorities are separate lists, served in order (see message_priority).
+        return {
+            "visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT_SECONDS,
+            "max_retries": 2,
+            "priority_steps": [0, 1],
+            "queue_order_strategy": "priority",
+        }
     # RabbitMQ: confirm every publish, so "sent" means the broker has it.
     return {"confirm_publish": True, "max_retries": 2}
 
@@ -65,12 +93,15 @@ app.conf.update(
     broker_transport_options=_broker_transport_options(settings.CELERY_BROKER_URL),
     broker_connection_timeout=3,
     broker_connection_retry_on_startup=True,
-    task_default_queue=DEFAULT_QUEUE,
-    task_queues=[Queue(name, routing_key=name) for name in (GPU_QUEUE, PREVIEW_QUEUE, DEFAULT_QUEUE, CPU_QUEUE)],
+    task_default_queue=CeleryQueue.DEFAULT,
+    task_queues=[
+        Queue(queue, routing_key=queue, queue_arguments={"x-max-priority": 1} if queue in PRIORITY_QUEUES else None)
+        for queue in CeleryQueue
+    ],
     task_routes=TASK_ROUTES,
     # Fail fast when the broker is down, so the API can answer 503 instead of hanging.
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
-    # A job is acknowledged only when it ends, one at a time per process: a worker killed mid-job
+    # A stage is acknowledged only when it ends, one at a time per process: a worker killed mid-job
     # leaves the message with the broker, which gives it to the next worker.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -89,3 +120,8 @@ if settings.GPU_DEVICES:
     # One pool child per GPU (generation.registry.pin_to_gpu); --concurrency still overrides it.
     app.conf.worker_concurrency = len(settings.GPU_DEVICES)
 app.autodiscover_tasks(["generation", "jobs"])
+
+
+if __name__ == "__main__":
+    # `python celery_app.py gpu`: the -Q list of a kind of worker, for scripts/serve.sh.
+    print(",".join(WORKER_QUEUES[sys.argv[1]]))

@@ -7,20 +7,16 @@ over, and how many API answers were 5xx while it all happened.
 
     .venv/bin/python benchmarks/fault_run.py [--jobs 16] [--json out.json]
 
-Runs as root with PostgreSQL's and RabbitMQ's server binaries (as on the development machine;
-PostgreSQL runs as the ``postgres`` user, RabbitMQ as ``rabbitmq``). Everything listens on
-loopback, on ports of its own; nothing of the shared services is touched.
+Runs as root with PostgreSQL's and RabbitMQ's server binaries (see ``stack.py``); everything
+listens on loopback, on ports of its own.
 """
 
 import argparse
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,80 +24,9 @@ from pathlib import Path
 import psycopg2
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-PG_PORT, AMQP_PORT, DIST_PORT = 55411, 56711, 56712
-RABBIT_NODE = "hydrilla-fault@localhost"
-FINAL = ("completed", "failed", "cancelled")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.2)
-
-
-class PostgreSQL:
-    def __init__(self, folder: Path):
-        self.data, self.sockets = folder / "pg", folder / "pg-run"
-        for path in (self.data, self.sockets):
-            path.mkdir()
-            shutil.chown(path, "postgres")
-        self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
-
-    def _as_postgres(self, *command: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
-
-    def start(self) -> None:
-        options = f"-p {PG_PORT} -h 127.0.0.1 -k {self.sockets}"
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.sockets / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def url(self, database="postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{PG_PORT}/{database}"
-
-
-class RabbitMQ:
-    def __init__(self, folder: Path):
-        base = folder / "rabbitmq"
-        (base / "mnesia").mkdir(parents=True)
-        (base / "log").mkdir()
-        (base / "enabled_plugins").write_text("[].\n")
-        (base / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{AMQP_PORT}\n")
-        subprocess.run(["chown", "-R", "rabbitmq", str(base)], check=True)
-        self.env = {
-            **os.environ,
-            "RABBITMQ_NODENAME": RABBIT_NODE,
-            "RABBITMQ_NODE_PORT": str(AMQP_PORT),
-            "RABBITMQ_DIST_PORT": str(DIST_PORT),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-            "RABBITMQ_PID_FILE": str(base / "pid"),
-        }
-
-    def start(self) -> None:
-        subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True, capture_output=True)
-        wait_until(lambda: listening(AMQP_PORT), 90, "RabbitMQ's start")
-
-    def stop(self) -> None:
-        subprocess.run(["rabbitmqctl", "-n", RABBIT_NODE, "stop"], env=self.env, capture_output=True)
-        wait_until(lambda: not listening(AMQP_PORT), 60, "RabbitMQ's stop")
+from benchmarks.stack import FINAL, running_service, wait_until  # noqa: E402
 
 
 class Database:
@@ -114,10 +39,10 @@ class Database:
         try:
             with psycopg2.connect(self.url, connect_timeout=2) as connection, connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT id::text, state, progress, attempts, worker_process, started_at, error_code "
+                    "SELECT id::text, state, stage, progress, attempts, worker_process, error_code "
                     "FROM jobs_job WHERE id::text = ANY(%s)", (list(ids),),
                 )
-                columns = ("id", "state", "progress", "attempts", "worker_process", "started_at", "error_code")
+                columns = ("id", "state", "stage", "progress", "attempts", "worker_process", "error_code")
                 return {row[0]: dict(zip(columns, row)) for row in cursor.fetchall()}
         except psycopg2.OperationalError:
             return {}
@@ -163,42 +88,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="hydrilla-fault-"))
-    os.chmod(folder, 0o755)
-    postgres, rabbitmq = PostgreSQL(folder), RabbitMQ(folder)
-    postgres.start()
-    rabbitmq.start()
-    service = None
-    try:
-        subprocess.run(["runuser", "-u", "postgres", "--", "createdb", "-h", "127.0.0.1", "-p", str(PG_PORT), "hydrilla"], check=True)
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": postgres.url("hydrilla"),
-            "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}//",
-            "S3_BUCKET": "", "MEDIA_ROOT": str(folder / "media"), "PORT": str(port),
-            "TINY_MODELS_DIR": str(ROOT / "var" / "tiny-models"), "MESH_GRID_SIZE": "32",
-            "IMAGE_TO_3D_STEPS": "400", "WEB_PROCESSES": "1", "WEB_THREADS": "8",
-        }
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        log = open(folder / "service.log", "w+")
-        service = subprocess.Popen([str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: (folder / "service.log").read_text().count(" ready.") >= 2, 180, "the workers' start")
-        return _run_faults(args, base, service, Database(postgres.url("hydrilla")), postgres, rabbitmq, folder)
-    finally:
-        if service is not None:
-            os.killpg(service.pid, signal.SIGTERM)
-            try:
-                service.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(service.pid, signal.SIGKILL)
-        rabbitmq.stop()
-        postgres.stop()
+    with running_service("hydrilla-fault-", IMAGE_TO_3D_STEPS="400", WEB_THREADS="8") as service:
+        return _run_faults(args, service)
 
 
-def _run_faults(args, base, service, database, postgres, rabbitmq, folder) -> dict:
+def _run_faults(args, service) -> dict:
+    base, postgres, rabbitmq = service.base, service.postgres, service.rabbitmq
+    database = Database(service.database_url)
     ids = []
     for number in range(args.jobs):
         response = requests.post(f"{base}/text-to-3d", data={"prompt": f"a fault-run lantern {number}"}, timeout=30)
@@ -213,7 +109,8 @@ def _run_faults(args, base, service, database, postgres, rabbitmq, folder) -> di
 
         def look():
             for job in database.jobs(ids).values():
-                if job["state"] == "processing" and job["progress"] > 36 and job["id"] not in exclude:
+                in_model_call = job["stage"] == "image_to_3d" and job["progress"] > 36 and job["worker_process"]
+                if in_model_call and job["id"] not in exclude:
                     found.update(job)
                     return True
             return False
@@ -226,13 +123,16 @@ def _run_faults(args, base, service, database, postgres, rabbitmq, folder) -> di
     for _ in range(3):
         job = job_in_its_3d_stage(hit)
         hit.add(job["id"])
-        killed_at = time.time()
+        killed_at = time.monotonic()
         os.kill(int(job["worker_process"].split("/")[2]), signal.SIGKILL)
-        takeovers.append((job["id"], job["attempts"], killed_at))
+        # Taken over: a new attempt claimed its stage (measured by polling, every 0.1 s).
+        wait_until(lambda: database.jobs([job["id"]]).get(job["id"], {}).get("attempts", 0) > job["attempts"],
+                   120, "the takeover", interval=0.1)
+        takeovers.append(round(time.monotonic() - killed_at, 2))
         faults.append(f"pool child killed during job {job['id'][:8]}")
     job = job_in_its_3d_stage(hit)
     hit.add(job["id"])
-    os.kill(gpu_worker_main(service), signal.SIGKILL)
+    os.kill(gpu_worker_main(service.process), signal.SIGKILL)
     faults.append(f"gpu worker main process killed during job {job['id'][:8]}")
     job = job_in_its_3d_stage(hit)
     hit.add(job["id"])
@@ -260,14 +160,10 @@ def _run_faults(args, base, service, database, postgres, rabbitmq, folder) -> di
         "failure_codes": sorted(job["error_code"] for job in jobs.values() if job["state"] == "failed"),
         "stranded": sorted(job_id for job_id in ids if jobs.get(job_id, {}).get("state") not in FINAL),
         "attempts": sorted(job["attempts"] for job in jobs.values()),
-        # From the kill to the start of the attempt that took the job over.
-        "takeover_seconds": [
-            round(jobs[job_id]["started_at"].timestamp() - killed_at, 2)
-            for job_id, attempts, killed_at in takeovers
-            if jobs[job_id]["attempts"] > attempts
-        ],
+        # From the kill to the claim of the attempt that took the job over.
+        "takeover_seconds": takeovers,
         "api_answers": watcher.answers,
-        "log": str(folder / "service.log"),
+        "log": str(service.folder / "service.log"),
     }
     print(json.dumps(report, indent=2))
     if args.json:

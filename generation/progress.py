@@ -24,31 +24,43 @@ class JobTimedOut(GenerationError):
 
 
 class ProgressReporter:
-    def __init__(self, job_id, attempt: int, *, time_limit_seconds: int, min_interval: float = 0.5):
-        self.job_id, self.attempt = job_id, attempt
+    """Progress and step times of one stage (``lease``), from where the job stands: ``progress``
+    so far and the ``step_seconds`` of its earlier stages."""
+
+    def __init__(
+        self,
+        lease: services.Lease,
+        *,
+        time_limit_seconds: int,
+        progress: int = 0,
+        step_seconds: dict | None = None,
+        min_interval: float = 0.5,
+    ):
+        self.lease = lease
         self.min_interval = min_interval
         self.time_limit_seconds = time_limit_seconds
         self.deadline = time.monotonic() + time_limit_seconds
         self._range = (0, 100)
         self._message = ""
         self._last_write = 0.0
-        self._highest = 0
-        self._seconds: dict[str, float] = {}
+        self._highest = progress
+        self._seconds: dict[str, float] = dict(step_seconds or {})
         self._current: tuple[str, float] | None = None
 
-    def stage(self, name: str, start: int, end: int, message: str) -> None:
-        """Enter stage ``name``, covering ``start``–``end`` percent; always written, always checked."""
-        self._close_stage()
+    def step(self, name: str, start: int, end: int, message: str) -> None:
+        """Enter step ``name`` (``jobs.models.STEPS``), covering ``start``–``end`` percent; always
+        written, always checked."""
+        self._close_step()
         self._current = (name, time.monotonic())
         self._range, self._message = (start, end), message
         self._write(start)
 
-    def stage_seconds(self) -> dict[str, float]:
-        """Seconds spent in each stage so far (the current one up to now)."""
-        self._close_stage()
+    def step_seconds(self) -> dict[str, float]:
+        """Seconds spent in each step so far (the current one up to now)."""
+        self._close_step()
         return dict(self._seconds)
 
-    def _close_stage(self) -> None:
+    def _close_step(self) -> None:
         if self._current is not None:
             name, since = self._current
             self._seconds[name] = round(self._seconds.get(name, 0.0) + time.monotonic() - since, 4)
@@ -64,13 +76,14 @@ class ProgressReporter:
         if time.monotonic() > self.deadline:
             raise JobTimedOut(self.time_limit_seconds)
         self._last_write = time.monotonic()
-        # A stage tried again (after an out-of-memory) counts its steps from the start again.
+        # A step tried again (after an out-of-memory, or a stage taken over) counts from the start
+        # again: the job's progress does not go back.
         self._highest = max(self._highest, progress)
         try:
-            still_ours = services.report_progress(self.job_id, self.attempt, self._highest, self._message)
+            still_ours = services.report_progress(self.lease, self._highest, self._message)
         except DatabaseError:
             # Progress is best effort: the run goes on, and the next write checks again.
-            logger.warning("Progress of job %s not written: database unreachable", self.job_id)
+            logger.warning("Progress of job %s not written: database unreachable", self.lease.job_id)
             drop_connection()
             return
         if not still_ours:
@@ -80,10 +93,10 @@ class ProgressReporter:
 class Heartbeat:
     """Marks the job alive from a side thread, also while a long step (a model load) blocks."""
 
-    def __init__(self, job_id, attempt: int, interval: float):
-        self.job_id, self.attempt, self.interval = job_id, attempt, interval
+    def __init__(self, lease: services.Lease, interval: float):
+        self.lease, self.interval = lease, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{lease.job_id}", daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -98,7 +111,7 @@ class Heartbeat:
             while not self._stop.wait(self.interval):
                 close_old_connections()
                 try:
-                    if not services.beat(self.job_id, self.attempt):
+                    if not services.beat(self.lease):
                         return
                 except DatabaseError:
                     drop_connection()  # beat again next time: an outage must not silence a live job

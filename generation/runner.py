@@ -1,8 +1,11 @@
-"""One job's way through the pipelines: claim, stages, results, end state.
+"""One stage of a job on this worker: claim, run, hand on to the next stage or end the job.
 
-Tasks call ``run_job``; it owns the job's life from ``processing`` to its final state, so that a
-failure of any kind ends the job ``failed`` (or ``cancelled``) with a code and a message, never
-leaves it running; only a database that stays unreachable leaves it to the orphan sweep.
+Tasks call ``run_stage``; it owns the stage from its claim to its handoff, so that a failure of any
+kind ends the job ``failed`` (or ``cancelled``) with a code and a message, never leaves it running;
+only a database that stays unreachable leaves it to be claimed again.
+
+What a stage makes goes to storage, named on the job, for the next stage to read: the cut-out
+(``processed_image``) and the raw mesh (``raw_mesh``) cross from one kind of worker to the other.
 """
 
 import io
@@ -17,6 +20,7 @@ from generation import processes, registry
 from generation.database import DatabaseUnreachable, patiently
 from generation.pipelines import (
     GenerationError,
+    JobCancelled,
     OutOfGPUMemory,
     classify,
     cut_out,
@@ -27,10 +31,13 @@ from generation.pipelines import (
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
-from jobs import remote_images, services, storage
-from jobs.models import GenerateType, Job, JobKind
+from jobs import remote_images, services, stages, storage
+from jobs.models import GenerateType, Job, JobKind, Stage
 
 logger = logging.getLogger(__name__)
+
+# Where the model calls of each kind of 3D job begin and end, in percent of the whole job.
+IMAGE_TO_3D_PERCENT = {JobKind.TEXT_TO_3D: (35, 85), JobKind.IMAGE_TO_3D: (10, 85)}
 
 
 class StorageFailed(GenerationError):
@@ -38,42 +45,53 @@ class StorageFailed(GenerationError):
         super().__init__("STORAGE_ERROR", "The result could not be stored. Please try again.")
 
 
-def run_job(job_id: str, *, worker: str) -> None:
-    """Claim the job and run it to its end. Through a database outage its writes wait (see
+def run_stage(job_id: str, stage: str, *, worker: str) -> None:
+    """Claim ``stage`` of the job and run it. Through a database outage its writes wait (see
     ``generation.database``) rather than fail it; DatabaseUnreachable, when the database stays
     away, leaves it to be claimed again: before the claim, its message is its only record."""
-    attempt = patiently(
-        lambda: services.claim_job(job_id, worker=worker, process=processes.current(), holder_gone=processes.is_gone),
+    lease = patiently(
+        lambda: services.claim_stage(
+            job_id, stage, worker=worker, process=processes.current(), holder_gone=processes.is_gone
+        ),
         f"claiming job {job_id}",
     )
-    if attempt is None:
-        logger.info("Job %s is not ours to run (gone, cancelled, done or running elsewhere)", job_id)
+    if lease is None:
+        logger.info("Stage %s of job %s is not ours to run (gone, cancelled, done or held elsewhere)", stage, job_id)
         return
     job = patiently(lambda: Job.objects.get(pk=job_id), f"reading job {job_id}")
-    reporter = ProgressReporter(job.pk, attempt, time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS)
-    started = time.monotonic()
+    reporter = ProgressReporter(
+        lease, time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS, progress=job.progress, step_seconds=job.step_seconds
+    )
+    began, wall_began = time.monotonic(), time.time()
+    stored: list[str] = []  # what this stage put in storage: nobody's if the stage's end is not written
+
+    def record() -> dict:
+        run = {"stage": stage, "worker": worker, "started": round(wall_began, 3), "seconds": round(time.monotonic() - began, 4)}
+        return {"step_seconds": reporter.step_seconds(), "stage_runs": [*job.stage_runs, run]}
+
     try:
-        with Heartbeat(job.pk, attempt, settings.HEARTBEAT_SECONDS):
-            if job.kind == JobKind.PREVIEW:
-                _run_preview(job, attempt, reporter)
-            elif job.kind == JobKind.REMESH:
-                _run_remesh(job, attempt, reporter)
-            else:
-                _run_3d(job, attempt, reporter)
+        with Heartbeat(lease, settings.HEARTBEAT_SECONDS):
+            results = STAGES[stage](job, reporter, stored)
+        following = stages.after(job.kind, stage)
+        if following is None:
+            ended = patiently(lambda: services.complete_job(lease, **results, **record()), f"completing job {job_id}")
+        else:
+            ended = patiently(lambda: services.hand_over(lease, following, **results, **record()), f"handing on job {job_id}")
+        if not ended:
+            raise JobCancelled()  # or taken over: then the write below matches nothing either
     except (DatabaseUnreachable, DatabaseError):
-        raise  # not the job's failure: it stays running, silent, and is recovered as an orphan
+        raise  # not the job's failure: it stays held, silent, and is taken over as an orphan
     except Exception as exc:
+        storage.delete(*stored)
         error = _failure(exc)
         state = patiently(
-            lambda: services.end_job_unsuccessfully(
-                job.pk, attempt, code=error.code, message=error.message, stage_seconds=reporter.stage_seconds()
-            ),
-            f"ending job {job.pk}",
+            lambda: services.end_job_unsuccessfully(lease, code=error.code, message=error.message, **record()),
+            f"ending job {job_id}",
         )
-        log = logger.info if error.code == "CANCELLED" else logger.exception
-        log("Job %s ended %s: %s", job.pk, state, error.message, exc_info=exc)
+        log = logger.info if isinstance(error, JobCancelled) else logger.exception
+        log("Job %s ended %s in stage %s: %s", job_id, state, stage, error.message, exc_info=exc)
     else:
-        logger.info("Job %s done in %.2f s", job.pk, time.monotonic() - started)
+        logger.info("Stage %s of job %s done in %.2f s", stage, job_id, time.monotonic() - began)
 
 
 def _failure(exc: Exception) -> GenerationError:
@@ -84,44 +102,88 @@ def _failure(exc: Exception) -> GenerationError:
     return classify(exc)
 
 
-def _run_preview(job: Job, attempt: int, reporter: ProgressReporter) -> None:
-    reporter.stage("text_to_image", 0, 90, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
-    reporter.stage("upload", 90, 99, "Uploading…")
-    name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
-    _finish(job, attempt, reporter, preview_image=name)
+# --- The stages: each takes the job, its reporter and a list of what it stored, and returns the
+# fields to write with its end.
 
 
-def _run_3d(job: Job, attempt: int, reporter: ProgressReporter) -> None:
+def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
+    """The input image, fetched or read and checked, and cut out (CPU)."""
     if job.kind == JobKind.TEXT_TO_3D:
-        image = _preview_for(job, attempt, reporter)
+        reporter.step("input", 30, 30, "Reading the preview image…")
+        image = _image(storage.read(job.preview_image))
+        cut_at = 30
     else:
-        reporter.stage("input", 0, 5, "Downloading image…")
-        image = _input_image(job)
-    reporter.stage("cut_out", 30, 35, "Removing background…")
+        reporter.step("input", 0, 5, "Downloading image…")
+        if job.input_image:
+            data = storage.read(job.input_image)
+        else:
+            data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
+        image, cut_at = _image(data), 5
+    reporter.step("cut_out", cut_at, cut_at + 5, "Removing background…")
     foreground = cut_out(image)
-    processed = storage.save(storage.job_folder(job.pk), "processed.png", _png(foreground))
-    patiently(lambda: services.save_job_artifacts(job.pk, attempt, processed_image=processed), f"saving job {job.pk}")
+    return {"processed_image": _store(job, "processed.png", _png(foreground), stored)}
 
-    reporter.stage("image_to_3d", 35, 85, "Generating 3D mesh…")
+
+def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
+    """The prompt's image, stored for the cut-out (GPU)."""
+    return _prompt_image(job, reporter, stored, model_until=30, storing=("handoff", 30, "Generating preview image…"))
+
+
+def _preview(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
+    """A whole text-to-image preview, on the preview workers: one stage, for the least latency."""
+    return _prompt_image(job, reporter, stored, model_until=90, storing=("upload", 99, "Uploading…"))
+
+
+def _prompt_image(job: Job, reporter: ProgressReporter, stored: list[str], *, model_until: int, storing) -> dict:
+    """The model call up to ``model_until`` percent, then the step (name, end, message) that
+    stores its image."""
+    reporter.step("text_to_image", 0, model_until, "Generating preview image…")
+    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
+    step, end, message = storing
+    reporter.step(step, model_until, end, message)
+    return {"preview_image": _store(job, "preview.png", _png(image), stored)}
+
+
+def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
+    """The raw mesh of the cut-out (GPU)."""
+    start, end = IMAGE_TO_3D_PERCENT[job.kind]
+    reporter.step("handoff", start, start, "Generating 3D mesh…")
+    foreground = _image(storage.read(job.processed_image))
+    reporter.step("image_to_3d", start, end, "Generating 3D mesh…")
     mesh = _model_call(lambda: registry.image_to_3d().generate(foreground, seed=job.seed, on_step=reporter.on_step))
-    reporter.stage("post_processing", 85, 95, "Optimizing mesh…")
-    source = prepare_mesh(mesh, photo=foreground)
+    reporter.step("handoff", end, end, "Optimizing mesh…")
+    return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
+
+
+def _finish(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
+    """The job's model from the raw mesh: the kept full-resolution mesh and the GLB (CPU)."""
+    reporter.step("post_processing", 85, 95, "Optimizing mesh…")
+    photo = _image(storage.read(job.processed_image))
+    source = prepare_mesh(load_source_mesh(storage.read(job.raw_mesh)), photo=photo)
     glb = _finished_model(job, source)
-    reporter.stage("upload", 95, 99, "Uploading…")
-    source_name = storage.save(storage.job_folder(job.pk), "source.ply", save_source_mesh(source))
-    name = storage.save(storage.job_folder(job.pk), "model.glb", glb)
-    _finish(job, attempt, reporter, result_glb=name, source_mesh=source_name)
+    reporter.step("upload", 95, 99, "Uploading…")
+    source_name = _store(job, "source.ply", save_source_mesh(source), stored)
+    return {"source_mesh": source_name, "result_glb": _store(job, "model.glb", glb, stored)}
 
 
-def _run_remesh(job: Job, attempt: int, reporter: ProgressReporter) -> None:
+def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """Finish the stored full-resolution mesh again: no model runs, on a CPU worker."""
-    reporter.stage("input", 0, 10, "Reading the full-resolution mesh…")
+    reporter.step("input", 0, 10, "Reading the full-resolution mesh…")
     source = load_source_mesh(storage.read(job.source_mesh))
-    reporter.stage("post_processing", 10, 95, "Remeshing…")
+    reporter.step("post_processing", 10, 95, "Remeshing…")
     glb = _finished_model(job, source)
-    reporter.stage("upload", 95, 99, "Uploading…")
-    _finish(job, attempt, reporter, result_glb=storage.save(storage.job_folder(job.pk), "model.glb", glb))
+    reporter.step("upload", 95, 99, "Uploading…")
+    return {"result_glb": _store(job, "model.glb", glb, stored)}
+
+
+STAGES = {
+    Stage.PREPARE: _prepare,
+    Stage.TEXT_TO_IMAGE: _text_to_image,
+    Stage.IMAGE_TO_3D: _image_to_3d,
+    Stage.FINISH: _finish,
+    Stage.PREVIEW: _preview,
+    Stage.REMESH: _remesh,
+}
 
 
 def _finished_model(job: Job, source) -> bytes:
@@ -149,31 +211,13 @@ def _model_call(call):
     return call()
 
 
-def _finish(job: Job, attempt: int, reporter: ProgressReporter, **names: str) -> None:
-    fields = {**names, "stage_seconds": reporter.stage_seconds()}
-    if not patiently(lambda: services.complete_job(job.pk, attempt, **fields), f"completing job {job.pk}"):
-        # Cancelled or taken over while uploading: the files belong to no job.
-        storage.delete(*names.values())
-        raise GenerationError("CANCELLED", "The job was cancelled.")
+def _store(job: Job, filename: str, data: bytes, stored: list[str]) -> str:
+    name = storage.save(storage.job_folder(job.pk), filename, data)
+    stored.append(name)
+    return name
 
 
-def _preview_for(job: Job, attempt: int, reporter: ProgressReporter) -> Image.Image:
-    """The job's preview: the one the client already made for this prompt, or a new one."""
-    if job.preview_image:
-        reporter.stage("input", 0, 30, "Using your preview image…")
-        return Image.open(io.BytesIO(storage.read(job.preview_image)))
-    reporter.stage("text_to_image", 0, 30, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image()(job.prompt, seed=job.seed, on_step=reporter.on_step))
-    name = storage.save(storage.job_folder(job.pk), "preview.png", _png(image))
-    patiently(lambda: services.save_job_artifacts(job.pk, attempt, preview_image=name), f"saving job {job.pk}")
-    return image
-
-
-def _input_image(job: Job) -> Image.Image:
-    if job.input_image:
-        data = storage.read(job.input_image)
-    else:
-        data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
+def _image(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image

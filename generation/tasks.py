@@ -11,44 +11,39 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, RUN_REMESH_JOB
+from celery_app import stage_task
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
 from jobs import services
+from jobs.models import Stage
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name=RUN_3D_JOB, bind=True)
-def run_3d_job(self, job_id: str) -> None:
-    _run(self, job_id)
+def _stage_task(stage: Stage):
+    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.stages)."""
+
+    @shared_task(name=stage_task(stage), bind=True)
+    def run(task, job_id: str) -> None:
+        try:
+            runner.run_stage(job_id, stage, worker=task.request.hostname)
+        except DatabaseUnreachable as exc:
+            # Acknowledging now would lose the job: the broker takes the message back and delivers
+            # it again (a message is acknowledged only once its stage is claimed or finished).
+            logger.error("Handing job %s back to the broker: %s", job_id, exc)
+            raise Reject(str(exc), requeue=True) from exc
+
+    return run
 
 
-@shared_task(name=RUN_PREVIEW_JOB, bind=True)
-def run_preview_job(self, job_id: str) -> None:
-    _run(self, job_id)
-
-
-def _run(task, job_id: str) -> None:
-    try:
-        runner.run_job(job_id, worker=task.request.hostname)
-    except DatabaseUnreachable as exc:
-        # Acknowledging now would lose the job: the broker takes the message back and delivers
-        # it again (a message is acknowledged only once its job is claimed or finished).
-        logger.error("Handing job %s back to the broker: %s", job_id, exc)
-        raise Reject(str(exc), requeue=True) from exc
-
-
-@shared_task(name=RUN_REMESH_JOB, bind=True)
-def run_remesh_job(self, job_id: str) -> None:
-    runner.run_job(job_id, worker=self.request.hostname)
+STAGE_TASKS = {stage: _stage_task(stage) for stage in Stage}
 
 
 @worker_ready.connect
 def sweep_for_stranded_jobs(**_):
-    """Every SWEEP_SECONDS: requeue running jobs whose worker was killed (brokers with
-    acknowledgements redeliver them anyway, the embedded one cannot), and send the messages of
-    waiting jobs that the broker never confirmed. Runs in the worker's main process, which takes
+    """Every SWEEP_SECONDS: send again the messages of stages whose worker was killed (brokers
+    with acknowledgements redeliver them anyway, the embedded one cannot), and those of stages
+    waiting for a worker that the broker never confirmed. Runs in the worker's main process, which takes
     no jobs itself."""
     threading.Thread(target=_sweep_forever, name="stranded-job-sweeper", daemon=True).start()
 
@@ -57,7 +52,7 @@ def _sweep_forever():
     while True:
         try:
             for job in services.recover_orphaned_jobs():
-                logger.warning("Requeued job %s, whose worker stopped", job.pk)
+                logger.warning("Queued the %s stage of job %s again: its worker stopped", job.stage, job.pk)
             for job in services.republish_unconfirmed_jobs():
                 logger.warning("Queued job %s again: its message was never confirmed", job.pk)
         except services.QueueUnavailable:

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from jobs import services, storage
-from jobs.models import JOB_API_STATUS, MODEL_STAGES, STAGES, Job
+from jobs.models import JOB_API_STATUS, MODEL_STEPS, STEPS, Job
 from jobs.outputs import preview_url
 from jobs.services import StaffOutcome
 
@@ -36,6 +36,7 @@ class JobAdmin(admin.ModelAdmin):
         "owner",
         "short_prompt",
         "progress",
+        "stage",
         "attempts",
         "started_at",
         "elapsed_seconds",
@@ -74,6 +75,7 @@ class JobAdmin(admin.ModelAdmin):
                 "fields": (
                     "progress",
                     "message",
+                    "stage",
                     "queued_at",
                     "attempts",
                     "worker",
@@ -84,6 +86,7 @@ class JobAdmin(admin.ModelAdmin):
                     "finished_at",
                     "elapsed_seconds",
                     "stage_times",
+                    "step_times",
                 )
             },
         ),
@@ -96,6 +99,7 @@ class JobAdmin(admin.ModelAdmin):
                     "preview",
                     "model_and_preview",
                     "processed_image",
+                    "raw_mesh",
                     "registered_preview_url",
                 )
             },
@@ -105,7 +109,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Only the name is staff's to edit: the rest is the request as made and what the pipeline
         # wrote, and a whole-row save would overwrite a running job's progress with a stale copy.
-        computed = ["api_status", "glb", "preview", "model_and_preview", "stage_times"]
+        computed = ["api_status", "glb", "preview", "model_and_preview", "stage_times", "step_times"]
         return [field.name for field in Job._meta.fields if field.name != "name"] + computed
 
     def get_changelist_form(self, request, **kwargs):
@@ -147,14 +151,20 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="stage times")
     def stage_times(self, job):
-        """Each stage of the last attempt, and the share of model calls (GPU time) in them."""
-        if not job.stage_seconds:
+        """Each stage the last attempt ran, on which worker, in order."""
+        runs = [f"{run['stage']} {run['seconds']:.2f} s on {run['worker']}" for run in job.stage_runs]
+        return " · ".join(runs) or "—"
+
+    @admin.display(description="step times")
+    def step_times(self, job):
+        """Each step of the last attempt, and the share of model calls (GPU time) in them."""
+        if not job.step_seconds:
             return "—"
-        total = sum(job.stage_seconds.values())
-        models = sum(seconds for stage, seconds in job.stage_seconds.items() if stage in MODEL_STAGES)
-        in_order = sorted(job.stage_seconds.items(), key=lambda item: STAGES.index(item[0]))
-        stages = " · ".join(f"{stage} {seconds:.2f} s" for stage, seconds in in_order)
-        return f"{stages} — model calls {models / total:.0%} of {total:.2f} s" if total else stages
+        total = sum(job.step_seconds.values())
+        models = sum(seconds for step, seconds in job.step_seconds.items() if step in MODEL_STEPS)
+        in_order = sorted(job.step_seconds.items(), key=lambda item: STEPS.index(item[0]))
+        steps = " · ".join(f"{step} {seconds:.2f} s" for step, seconds in in_order)
+        return f"{steps} — model calls {models / total:.0%} of {total:.2f} s" if total else steps
 
     @admin.display(description="GLB")
     def glb(self, job):

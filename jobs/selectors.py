@@ -15,7 +15,7 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from accounts.models import User
-from jobs.models import JOB_API_STATUS, THREE_D_KINDS, Job, JobKind, JobState
+from jobs.models import ACTIVE_STATES, JOB_API_STATUS, THREE_D_KINDS, Job, JobKind, JobState
 
 # The kinds whose jobs share a time estimate and a place in line (not the broker's queues).
 ESTIMATE_GROUPS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,), "remesh": (JobKind.REMESH,)}
@@ -208,15 +208,22 @@ def states_for_status(status: str) -> tuple[str, ...]:
     return states
 
 
-def orphaned():
-    """Running jobs whose worker stopped sending heartbeats (killed, lost its machine)."""
+def unheld() -> Q:
+    """Jobs whose current stage no worker holds: waiting for a worker of its queue."""
+    return Q(heartbeat_at__isnull=True)
+
+
+def orphaned() -> Q:
+    """Jobs whose current stage is held by a worker that stopped sending heartbeats (killed, lost
+    its machine)."""
     silent_since = timezone.now() - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
-    return Q(state=JobState.PROCESSING) & (Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True))
+    return Q(state__in=ACTIVE_STATES, heartbeat_at__lt=silent_since)
 
 
 def unconfirmed() -> Q:
-    """Waiting jobs whose message the broker has not confirmed (see ``services.enqueue``)."""
-    return Q(state=JobState.PENDING, queued_at__isnull=True)
+    """Jobs whose current stage waits for a worker without a message that the broker confirmed
+    (see ``services.enqueue``)."""
+    return unheld() & Q(state__in=ACTIVE_STATES, queued_at__isnull=True)
 
 
 def stuck_filter(after: timedelta | None = None) -> Q:

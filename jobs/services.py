@@ -16,21 +16,15 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from celery_app import RUN_3D_JOB, RUN_PREVIEW_JOB, RUN_REMESH_JOB, app as celery
-from jobs import errors, formats, selectors, storage
-from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Upload
+from celery_app import RUNNING, WAITING, app as celery, message_priority, stage_task
+from jobs import errors, formats, selectors, stages, storage
+from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
 
 logger = logging.getLogger(__name__)
-
-TASK_FOR_KIND = {
-    JobKind.TEXT_TO_3D: RUN_3D_JOB,
-    JobKind.IMAGE_TO_3D: RUN_3D_JOB,
-    JobKind.PREVIEW: RUN_PREVIEW_JOB,
-    JobKind.REMESH: RUN_REMESH_JOB,
-}
 
 
 class QueueUnavailable(Exception):
@@ -90,6 +84,7 @@ def create_job(
     )
     if kind == JobKind.TEXT_TO_3D:
         job.preview_image = _reusable_preview(user, prompt)
+    job.stage = stages.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()
@@ -135,25 +130,35 @@ def _enqueue_or_withdraw(job: Job) -> None:
 
 
 def enqueue(job: Job) -> None:
-    """Send the job's message and, once the broker has confirmed it, record so on the job
-    (``queued_at``): a waiting job without that mark gets its message from the sweep."""
+    """Send the message of the job's current stage to that stage's queue and, once the broker has
+    confirmed it, record so on the job (``queued_at``): a stage that no worker holds and that has
+    no such mark gets its message from the sweep, as does an orphaned one (``recover_orphaned_jobs``). A running job's stage goes before the stages of
+    jobs still waiting (``celery_app.message_priority``)."""
+    job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
-        celery.send_task(TASK_FOR_KIND[job.kind], args=[str(job.pk)])
+        celery.send_task(
+            stage_task(job.stage),
+            args=[str(job.pk)],
+            queue=stages.QUEUES[job.stage],
+            priority=message_priority(job_is),
+        )
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
         logger.error("Could not queue job %s: %s", job.pk, exc)
         raise QueueUnavailable(str(exc)) from exc
+    # Marked only as it was sent: not if a worker has claimed the stage since, nor on a newer holder.
+    as_sent = {"heartbeat_at": job.heartbeat_at} if job.heartbeat_at else {"heartbeat_at__isnull": True}
     try:
-        Job.objects.filter(pk=job.pk, state=JobState.PENDING).update(queued_at=timezone.now())
+        Job.objects.filter(pk=job.pk, stage=job.stage, **as_sent).update(queued_at=timezone.now())
     except DatabaseError:
         # The job is queued; unmarked, the sweep only sends a duplicate, which claiming drops.
         logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)
 
 
 def republish_unconfirmed_jobs() -> list[Job]:
-    """Send again the message of every waiting job whose publish failed or was never confirmed
-    (the broker was down at a requeue, the process died between commit and publish), oldest
-    first. A duplicate is harmless: claiming is conditional. Raises QueueUnavailable while the
-    broker is still down."""
+    """Send again the message of every stage that no worker holds and whose publish failed or was
+    never confirmed (the broker was down at a requeue or a handoff, the process died between
+    commit and publish), oldest job first. A duplicate is harmless: claiming is conditional.
+    Raises QueueUnavailable while the broker is still down."""
     due = timezone.now() - timedelta(seconds=settings.SWEEP_SECONDS)
     sent = []
     for job in Job.objects.filter(selectors.unconfirmed(), updated_at__lt=due).order_by("created_at"):
@@ -208,7 +213,7 @@ def delete_job(job: Job) -> None:
     """Delete the row, then its files once the delete is committed (a worker still running it
     finds the row gone and stops at its next step). A preview image or full-resolution mesh that
     another job shares (a reused preview, a remesh) stays."""
-    files = [job.result_glb, job.processed_image, *job.downloads.values()]
+    files = [job.result_glb, job.processed_image, job.raw_mesh, *job.downloads.values()]
     files += [name for field in ("preview_image", "source_mesh") if (name := _unshared(job.pk, field))]
     with transaction.atomic():
         job.delete()
@@ -260,6 +265,7 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
         preview_image=source.preview_image,
         registered_preview_url=source.registered_preview_url,
         source_mesh=source.source_mesh,
+        stage=Stage.REMESH,
         generate_type=options.generate_type,
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,
@@ -305,28 +311,27 @@ def download(job: Job, format_name: str) -> str:
 
 
 def request_cancel(job: Job) -> str:
-    """Cancel a pending job at once; ask a running one to stop at its next step.
+    """Cancel a waiting job, or one between two stages, at once; ask a worker running one of its
+    stages to stop at its next step.
 
     Returns the state the job is in afterwards. Raises JobNotCancellable for a finished job.
     """
-    now = timezone.now()
-    cancelled = Job.objects.filter(pk=job.pk, state=JobState.PENDING).update(
-        state=JobState.CANCELLED,
-        cancel_requested=True,
-        message="Cancelled",
-        error_code="CANCELLED",
-        error_message="Job was cancelled",
-        finished_at=now,
-        updated_at=now,
-    )
-    if not cancelled:
-        flagged = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
-            cancel_requested=True, message="Cancelling…", updated_at=now
-        )
-        if not flagged:
-            raise JobNotCancellable(job.pk)
-    job.state = JobState.CANCELLED if cancelled else JobState.PROCESSING
-    return job.state
+    # Each try is one conditional UPDATE; a stage handed over or claimed in between makes the
+    # next one match.
+    for _ in range(3):
+        now = timezone.now()
+        between_stages = selectors.unheld() & Q(state=JobState.PROCESSING)
+        ended = Job.objects.filter(Q(state=JobState.PENDING) | between_stages, pk=job.pk)
+        if ended.update(**_cancelled(now), cancel_requested=True):
+            job.state = JobState.CANCELLED
+            return job.state
+        held = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING, heartbeat_at__isnull=False)
+        if held.update(cancel_requested=True, message="Cancelling…", updated_at=now):
+            job.state = JobState.PROCESSING
+            return job.state
+        if not Job.objects.filter(pk=job.pk, state__in=ACTIVE_STATES).exists():
+            break
+    raise JobNotCancellable(job.pk)
 
 
 def requeue_job(job: Job) -> bool:
@@ -338,17 +343,28 @@ def requeue_job(job: Job) -> bool:
     now = timezone.now()
     with transaction.atomic():
         previous = (
-            Job.objects.select_for_update().filter(pk=job.pk).values("kind", "result_glb", "downloads").first()
+            Job.objects.select_for_update()
+            .filter(pk=job.pk)
+            .values("kind", "result_glb", "raw_mesh", "downloads", "preview_image")
+            .first()
         )
-        previous_files = [previous["result_glb"], *previous["downloads"].values()] if previous else []
+        if previous is None:
+            return False
+        previous_files = [previous["result_glb"], previous["raw_mesh"], *previous["downloads"].values()]
         # A 3D job makes its full-resolution mesh anew; a remesh job keeps working from its source's.
         fresh_mesh = {}
-        if previous and previous["kind"] != JobKind.REMESH:
+        if previous["kind"] != JobKind.REMESH:
             previous_files.append(_unshared(job.pk, "source_mesh"))
             fresh_mesh = {"source_mesh": ""}
+        first_stage = stages.first(previous["kind"], has_preview=bool(previous["preview_image"]))
         reset = Job.objects.filter(pk=job.pk).exclude(state=JobState.PROCESSING).update(
             **fresh_mesh,
             state=JobState.PENDING,
+            stage=first_stage,
+            raw_mesh="",
+            step_seconds={},
+            stage_runs=[],
+            heartbeat_at=None,
             progress=0,
             message="Queued",
             error_code=None,
@@ -365,6 +381,7 @@ def requeue_job(job: Job) -> bool:
             updated_at=now,
         )
         if reset:
+            job.state, job.stage, job.heartbeat_at = JobState.PENDING, first_stage, None
             transaction.on_commit(lambda: storage.delete(*previous_files))
             transaction.on_commit(lambda: enqueue(job))
     return bool(reset)
@@ -449,145 +466,170 @@ def cancel_by_staff(job: Job, *, dry_run=False) -> StaffOutcome:
 # --- Worker side -----------------------------------------------------------------------------
 
 
-def claim_job(job_id, *, worker: str, process: str = "", holder_gone=None) -> int | None:
-    """Move a job to processing for this worker; return the attempt number, or None if the job
-    is not this worker's to run (gone, cancelled, finished, or alive on another worker).
+@dataclass(frozen=True)
+class Lease:
+    """One worker's hold on one stage of a job, under the job's attempt number. Every write a
+    worker makes is conditional on its lease: once the stage is handed over, the job taken over
+    (a new attempt) or cancelled, the holder's writes match nothing."""
 
-    A running job may be taken over when it is orphaned (see ``selectors.orphaned``), or at
-    once when ``holder_gone(worker_process)`` says the process running it is gone: the broker
-    redelivers a killed worker's message at the head of its queue, and its job carries on there.
-    The attempt number then changes, so the lost attempt can no longer write, and a job ends
-    ``completed`` once however often its message is delivered. ``process`` names the process
-    claiming it.
+    job_id: object
+    attempt: int
+    stage: str
+
+    def owned(self) -> Q:
+        return Q(pk=self.job_id, attempts=self.attempt, stage=self.stage, state__in=ACTIVE_STATES) & ~selectors.unheld()
+
+
+def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=None) -> Lease | None:
+    """Take ``stage`` of the job for this worker; None if it is not this worker's to run (gone,
+    cancelled, finished, at another stage, or held by a live worker).
+
+    A stage no worker holds is claimed as it is. A held one is taken over when its holder is
+    orphaned (see ``selectors.orphaned``), or at once when ``holder_gone(worker_process)`` says
+    the process holding it is gone: the broker redelivers a killed worker's message at the head
+    of its queue, and its job carries on there. A takeover, like the claim of a job's first
+    stage, begins a new attempt, so a lost holder can no longer write, and a job ends
+    ``completed`` once however often its messages are delivered. ``process`` names the process
+    claiming it (``generation.processes.current``).
     """
     now = timezone.now()
-    claimable = Q(state=JobState.PENDING) | selectors.orphaned()
-    if holder_gone is not None:
-        holder = (
-            Job.objects.filter(pk=job_id, state=JobState.PROCESSING)
-            .exclude(worker_process="")
-            .values_list("worker_process", flat=True)
-            .first()
-        )
-        if holder and holder_gone(holder):
-            claimable |= Q(state=JobState.PROCESSING, worker_process=holder)
-    with transaction.atomic():
-        claimed = Job.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
-            state=JobState.PROCESSING,
-            attempts=F("attempts") + 1,
-            worker=worker,
-            worker_process=process,
-            started_at=now,
-            heartbeat_at=now,
-            progress=0,
-            message="Starting…",
-            updated_at=now,
-        )
-        if not claimed:
-            return None
-        return Job.objects.filter(pk=job_id).values_list("attempts", flat=True).get()
+    current = Job.objects.filter(pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False)
+    row = current.values("kind", "state", "heartbeat_at", "worker_process", "attempts").first()
+    if row is None:
+        return None
+    held = row["heartbeat_at"] is not None
+    if held and not (
+        current.filter(selectors.orphaned()).exists()
+        or (holder_gone is not None and row["worker_process"] and holder_gone(row["worker_process"]))
+    ):
+        return None
+    new_attempt = held or stages.begins_attempt(row["kind"], stage, row["state"])
+    fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
+    if new_attempt:
+        fields["attempts"] = F("attempts") + 1
+    if stages.starts_job(stage) and row["state"] == JobState.PENDING:
+        fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
+    # As read above: a holder that beat, or another claim, since then makes this match nothing.
+    as_read = {"heartbeat_at": row["heartbeat_at"]} if held else {"heartbeat_at__isnull": True}
+    claimed = current.filter(**as_read, attempts=row["attempts"], worker_process=row["worker_process"]).update(**fields)
+    if not claimed:
+        return None
+    return Lease(job_id, row["attempts"] + new_attempt, stage)
 
 
 def _cancelled(now) -> dict:
-    """The fields of a running job that ends cancelled."""
+    """The fields of a job that ends cancelled."""
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
         "error_code": "CANCELLED",
         "error_message": "Job was cancelled",
+        "heartbeat_at": None,
         "finished_at": now,
         "updated_at": now,
     }
 
 
 def recover_orphaned_jobs() -> list[Job]:
-    """Put back in the queue the running jobs that lost their worker.
+    """Send again the message of every stage whose worker stopped sending heartbeats, so that the
+    next worker of its queue takes it over where it was (see ``claim_stage``).
 
-    Brokers with acknowledgements redeliver such jobs by themselves; this also covers the ones
-    that cannot (the embedded filesystem broker) and messages lost with a broker's disk. A job
-    requeued twice is harmless: whichever message comes second finds it claimed.
+    Brokers with acknowledgements redeliver such messages by themselves; this also covers the ones
+    that cannot (the embedded filesystem broker) and messages lost with a broker's disk. Each is
+    sent once per silent holder (``queued_at`` after its last heartbeat); a duplicate is harmless.
     """
     now = timezone.now()
-    # One whose cancel was asked for ends as the user wanted, instead of running again.
-    Job.objects.filter(selectors.orphaned(), cancel_requested=True).update(**_cancelled(now))
+    # One whose cancel was asked for ends as the user wanted, instead of running again; so does
+    # one whose cancel came as its stage was being handed over.
+    stopping = selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))
+    Job.objects.filter(stopping, cancel_requested=True).update(**_cancelled(now))
     recovered = []
-    for job in Job.objects.filter(selectors.orphaned()):
-        try:
-            # Released and requeued in one commit: a client polling meanwhile never sees it failed.
-            with transaction.atomic():
-                requeued = fail_stuck_job(job, "The worker running this job stopped") and requeue_job(job)
-        except QueueUnavailable:
-            requeued = True  # waiting, unconfirmed: republish_unconfirmed_jobs sends it later
-        if requeued:
-            recovered.append(job)
+    not_sent_since_silent = Q(queued_at__isnull=True) | Q(queued_at__lt=F("heartbeat_at"))
+    for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by("created_at"):
+        enqueue(job)  # QueueUnavailable: the next sweep tries again
+        recovered.append(job)
     return recovered
 
 
-def beat(job_id, attempt: int) -> bool:
-    """The running attempt is alive; False when it no longer owns the job."""
-    return bool(
-        Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING).update(
-            heartbeat_at=timezone.now()
-        )
-    )
+def beat(lease: Lease) -> bool:
+    """The lease's holder is alive; False when it no longer holds the stage."""
+    return bool(Job.objects.filter(lease.owned()).update(heartbeat_at=timezone.now()))
 
 
-def report_progress(job_id, attempt: int, progress: int, message: str) -> bool:
-    """Record progress; returns False when the job should stop (cancelled, deleted or taken over)."""
+def report_progress(lease: Lease, progress: int, message: str) -> bool:
+    """Record progress (never lower than before: a stage taken over starts where the job was);
+    returns False when the holder should stop (cancelled, deleted, taken over)."""
     now = timezone.now()
-    updated = Job.objects.filter(
-        pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
-    ).update(progress=progress, message=message, heartbeat_at=now, updated_at=now)
+    updated = Job.objects.filter(lease.owned(), cancel_requested=False).update(
+        progress=Greatest(F("progress"), progress), message=message, heartbeat_at=now, updated_at=now
+    )
     return bool(updated)
 
 
-def save_job_artifacts(job_id, attempt: int, **names: str) -> bool:
-    """Attach stored files (``preview_image``, ``processed_image``) while the job runs."""
-    return bool(
-        Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING).update(
-            **names, updated_at=timezone.now()
-        )
-    )
+def hand_over(lease: Lease, next_stage: str, **fields) -> bool:
+    """End the lease's stage with its results (stored file names, ``step_seconds``,
+    ``stage_runs``) and send the job on to ``next_stage``'s queue. False when the holder lost the
+    job meanwhile (cancelled, deleted, taken over): its files then belong to no job.
 
-
-def complete_job(job_id, attempt: int, **fields) -> bool:
-    """Finish the job with its stored files (``result_glb`` or ``preview_image``) and its
-    ``stage_seconds``."""
+    The stage is recorded free before its message is sent: if the broker does not confirm it, the
+    sweep sends it (``republish_unconfirmed_jobs``), so a job between stages is never stranded.
+    """
     now = timezone.now()
-    job = Job.objects.filter(pk=job_id).values("started_at").first()
+    with transaction.atomic():
+        handed = Job.objects.filter(lease.owned(), cancel_requested=False).update(
+            **fields, stage=next_stage, heartbeat_at=None, worker_process="", queued_at=None, updated_at=now
+        )
+        if handed:
+            job = Job.objects.only("pk", "state", "stage").get(pk=lease.job_id)
+            transaction.on_commit(lambda: _enqueue_or_leave_to_sweep(job))
+    return bool(handed)
+
+
+def _enqueue_or_leave_to_sweep(job: Job) -> None:
+    try:
+        enqueue(job)
+    except QueueUnavailable:
+        logger.warning("Job %s waits for its %s stage's message: the sweep sends it", job.pk, job.stage)
+
+
+def complete_job(lease: Lease, **fields) -> bool:
+    """Finish the job with its stored files (``result_glb`` or ``preview_image``), its
+    ``step_seconds`` and ``stage_runs``; the raw mesh handed between stages goes."""
+    now = timezone.now()
+    job = Job.objects.filter(pk=lease.job_id).values("started_at", "raw_mesh").first()
     if job is None:
         return False
-    return bool(
-        Job.objects.filter(
-            pk=job_id, attempts=attempt, state=JobState.PROCESSING, cancel_requested=False
-        ).update(
+    with transaction.atomic():
+        completed = Job.objects.filter(lease.owned(), state=JobState.PROCESSING, cancel_requested=False).update(
             state=JobState.COMPLETED,
             **fields,
+            raw_mesh="",
+            heartbeat_at=None,
             progress=100,
             message="Completed",
             finished_at=now,
             elapsed_seconds=(now - job["started_at"]).total_seconds() if job["started_at"] else None,
             updated_at=now,
         )
-    )
+        if completed:
+            transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
+    return bool(completed)
 
 
-def end_job_unsuccessfully(
-    job_id, attempt: int, *, code: str, message: str, stage_seconds: dict | None = None
-) -> str | None:
+def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -> str | None:
     """Fail the job, or mark it cancelled when cancellation was what stopped it; with the
-    seconds its stages took (see ``complete_job``).
+    ``step_seconds`` and ``stage_runs`` of its stages so far (see ``complete_job``).
 
-    Returns the final state written, or None when the attempt no longer owns the job.
+    Returns the final state written, or None when the lease no longer holds the job.
     """
     now = timezone.now()
-    timed = {"stage_seconds": stage_seconds} if stage_seconds is not None else {}
-    owned = Job.objects.filter(pk=job_id, attempts=attempt, state=JobState.PROCESSING)
-    if owned.filter(cancel_requested=True).update(**_cancelled(now), **timed):
+    owned = Job.objects.filter(lease.owned())
+    if owned.filter(cancel_requested=True).update(**_cancelled(now), **fields):
         return JobState.CANCELLED
     if owned.update(
-        **timed,
+        **fields,
         state=JobState.FAILED,
+        heartbeat_at=None,
         message="Failed",
         error_code=code,
         error_message=message,
@@ -596,4 +638,3 @@ def end_job_unsuccessfully(
     ):
         return JobState.FAILED
     return None
-

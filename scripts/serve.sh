@@ -51,22 +51,26 @@ trap stop EXIT INT TERM
 
 supervise web web
 
-# The GPU queue: one job at a time per GPU. Prefork: the model loads in the child, after the
-# fork, and a child killed mid-job is replaced while the broker redelivers its job. With
-# GPU_DEVICES, one child per listed GPU, each pinned to its own (celery_app, generation.tasks).
+# The queues each kind of worker consumes (celery_app.WORKER_QUEUES).
+queues() { $BIN/python celery_app.py "$1"; }
+
+# Model calls only: one stage at a time per GPU. Prefork: the model loads in the child, after
+# the fork, and a child killed mid-stage is replaced while the broker redelivers its message.
+# With GPU_DEVICES, one child per listed GPU, each pinned to its own (celery_app, generation.tasks).
 gpu_concurrency=(--concurrency "${GPU_WORKER_CONCURRENCY:-1}")
 if [ -n "${GPU_DEVICES:-}" ]; then gpu_concurrency=(); fi
-supervise gpu-worker $BIN/celery -A celery_app worker -Q gpu --hostname "gpu@%h" \
+supervise gpu-worker $BIN/celery -A celery_app worker -Q "$(queues gpu)" --hostname "gpu@%h" \
   --pool prefork "${gpu_concurrency[@]}" --loglevel INFO
 
 # Previews and housekeeping, apart so that a preview never waits behind a 3D job; the beat
 # scheduler beside it sends the periodic housekeeping (compose.yaml runs it as a service of its own).
-supervise preview-worker $BIN/celery -A celery_app worker -Q preview,default --hostname "preview@%h" --beat \
+supervise preview-worker $BIN/celery -A celery_app worker -Q "$(queues preview)" --hostname "preview@%h" --beat \
   --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO
 
-# Remeshing finished models: CPU only, and no model ever loads in it.
-supervise cpu-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q cpu --hostname "cpu@%h" \
-  --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-1}" --loglevel INFO
+# Everything of a 3D job around its model calls (fetching and cutting out the input, finishing,
+# exporting and storing the mesh) and remeshing: CPU only, and no model ever loads in it.
+supervise cpu-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q "$(queues cpu)" --hostname "cpu@%h" \
+  --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-2}" --loglevel INFO
 
 echo "Hydrilla is serving on http://${HOST:-127.0.0.1}:$PORT (Ctrl-C stops it)"
 wait

@@ -1,6 +1,7 @@
 import factory
 
 from accounts.models import User
+from jobs import stages
 from jobs.models import Job, JobKind, JobState
 
 
@@ -23,3 +24,5 @@ class JobFactory(factory.django.DjangoModelFactory):
     state = JobState.PENDING
     prompt = factory.Sequence(lambda n: f"a ceramic mug number {n}")
     seed = 1234
+    # Where a new job of its kind begins; a test of a later stage says so.
+    stage = factory.LazyAttribute(lambda job: stages.first(job.kind))

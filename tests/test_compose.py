@@ -106,3 +106,17 @@ def test_the_gpu_worker_runs_one_child_per_listed_gpu_of_a_multi_gpu_host():
     [devices] = gpu_worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices["count"] == "all"
     assert gpu_worker["environment"]["DATABASE_URL"].startswith("postgres://")  # the shared settings too
+
+
+def test_each_kind_of_worker_consumes_the_queues_celery_app_gives_it_in_compose_and_serve_sh():
+    from celery_app import WORKER_QUEUES, CeleryQueue
+
+    services = resolved_compose()["services"]
+    service_of_kind = {"gpu": "worker-gpu", "preview": "worker", "cpu": "worker-cpu"}
+    for kind, service in service_of_kind.items():
+        consumed = services[service]["command"].split(" -Q ", 1)[1].split()[0]
+        assert consumed == ",".join(WORKER_QUEUES[kind]), (service, consumed)
+    serve_sh = (ROOT / "scripts" / "serve.sh").read_text()
+    assert all(f'-Q "$(queues {kind})"' in serve_sh for kind in WORKER_QUEUES)
+    # Every queue has its workers.
+    assert {queue for queues in WORKER_QUEUES.values() for queue in queues} == set(CeleryQueue)

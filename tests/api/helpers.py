@@ -11,8 +11,9 @@ from django.db import connection
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
-from jobs import services, storage
-from jobs.models import Job
+from generation import processes, runner
+from jobs import services, stages, storage
+from jobs.models import ACTIVE_STATES, Job, Stage
 from jobs.watch import watcher
 
 WORKER = "gpu@test"
@@ -30,27 +31,61 @@ def settled(job_id, timeout=3) -> None:
 
 # --- A worker's side -------------------------------------------------------------------------
 
+# What each stage before the last hands on: the job field and the file name it stores.
+HANDED_ON = {
+    Stage.TEXT_TO_IMAGE: ("preview_image", "preview.png"),
+    Stage.PREPARE: ("processed_image", "processed.png"),
+    Stage.IMAGE_TO_3D: ("raw_mesh", "raw.ply"),
+}
 
-def start(job_id) -> int:
-    attempt = services.claim_job(job_id, worker=WORKER)
-    assert attempt is not None, "the job could not be claimed"
+
+def start(job_id) -> services.Lease:
+    """Run the job's stages as their workers would, up to its first model call: the job runs."""
+    lease = claim(job_id)
+    while not stages.starts_job(lease.stage):
+        lease = hand_on(job_id, lease)
     settled(job_id)
-    return attempt
+    return lease
 
 
-def finish_preview(job_id, attempt) -> None:
-    assert services.complete_job(job_id, attempt, preview_image=f"{storage.job_folder(job_id)}/preview.png")
+def claim(job_id) -> services.Lease:
+    """Claim the job's current stage, as a live worker of its queue would."""
+    stage = Job.objects.values_list("stage", flat=True).get(pk=job_id)
+    lease = services.claim_stage(job_id, stage, worker=WORKER, process=processes.current())
+    assert lease is not None, "the job could not be claimed"
+    return lease
+
+
+def hand_on(job_id, lease: services.Lease) -> services.Lease:
+    """End the lease's stage with its file, and claim the next one."""
+    field, filename = HANDED_ON[lease.stage]
+    kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
+    stored = {field: f"{storage.job_folder(job_id)}/{filename}"}
+    assert services.hand_over(lease, stages.after(kind, lease.stage), **stored)
+    return claim(job_id)
+
+
+def finish_preview(job_id, lease: services.Lease) -> None:
+    assert services.complete_job(lease, preview_image=f"{storage.job_folder(job_id)}/preview.png")
     settled(job_id)
 
 
-def finish_3d(job_id, attempt) -> None:
-    assert services.save_job_artifacts(job_id, attempt, processed_image=f"{storage.job_folder(job_id)}/processed.png")
-    assert services.complete_job(job_id, attempt, result_glb=f"{storage.job_folder(job_id)}/model.glb")
+def finish_3d(job_id, lease: services.Lease) -> None:
+    while lease.stage != Stage.FINISH:
+        lease = hand_on(job_id, lease)
+    assert services.complete_job(lease, result_glb=f"{storage.job_folder(job_id)}/model.glb")
     settled(job_id)
 
 
-def fail(job_id, attempt, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
-    assert services.end_job_unsuccessfully(job_id, attempt, code=code, message=message) == "failed"
+def run_inline(job_id, worker=WORKER) -> Job:
+    """Run every stage of the job in this process, as each stage's worker would, to its end."""
+    while (job := Job.objects.get(pk=job_id)).state in ACTIVE_STATES:
+        runner.run_stage(str(job_id), job.stage, worker=worker)
+    return job
+
+
+def fail(job_id, lease: services.Lease, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
+    assert services.end_job_unsuccessfully(lease, code=code, message=message) == "failed"
     settled(job_id)
 
 

@@ -5,8 +5,9 @@ import uuid
 
 import pytest
 
+from generation import processes
 from jobs import services
-from jobs.models import Job, JobState
+from jobs.models import Job, JobState, Stage
 from tests.api.helpers import assert_matches_schema, fail, finish_3d, start
 from tests.factories import JobFactory, UserFactory
 
@@ -29,7 +30,8 @@ def test_a_pending_job_is_cancelled_and_never_starts(api_client):
 
     assert_cancel_accepted(cancel(api_client, job_id), job_id)
 
-    assert services.claim_job(job_id, worker="gpu@test") is None  # the worker's delivery is dropped
+    # the worker's delivery is dropped
+    assert services.claim_stage(job_id, Stage.TEXT_TO_IMAGE, worker="gpu@test", process=processes.current()) is None
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.attempts, job.started_at) == (JobState.CANCELLED, 0, None)
     status = api_client.get(f"/status/{job_id}").json()
@@ -38,15 +40,15 @@ def test_a_pending_job_is_cancelled_and_never_starts(api_client):
 
 def test_a_running_job_is_asked_to_stop_at_its_next_step(api_client):
     job_id = api_client.post("/text-to-3d", {"prompt": "a boat"}).json()["job_id"]
-    attempt = start(job_id)
+    lease = start(job_id)
 
     assert_cancel_accepted(cancel(api_client, job_id), job_id)
 
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.cancel_requested) == (JobState.PROCESSING, True)
-    assert services.report_progress(job_id, attempt, 60, "Generating 3D mesh…") is False
-    assert services.complete_job(job_id, attempt, result_glb="x.glb") is False
-    assert services.end_job_unsuccessfully(job_id, attempt, code="CANCELLED", message="stopped") == JobState.CANCELLED
+    assert services.report_progress(lease, 60, "Generating 3D mesh…") is False
+    assert services.complete_job(lease, result_glb="x.glb") is False
+    assert services.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
     assert api_client.get(f"/status/{job_id}").json()["status"] == "cancelled"
     assert api_client.get(f"/api/3d/status/{job_id}").json()["job"]["status"] == "FAIL"
 
@@ -65,8 +67,8 @@ def test_an_ended_job_cannot_be_cancelled(api_client, end):
     if end == "cancelled":
         cancel(api_client, job_id)
     else:
-        attempt = start(job_id)
-        finish_3d(job_id, attempt) if end == "completed" else fail(job_id, attempt)
+        lease = start(job_id)
+        finish_3d(job_id, lease) if end == "completed" else fail(job_id, lease)
 
     response = cancel(api_client, job_id)
 

@@ -413,12 +413,12 @@ def test_without_the_injected_decision_the_loopback_server_is_refused(server, co
 def test_a_url_that_turns_private_after_submission_fails_the_job_with_a_code(api_client, names, connections):
     """Accepted at submission (public then), refused by the worker (private now): the job ends
     FAIL with an errorCode saying why, and nothing was fetched."""
-    from generation import runner  # the worker's side (imports the model stack: kept local)
+    from tests.api.helpers import run_inline  # the worker's side (imports the model stack: kept local)
 
     job_id = api_client.post("/image-to-3d", {"image_url": "https://images.example.com/a.png"}).json()["job_id"]
     names["images.example.com"] = ["10.0.0.5"]
 
-    runner.run_job(job_id, worker="gpu@test")
+    run_inline(job_id)
 
     assert connections == []
     generation = api_client.get(f"/status/{job_id}").json()

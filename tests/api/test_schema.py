@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from jobs import services
 from jobs.models import JobKind
-from tests.api.helpers import openapi_document
+from tests.api.helpers import finish_preview, openapi_document, start
 
 GENERATION_PATHS = {
     "/text-to-image": {"post"},
@@ -146,8 +146,7 @@ def test_the_interactive_documentation_page_points_at_the_schema(api_client):
 def _run_previews_at_once(job):
     """An instant preview worker, so that /text-to-image answers rather than waits."""
     if job.kind == JobKind.PREVIEW:
-        attempt = services.claim_job(job.pk, worker="inline")
-        services.complete_job(job.pk, attempt, preview_image=f"jobs/{job.pk}/preview.png")
+        finish_preview(job.pk, start(job.pk))
 
 
 @pytest.fixture

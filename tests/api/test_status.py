@@ -36,13 +36,13 @@ def drive(job_id, state: str) -> None:
     if state == "cancelled":
         services.request_cancel(Job.objects.get(pk=job_id))
         return
-    attempt = start(job_id)
+    lease = start(job_id)
     if state == "processing":
-        assert services.report_progress(job_id, attempt, 42, "Generating 3D mesh…")
+        assert services.report_progress(lease, 42, "Generating 3D mesh…")
     elif state == "completed":
-        finish_3d(job_id, attempt)
+        finish_3d(job_id, lease)
     elif state == "failed":
-        fail(job_id, attempt)
+        fail(job_id, lease)
 
 
 STATES = ["pending", "processing", "completed", "failed", "cancelled"]
@@ -110,8 +110,8 @@ def test_a_pending_job_shows_its_place_in_the_queue(api_client):
 def test_status_has_unix_seconds_and_the_running_jobs_progress(api_client):
     before = int(time.time())
     job_id = api_client.post("/text-to-3d", {"prompt": "a drum"}).json()["job_id"]
-    attempt = start(job_id)
-    services.report_progress(job_id, attempt, 50, "Generating 3D mesh…")
+    lease = start(job_id)
+    services.report_progress(lease, 50, "Generating 3D mesh…")
 
     body = generation_status(api_client, job_id)
 

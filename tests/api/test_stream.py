@@ -69,13 +69,13 @@ def test_the_stream_follows_a_job_from_submission_to_completion(api_client, monk
 
     def worker():
         steps[0].wait(10)
-        attempt = start(job_id)
+        lease = start(job_id)
         steps[1].wait(10)
-        services.report_progress(job_id, attempt, 30, "Removing background…")
+        services.report_progress(lease, 30, "Removing background…")
         steps[2].wait(10)
-        services.report_progress(job_id, attempt, 70, "Generating 3D mesh…")
+        services.report_progress(lease, 70, "Generating 3D mesh…")
         steps[3].wait(10)
-        finish_3d(job_id, attempt)
+        finish_3d(job_id, lease)
 
     driver = Background(worker)
     stream = open_stream(api_client, job_id)
@@ -238,12 +238,12 @@ def test_a_stream_over_http_from_submission_to_completion(asgi_server):
 
     def worker():
         time.sleep(0.5)
-        attempt = start(job_id)
+        lease = start(job_id)
         for progress in (10, 40, 80):
             time.sleep(0.4)
-            services.report_progress(job_id, attempt, progress, f"Step {progress}")
+            services.report_progress(lease, progress, f"Step {progress}")
         time.sleep(0.4)
-        finish_3d(job_id, attempt)
+        finish_3d(job_id, lease)
 
     driver = Background(worker)
     events = []

@@ -35,8 +35,8 @@ def wait_for_preview(prompt, timeout=30) -> Job:
 
 def make_preview(prompt, then=finish_preview):
     job = wait_for_preview(prompt)
-    attempt = start(job.pk)
-    then(job.pk, attempt)
+    lease = start(job.pk)
+    then(job.pk, lease)
     return str(job.pk)
 
 
@@ -110,7 +110,7 @@ def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(api_client, auth
 
 def test_a_failed_preview_is_a_500_with_the_reason(api_client):
     worker = Background(
-        make_preview, "a cursed vase", lambda job_id, attempt: fail(job_id, attempt, message="The model crashed")
+        make_preview, "a cursed vase", lambda job_id, lease: fail(job_id, lease, message="The model crashed")
     )
 
     response = api_client.post("/text-to-image", {"prompt": "a cursed vase"})

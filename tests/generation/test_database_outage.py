@@ -8,14 +8,15 @@ from django.db import OperationalError
 
 from generation import registry, runner, tasks
 from jobs import services
-from jobs.models import Job, JobKind, JobState
+from jobs.models import Job, JobKind, JobState, Stage
+from tests.api.helpers import run_inline
 from tests.factories import JobFactory
 
 # Real commits: the runner drops its broken connection, which a test transaction would not survive.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def database_down(monkeypatch, *, for_calls: int, service: str = "claim_job") -> list:
+def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") -> list:
     """``service`` fails as an unreachable PostgreSQL does, ``for_calls`` times; returns the calls."""
     calls, write = [], getattr(services, service)
 
@@ -44,9 +45,8 @@ def test_an_outage_during_the_run_neither_fails_nor_stops_the_job(monkeypatch, s
     progress_calls = database_down(monkeypatch, for_calls=3, service="report_progress")
     completions = database_down(monkeypatch, for_calls=1, service="complete_job")
 
-    runner.run_job(str(photo_job.pk), worker="gpu@test")
+    photo_job = run_inline(photo_job.pk)
 
-    photo_job.refresh_from_db()
     assert len(progress_calls) > 3 and len(completions) == 2
     assert (photo_job.state, photo_job.progress, photo_job.attempts) == (JobState.COMPLETED, 100, 1), photo_job.error_message
 
@@ -57,7 +57,7 @@ def test_a_claim_waits_out_a_short_outage_and_the_job_runs(monkeypatch, settings
     job = JobFactory(kind=JobKind.IMAGE_TO_3D, prompt=None, input_image="uploads/missing.png")
     calls = database_down(monkeypatch, for_calls=2)
 
-    runner.run_job(str(job.pk), worker="gpu@test")
+    runner.run_stage(str(job.pk), job.stage, worker="cpu@test")
 
     job.refresh_from_db()
     assert len(calls) == 3
@@ -70,7 +70,7 @@ def test_a_longer_outage_hands_the_message_back_to_the_broker(monkeypatch, setti
     database_down(monkeypatch, for_calls=1000)
 
     with pytest.raises(Reject) as rejected:
-        tasks.run_3d_job(str(job.pk))
+        tasks.STAGE_TASKS[Stage.TEXT_TO_IMAGE](str(job.pk))
 
     assert rejected.value.requeue is True  # back in the queue, not acknowledged away
     job.refresh_from_db()

@@ -1,7 +1,6 @@
 """A CUDA out-of-memory in a model call frees the cache and retries that call once; a second one
 fails the job GPU_OUT_OF_MEMORY. The OOM is injected: a backend that raises torch's own error."""
 
-import io
 import time
 
 import pytest
@@ -10,6 +9,7 @@ import trimesh
 from generation import registry, runner
 from jobs import services
 from jobs.models import JobState
+from tests.api.helpers import run_inline
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +42,9 @@ class RunsOutOfMemory:
 def progress_written(monkeypatch):
     written, report = [], services.report_progress
 
-    def recording(job_id, attempt, progress, message):
+    def recording(lease, progress, message):
         written.append(progress)
-        return report(job_id, attempt, progress, message)
+        return report(lease, progress, message)
 
     monkeypatch.setattr(services, "report_progress", recording)
     return written
@@ -59,9 +59,7 @@ def released(monkeypatch):
 
 def run_with(monkeypatch, backend, job):
     monkeypatch.setattr(registry, "image_to_3d", lambda: backend)
-    runner.run_job(str(job.pk), worker="gpu@test")
-    job.refresh_from_db()
-    return job
+    return run_inline(job.pk)
 
 
 def test_one_out_of_memory_frees_the_cache_and_the_stage_succeeds_on_its_second_try(
@@ -75,9 +73,9 @@ def test_one_out_of_memory_frees_the_cache_and_the_stage_succeeds_on_its_second_
     assert backend.runs == 2
     assert released == [registry.device()]
     assert progress_written == sorted(progress_written)  # the retried stage never went back
-    # Both tries of the model call count towards its stage's time.
-    assert set(job.stage_seconds) == {"input", "cut_out", "image_to_3d", "post_processing", "upload"}
-    assert job.stage_seconds["image_to_3d"] >= 2 * PAST_THE_WRITE_INTERVAL
+    # Both tries of the model call count towards its step's time.
+    assert set(job.step_seconds) == {"input", "cut_out", "handoff", "image_to_3d", "post_processing", "upload"}
+    assert job.step_seconds["image_to_3d"] >= 2 * PAST_THE_WRITE_INTERVAL
 
 
 def test_a_second_out_of_memory_fails_the_job_gpu_out_of_memory(monkeypatch, photo_job, released):
@@ -89,4 +87,4 @@ def test_a_second_out_of_memory_fails_the_job_gpu_out_of_memory(monkeypatch, pho
     assert "out of memory" in job.error_message
     assert backend.runs == 2
     assert len(released) == 1
-    assert set(job.stage_seconds) == {"input", "cut_out", "image_to_3d"}  # recorded on failure too
+    assert set(job.step_seconds) == {"input", "cut_out", "handoff", "image_to_3d"}  # recorded on failure too

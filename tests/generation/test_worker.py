@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from PIL import Image, ImageDraw
 
-from celery_app import RUN_3D_JOB, app as celery
+from celery_app import app as celery, stage_task
 from jobs import services, storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
@@ -46,7 +46,7 @@ def tiny_models_dir(tmp_path_factory):
 def start_worker(tiny_models_dir, django_db_setup):
     started = []
 
-    def start(queues="gpu,preview", **overrides) -> WorkerProcess:
+    def start(queues="gpu,preview,cpu", **overrides) -> WorkerProcess:
         process = WorkerProcess(queues=queues, env=worker_settings(tiny_models_dir, **overrides))
         started.append(process)
         return process.start()
@@ -65,15 +65,25 @@ def worker(start_worker):
 SLOW_QUEUE = "test-slow"
 
 
+# Enough text-to-image steps to catch a job in its first model call (seconds, with the load).
+SLOW_TEXT_TO_IMAGE = {"TEXT_TO_IMAGE_STEPS": "40"}
+
+
 @pytest.fixture(scope="module")
 def slow_worker(start_worker):
-    """Many Shap-E steps, on a queue of its own: a job long enough to be caught in its 3D stage."""
-    return start_worker(queues=SLOW_QUEUE, IMAGE_TO_3D_BACKEND="shap-e", IMAGE_TO_3D_STEPS="4000")
+    """A slow first model call, on a queue of its own; the job's later stages go to the real
+    queues (the module's worker)."""
+    return start_worker(queues=SLOW_QUEUE, **SLOW_TEXT_TO_IMAGE)
 
 
 def deliver(job: Job, queue: str) -> None:
-    """Send a job's task to a given queue (the services always use the kind's own queue)."""
-    celery.send_task(RUN_3D_JOB, args=[str(job.pk)], queue=queue)
+    """Send the message of a job's current stage to a given queue (the services always use the
+    stage's own queue)."""
+    celery.send_task(stage_task(job.stage), args=[str(job.pk)], queue=queue)
+
+
+def in_its_first_model_call(job: Job) -> bool:
+    return job.state == JobState.PROCESSING and job.message == "Generating preview image…"
 
 
 def wait_for(job: Job, predicate, timeout=JOB_TIMEOUT_SECONDS, worker: WorkerProcess | None = None) -> Job:
@@ -108,6 +118,33 @@ def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
     return services.create_job(kind=kind, user=fields.pop("user", None), **fields)
 
 
+def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(start_worker):
+    """First in this module, before the module's worker of every queue starts: a worker of the
+    gpu queue alone leaves a photo job waiting at its first stage (fetch and cut-out); once a
+    worker of the cpu queue starts, each stage runs on the worker of its queue."""
+    gpu = start_worker(queues="gpu")
+    cpu = None
+    try:
+        name = storage.save("uploads", "photo.png", drawn_photo())
+        job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name)
+        time.sleep(3)
+        job.refresh_from_db()
+        assert (job.state, job.stage, job.attempts, job.stage_runs) == (JobState.PENDING, "prepare", 0, [])
+
+        cpu = start_worker(queues="cpu")
+        job = wait_for(job, finished, worker=cpu)
+
+        assert job.state == JobState.COMPLETED, job.error_message
+        ran_on = [(run["stage"], run["worker"].split("@")[0]) for run in job.stage_runs]
+        assert ran_on == [("prepare", cpu.name), ("image_to_3d", gpu.name), ("finish", cpu.name)]
+        assert (job.attempts, job.raw_mesh, job.progress) == (1, "", 100)
+        assert glb_faces(job) > 0
+    finally:
+        gpu.stop()
+        if cpu is not None:
+            cpu.stop()
+
+
 def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     process = worker
     job = submit(prompt="a red ceramic mug", options=services.JobOptions(face_count=500))
@@ -121,8 +158,11 @@ def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     assert Image.open(io.BytesIO(storage.read(job.preview_image))).size[0] > 0
     assert job.started_at and job.finished_at and job.elapsed_seconds > 0
     assert job.worker.startswith("test-")
-    assert set(job.stage_seconds) == {"text_to_image", "cut_out", "image_to_3d", "post_processing", "upload"}
-    assert all(seconds > 0 for seconds in job.stage_seconds.values())
+    assert set(job.step_seconds) == {"text_to_image", "handoff", "input", "cut_out", "image_to_3d", "post_processing", "upload"}
+    assert all(seconds > 0 for seconds in job.step_seconds.values())
+    # Each stage on the queue it belongs to, in order; the raw mesh between them is gone.
+    assert [run["stage"] for run in job.stage_runs] == ["text_to_image", "prepare", "image_to_3d", "finish"]
+    assert job.raw_mesh == ""
 
 
 def test_image_to_3d_job_from_an_uploaded_photo(worker):
@@ -169,25 +209,25 @@ def test_a_running_job_stops_at_its_next_step_when_cancelled(slow_worker):
     process = slow_worker
     job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a slow teapot")
     deliver(job, SLOW_QUEUE)
-    wait_for(job, lambda job: job.message == "Generating 3D mesh…" and job.progress > 36, worker=process)
+    wait_for(job, in_its_first_model_call, worker=process)
 
     services.request_cancel(job)
     job = wait_for(job, finished, timeout=30, worker=process)
 
-    assert (job.state, job.error_code, job.result_glb) == (JobState.CANCELLED, "CANCELLED", "")
+    assert (job.state, job.error_code, job.result_glb, job.preview_image) == (JobState.CANCELLED, "CANCELLED", "", "")
     _, files = default_storage.listdir(storage.job_folder(job.pk))
-    assert files and not [name for name in files if name.startswith("model")]
+    assert files == []
 
 
 def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
-    doomed = start_worker(queues="test-doomed", IMAGE_TO_3D_BACKEND="shap-e", IMAGE_TO_3D_STEPS="4000")
+    doomed = start_worker(queues="test-doomed", **SLOW_TEXT_TO_IMAGE)
     job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a sturdy anvil")
     deliver(job, "test-doomed")
-    wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=doomed)
+    wait_for(job, in_its_first_model_call, worker=doomed)
 
     doomed.kill()
     # Nobody consumes the dead worker's queue any more: the job comes back only because the other
-    # worker's sweep finds its heartbeat silent for ORPHAN_AFTER_SECONDS and requeues it.
+    # worker's sweep finds its heartbeat silent for ORPHAN_AFTER_SECONDS and sends its stage again.
     job = wait_for(job, finished, worker=worker)
 
     assert job.state == JobState.COMPLETED, job.error_message
@@ -196,14 +236,14 @@ def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
 
 
 @pytest.mark.skipif(not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs a broker that redelivers")
-def test_a_killed_pool_child_s_job_is_taken_over_as_soon_as_its_message_comes_back(start_worker):
+def test_a_killed_pool_child_s_job_is_taken_over_as_soon_as_its_message_comes_back(start_worker, worker):
     """Only the pool child dies: its parent hands the message back, the broker redelivers it at
     the head of the queue, and the new child takes the job over because its process is gone.
     The heartbeat rule cannot be what recovers it: it would need ORPHAN_AFTER_SECONDS (600)."""
-    survivor = start_worker(queues="test-takeover", IMAGE_TO_3D_STEPS="400", ORPHAN_AFTER_SECONDS="600")
+    survivor = start_worker(queues="test-takeover", ORPHAN_AFTER_SECONDS="600", **SLOW_TEXT_TO_IMAGE)
     job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a brave lantern")
     deliver(job, "test-takeover")
-    job = wait_for(job, lambda job: job.state == JobState.PROCESSING and job.progress > 36, worker=survivor)
+    job = wait_for(job, in_its_first_model_call, worker=survivor)
 
     os.kill(int(job.worker_process.split("/")[2]), signal.SIGKILL)
     job = wait_for(job, finished, worker=survivor)

@@ -203,17 +203,26 @@ class QueueReader:
         return messages
 
 
-@pytest.fixture
-def gpu_queue():
-    """The real broker's ``gpu`` queue, declared as Celery declares it and emptied first."""
+def _read_queue(name):
+    """The real broker's queue ``name``, declared as Celery declares it and emptied first."""
     if not celery_app.app.conf.broker_url.startswith("amqp://"):
         pytest.skip("needs RabbitMQ (run through scripts/test-services.sh)")
     with Connection(celery_app.app.conf.broker_url, connect_timeout=3) as connection:
-        queue = celery_app.app.amqp.queues[celery_app.GPU_QUEUE](connection.default_channel)
+        queue = celery_app.app.amqp.queues[name](connection.default_channel)
         queue.declare()
         queue.purge()
         yield QueueReader(queue)
         queue.purge()
+
+
+@pytest.fixture
+def gpu_queue():
+    yield from _read_queue(celery_app.CeleryQueue.GPU)
+
+
+@pytest.fixture
+def cpu_queue():
+    yield from _read_queue(celery_app.CeleryQueue.CPU)
 
 
 class BrokerSwitch:

@@ -79,18 +79,20 @@ def test_orphans_swept_while_the_broker_is_down_wait_for_it_and_are_sent_once_it
     second = running_job(timedelta(minutes=6), heartbeat_at=silent_since)
     broker.down()
 
-    recovered = services.recover_orphaned_jobs()
+    with pytest.raises(services.QueueUnavailable):
+        services.recover_orphaned_jobs()
 
-    assert {job.pk for job in recovered} == {first.pk, second.pk}  # one refusal stops no other
     for job in (first, second):
-        job.refresh_from_db()
-        assert (job.state, job.queued_at, job.attempts) == (JobState.PENDING, None, 1)
+        job.refresh_from_db()  # untouched: still running at its stage, for a worker to take over
+        assert (job.state, job.queued_at, job.attempts) == (JobState.PROCESSING, None, 1)
 
     broker.up()
-    past_the_sweep_delay(first, second)
-    services.republish_unconfirmed_jobs()
+    recovered = services.recover_orphaned_jobs()
 
+    assert {job.pk for job in recovered} == {first.pk, second.pk}
     assert sorted(job_ids(gpu_queue.wait(2))) == sorted([str(first.pk), str(second.pk)])
+    assert services.recover_orphaned_jobs() == []  # sent once per silent holder
+    assert claim(Job.objects.get(pk=first.pk)).attempt == 2  # taken over where it was
 
 
 def test_a_staff_requeue_is_confirmed(gpu_queue):
@@ -128,20 +130,20 @@ def held_by(process: str) -> Job:
     return running_job(timedelta(seconds=30), worker_process=process)
 
 
-def claim(job: Job) -> int | None:
-    return services.claim_job(
-        job.pk, worker="gpu@here", process=processes.current(), holder_gone=processes.is_gone
+def claim(job: Job) -> services.Lease | None:
+    return services.claim_stage(
+        job.pk, job.stage, worker="gpu@here", process=processes.current(), holder_gone=processes.is_gone
     )
 
 
 def test_a_job_whose_process_is_gone_is_taken_over_at_once():
     job = held_by(finished_process())
 
-    assert claim(job) == 2
+    assert claim(job).attempt == 2
 
     job.refresh_from_db()
     assert (job.state, job.attempts, job.worker_process) == (JobState.PROCESSING, 2, processes.current())
-    assert services.report_progress(job.pk, 1, 50, "the dead attempt") is False
+    assert services.report_progress(services.Lease(job.pk, 1, job.stage), 50, "the dead attempt") is False
 
 
 def test_a_job_whose_process_is_alive_is_not_taken_over():
@@ -158,7 +160,7 @@ def test_a_job_held_on_another_machine_waits_for_its_heartbeat_to_go_stale():
     assert claim(job) is None
 
     backdate(job, heartbeat_at=timedelta(minutes=5))
-    assert claim(job) == 2
+    assert claim(job).attempt == 2
 
 
 def test_a_cancelled_job_is_not_taken_over():

@@ -8,7 +8,6 @@ import time
 import pytest
 from django.db import transaction
 
-from celery_app import RUN_3D_JOB
 from jobs import services
 from jobs.models import Job, JobKind, JobState
 from tests.factories import UserFactory
@@ -24,10 +23,11 @@ def test_generate_puts_the_job_on_the_gpu_queue(auth_client, gpu_queue):
     job_id = response.json()["jobId"]
     assert Job.objects.get(pk=job_id).state == JobState.PENDING
     [message] = gpu_queue.wait()
-    assert message.headers["task"] == RUN_3D_JOB == "generation.run_3d_job"
+    # Its first stage, the prompt's image, with a waiting job's priority.
+    assert message.headers["task"] == "generation.text_to_image"
     args, kwargs, _ = message.decode()
     assert (args, kwargs) == ([job_id], {})
-    assert message.delivery_info["routing_key"] == "gpu"
+    assert (message.delivery_info["routing_key"], message.properties["priority"]) == ("gpu", 0)
     time.sleep(0.05)
     assert gpu_queue.messages() == []  # sent once
 

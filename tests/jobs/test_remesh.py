@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from celery_app import CPU_QUEUE, RUN_REMESH_JOB, TASK_ROUTES
+from celery_app import CeleryQueue
 from generation import registry, runner
 from generation.pipelines import prepare_mesh, save_source_mesh
-from jobs import services, storage
-from jobs.models import Job, JobKind, JobState
+from jobs import services, stages, storage
+from jobs.models import Job, JobKind, JobState, Stage
 from tests.factories import JobFactory, UserFactory
 
 
@@ -52,11 +52,11 @@ def test_a_remesh_is_a_new_job_of_the_sources_owner_on_the_cpu_queue(
 
     assert response.status_code == 200
     job = Job.objects.get(pk=response.json()["jobId"])
-    assert enqueued == [str(job.pk)] and services.TASK_FOR_KIND[job.kind] == RUN_REMESH_JOB
+    assert enqueued == [str(job.pk)] and job.stage == Stage.REMESH
     assert (job.kind, job.state, job.user_id) == (JobKind.REMESH, JobState.PENDING, source_job.user_id)
     assert (job.face_count, job.generate_type, job.enable_pbr) == (300, "LowPoly", source_job.enable_pbr)
     assert job.source_mesh == source_job.source_mesh and job.prompt == source_job.prompt
-    assert TASK_ROUTES[RUN_REMESH_JOB] == {"queue": CPU_QUEUE}
+    assert stages.SEQUENCES[JobKind.REMESH] == (Stage.REMESH,) and stages.QUEUES[Stage.REMESH] == CeleryQueue.CPU
     history = auth_client(source_job.user).get("/api/3d/history").json()["jobs"]
     assert [entry["id"] for entry in history][:1] == [str(job.pk)]
     assert history[0]["status"] == "WAIT" and history[0]["faceCount"] == 300
@@ -70,7 +70,7 @@ def test_the_remesh_job_runs_with_no_model_loaded(auth_client, source_job, enque
     monkeypatch.setattr(registry, "image_to_3d", no_model)
     job_id = remesh(auth_client(source_job.user), source_job, {"faceCount": 800}).json()["jobId"]
 
-    runner.run_job(job_id, worker="cpu@test")
+    runner.run_stage(job_id, Stage.REMESH, worker="cpu@test")
 
     job = Job.objects.get(pk=job_id)
     assert job.state == JobState.COMPLETED, job.error_message

@@ -77,11 +77,18 @@ def test_the_change_page_shows_the_run_the_error_and_the_preview(admin_client):
     assert re.search(r'<a href="[^"]*previews/mug\.png[^"]*" target="_blank"', html)
 
 
-def test_the_change_page_shows_each_stage_s_time_and_the_share_of_model_calls(admin_client):
-    job = failed_job(stage_seconds={"upload": 1.25, "cut_out": 0.25, "text_to_image": 1.5, "image_to_3d": 2.0})
+def test_the_change_page_shows_each_stage_and_step_s_time_and_the_share_of_model_calls(admin_client):
+    runs = [
+        {"stage": "text_to_image", "worker": "gpu@host", "started": 1764633600.0, "seconds": 1.75},
+        {"stage": "prepare", "worker": "cpu@host", "started": 1764633601.8, "seconds": 0.3},
+    ]
+    job = failed_job(
+        step_seconds={"upload": 1.25, "cut_out": 0.25, "text_to_image": 1.5, "image_to_3d": 2.0}, stage_runs=runs
+    )
 
     html = admin_client.get(change_url(job)).content.decode()
 
+    assert "text_to_image 1.75 s on gpu@host · prepare 0.30 s on cpu@host" in html
     assert "text_to_image 1.50 s · cut_out 0.25 s · image_to_3d 2.00 s · upload 1.25 s" in html
     assert "model calls 70% of 5.00 s" in html
 

@@ -1,4 +1,4 @@
-"""A requeue reaches the real broker: the 3D task, on the ``gpu`` queue, with the job's id.
+"""A requeue reaches the real broker: its first stage's task, on the ``gpu`` queue, with the job's id.
 
 Other suites may publish to ``gpu`` (or consume it) on the same broker at the same time, so the
 queue is read without consuming what isn't ours: other messages stay unacknowledged until the
@@ -13,8 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from kombu import Queue
 
-from celery_app import GPU_QUEUE, RUN_3D_JOB, app as celery
-from jobs.models import Job, JobState
+from celery_app import CeleryQueue, app as celery, stage_task
+from jobs.models import Job, JobState, Stage
 from tests.staff.conftest import failed_job
 
 pytestmark = [
@@ -53,9 +53,9 @@ def test_a_requeued_3d_job_is_on_the_gpu_queue():
 
     assert requeue(job)[-1] == "1 requeued"
 
-    headers = take_task_for(str(job.pk), GPU_QUEUE)
+    headers = take_task_for(str(job.pk), CeleryQueue.GPU)
     assert headers is not None, "the job's message never reached the gpu queue"
-    assert headers["task"] == RUN_3D_JOB
+    assert headers["task"] == stage_task(Stage.TEXT_TO_IMAGE)
     assert Job.objects.get(pk=job.pk).state == JobState.PENDING
 
 
