@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.models import User
 from celery_app import app as celery
 from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
-from jobs import formats, selectors, stages, storage
+from jobs import errors, formats, selectors, stages, storage
 from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
 
 logger = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ def fail_stuck_job(job: Job, reason: str) -> bool:
     return bool(
         Job.objects.filter(pk=job.pk, state=job.state, attempts=job.attempts).update(
             state=JobState.FAILED,
-            error_code="WORKER_LOST",
+            error_code=errors.WORKER_LOST,
             error_message=reason,
             finished_at=now,
             updated_at=now,
