@@ -1,14 +1,48 @@
-def iso(moment) -> str | None:
-    """ISO 8601 in UTC with a Z, as JavaScript's Date.toISOString writes it."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else None
+"""The JSON shapes of a user (the job API's ``/me`` and ``/sync-user``)."""
+
+from rest_framework import serializers
 
 
-def user_profile(user) -> dict:
-    return {
-        "id": user.pk,
-        "email": user.email or None,
-        "firstName": user.first_name or None,
-        "lastName": user.last_name or None,
-        "imageUrl": user.image_url or None,
-        "createdAt": iso(user.clerk_created_at or user.created_at),
-    }
+class IsoDateTimeField(serializers.DateTimeField):
+    """ISO 8601 in UTC with a Z and milliseconds, as JavaScript's Date.toISOString writes it."""
+
+    def to_representation(self, moment):
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EmptyAsNull:
+    """A profile field Clerk left empty is ``null``, as the spec's user types have it."""
+
+    def get_attribute(self, instance):
+        return super().get_attribute(instance) or None
+
+
+class OptionalText(EmptyAsNull, serializers.CharField):
+    pass
+
+
+class OptionalEmail(EmptyAsNull, serializers.EmailField):
+    pass
+
+
+class OptionalUrl(EmptyAsNull, serializers.URLField):
+    pass
+
+
+class SignUpTime(IsoDateTimeField):
+    """When the user signed up: Clerk's date, or ours for a user Clerk has not described."""
+
+    def get_attribute(self, user):
+        return user.clerk_created_at or user.created_at
+
+
+class SyncedUser(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    email = OptionalEmail(allow_null=True)
+    firstName = OptionalText(source="first_name", allow_null=True)
+    lastName = OptionalText(source="last_name", allow_null=True)
+
+
+class UserProfile(SyncedUser):
+    imageUrl = OptionalUrl(source="image_url", allow_null=True)
+    createdAt = SignUpTime(allow_null=True)

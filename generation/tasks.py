@@ -1,4 +1,4 @@
-"""Celery tasks: thin, they hand the job to the runner. Names and queues are in celery_app."""
+"""Celery tasks: thin, they hand the job to the runner. Names and queues are in hydrilla.queues."""
 
 import logging
 import threading
@@ -11,7 +11,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from celery_app import stage_task
+from hydrilla.queues import stage_task
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
 from jobs import services

@@ -5,6 +5,9 @@ from pathlib import Path
 import botocore.config
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from hydrilla.queues import DELETE_UNUSED_UPLOADS, PRIORITY_QUEUES, CeleryQueue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -265,15 +268,15 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 
-# --- Celery ----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-CELERY_BROKER_DIR = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-# A job still running after JOB_TIME_LIMIT_SECONDS stops at its next step and fails with TIMEOUT;
-# Celery kills it outright a little later if a single step hangs.
+# --- Jobs on the workers --------------------------------------------------------------------
+# The embedded broker's folder (CELERY_BROKER_URL=filesystem://).
+EMBEDDED_BROKER_DIR = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
+# A stage of a job still running after JOB_TIME_LIMIT_SECONDS stops at its next step and fails
+# with TIMEOUT; Celery kills it outright a little later if a single step hangs.
 JOB_TIME_LIMIT_SECONDS = env.int("JOB_TIME_LIMIT_SECONDS", default=900)
 JOB_HARD_TIME_LIMIT_SECONDS = JOB_TIME_LIMIT_SECONDS + 120
-# How long a delivered, unacknowledged job may stay with a worker before Redis hands it to
-# another. It must exceed the longest job, or a slow job would be delivered twice.
+# How long a delivered, unacknowledged stage may stay with a worker before Redis hands it to
+# another. It must exceed the longest stage, or a slow one would be delivered twice.
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int(
     "BROKER_VISIBILITY_TIMEOUT_SECONDS", default=2 * JOB_HARD_TIME_LIMIT_SECONDS
 )
@@ -347,3 +350,61 @@ DATABASE_WAIT_SECONDS = env.int("DATABASE_WAIT_SECONDS", default=30)
 # The host's GPUs ("0,1,2,3"): a worker started without --concurrency runs one pool child per GPU,
 # each pinned to its own. Empty: no pinning, CUDA's own default device.
 GPU_DEVICES = env.list("GPU_DEVICES", default=[])
+
+
+# --- Celery (celery_app reads every CELERY_ setting, as Celery's own option names) -----------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+
+
+def broker_transport_options(broker_url: str) -> dict:
+    if broker_url.startswith("filesystem://"):
+        # The folders are made where the broker is first used (celery_app), not here.
+        return {
+            "data_folder_in": str(EMBEDDED_BROKER_DIR / "queue"),
+            "data_folder_out": str(EMBEDDED_BROKER_DIR / "queue"),
+            "processed_folder": str(EMBEDDED_BROKER_DIR / "processed"),
+            "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
+            "store_processed": False,
+        }
+    if broker_url.startswith(("redis://", "rediss://")):
+        # Redis redelivers an unacknowledged stage after this long: keep it above the longest one.
+        # Its priorities are separate lists, served in order (hydrilla.queues.message_priority).
+        return {
+            "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+            "max_retries": 2,
+            "priority_steps": [0, 1],
+            "queue_order_strategy": "priority",
+        }
+    # RabbitMQ: confirm every publish, so "sent" means the broker has it.
+    return {"confirm_publish": True, "max_retries": 2}
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = CeleryQueue.DEFAULT
+CELERY_TASK_QUEUES = [
+    Queue(queue, routing_key=queue, queue_arguments={"x-max-priority": 1} if queue in PRIORITY_QUEUES else None)
+    for queue in CeleryQueue
+]
+# The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
+CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
+CELERY_BEAT_SCHEDULE = {"delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Fail fast when the broker is down, so the API can answer 503 instead of hanging.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+# A stage is acknowledged only when it ends, one at a time per process: a worker killed mid-stage
+# leaves the message with the broker, which gives it to the next worker.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_HARD_TIME_LIMIT_SECONDS - 30
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+if GPU_DEVICES:
+    # One pool child per GPU (generation.registry.pin_to_gpu); --concurrency still overrides it.
+    CELERY_WORKER_CONCURRENCY = len(GPU_DEVICES)

@@ -7,8 +7,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from jobs import services, storage
-from jobs.models import MODEL_STEPS, STEPS, Job
-from jobs.serializers import NODE_STATUS, preview_url
+from jobs.models import JOB_API_STATUS, MODEL_STEPS, STEPS, Job
+from jobs.outputs import preview_url
 from jobs.services import StaffOutcome
 
 # <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's
@@ -135,7 +135,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="state")
     def api_status(self, job):
-        return NODE_STATUS[job.state]
+        return JOB_API_STATUS[job.state]
 
     @admin.display(description="state", ordering="state")
     def internal_state(self, job):

@@ -5,7 +5,8 @@ import logging
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from celery_app import CeleryQueue, app as celery
+from celery_app import app as celery
+from hydrilla.queues import CeleryQueue
 
 logger = logging.getLogger(__name__)
 

@@ -33,6 +33,15 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# The job API's word for each state (the spec's ``BackendJob.status``): a cancelled job FAILed.
+JOB_API_STATUS = {
+    JobState.PENDING: "WAIT",
+    JobState.PROCESSING: "RUN",
+    JobState.COMPLETED: "DONE",
+    JobState.FAILED: "FAIL",
+    JobState.CANCELLED: "FAIL",
+}
+
 ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
 # The steps of ``Job.step_seconds``, in the order a job goes through them, and those of them
 # that are model calls (the GPU's share of a job); "handoff" is the storage work a GPU stage does

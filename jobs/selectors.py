@@ -15,15 +15,15 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from accounts.models import User
-from jobs.models import ACTIVE_STATES, THREE_D_KINDS, Job, JobKind, JobState
-from jobs.serializers import NODE_STATUS
+from jobs.models import ACTIVE_STATES, JOB_API_STATUS, THREE_D_KINDS, Job, JobKind, JobState
 
-QUEUE_KINDS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,), "remesh": (JobKind.REMESH,)}
+# The kinds whose jobs share a time estimate and a place in line (not the broker's queues).
+ESTIMATE_GROUPS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,), "remesh": (JobKind.REMESH,)}
 
 
-def queue_of(job: Job) -> str:
+def estimate_group_of(job: Job) -> str:
     """The estimate group a job waits in: 3D jobs, previews, or remeshes."""
-    return next(queue for queue, kinds in QUEUE_KINDS.items() if job.kind in kinds)
+    return next(group for group, kinds in ESTIMATE_GROUPS.items() if job.kind in kinds)
 
 
 def get_job(job_id) -> Job | None:
@@ -65,7 +65,7 @@ def estimated_seconds(group: str) -> float:
     """Mean duration of the latest finished jobs of this group, or the spec's figure before any."""
     mean = (
         Job.objects.filter(
-            kind__in=QUEUE_KINDS[group], state=JobState.COMPLETED, elapsed_seconds__isnull=False
+            kind__in=ESTIMATE_GROUPS[group], state=JobState.COMPLETED, elapsed_seconds__isnull=False
         )
         .order_by("-finished_at")[: settings.ESTIMATE_SAMPLE_SIZE]
         .aggregate(mean=Avg("elapsed_seconds"))["mean"]
@@ -90,7 +90,7 @@ class QueueStandings:
 
     def for_job(self, job: Job) -> dict:
         """Where the job stands: position 0 is running (or finished), 1+ is waiting."""
-        group = queue_of(job)
+        group = estimate_group_of(job)
         per_job, processing = self.per_job[group], self.processing[group]
         if job.state == JobState.PENDING:
             # A job that arrived after these figures were taken waits behind all of them.
@@ -139,22 +139,22 @@ def queue_standings(followed_waiting=()) -> QueueStandings:
     whatever the queue's length: one pass over the waiting jobs counts those before each followed
     one, then the running jobs, then each group's recent durations."""
     taken_at = timezone.now()
-    group_of_kind = {kind: group for group, kinds in QUEUE_KINDS.items() for kind in kinds}
+    group_of_kind = {kind: group for group, kinds in ESTIMATE_GROUPS.items() for kind in kinds}
     thresholds = sorted({job.created_at for job in followed_waiting})
-    before = {group: [0] * (len(thresholds) + 1) for group in QUEUE_KINDS}  # waiting, by bucket
+    before = {group: [0] * (len(thresholds) + 1) for group in ESTIMATE_GROUPS}  # waiting, by bucket
     for kind, bucket, count in _waiting_by_bucket(thresholds):
         before[group_of_kind[kind]][bucket] += count
     ahead = {}
     for job in followed_waiting:
-        buckets = before[queue_of(job)]
+        buckets = before[estimate_group_of(job)]
         ahead[str(job.pk)] = sum(buckets[: bisect.bisect_left(thresholds, job.created_at) + 1])
-    processing = dict.fromkeys(QUEUE_KINDS, 0)
+    processing = dict.fromkeys(ESTIMATE_GROUPS, 0)
     for row in Job.objects.filter(state=JobState.PROCESSING).values("kind").annotate(count=Count("pk")):
         processing[group_of_kind[row["kind"]]] += row["count"]
     return QueueStandings(
         waiting={group: sum(buckets) for group, buckets in before.items()},
         processing=processing,
-        per_job={group: estimated_seconds(group) for group in QUEUE_KINDS},
+        per_job={group: estimated_seconds(group) for group in ESTIMATE_GROUPS},
         ahead=ahead,
         taken_at=taken_at,
     )
@@ -163,7 +163,7 @@ def queue_standings(followed_waiting=()) -> QueueStandings:
 def waiting_ahead(job: Job) -> int:
     """How many jobs of its group wait before a waiting job (one count, for a job newly followed)."""
     return Job.objects.filter(
-        kind__in=QUEUE_KINDS[queue_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
+        kind__in=ESTIMATE_GROUPS[estimate_group_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
     ).count()
 
 
@@ -199,11 +199,11 @@ def _waiting_by_bucket(thresholds: list) -> list[tuple[str, int, int]]:
 def states_for_status(status: str) -> tuple[str, ...]:
     """The states behind a job API word (``FAIL`` is failed or cancelled) or an internal state."""
     word = status.strip()
-    states = tuple(state for state, node in NODE_STATUS.items() if node == word.upper())
+    states = tuple(state for state, node in JOB_API_STATUS.items() if node == word.upper())
     if not states and word.lower() in JobState.values:
         states = (word.lower(),)
     if not states:
-        accepted = sorted(set(NODE_STATUS.values())) + list(JobState.values)
+        accepted = sorted(set(JOB_API_STATUS.values())) + list(JobState.values)
         raise ValueError(f"unknown status {status!r}; use one of {', '.join(accepted)}")
     return states
 

@@ -20,8 +20,9 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from celery_app import RUNNING, WAITING, app as celery, message_priority, stage_task
-from jobs import formats, selectors, stages, storage
+from celery_app import app as celery
+from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
+from jobs import errors, formats, selectors, stages, storage
 from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def enqueue(job: Job) -> None:
     """Send the message of the job's current stage to that stage's queue and, once the broker has
     confirmed it, record so on the job (``queued_at``): a stage that no worker holds and that has
     no such mark gets its message from the sweep, as does an orphaned one (``recover_orphaned_jobs``). A running job's stage goes before the stages of
-    jobs still waiting (``celery_app.message_priority``)."""
+    jobs still waiting (``hydrilla.queues.message_priority``)."""
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
@@ -393,7 +394,7 @@ def fail_stuck_job(job: Job, reason: str) -> bool:
     return bool(
         Job.objects.filter(pk=job.pk, state=job.state, attempts=job.attempts).update(
             state=JobState.FAILED,
-            error_code="WORKER_LOST",
+            error_code=errors.WORKER_LOST,
             error_message=reason,
             finished_at=now,
             updated_at=now,

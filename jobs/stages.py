@@ -9,7 +9,7 @@ A job waits (``pending``, with its place in the queue) until its first model cal
 ``prepare`` stage of an image-to-3D job runs while the job still waits for a GPU.
 """
 
-from celery_app import CeleryQueue
+from hydrilla.queues import CeleryQueue
 from jobs.models import JobKind, JobState, Stage
 
 SEQUENCES = {

@@ -55,21 +55,24 @@ def delete(*names: str) -> None:
             logger.exception("Could not delete %s from storage", name)
 
 
-def url(name: str, request=None) -> str | None:
-    if not name:
-        return None
-    location = default_storage.url(name)
-    return request.build_absolute_uri(location) if request is not None else location
+def absolute(location: str, site: str | None) -> str:
+    """``location``, a path of this service's or already a whole URL (S3's), as a whole URL on
+    ``site``: the ``scheme://host`` the client reached this service at (kept as it is without)."""
+    return site + location if site and location.startswith("/") else location
 
 
-def name_from_url(address: str, request=None) -> str | None:
+def url(name: str, site: str | None = None) -> str | None:
+    return absolute(default_storage.url(name), site) if name else None
+
+
+def name_from_url(address: str, site: str | None = None) -> str | None:
     """The storage name behind a URL that this service handed out, or None for foreign URLs.
 
     Raises StorageUnavailable when the storage cannot say whether the file exists."""
     if not address:
         return None
     parts = urlsplit(address)
-    probe = urlsplit(url("__probe__", request) or "")
+    probe = urlsplit(url("__probe__", site) or "")
     base_path = probe.path[: -len("__probe__")]
     same_origin = not parts.netloc or (parts.scheme, parts.netloc) == (probe.scheme, probe.netloc)
     if not same_origin or not parts.path.startswith(base_path):

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from celery_app import DELETE_UNUSED_UPLOADS
+from hydrilla.queues import DELETE_UNUSED_UPLOADS
 from jobs import services
 
 

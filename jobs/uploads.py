@@ -4,7 +4,10 @@ import io
 import time
 import warnings
 
+from django.conf import settings
 from PIL import Image, ImageOps
+
+from jobs import services, storage
 
 # Pillow names a JPEG that carries a Multi-Picture index (many cameras and phones write one) "MPO".
 ALLOWED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -17,6 +20,10 @@ SAVE_OPTIONS = {"jpg": ("JPEG", {"quality": 95}), "png": ("PNG", {}), "webp": ("
 
 class InvalidImage(ValueError):
     pass
+
+
+class UploadTooLarge(ValueError):
+    """Larger than ``UPLOAD_MAX_BYTES``."""
 
 
 def _decoded(data: bytes) -> tuple[Image.Image, str]:
@@ -66,3 +73,14 @@ def clean_image(data: bytes) -> tuple[bytes, str]:
 
 def upload_filename(extension: str) -> str:
     return f"image-{int(time.time() * 1000)}.{extension}"
+
+
+def store(upload) -> str:
+    """Validate an uploaded file (its size, a real JPEG/PNG/WEBP image) and store it under
+    ``uploads/``, re-encoded without its metadata (``clean_image``); its storage name."""
+    if upload.size > settings.UPLOAD_MAX_BYTES:
+        raise UploadTooLarge()
+    data, extension = clean_image(upload.read())
+    name = storage.save("uploads", upload_filename(extension), data)
+    services.record_upload(name)
+    return name

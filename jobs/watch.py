@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from django.db import close_old_connections, connection
 
 from jobs import selectors
-from jobs.models import Job, JobState
+from jobs.models import FINAL_STATES, Job, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,17 @@ class JobWatcher:
                 followed.waiters.discard(waiter)
                 followed.read_at = time.monotonic()
         return followed.snapshot
+
+    async def until_ended(self, snapshot: Snapshot, timeout: float) -> Job | None:
+        """The job once it has ended (None once deleted), or as it stands after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while snapshot.job is not None and snapshot.job.state not in FINAL_STATES:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            snapshot = await self.next_change(snapshot.job.pk, snapshot.version, remaining)
+        return snapshot.job
 
     def waiting(self) -> int:
         """How many coroutines wait on a job in this process."""

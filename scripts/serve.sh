@@ -51,8 +51,8 @@ trap stop EXIT INT TERM
 
 supervise web web
 
-# The queues each kind of worker consumes (celery_app.WORKER_QUEUES).
-queues() { $BIN/python celery_app.py "$1"; }
+# The queues each kind of worker consumes (hydrilla.queues.WORKER_QUEUES).
+queues() { $BIN/python -m hydrilla.queues "$1"; }
 
 # Model calls only: one stage at a time per GPU. Prefork: the model loads in the child, after
 # the fork, and a child killed mid-stage is replaced while the broker redelivers its message.

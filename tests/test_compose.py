@@ -108,8 +108,8 @@ def test_the_gpu_worker_runs_one_child_per_listed_gpu_of_a_multi_gpu_host():
     assert gpu_worker["environment"]["DATABASE_URL"].startswith("postgres://")  # the shared settings too
 
 
-def test_each_kind_of_worker_consumes_the_queues_celery_app_gives_it_in_compose_and_serve_sh():
-    from celery_app import WORKER_QUEUES, CeleryQueue
+def test_each_kind_of_worker_consumes_the_queues_hydrilla_queues_gives_it_in_compose_and_serve_sh():
+    from hydrilla.queues import WORKER_QUEUES, CeleryQueue
 
     services = resolved_compose()["services"]
     service_of_kind = {"gpu": "worker-gpu", "preview": "worker", "cpu": "worker-cpu"}

@@ -1,22 +1,15 @@
-"""What both API halves share: looking a job up for a caller, and turning service errors into
-the spec's error responses."""
+"""What both API halves share: looking a job up for a caller, the site that URLs in bodies are
+on, the threads of the views that wait, and the spec's errors for what submitting refuses."""
 
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections
 from rest_framework.request import Request
 
-from jobs import errors, remote_images, selectors, services, storage, throttles, uploads
+from jobs import errors, remote_images, selectors, services, submissions, throttles, uploads
 from jobs.models import Job
-
-
-def caller(request: Request):
-    """The authenticated user, or None for anonymous callers."""
-    return request.user if request.user is not None else None
-
 
 CHANGING_ACTIONS = ("rename", "delete")
 
@@ -28,9 +21,14 @@ def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) ->
     if job is None:
         raise errors.not_found()
     allowed = selectors.can_change if action in CHANGING_ACTIONS else selectors.can_manage
-    if not allowed(caller(request), job):
+    if not allowed(request.user, job):
         raise errors.forbidden(f"You don't have permission to {action} this job")
     return job
+
+
+def site(request: Request) -> str:
+    """The ``scheme://host`` the client reached: the URLs in a body are on it."""
+    return f"{request.scheme}://{request.get_host()}"
 
 
 # The threads that do the database and storage work of the views that wait (a few short queries
@@ -60,22 +58,12 @@ def in_thread(function):
     return sync_to_async(pooled, thread_sensitive=False, executor=WAITING_VIEWS_POOL)
 
 
-def create_job_or_503(request: Request, *, image_url: str | None = None, **fields) -> Job:
-    """Create the job; an image URL into our own storage is kept by name (read directly by the
-    worker), any other is checked now so a forbidden address is refused before a job exists."""
-    input_image = storage.name_from_url(image_url, request) if image_url else None
-    if image_url and not input_image:
-        try:
-            remote_images.resolve_public(image_url)
-        except remote_images.RemoteImageError as exc:
-            raise errors.bad_request(exc.message) from None
+def create_job_or_503(request: Request, **fields) -> Job:
+    """``submissions.submit``, its refusals as the spec's errors."""
     try:
-        return services.create_job(
-            image_url=image_url,
-            input_image=input_image or "",
-            submitted_from=throttles.client_address(request),
-            **fields,
-        )
+        return submissions.submit(site=site(request), submitted_from=throttles.client_address(request), **fields)
+    except remote_images.RemoteImageError as exc:
+        raise errors.bad_request(exc.message) from None
     except services.QueueUnavailable:
         raise errors.service_unavailable() from None
     except services.TooManyWaitingJobs as exc:
@@ -83,18 +71,13 @@ def create_job_or_503(request: Request, *, image_url: str | None = None, **field
 
 
 def save_uploaded_image(request: Request, field: str) -> str:
-    """Validate an uploaded image (size, a real JPEG/PNG/WEBP) and store it under ``uploads/``,
-    re-encoded without its metadata (see ``uploads.clean_image``)."""
+    """The upload in multipart field ``field``, stored (``uploads.store``); its storage name."""
     upload = request.FILES.get(field)
     if upload is None:
         raise errors.bad_request(f"No image file provided (multipart field '{field}')")
-    if upload.size > settings.UPLOAD_MAX_BYTES:
-        raise errors.ApiError("Image is larger than 10 MB", 413)
-    data = upload.read()
     try:
-        data, extension = uploads.clean_image(data)
+        return uploads.store(upload)
+    except uploads.UploadTooLarge:
+        raise errors.ApiError("Image is larger than 10 MB", 413) from None
     except uploads.InvalidImage as exc:
         raise errors.bad_request(str(exc)) from None
-    name = storage.save("uploads", uploads.upload_filename(extension), data)
-    services.record_upload(name)
-    return name

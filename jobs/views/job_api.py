@@ -11,31 +11,31 @@ from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
 from accounts import services as account_services
-from accounts.serializers import user_profile
-from jobs import errors, formats, selectors, serializers, services, storage, throttles
+from jobs import errors, formats, inputs, selectors, services, storage, throttles
 from jobs.models import JobKind
 from jobs.openapi import (
-    Done,
     INVALID_TOKEN,
-    ImageUpload,
-    ImageUploaded,
+    JOB_API_TAG,
     JOB_ID,
-    JOB_TAG,
+    NOT_FOUND,
+    QUEUE_INFO,
+    STORAGE_DOWN,
+    SUBMISSIONS_LIMITED,
+    UNAUTHENTICATED,
+    error,
+)
+from jobs.outputs import (
+    Done,
+    ImageUploaded,
     JobCreated,
     JobHistory,
     JobRegistered,
     JobStatus,
     Me,
-    NOT_FOUND,
-    QUEUE_INFO,
     QueueInfo,
-    STORAGE_DOWN,
-    SUBMISSIONS_LIMITED,
-    UNAUTHENTICATED,
     UserSynced,
-    error,
 )
-from jobs.views.common import caller, create_job_or_503, job_for, save_uploaded_image
+from jobs.views.common import create_job_or_503, job_for, save_uploaded_image, site
 from jobs.watch import watcher
 
 
@@ -43,7 +43,7 @@ from jobs.watch import watcher
     summary="Submit a 3D job",
     description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
     "are given). A URL to a private or reserved address is refused here.",
-    request={"application/json": serializers.GenerateInput},
+    request={"application/json": inputs.GenerateInput},
     responses={
         200: JobCreated,
         400: error("Invalid input, or an image URL that may not be fetched."),
@@ -51,13 +51,13 @@ from jobs.watch import watcher
         429: SUBMISSIONS_LIMITED,
         503: error("The job could not be queued."),
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 @throttle_classes(throttles.JOB_API_SUBMIT)
 def generate(request):
-    form = serializers.GenerateInput(data=request.data)
+    form = inputs.GenerateInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
     job = create_job_or_503(
@@ -73,7 +73,7 @@ def generate(request):
             polygon_type=data.get("polygonType"),
         ),
     )
-    return Response({"jobId": str(job.pk)})
+    return Response(JobCreated.render(job))
 
 
 @extend_schema(
@@ -82,18 +82,12 @@ def generate(request):
     responses={
         200: JobStatus, 401: INVALID_TOKEN, 403: error("The job has another owner."), 404: NOT_FOUND,
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["GET"])
 def status(request, job_id):
     job = job_for(request, job_id, action="view", read=watcher.job)
-    return Response(
-        {
-            "job": serializers.backend_job(job, request),
-            "queue": watcher.queue(job),
-            "formats": serializers.download_formats(job, request),
-        }
-    )
+    return Response(JobStatus.render(job, site=site(request), queue=watcher.queue(job)))
 
 
 class FileFormatQuery(DefaultContentNegotiation):
@@ -126,7 +120,7 @@ class Download(APIView):
             422: error("The model could not be converted to this format."),
             503: STORAGE_DOWN,
         },
-        tags=[JOB_TAG],
+        tags=[JOB_API_TAG],
     )
     def get(self, request, job_id):
         job = job_for(request, job_id, action="download")
@@ -156,7 +150,7 @@ class Download(APIView):
     "source's stored full-resolution mesh with these options on a CPU worker, no model running. "
     "An option not given keeps the source's.",
     parameters=[JOB_ID],
-    request={"application/json": serializers.RemeshInput},
+    request={"application/json": inputs.RemeshInput},
     responses={
         200: JobCreated,
         400: error("Invalid options."),
@@ -167,14 +161,14 @@ class Download(APIView):
         429: SUBMISSIONS_LIMITED,
         503: error("The job could not be queued."),
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 @throttle_classes(throttles.JOB_API_SUBMIT)
 def remesh(request, job_id):
     source = job_for(request, job_id, action="remesh")
-    form = serializers.RemeshInput(data=request.data)
+    form = inputs.RemeshInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
     options = services.JobOptions(
@@ -191,25 +185,25 @@ def remesh(request, job_id):
         raise errors.service_unavailable() from None
     except services.TooManyWaitingJobs as exc:
         raise throttles.TooMany("waiting jobs", exc.args[0]) from None
-    return Response({"jobId": str(job.pk)})
+    return Response(JobCreated.render(job))
 
 
 @extend_schema(
     summary="The caller's jobs",
     description="Newest first; empty without a token.",
     responses={200: JobHistory, 401: INVALID_TOKEN},
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["GET"])
 def history(request):
-    jobs = selectors.history(caller(request))
-    return Response({"jobs": [serializers.backend_job(job, request) for job in jobs]})
+    jobs = selectors.history(request.user)
+    return Response(JobHistory.render({"jobs": jobs}, site=site(request)))
 
 
 @extend_schema(
     summary="Rename a job",
     parameters=[JOB_ID],
-    request={"application/json": serializers.RenameInput},
+    request={"application/json": inputs.RenameInput},
     responses={
         200: Done,
         400: error("Invalid name."),
@@ -217,17 +211,17 @@ def history(request):
         403: error("The job has another owner."),
         404: NOT_FOUND,
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["PATCH"])
 @permission_classes([IsAuthenticated])
 def rename(request, job_id):
     job = job_for(request, job_id, action="rename")
-    form = serializers.RenameInput(data=request.data)
+    form = inputs.RenameInput(data=request.data)
     form.is_valid(raise_exception=True)
     services.rename_job(job, form.validated_data["name"])
     watcher.forget(job.pk)
-    return Response({"success": True, "message": "Job name updated"})
+    return Response(Done.render({"success": True, "message": "Job name updated"}))
 
 
 @extend_schema(
@@ -236,7 +230,7 @@ def rename(request, job_id):
     responses={
         200: Done, 401: UNAUTHENTICATED, 403: error("The job has another owner."), 404: NOT_FOUND,
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["DELETE"])
 @permission_classes([IsAuthenticated])
@@ -244,7 +238,7 @@ def delete(request, job_id):
     job = job_for(request, job_id, action="delete")
     services.delete_job(job)
     watcher.forget(job.pk)
-    return Response({"success": True, "message": "Job deleted"})
+    return Response(Done.render({"success": True, "message": "Job deleted"}))
 
 
 @extend_schema(
@@ -252,36 +246,36 @@ def delete(request, job_id):
     description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
     "unknown id becomes a finished preview job, which keeps `previewImageUrl` as given. The id "
     "of a 3D job cannot be registered.",
-    request={"application/json": serializers.RegisterJobInput},
+    request={"application/json": inputs.RegisterJobInput},
     responses={
         200: JobRegistered,
         400: error("Invalid input."),
         401: INVALID_TOKEN,
         403: error("The job has another owner, or is not a preview."),
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
 def register_job(request):
-    form = serializers.RegisterJobInput(data=request.data)
+    form = inputs.RegisterJobInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
     try:
         job = services.register_job(
             job_id=data["job_id"],
-            user=caller(request),
+            user=request.user,
             prompt=data.get("prompt"),
             preview_image_url=data["previewImageUrl"],
         )
     except services.RegistrationRefused:
         raise errors.forbidden("You don't have permission to modify this job") from None
     watcher.forget(job.pk)
-    return Response({"success": True, "job_id": str(job.pk)})
+    return Response(JobRegistered.render({"success": True, "job_id": job.pk}))
 
 
 @extend_schema(
     summary="Upload an image",
-    request={"multipart/form-data": ImageUpload},
+    request={"multipart/form-data": inputs.ImageUpload},
     responses={
         200: ImageUploaded,
         400: error("No file, or not a JPEG/PNG/WEBP image."),
@@ -290,42 +284,41 @@ def register_job(request):
         429: error("Too many uploads from this caller (see Retry-After)."),
         503: STORAGE_DOWN,
     },
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
 @throttle_classes(throttles.JOB_API_SUBMIT)
 def upload_image(request):
     name = save_uploaded_image(request, "image")
-    return Response({"success": True, "url": storage.url(name, request)})
+    return Response(ImageUploaded.render({"success": True, "url": storage.url(name, site(request))}))
 
 
-@extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, tags=[JOB_TAG])
+@extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, tags=[JOB_API_TAG])
 @api_view(["GET"])
 def queue_info(request):
-    return Response(watcher.queue_info())
+    return Response(QueueInfo.render(watcher.queue_info()))
 
 
 @extend_schema(
     summary="The caller's profile and statistics",
     responses={200: Me, 401: UNAUTHENTICATED},
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def me(request):
     user = account_services.sync_profile(request.user)
-    return Response({"user": user_profile(user), "stats": selectors.user_stats(user)})
+    return Response(Me.render({"user": user, "stats": selectors.user_stats(user)}))
 
 
 @extend_schema(
     summary="Sync the caller's profile from Clerk",
     request=None,
     responses={200: UserSynced, 401: UNAUTHENTICATED},
-    tags=[JOB_TAG],
+    tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 def sync_user(request):
     user = account_services.sync_profile(request.user, force=True)
-    profile = user_profile(user)
-    return Response({"success": True, "user": {key: profile[key] for key in ("id", "email", "firstName", "lastName")}})
+    return Response(UserSynced.render({"success": True, "user": user}))

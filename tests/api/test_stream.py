@@ -14,7 +14,6 @@ from django.db import connection
 
 from jobs import services
 from jobs.models import Job
-from jobs.views import generation_api
 from jobs.views.common import WAITING_VIEWS_THREADS
 from jobs.watch import JobWatcher, POLL_SECONDS
 from tests.api.helpers import Background, assert_matches_schema, chunks_of, fail, finish_3d, response_schema, sse_events, start
@@ -63,7 +62,7 @@ def seen(body):
 
 
 def test_the_stream_follows_a_job_from_submission_to_completion(api_client, monkeypatch):
-    monkeypatch.setattr(generation_api, "STREAM_KEEPALIVE_SECONDS", 1)
+    monkeypatch.setattr("jobs.events.STREAM_KEEPALIVE_SECONDS", 1)
     job_id = api_client.post("/text-to-3d", {"prompt": "a red car"}).json()["job_id"]
     steps = [threading.Event() for _ in range(4)]
 
@@ -125,7 +124,7 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
 
 
 def test_heartbeats_keep_an_idle_stream_open_until_the_job_is_cancelled(api_client, monkeypatch):
-    monkeypatch.setattr(generation_api, "STREAM_KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr("jobs.events.STREAM_KEEPALIVE_SECONDS", 0.2)
     job = JobFactory(user=None)
     stream = open_stream(api_client, job.pk)
     assert stream.next()[1]["status"] == "pending"

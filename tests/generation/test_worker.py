@@ -13,7 +13,8 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from PIL import Image, ImageDraw
 
-from celery_app import app as celery, stage_task
+from celery_app import app as celery
+from hydrilla.queues import stage_task
 from jobs import services, storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory

@@ -18,6 +18,7 @@ from django.utils import timezone
 from kombu import Connection
 
 import celery_app
+from hydrilla.queues import CeleryQueue
 import hydrilla.urls
 from jobs import services
 from jobs.models import Job
@@ -217,12 +218,12 @@ def _read_queue(name):
 
 @pytest.fixture
 def gpu_queue():
-    yield from _read_queue(celery_app.CeleryQueue.GPU)
+    yield from _read_queue(CeleryQueue.GPU)
 
 
 @pytest.fixture
 def cpu_queue():
-    yield from _read_queue(celery_app.CeleryQueue.CPU)
+    yield from _read_queue(CeleryQueue.CPU)
 
 
 class BrokerSwitch:

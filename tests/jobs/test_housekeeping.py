@@ -3,9 +3,10 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
-from celery_app import BEAT_SCHEDULE, DELETE_UNUSED_UPLOADS, TASK_ROUTES, CeleryQueue
+from hydrilla.queues import DELETE_UNUSED_UPLOADS, CeleryQueue
 from jobs import storage, tasks
 from jobs.models import Job, Upload
 from tests.factories import JobFactory
@@ -37,5 +38,5 @@ def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(s
 
 
 def test_the_task_runs_hourly_on_the_default_queue():
-    assert TASK_ROUTES[DELETE_UNUSED_UPLOADS] == {"queue": CeleryQueue.DEFAULT}
-    assert {entry["task"]: entry["schedule"] for entry in BEAT_SCHEDULE.values()} == {DELETE_UNUSED_UPLOADS: 3600.0}
+    assert settings.CELERY_TASK_ROUTES[DELETE_UNUSED_UPLOADS] == {"queue": CeleryQueue.DEFAULT}
+    assert {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {DELETE_UNUSED_UPLOADS: 3600.0}

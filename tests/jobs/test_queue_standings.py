@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def counted_one_by_one(job: Job) -> int:
     return Job.objects.filter(
-        kind__in=selectors.QUEUE_KINDS[selectors.queue_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
+        kind__in=selectors.ESTIMATE_GROUPS[selectors.estimate_group_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
     ).count()
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from celery_app import CeleryQueue
+from hydrilla.queues import CeleryQueue
 from generation import registry, runner
 from generation.pipelines import prepare_mesh, save_source_mesh
 from jobs import services, stages, storage

@@ -11,6 +11,8 @@ import pytest
 from celery import Celery
 
 import celery_app
+from hydrilla.queues import RUNNING, WAITING, CeleryQueue, message_priority
+from hydrilla.settings import broker_transport_options
 from generation import processes
 from jobs import services, stages, storage
 from jobs.models import Job, JobKind, JobState, Stage
@@ -187,15 +189,15 @@ def test_on_a_redis_broker_too_a_running_job_s_stage_is_served_first():
     app = Celery("hydrilla-redis-broker", set_as_current=False)
     app.conf.update(
         broker_url=redis_url,
-        broker_transport_options=celery_app._broker_transport_options(redis_url),
+        broker_transport_options=broker_transport_options(redis_url),
         task_queues=celery_app.app.conf.task_queues,
     )
-    queue = app.amqp.queues[celery_app.CeleryQueue.GPU]
+    queue = app.amqp.queues[CeleryQueue.GPU]
     try:
         with app.connection_for_write() as connection:
             queue(connection.default_channel).purge()
-            for job_id, job_is in (("waiting-1", celery_app.WAITING), ("running", celery_app.RUNNING), ("waiting-2", celery_app.WAITING)):
-                app.send_task("generation.image_to_3d", args=[job_id], queue=queue.name, priority=celery_app.message_priority(job_is))
+            for job_id, job_is in (("waiting-1", WAITING), ("running", RUNNING), ("waiting-2", WAITING)):
+                app.send_task("generation.image_to_3d", args=[job_id], queue=queue.name, priority=message_priority(job_is))
             reader = QueueReader(queue(connection.default_channel))
             assert job_ids(reader.wait(3)) == ["running", "waiting-1", "waiting-2"]
     finally:

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from kombu import Queue
 
-from celery_app import CeleryQueue, app as celery, stage_task
+from celery_app import app as celery
+from hydrilla.queues import CeleryQueue, stage_task
 from jobs.models import Job, JobState, Stage
 from tests.staff.conftest import failed_job
 

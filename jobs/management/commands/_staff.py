@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import selectors
-from jobs.serializers import NODE_STATUS
+from jobs.models import JOB_API_STATUS
 from jobs.services import StaffOutcome
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -67,7 +67,7 @@ class StaffJobsCommand(BaseCommand):
         jobs = selectors.jobs_for_staff(ids=ids, states=status, older_than=older_than, **filters)
         outcomes = []
         for job in jobs:
-            was = f"{job.pk} {job.kind} {NODE_STATUS[job.state]} ({job.state})"
+            was = f"{job.pk} {job.kind} {JOB_API_STATUS[job.state]} ({job.state})"
             outcome = self.act(job, dry_run=dry_run, options=options)
             self.stdout.write(f"{was}: {'would be ' if dry_run else ''}{outcome}")
             outcomes.append(outcome)

@@ -1,27 +1,14 @@
-"""Input validation and the JSON shapes of both API halves."""
+"""What both API halves accept: the request bodies, validated (the responses are jobs.outputs)."""
 
 from urllib.parse import urlsplit
 
-from django.urls import reverse
 from rest_framework import serializers
 
-from accounts.serializers import iso
-from jobs import storage
-from jobs.formats import FORMATS
-from jobs.models import GenerateType, Job, JobState, PolygonType
+from jobs.models import GenerateType, PolygonType
 
 MAX_PROMPT_LENGTH = 1000
 MIN_FACE_COUNT = 100
 MAX_FACE_COUNT = 1_500_000
-
-NODE_STATUS = {
-    JobState.PENDING: "WAIT",
-    JobState.PROCESSING: "RUN",
-    JobState.COMPLETED: "DONE",
-    JobState.FAILED: "FAIL",
-    JobState.CANCELLED: "FAIL",
-}
-
 
 class StrictBooleanField(serializers.BooleanField):
     """JSON ``true``/``false`` only: ``"yes"`` or ``1`` is a client bug worth reporting."""
@@ -75,6 +62,9 @@ def refuse_quadrilaterals(value):
     return value
 
 
+# --- The job API (/api/3d) ------------------------------------------------------------------
+
+
 class GenerateInput(serializers.Serializer):
     # null, "" and absent all mean "not given" (BackendJob has both as ``string | null``).
     prompt = StrictCharField(
@@ -117,75 +107,30 @@ class RegisterJobInput(serializers.Serializer):
     previewImageUrl = HttpUrlField(max_length=2048)
 
 
-def preview_url(job: Job, request=None) -> str | None:
-    return storage.url(job.preview_image, request) or job.registered_preview_url or None
+class ImageUpload(serializers.Serializer):
+    image = serializers.FileField(help_text="A JPEG, PNG or WEBP image of at most 10 MB.")
 
 
-def backend_job(job: Job, request=None) -> dict:
-    """The spec's ``BackendJob``: the job API's view of a job."""
-    return {
-        "id": str(job.pk),
-        "userId": job.user_id,
-        "status": NODE_STATUS[job.state],
-        "prompt": job.prompt,
-        "imageUrl": job.image_url,
-        "generateType": job.generate_type,
-        "faceCount": job.face_count,
-        "enablePBR": job.enable_pbr,
-        "polygonType": job.polygon_type,
-        "resultGlbUrl": storage.url(job.result_glb, request),
-        "previewImageUrl": preview_url(job, request),
-        "errorCode": job.error_code,
-        "errorMessage": job.error_message,
-        "name": job.name,
-        "progress": job.progress,
-        "message": job.message,
-        "createdAt": iso(job.created_at),
-        "updatedAt": iso(job.updated_at),
-    }
+# --- The generation API (the root half) ----------------------------------------------------
 
 
-def download_formats(job: Job, request) -> list[dict]:
-    """Each format the finished model can be downloaded in, with its download URL."""
-    if job.state != JobState.COMPLETED or not job.result_glb:
-        return []
-    path = reverse("job-download", args=[job.pk])
-    return [
-        {"format": name, "description": format.description, "url": request.build_absolute_uri(f"{path}?format={name}")}
-        for name, format in FORMATS.items()
-    ]
+class PromptInput(serializers.Serializer):
+    prompt = StrictCharField(max_length=MAX_PROMPT_LENGTH, trim_whitespace=True)
+    user_id = StrictCharField(
+        required=False, allow_blank=True, max_length=64,
+        help_text="Optional; when given, it must be the caller's own (Clerk token) user id.",
+    )
 
 
-def generation_status(job: Job, queue: dict, request=None) -> dict:
-    """The generation API's view of a job (``/status``, ``/stream``)."""
-    body = {
-        "job_id": str(job.pk),
-        "user_id": job.user_id,
-        "status": job.state,
-        "progress": job.progress,
-        "message": job.message,
-        "created_at": int(job.created_at.timestamp()),
-        "updated_at": int(job.updated_at.timestamp()),
-        "queue": queue,
-    }
-    if job.state == JobState.COMPLETED:
-        body["result"] = _result(job, request)
-    elif job.state in (JobState.FAILED, JobState.CANCELLED):
-        body["error"] = job.error_message or "Job failed"
-        body["error_code"] = job.error_code
-    return body
+class ImageTo3DInput(serializers.Serializer):
+    image_url = HttpUrlField(
+        required=False, allow_blank=True, max_length=2048,
+        help_text="Required unless image_file is sent. http(s) to a public address.",
+    )
+    user_id = StrictCharField(required=False, allow_blank=True, max_length=64)
 
 
-def _result(job: Job, request) -> dict:
-    result = {
-        "job_id": str(job.pk),
-        "mode": job.kind,
-        "prompt": job.prompt,
-        "elapsed_seconds": round(job.elapsed_seconds or 0.0, 2),
-    }
-    optional = {
-        "mesh_url": storage.url(job.result_glb, request),
-        "generated_image_url": preview_url(job, request) if job.kind != "image-to-3d" else None,
-        "processed_image_url": storage.url(job.processed_image, request),
-    }
-    return result | {key: value for key, value in optional.items() if value}
+class ImageTo3DUpload(ImageTo3DInput):
+    """Documentation only: the multipart form, with its file."""
+
+    image_file = serializers.FileField(required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most.")

@@ -1,4 +1,4 @@
-"""The generation API (the spec's "Python backend"): ``/text-to-image``, ``/text-to-3d``,
+"""The pipeline API (the spec's "Python backend", its "generation API"): ``/text-to-image``, ``/text-to-3d``,
 ``/image-to-3d``, ``/status``, ``/stream``, ``/cancel``, ``/queue/info``, ``/health``.
 
 Same jobs as the job API, shown in this half's words (``pending`` … ``cancelled``) and shapes.
@@ -10,9 +10,7 @@ Requests that wait on a job (``/text-to-image``, ``/stream``) are coroutines: wh
 hold no thread and no database connection, and the process's watcher wakes them (jobs.watch).
 """
 
-import asyncio
-import json
-import random
+import functools
 
 from adrf.decorators import api_view as async_api_view
 from django.conf import settings
@@ -20,7 +18,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, renderers
-from rest_framework import serializers as drf
 from rest_framework.decorators import (
     api_view,
     authentication_classes,
@@ -30,56 +27,29 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from jobs import errors, health, openapi, selectors, serializers, services, storage, throttles
+from jobs import errors, events, health, openapi, outputs, selectors, services, storage, throttles
+from jobs.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.models import FINAL_STATES, JobKind, JobState
-from jobs.views.common import caller, create_job_or_503, in_thread, job_for, release_soon, save_uploaded_image
+from jobs.views.common import create_job_or_503, in_thread, job_for, release_soon, save_uploaded_image, site
 from jobs.watch import watcher
 
-STREAM_KEEPALIVE_SECONDS = 15
 PREVIEW_RETRY_AFTER_SECONDS = 5
 SUBMITTED_MESSAGE = "Job created successfully. Use /status/{job_id} to check progress."
 CANCEL_MESSAGE = "Job cancellation requested. It will stop at the next checkpoint."
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
-TAG = {"tags": [openapi.GENERATION_TAG]}
+TAG = {"tags": [openapi.PIPELINE_API_TAG]}
 
 
-class PromptInput(drf.Serializer):
-    prompt = serializers.StrictCharField(max_length=serializers.MAX_PROMPT_LENGTH, trim_whitespace=True)
-    user_id = serializers.StrictCharField(
-        required=False, allow_blank=True, max_length=64,
-        help_text="Optional; when given, it must be the caller's own (Clerk token) user id.",
-    )
-
-
-class ImageTo3DInput(drf.Serializer):
-    image_url = serializers.HttpUrlField(
-        required=False, allow_blank=True, max_length=2048,
-        help_text="Required unless image_file is sent. http(s) to a public address.",
-    )
-    user_id = serializers.StrictCharField(required=False, allow_blank=True, max_length=64)
-
-
-class ImageTo3DUpload(ImageTo3DInput):
-    """Documentation only: the multipart form, with its file."""
-
-    image_file = drf.FileField(required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most.")
-
-
-class EventStreamRenderer(renderers.BaseRenderer):
-    """Lets ``Accept: text/event-stream`` (EventSource) through content negotiation; the stream
-    itself is written by the view, and errors stay JSON."""
-
-    media_type = "text/event-stream"
-    format = "sse"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return json.dumps(data).encode()
+def _submission(request, input_class) -> tuple[dict, object]:
+    """The validated input, and whose job it is to be."""
+    form = input_class(data=request.data)
+    form.is_valid(raise_exception=True)
+    return form.validated_data, _owner(request, form.validated_data.get("user_id"))
 
 
 def _owner(request, claimed_user_id: str | None):
     """Jobs belong to the caller's verified identity; a ``user_id`` field cannot claim another's."""
-    user = caller(request)
+    user = request.user
     if claimed_user_id:
         if user is None:
             raise exceptions.NotAuthenticated()  # 401 "Authentication required", with WWW-Authenticate
@@ -103,18 +73,20 @@ def submit_endpoint(view):
 
 def _submitted(job) -> Response:
     return Response(
-        {
-            "job_id": str(job.pk),
-            "status": JobState.PENDING.value,
-            "message": SUBMITTED_MESSAGE,
-            "status_url": f"/status/{job.pk}",
-            "stream_url": f"/stream/{job.pk}",
-        }
+        outputs.JobSubmitted.render(
+            {
+                "job_id": job.pk,
+                "status": JobState.PENDING,
+                "message": SUBMITTED_MESSAGE,
+                "status_url": f"/status/{job.pk}",
+                "stream_url": f"/stream/{job.pk}",
+            }
+        )
     )
 
 
 SUBMIT_RESPONSES = {
-    200: openapi.JobSubmitted,
+    200: outputs.JobSubmitted,
     400: openapi.error("Invalid input."),
     401: openapi.error("An invalid token, a user_id given without a valid token, or no token where one is required."),
     403: openapi.error("user_id is not the caller's."),
@@ -130,7 +102,7 @@ SUBMIT_RESPONSES = {
     "the preview still finishes, and can be read at /status or registered.",
     request={media: PromptInput for media in FORM_TYPES},
     responses={
-        200: openapi.PreviewReady,
+        200: outputs.PreviewReady,
         400: openapi.error("Invalid input."),
         401: SUBMIT_RESPONSES[401],
         403: SUBMIT_RESPONSES[403],
@@ -139,7 +111,7 @@ SUBMIT_RESPONSES = {
         429: openapi.error("Too many submissions, or too many previews waited on at once, for this caller."),
         500: openapi.error("The preview failed."),
         503: OpenApiResponse(
-            openapi.PreviewTimeout,
+            outputs.PreviewTimeout,
             description="Not ready in time (the preview goes on), or the preview queue is down.",
         ),
     },
@@ -148,28 +120,21 @@ SUBMIT_RESPONSES = {
 @async_api_view(["POST"])
 @submit_endpoint
 async def text_to_image(request):
-    form = PromptInput(data=request.data)
-    form.is_valid(raise_exception=True)
-    user = _owner(request, form.validated_data.get("user_id"))
+    data, user = _submission(request, PromptInput)
     slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
     try:
-        job = await in_thread(create_job_or_503)(
-            request, kind=JobKind.PREVIEW, user=user, prompt=form.validated_data["prompt"]
-        )
+        job = await in_thread(create_job_or_503)(request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"])
         snapshot = watcher.snapshot(job)
         queue = await in_thread(watcher.queue)(job)
-        deadline = asyncio.get_running_loop().time() + settings.PREVIEW_WAIT_SECONDS
-        while snapshot.job is not None and snapshot.job.state not in FINAL_STATES:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return _preview_timeout(job)
-            snapshot = await watcher.next_change(job.pk, snapshot.version, remaining)
+        done = await watcher.until_ended(snapshot, settings.PREVIEW_WAIT_SECONDS)
     finally:
         release_soon(slot)
-    return await in_thread(_preview_ready)(snapshot.job, queue, request)
+    if done is not None and done.state not in FINAL_STATES:
+        return _preview_timeout(job)
+    return await in_thread(_preview_ready)(done, queue, site(request))
 
 
-def _preview_ready(done, queue: dict, request) -> Response:
+def _preview_ready(done, queue: dict, site: str) -> Response:
     if done is None:
         raise errors.not_found("The preview was deleted")
     if done.state == JobState.CANCELLED:
@@ -177,32 +142,29 @@ def _preview_ready(done, queue: dict, request) -> Response:
     if done.state != JobState.COMPLETED:
         raise errors.ApiError(done.error_message or "Preview generation failed", 500)
     return Response(
-        {
-            "success": True,
-            "preview_id": str(done.pk),
-            "image_url": storage.url(done.preview_image, request),
-            "prompt": done.prompt,
-            "message": "Preview image generated successfully",
-            "queue": {
-                "position": queue["position"],
-                "previews_ahead": queue["jobs_ahead"],
-                "estimated_wait_seconds": queue["estimated_wait_seconds"],
-                "estimated_total_seconds": queue["estimated_total_seconds"],
-                "queue_length": queue["queue_length"],
-                "currently_generating": queue["currently_processing"],
-            },
-        }
+        outputs.PreviewReady.render(
+            {
+                "success": True,
+                "preview_id": done.pk,
+                "image_url": storage.url(done.preview_image, site),
+                "prompt": done.prompt,
+                "message": "Preview image generated successfully",
+                "queue": queue,
+            }
+        )
     )
 
 
 def _preview_timeout(job) -> Response:
     return Response(
-        {
-            "error": "The preview is taking longer than expected. It will still be finished: "
-            f"check /status/{job.pk}.",
-            "preview_id": str(job.pk),
-            "status_url": f"/status/{job.pk}",
-        },
+        outputs.PreviewTimeout.render(
+            {
+                "error": "The preview is taking longer than expected. It will still be finished: "
+                f"check /status/{job.pk}.",
+                "preview_id": job.pk,
+                "status_url": f"/status/{job.pk}",
+            }
+        ),
         status=503,
         headers={"Retry-After": str(PREVIEW_RETRY_AFTER_SECONDS)},
     )
@@ -217,10 +179,8 @@ def _preview_timeout(job) -> Response:
 @api_view(["POST"])
 @submit_endpoint
 def text_to_3d(request):
-    form = PromptInput(data=request.data)
-    form.is_valid(raise_exception=True)
-    user = _owner(request, form.validated_data.get("user_id"))
-    job = create_job_or_503(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=form.validated_data["prompt"])
+    data, user = _submission(request, PromptInput)
+    job = create_job_or_503(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
     return _submitted(job)
 
 
@@ -245,17 +205,17 @@ def text_to_3d(request):
 @api_view(["POST"])
 @submit_endpoint
 def image_to_3d(request):
-    form = ImageTo3DInput(data=request.data)
-    form.is_valid(raise_exception=True)
-    user = _owner(request, form.validated_data.get("user_id"))
-    image_url = form.validated_data.get("image_url")
+    data, user = _submission(request, ImageTo3DInput)
+    image_url = data.get("image_url")
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")
         return _submitted(create_job_or_503(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url))
     name = save_uploaded_image(request, "image_file")
     try:
-        job = create_job_or_503(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=storage.url(name, request))
+        job = create_job_or_503(
+            request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=storage.url(name, site(request))
+        )
     except errors.ApiError:
         storage.delete(name)  # no job, no orphan file
         raise
@@ -265,7 +225,7 @@ def image_to_3d(request):
 @extend_schema(
     summary="A job's status",
     parameters=[openapi.JOB_ID],
-    responses={200: openapi.GenerationJob, 404: openapi.NOT_FOUND},
+    responses={200: outputs.GenerationJob, 404: openapi.NOT_FOUND},
     auth=[],
     **TAG,
 )
@@ -275,7 +235,7 @@ def status(request, job_id):
     job = watcher.job(job_id)
     if job is None:
         raise errors.not_found()
-    return Response(_status_body(job, request))
+    return Response(_status_body(job, site(request)))
 
 
 @extend_schema(
@@ -285,7 +245,7 @@ def status(request, job_id):
     parameters=[openapi.JOB_ID],
     request=None,
     responses={
-        200: openapi.JobCancelled,
+        200: outputs.JobCancelled,
         401: openapi.error("The token sent is invalid or expired."),
         403: openapi.error("The job has another owner."),
         404: openapi.NOT_FOUND,
@@ -303,21 +263,23 @@ def cancel(request, job_id):
         ended = selectors.get_job(job.pk)
         state = ended.state if ended is not None else "deleted"
         raise errors.conflict(f"Job has already finished ({state}) and cannot be cancelled") from None
-    return Response({"job_id": str(job.pk), "status": JobState.CANCELLED.value, "message": CANCEL_MESSAGE})
+    return Response(
+        outputs.JobCancelled.render({"job_id": job.pk, "status": JobState.CANCELLED, "message": CANCEL_MESSAGE})
+    )
 
 
-@extend_schema(**openapi.QUEUE_INFO, responses={200: openapi.QueueInfo}, auth=[], **TAG)
+@extend_schema(**openapi.QUEUE_INFO, responses={200: outputs.QueueInfo}, auth=[], **TAG)
 @api_view(["GET"])
 @authentication_classes([])
 def queue_info(request):
-    return Response(watcher.queue_info())
+    return Response(outputs.QueueInfo.render(watcher.queue_info()))
 
 
-@extend_schema(summary="Liveness", responses={200: openapi.Health}, auth=[], **TAG)
+@extend_schema(summary="Liveness", responses={200: outputs.Health}, auth=[], **TAG)
 @api_view(["GET"])
 @authentication_classes([])
 def health_check(request):
-    return Response({"status": "ok"})
+    return Response(outputs.Health.render({"status": "ok"}))
 
 
 @extend_schema(
@@ -325,8 +287,8 @@ def health_check(request):
     description="Database, broker and storage, and how many GPU workers consume the GPU queue "
     "(reported, not required: jobs wait for them).",
     responses={
-        200: openapi.Readiness,
-        503: OpenApiResponse(openapi.Readiness, description="A dependency is down."),
+        200: outputs.Readiness,
+        503: OpenApiResponse(outputs.Readiness, description="A dependency is down."),
     },
     auth=[],
     **TAG,
@@ -335,7 +297,7 @@ def health_check(request):
 @authentication_classes([])
 def readiness(request):
     report = health.readiness()
-    return Response(report, status=200 if report["status"] == "ok" else 503)
+    return Response(outputs.Readiness.render(report), status=200 if report["status"] == "ok" else 503)
 
 
 @extend_schema(
@@ -354,52 +316,21 @@ def readiness(request):
 )
 @async_api_view(["GET"])
 @authentication_classes([])
-@renderer_classes([renderers.JSONRenderer, EventStreamRenderer])
+@renderer_classes([renderers.JSONRenderer, events.EventStreamRenderer])
 async def stream(request, job_id):
     job = await in_thread(watcher.job)(job_id)
     if job is None:
         return errors.json_response("Job not found", 404)
     slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
+    status_body = in_thread(functools.partial(_status_body, site=site(request)))
     response = StreamingHttpResponse(
-        _job_events(request, watcher.snapshot(job), slot), content_type="text/event-stream; charset=utf-8"
+        events.job_events(watcher.snapshot(job), status_body, on_close=lambda: release_soon(slot)),
+        content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response
 
 
-async def _job_events(request, snapshot, slot):
-    """The events of one stream, until the job ends or the client goes away (the server then
-    cancels this coroutine, which ends its wait at once)."""
-    job_id = snapshot.job.pk
-    # The first comment comes at a random point of the first interval, so that streams opened
-    # together do not all fall due together ever after.
-    keepalive = random.uniform(0.5, 1.0) * STREAM_KEEPALIVE_SECONDS
-    try:
-        while True:
-            if snapshot.job is None:
-                yield _event({"error": "Job not found"}, name="error")
-                return
-            body = await in_thread(_status_body)(snapshot.job, request)
-            yield _event(body)
-            if snapshot.job.state in FINAL_STATES:
-                yield _event(body, name="end")
-                return
-            seen = snapshot.version
-            while snapshot.version == seen:
-                snapshot = await watcher.next_change(job_id, seen, keepalive)
-                if snapshot.version == seen:
-                    yield ": keepalive\n\n"
-                    keepalive = STREAM_KEEPALIVE_SECONDS
-    finally:
-        release_soon(slot)
-
-
-def _status_body(job, request) -> dict:
-    return serializers.generation_status(job, watcher.queue(job), request)
-
-
-def _event(body: dict, name: str | None = None) -> str:
-    """One event; unnamed ones reach EventSource's ``onmessage``."""
-    head = f"event: {name}\n" if name else ""
-    return f"{head}data: {json.dumps(body)}\n\n"
+def _status_body(job, site: str) -> dict:
+    return outputs.GenerationJob.render(job, site=site, queue=watcher.queue(job))

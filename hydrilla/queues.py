@@ -1,0 +1,52 @@
+"""The queues of the Celery task farm and the names of its tasks, without Django or Celery: read
+by the settings (Celery's options), by the services that publish, by the workers, and by
+``scripts/serve.sh``.
+
+One queue per kind of work, each consumed by its own kind of worker, so that a GPU only ever runs
+model calls and a cheap preview never waits behind a long 3D job. A job's stages and the queue of
+each are in ``jobs.stages``; every stage is one task, named after it (``stage_task``).
+
+    python -m hydrilla.queues gpu     # the -Q list of a kind of worker (scripts/serve.sh)
+"""
+
+import sys
+from enum import StrEnum
+
+
+class CeleryQueue(StrEnum):
+    GPU = "gpu"  # model calls of 3D jobs (text-to-image, image-to-3D), on workers that own a GPU
+    PREVIEW = "preview"  # text-to-image previews, whole, on workers of their own
+    CPU = "cpu"  # fetching, cutting out, finishing, exporting, uploading, remeshing: no model loaded
+    DEFAULT = "default"  # housekeeping
+
+
+# The queues each kind of worker consumes (scripts/serve.sh asks; tests hold compose.yaml to it).
+WORKER_QUEUES = {
+    "gpu": (CeleryQueue.GPU,),
+    "preview": (CeleryQueue.PREVIEW, CeleryQueue.DEFAULT),
+    "cpu": (CeleryQueue.CPU,),
+}
+# Queues whose messages carry a priority: a job already running goes before one still waiting, so
+# a job that comes back for its next stage does not queue again behind every job that arrived
+# after it.
+PRIORITY_QUEUES = (CeleryQueue.GPU, CeleryQueue.CPU)
+RUNNING, WAITING = "running", "waiting"
+
+# Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
+DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
+
+
+def stage_task(stage: str) -> str:
+    """The name of the task that runs ``stage`` of a job: a contract between the web service and
+    the workers, which send and implement it by name with one argument, the job id as a string."""
+    return f"generation.{stage}"
+
+
+def message_priority(job_is: str) -> int:
+    """The priority of a stage's message for a job that is RUNNING or WAITING: higher goes first,
+    on RabbitMQ (``x-max-priority``) and on kombu's Redis transport (``priority_steps``) alike."""
+    return 1 if job_is == RUNNING else 0
+
+
+if __name__ == "__main__":
+    print(",".join(WORKER_QUEUES[sys.argv[1]]))
