@@ -523,7 +523,7 @@ def _cancelled(now) -> dict:
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
-        "error_code": "CANCELLED",
+        "error_code": errors.CANCELLED,
         "error_message": "Job was cancelled",
         "heartbeat_at": None,
         "finished_at": now,
