@@ -43,29 +43,21 @@ from generation.pipelines import (  # noqa: E402
     BACKENDS,
     DEFAULT_FACE_COUNT,
     TextToImagePipeline,
-    cut_out,
-    finish_mesh,
     load_backend,
     select_device,
     select_dtype,
+    sequence,
 )
-from generation.pipelines import mesh as mesh_module  # noqa: E402
 from generation.pipelines.image_to_3d.shap_e import mesh_from_decoder  # noqa: E402
+from generation.tiny_models import FOLDERS as TINY_FOLDERS  # noqa: E402
 
-STAGES = ("text_to_image", "cut_out", "image_to_3d", "post_processing", "glb_export", "upload")
+STAGES = ("text_to_image", "cut_out", "image_to_3d", "post_processing", "export", "upload")
 TARGET_RATIO = 1.10  # end-to-end time over the bare libraries' time
 TARGET_SHAP_E_JOB_SECONDS = 3.0  # a Shap-E 3D job from RUN to DONE
 TARGET_PREVIEW_SECONDS = 0.3  # a preview request until its image is stored
 PROMPT = "a red toy car"
 SEED = 7
 
-# Weight-free backends have a null model; the others a tiny model folder (tiny_models' names).
-TINY_FOLDERS = {
-    "text-to-image": "text-to-image",
-    "shap-e": "shap-e-img2img",
-    "hunyuan3d": "hunyuan3d",
-    "silhouette": None,
-}
 # Small enough for a CPU to run the whole benchmark in seconds.
 TINY_OPTIONS = {
     "text-to-image": {"steps": 2, "size": 64},
@@ -223,11 +215,10 @@ def _hy3dgen_importable() -> bool:
 def _models(directory: Path, roles: list[str], tiny: bool, device: torch.device) -> dict[str, Path | None]:
     """Each role's model folder (None for weight-free backends), built unless ``directory`` has it."""
     from benchmarks.real_size import BUILDERS
-    from generation.tiny_models import build_tiny_models
+    from generation.tiny_models import ensure_tiny_models
 
     if tiny:  # one build makes every tiny model
-        folder = directory / "tiny"
-        _build_once(folder, build_tiny_models)
+        folder = ensure_tiny_models(directory / "tiny")
         return {role: folder / TINY_FOLDERS[role] if TINY_FOLDERS[role] else None for role in roles}
     folders = {}
     for role in roles:
@@ -241,7 +232,7 @@ def _models(directory: Path, roles: list[str], tiny: bool, device: torch.device)
 
 
 def _build_once(folder: Path, build) -> None:
-    """``build(folder)`` unless a finished build is there; a build that died halfway is redone."""
+    """``build(folder)`` unless a finished real-size build is there; one that died halfway is redone."""
     marker = folder.with_name(folder.name + ".complete")
     if marker.exists():
         return
@@ -321,44 +312,58 @@ def _targets(name: str, ratio: float | None, job_3d: float, preview: float) -> l
 
 
 class _Clock:
-    """Seconds and peak GPU memory of each stage of one job; GPU work is waited for at both ends."""
+    """Seconds and peak GPU memory of each stage of one job; GPU work is waited for at both ends.
+    Ours is timed as the runner reports it (``sequence.StepReporter``: ``step`` ends the running
+    stage and starts the next), the bare job by ``with clock.stage(name)``."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.seconds, self.peak_bytes = {}, {}
+        self._running: tuple[str, float] | None = None
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        started = _synchronised(self.device)
+        self._start(name)
         yield
+        self.stop()
+
+    def step(self, name: str, start: int, end: int, message: str) -> None:
+        self.stop()
+        self._start(name)
+
+    def on_step(self, done: int, total: int) -> None:
+        pass  # the runner's reporter writes progress to the database here: no database in this run
+
+    def stop(self) -> None:
+        if self._running is None:
+            return
+        name, started = self._running
         self.seconds[name] = self.seconds.get(name, 0.0) + _synchronised(self.device) - started
         if self.device.type == "cuda":
             self.peak_bytes[name] = max(self.peak_bytes.get(name, 0), torch.cuda.max_memory_allocated(self.device))
+        self._running = None
+
+    def _start(self, name: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._running = (name, _synchronised(self.device))
 
 
 def _our_job(text_to_image, backend, photo, storage) -> dict:
-    """What the worker's runner does for a text-to-3D job, less its database writes."""
+    """A text-to-3D job through the stages' own work (``generation.pipelines.sequence``, which the
+    worker's runner calls), less its database writes and the handoffs between stages."""
     clock = _Clock(text_to_image.device)
-    steps = []  # stands in for the progress reporter, which also writes to the database
-    with clock.stage("text_to_image"):
-        preview = text_to_image(PROMPT, seed=SEED, on_step=lambda done, total: steps.append(done))
-    with clock.stage("cut_out"):
-        cutout = cut_out(photo)
-    with clock.stage("image_to_3d"):
-        mesh = backend(cutout, seed=SEED, on_step=lambda done, total: steps.append(done))
-    with clock.stage("post_processing"), _time_glb_writing() as glb_seconds:
-        glb = finish_mesh(mesh, face_count=DEFAULT_FACE_COUNT)
-    # finish_mesh writes and checks the GLB itself: that part is the export stage.
-    clock.seconds["post_processing"] -= glb_seconds[0]
-    clock.seconds["glb_export"] = glb_seconds[0]
-    clock.peak_bytes["glb_export"] = clock.peak_bytes.get("post_processing")
-    with clock.stage("preview_upload"):
-        storage.save("preview.png", _png(preview))
-    with clock.stage("upload"):
-        storage.save("processed.png", _png(cutout))
-        storage.save("model.glb", glb)
+    preview = sequence.prompt_image(text_to_image, PROMPT, SEED, clock, until=30)
+    clock.step("preview_upload", 30, 30, "")
+    storage.save("preview.png", sequence.png(preview))
+    # From a drawn object: a random text-to-image model paints nothing to cut out.
+    cutout = sequence.object_cut_out(photo, clock, at=30)
+    mesh = sequence.raw_mesh(backend, cutout, SEED, clock, span=(35, 85))
+    _source, glb = sequence.finished_model(mesh, cutout, sequence.Finish(face_count=DEFAULT_FACE_COUNT), clock)
+    clock.step("upload", 95, 99, "")
+    storage.save("processed.png", sequence.png(cutout))
+    storage.save("model.glb", glb)
+    clock.stop()
     clock.seconds["upload"] += clock.seconds["preview_upload"]
     faces = len(trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh").faces)
     return {"seconds": clock.seconds, "peak_bytes": clock.peak_bytes, "faces": faces}
@@ -379,7 +384,7 @@ def _bare_job(text_to_image, backend, bare_image_to_3d, photo, storage) -> dict:
         )
     with clock.stage("image_to_3d"):
         mesh = bare_image_to_3d(backend, photo)
-    with clock.stage("glb_export"):
+    with clock.stage("export"):
         glb = mesh.export(file_type="glb")
     with clock.stage("upload"):
         storage.save("model.glb", glb)
@@ -414,32 +419,6 @@ def _bare_hunyuan3d(backend, photo) -> trimesh.Trimesh:
 
 # Backends with no library call of their own (silhouette is our code) have no bare counterpart.
 BARE_IMAGE_TO_3D = {"shap-e": _bare_shap_e, "hunyuan3d": _bare_hunyuan3d}
-
-
-@contextlib.contextmanager
-def _time_glb_writing():
-    """Add up the time finish_mesh spends in its export step, writing and reading back the GLB
-    (yields a 1-list)."""
-    spent = [0.0]
-    originals = {(mesh_module, "export_glb"): mesh_module.export_glb}
-
-    def timed(function):
-        def run(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - started
-
-        return run
-
-    for (owner, name), function in originals.items():
-        setattr(owner, name, timed(function))
-    try:
-        yield spent
-    finally:
-        for (owner, name), function in originals.items():
-            setattr(owner, name, function)
 
 
 def _preview_batch(text_to_image, size: int) -> dict:
@@ -511,12 +490,6 @@ def _object_photo(side: int) -> PIL.Image.Image:
     photo = PIL.Image.new("RGB", (side, side), (245, 245, 245))
     PIL.ImageDraw.Draw(photo).ellipse((side // 5, side // 4, 4 * side // 5, 3 * side // 4), fill=(200, 30, 30))
     return photo
-
-
-def _png(image: PIL.Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _synchronised(device: torch.device) -> float:

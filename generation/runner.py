@@ -23,11 +23,9 @@ from generation.pipelines import (
     JobCancelled,
     OutOfGPUMemory,
     classify,
-    cut_out,
-    finish_mesh,
     load_source_mesh,
-    prepare_mesh,
     save_source_mesh,
+    sequence,
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
@@ -110,8 +108,7 @@ def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The input image, fetched or read and checked, and cut out (CPU)."""
     if job.kind == JobKind.TEXT_TO_3D:
         reporter.step("input", 30, 30, "Reading the preview image…")
-        image = _image(storage.read(job.preview_image))
-        cut_at = 30
+        image, cut_at = _image(storage.read(job.preview_image)), 30
     else:
         reporter.step("input", 0, 5, "Downloading image…")
         if job.input_image:
@@ -119,9 +116,8 @@ def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
         else:
             data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
         image, cut_at = _image(data), 5
-    reporter.step("cut_out", cut_at, cut_at + 5, "Removing background…")
-    foreground = cut_out(image)
-    return {"processed_image": _store(job, "processed.png", _png(foreground), stored)}
+    foreground = sequence.object_cut_out(image, reporter, at=cut_at)
+    return {"processed_image": _store(job, "processed.png", sequence.png(foreground), stored)}
 
 
 def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
@@ -137,11 +133,14 @@ def _preview(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
 def _prompt_image(job: Job, reporter: ProgressReporter, stored: list[str], *, model_until: int, storing) -> dict:
     """The model call up to ``model_until`` percent, then the step (name, end, message) that
     stores its image."""
-    reporter.step("text_to_image", 0, model_until, "Generating preview image…")
-    image = _model_call(lambda: registry.text_to_image_pipeline()(job.prompt, seed=job.seed, on_step=reporter.on_step))
+    image = _model_call(
+        lambda: sequence.prompt_image(
+            registry.text_to_image_pipeline(), job.prompt, job.seed, reporter, until=model_until
+        )
+    )
     step, end, message = storing
     reporter.step(step, model_until, end, message)
-    return {"preview_image": _store(job, "preview.png", _png(image), stored)}
+    return {"preview_image": _store(job, "preview.png", sequence.png(image), stored)}
 
 
 def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
@@ -149,18 +148,19 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     start, end = IMAGE_TO_3D_PERCENT[job.kind]
     reporter.step("handoff", start, start, "Generating 3D mesh…")
     foreground = _image(storage.read(job.processed_image))
-    reporter.step("image_to_3d", start, end, "Generating 3D mesh…")
-    mesh = _model_call(lambda: registry.image_to_3d_pipeline()(foreground, seed=job.seed, on_step=reporter.on_step))
+    mesh = _model_call(
+        lambda: sequence.raw_mesh(registry.image_to_3d_pipeline(), foreground, job.seed, reporter, span=(start, end))
+    )
     reporter.step("handoff", end, end, "Optimizing mesh…")
     return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
 
 
 def _finish(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The job's model from the raw mesh: the kept full-resolution mesh and the GLB (CPU)."""
-    reporter.step("post_processing", 85, 95, "Optimizing mesh…")
+    reporter.step("input", 85, 85, "Optimizing mesh…")
     photo = _image(storage.read(job.processed_image))
-    source = prepare_mesh(load_source_mesh(storage.read(job.raw_mesh)), photo=photo)
-    glb = _finished_model(job, source)
+    raw = load_source_mesh(storage.read(job.raw_mesh))
+    source, glb = sequence.finished_model(raw, photo, _finish_options(job), reporter)
     reporter.step("upload", 95, 99, "Uploading…")
     source_name = _store(job, "source.ply", save_source_mesh(source), stored)
     return {"source_mesh": source_name, "result_glb": _store(job, "model.glb", glb, stored)}
@@ -170,8 +170,7 @@ def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """Finish the stored full-resolution mesh again: no model runs, on a CPU worker."""
     reporter.step("input", 0, 10, "Reading the full-resolution mesh…")
     source = load_source_mesh(storage.read(job.source_mesh))
-    reporter.step("post_processing", 10, 95, "Remeshing…")
-    glb = _finished_model(job, source)
+    glb = sequence.finished_glb(source, _finish_options(job), reporter, start=10)
     reporter.step("upload", 95, 99, "Uploading…")
     return {"result_glb": _store(job, "model.glb", glb, stored)}
 
@@ -186,9 +185,8 @@ STAGES = {
 }
 
 
-def _finished_model(job: Job, source) -> bytes:
-    return finish_mesh(
-        source,
+def _finish_options(job: Job) -> sequence.Finish:
+    return sequence.Finish(
         face_count=job.face_count or settings.DEFAULT_FACE_COUNT,
         generate_type=job.generate_type or GenerateType.NORMAL,
         enable_pbr=job.enable_pbr,
@@ -221,9 +219,3 @@ def _image(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

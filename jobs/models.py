@@ -46,7 +46,7 @@ ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
 # The steps of ``Job.step_seconds``, in the order a job goes through them, and those of them
 # that are model calls (the GPU's share of a job); "handoff" is the storage work a GPU stage does
 # to take its input from the stage before it and pass its output on.
-STEPS = ("input", "text_to_image", "cut_out", "handoff", "image_to_3d", "post_processing", "upload")
+STEPS = ("input", "text_to_image", "cut_out", "handoff", "image_to_3d", "post_processing", "export", "upload")
 MODEL_STEPS = ("text_to_image", "image_to_3d")
 FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 

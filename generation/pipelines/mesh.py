@@ -194,6 +194,16 @@ def finish_mesh(
     ``texture_size`` square base-colour texture over a UV atlas; a mesh without colours comes out
     grey and untextured.
     """
+    finishing, max_faces = finishing_steps(
+        face_count=face_count, generate_type=generate_type, enable_pbr=enable_pbr, texture_size=texture_size
+    )
+    return export_glb(post_processed(mesh, finishing), max_faces)
+
+
+def finishing_steps(
+    *, face_count: int | None, generate_type: str, enable_pbr: bool, texture_size: int
+) -> tuple[list[MeshStep], int]:
+    """The post-processing steps of ``finish_mesh`` and the most faces its GLB may have."""
     if generate_type not in GENERATE_TYPES:
         raise ValueError(f"Unknown generate_type {generate_type!r}; use one of {GENERATE_TYPES}")
     max_faces = face_count or DEFAULT_FACE_COUNT
@@ -205,7 +215,7 @@ def finish_mesh(
         FaceReducer(max_faces),
         Texturer(generate_type=generate_type, enable_pbr=enable_pbr, texture_size=texture_size),
     ]
-    return export_glb(post_processed(mesh, steps), max_faces)
+    return steps, max_faces
 
 
 def _is_coloured(mesh: trimesh.Trimesh) -> bool:

@@ -74,7 +74,7 @@ def test_one_out_of_memory_frees_the_cache_and_the_stage_succeeds_on_its_second_
     assert released == [registry.device()]
     assert progress_written == sorted(progress_written)  # the retried stage never went back
     # Both tries of the model call count towards its step's time.
-    assert set(job.step_seconds) == {"input", "cut_out", "handoff", "image_to_3d", "post_processing", "upload"}
+    assert set(job.step_seconds) == {"input", "cut_out", "handoff", "image_to_3d", "post_processing", "export", "upload"}
     assert job.step_seconds["image_to_3d"] >= 2 * PAST_THE_WRITE_INTERVAL
 
 

@@ -152,7 +152,7 @@ def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     assert Image.open(io.BytesIO(storage.read(job.preview_image))).size[0] > 0
     assert job.started_at and job.finished_at and job.elapsed_seconds > 0
     assert job.worker.startswith("test-")
-    assert set(job.step_seconds) == {"text_to_image", "handoff", "input", "cut_out", "image_to_3d", "post_processing", "upload"}
+    assert set(job.step_seconds) == {"text_to_image", "handoff", "input", "cut_out", "image_to_3d", "post_processing", "export", "upload"}
     assert all(seconds > 0 for seconds in job.step_seconds.values())
     # Each stage on the queue it belongs to, in order; the raw mesh between them is gone.
     assert [run["stage"] for run in job.stage_runs] == ["text_to_image", "prepare", "image_to_3d", "finish"]
