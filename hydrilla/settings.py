@@ -131,12 +131,10 @@ STORAGES = {
 SERVE_MEDIA = not S3_BUCKET
 
 # --- Web tier: server, cache, limits ----------------------------------------------------------
-# Read by scripts/serve.sh (the web server's command line) and hydrilla/server.py.
-WEB_PROCESSES = env.int("WEB_PROCESSES", default=2)
+# The server's processes and keep-alive are its command line's (scripts/serve.sh: WEB_PROCESSES,
+# KEEP_ALIVE_SECONDS); what the processes themselves read is here.
 # Threads per process for synchronous views; waiting requests (streams, previews) hold none.
 WEB_THREADS = env.int("WEB_THREADS", default=32)
-# Longer than any client's poll cadence (the spec's frontend polls every 2 s).
-KEEP_ALIVE_SECONDS = env.int("KEEP_ALIVE_SECONDS", default=75)
 # A request whose line and headers have not all arrived by then is answered 408 and closed.
 REQUEST_HEADER_TIMEOUT_SECONDS = env.float("REQUEST_HEADER_TIMEOUT_SECONDS", default=10.0)
 # Request line plus headers; larger is a 431 (a 414 for the line alone).
