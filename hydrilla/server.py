@@ -7,11 +7,15 @@ both, answers them, and any malformed request, with the spec's JSON error instea
 """
 
 import json
+import os
 from http import HTTPStatus
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
+
+# gunicorn loads this worker class before the application, whose module says the same.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydrilla.settings")
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -120,4 +124,6 @@ class Worker(UvicornWorker):
         # The client address is the socket's; X-Forwarded-For is read by DRF, from trusted proxies
         # only (TRUSTED_PROXY_COUNT), so no local process can claim another address.
         "proxy_headers": False,
+        # Here rather than gunicorn's --keep-alive: the setting has one reader.
+        "timeout_keep_alive": settings.KEEP_ALIVE_SECONDS,
     }

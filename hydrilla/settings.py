@@ -131,10 +131,12 @@ STORAGES = {
 SERVE_MEDIA = not S3_BUCKET
 
 # --- Web tier: server, cache, limits ----------------------------------------------------------
-# The server's processes and keep-alive are its command line's (scripts/serve.sh: WEB_PROCESSES,
-# KEEP_ALIVE_SECONDS); what the processes themselves read is here.
+# How many server processes is the server's command line's (scripts/serve.sh: WEB_PROCESSES).
 # Threads per process for synchronous views; waiting requests (streams, previews) hold none.
 WEB_THREADS = env.int("WEB_THREADS", default=32)
+# Longer than any client's poll cadence (the spec's frontend polls every 2 s); hydrilla.server
+# gives it to each server process.
+KEEP_ALIVE_SECONDS = env.int("KEEP_ALIVE_SECONDS", default=75)
 # A request whose line and headers have not all arrived by then is answered 408 and closed.
 REQUEST_HEADER_TIMEOUT_SECONDS = env.float("REQUEST_HEADER_TIMEOUT_SECONDS", default=10.0)
 # Request line plus headers; larger is a 431 (a 414 for the line alone).

@@ -38,7 +38,7 @@ web() {
   exec $BIN/gunicorn hydrilla.asgi:application \
     --bind "${HOST:-127.0.0.1}:$PORT" --backlog 4096 \
     --worker-class hydrilla.server.Worker --workers "${WEB_PROCESSES:-2}" \
-    --keep-alive "${KEEP_ALIVE_SECONDS:-75}" --timeout 120 --graceful-timeout 20 \
+    --timeout 120 --graceful-timeout 20 \
     --access-logfile "${ACCESS_LOG:--}"
 }
 if [ "${1:-}" = web ]; then
