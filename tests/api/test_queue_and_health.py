@@ -6,7 +6,6 @@ import pytest
 from celery import Celery
 from django.conf import settings
 
-import celery_app
 from jobs import health
 from jobs.models import JobKind, JobState
 from tests.api.helpers import assert_matches_schema
@@ -62,7 +61,7 @@ def refused_port():
 @pytest.mark.django_db
 def test_readiness_is_a_503_naming_the_broker_when_it_is_down(api_client, monkeypatch, refused_port):
     outage = Celery("hydrilla-readiness-outage", set_as_current=False)
-    outage.conf.update(celery_app.app.conf.table(with_defaults=False))
+    outage.config_from_object("django.conf:settings", namespace="CELERY")
     outage.conf.broker_url = outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{refused_port}//"
     monkeypatch.setattr(health, "celery", outage)
 

@@ -7,7 +7,6 @@ from celery import Celery
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-import celery_app
 from jobs import services, storage
 from jobs.models import Job, JobKind, JobState
 from tests.api.conftest import REAL_ENQUEUE
@@ -178,7 +177,7 @@ def broker_down(monkeypatch):
     placeholder = socket.socket()
     placeholder.bind(("127.0.0.1", 0))
     outage = Celery("hydrilla-api-broker-outage", set_as_current=False)
-    outage.conf.update(celery_app.app.conf.table(with_defaults=False))
+    outage.config_from_object("django.conf:settings", namespace="CELERY")
     outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{placeholder.getsockname()[1]}//"
     outage.conf.broker_url = outage.conf.broker_write_url
     monkeypatch.setattr(services, "enqueue", REAL_ENQUEUE)

@@ -238,7 +238,7 @@ class BrokerSwitch:
         self.monkeypatch = monkeypatch
         self.placeholder, port = closed_loopback_port()
         self.outage = Celery("hydrilla-broker-outage", set_as_current=False)
-        self.outage.conf.update(celery_app.app.conf.table(with_defaults=False))
+        self.outage.config_from_object("django.conf:settings", namespace="CELERY")
         self.outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{port}//"
 
     def down(self):
