@@ -13,7 +13,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from generation.database import drop_connection
 from generation.pipelines import GenerationError, JobCancelled
-from jobs import services
+from jobs.services import workers
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class ProgressReporter:
 
     def __init__(
         self,
-        lease: services.Lease,
+        lease: workers.Lease,
         *,
         time_limit_seconds: int,
         progress: int = 0,
@@ -80,7 +80,7 @@ class ProgressReporter:
         # again: the job's progress does not go back.
         self._highest = max(self._highest, progress)
         try:
-            still_ours = services.report_progress(self.lease, self._highest, self._message)
+            still_ours = workers.report_progress(self.lease, self._highest, self._message)
         except DatabaseError:
             # Progress is best effort: the run goes on, and the next write checks again.
             logger.warning("Progress of job %s not written: database unreachable", self.lease.job_id)
@@ -93,7 +93,7 @@ class ProgressReporter:
 class Heartbeat:
     """Marks the job alive from a side thread, also while a long step (a model load) blocks."""
 
-    def __init__(self, lease: services.Lease, interval: float):
+    def __init__(self, lease: workers.Lease, interval: float):
         self.lease, self.interval = lease, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{lease.job_id}", daemon=True)
@@ -111,7 +111,7 @@ class Heartbeat:
             while not self._stop.wait(self.interval):
                 close_old_connections()
                 try:
-                    if not services.beat(self.lease):
+                    if not workers.beat(self.lease):
                         return
                 except DatabaseError:
                     drop_connection()  # beat again next time: an outage must not silence a live job

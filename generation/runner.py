@@ -29,7 +29,8 @@ from generation.pipelines import (
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
-from jobs import remote_images, services, stages, storage
+from jobs import remote_images, stages, storage
+from jobs.services import workers
 from jobs.models import GenerateType, Job, JobKind, Stage
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
     ``generation.database``) rather than fail it; DatabaseUnreachable, when the database stays
     away, leaves it to be claimed again: before the claim, its message is its only record."""
     lease = patiently(
-        lambda: services.claim_stage(
+        lambda: workers.claim_stage(
             job_id, stage, worker=worker, process=processes.current(), holder_gone=processes.is_gone
         ),
         f"claiming job {job_id}",
@@ -72,9 +73,9 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
             results = STAGES[stage](job, reporter, stored)
         following = stages.after(job.kind, stage)
         if following is None:
-            ended = patiently(lambda: services.complete_job(lease, **results, **record()), f"completing job {job_id}")
+            ended = patiently(lambda: workers.complete_job(lease, **results, **record()), f"completing job {job_id}")
         else:
-            ended = patiently(lambda: services.hand_over(lease, following, **results, **record()), f"handing on job {job_id}")
+            ended = patiently(lambda: workers.hand_over(lease, following, **results, **record()), f"handing on job {job_id}")
         if not ended:
             raise JobCancelled()  # or taken over: then the write below matches nothing either
     except (DatabaseUnreachable, DatabaseError):
@@ -83,7 +84,7 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
         storage.delete(*stored)
         error = _failure(exc)
         state = patiently(
-            lambda: services.end_job_unsuccessfully(lease, code=error.code, message=error.message, **record()),
+            lambda: workers.end_job_unsuccessfully(lease, code=error.code, message=error.message, **record()),
             f"ending job {job_id}",
         )
         log = logger.info if isinstance(error, JobCancelled) else logger.exception

@@ -14,7 +14,7 @@ from django.db import DatabaseError, connection
 from hydrilla.queues import stage_task
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
-from jobs import services
+from jobs.services import shared, workers
 from jobs.models import Stage
 
 logger = logging.getLogger(__name__)
@@ -51,11 +51,11 @@ def sweep_for_stranded_jobs(**_):
 def _sweep_forever():
     while True:
         try:
-            for job in services.recover_orphaned_jobs():
+            for job in workers.recover_orphaned_jobs():
                 logger.warning("Queued the %s stage of job %s again: its worker stopped", job.stage, job.pk)
-            for job in services.republish_unconfirmed_jobs():
+            for job in workers.republish_unconfirmed_jobs():
                 logger.warning("Queued job %s again: its message was never confirmed", job.pk)
-        except services.QueueUnavailable:
+        except shared.QueueUnavailable:
             logger.warning("Broker unavailable; the sweep sends the waiting jobs' messages later")
         except DatabaseError as exc:
             logger.warning("Database unreachable; sweeping again later: %s", exc)

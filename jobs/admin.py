@@ -6,10 +6,12 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from jobs import services, storage
+from jobs import storage
+
+from jobs.services import clients, staff
 from jobs.models import JOB_API_STATUS, MODEL_STEPS, STEPS, Job
 from jobs.outputs import preview_url
-from jobs.services import StaffOutcome
+from jobs.services.staff import StaffOutcome
 
 # <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's
 # @google/model-viewer package: served with the admin's own static files, no CDN.
@@ -120,14 +122,14 @@ class JobAdmin(admin.ModelAdmin):
         return False  # jobs come through the API, which queues them
 
     def save_model(self, request, obj, form, change):
-        services.rename_job(obj, form.cleaned_data["name"])
+        clients.rename_job(obj, form.cleaned_data["name"])
 
     def delete_model(self, request, obj):
-        services.delete_job(obj)
+        clients.delete_job(obj)
 
     def delete_queryset(self, request, queryset):
         for job in queryset:
-            services.delete_job(job)
+            clients.delete_job(job)
 
     @admin.display(description="id", ordering="id")
     def short_id(self, job):
@@ -196,11 +198,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Requeue selected jobs (running ones only when stuck)")
     def requeue(self, request, queryset):
-        self._report(request, [services.requeue_by_staff(job) for job in queryset])
+        self._report(request, [staff.requeue_by_staff(job) for job in queryset])
 
     @admin.action(description="Cancel selected jobs")
     def cancel(self, request, queryset):
-        self._report(request, [services.cancel_by_staff(job) for job in queryset])
+        self._report(request, [staff.cancel_by_staff(job) for job in queryset])
 
     def _report(self, request, outcomes):
         level = messages.WARNING if NOT_DONE & set(outcomes) else messages.SUCCESS

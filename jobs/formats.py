@@ -1,7 +1,7 @@
 """A finished model's GLB in the other formats users download: OBJ, STL, PLY, 3MF and USDZ.
 
 Django-free and torch-free: the web service converts on the first download of a format (see
-``jobs.services.download``), so this module must never import torch. Conversions read the GLB
+``jobs.services.clients.download``), so this module must never import torch. Conversions read the GLB
 with trimesh; USDZ is written with Pixar's usd-core, an ARKit package (AR Quick Look).
 """
 

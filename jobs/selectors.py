@@ -222,7 +222,7 @@ def orphaned() -> Q:
 
 def unconfirmed() -> Q:
     """Jobs whose current stage waits for a worker without a message that the broker confirmed
-    (see ``services.enqueue``)."""
+    (see ``services.shared.enqueue``)."""
     return unheld() & Q(state__in=ACTIVE_STATES, queued_at__isnull=True)
 
 

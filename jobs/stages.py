@@ -3,7 +3,7 @@
 A 3D job is cut into stages so that each runs where it belongs: fetching and cutting out the input,
 and finishing, exporting and storing the mesh, on CPU workers; only the model calls on the GPU.
 Each stage is claimed by one worker under the job's attempt and, when done, hands the job to the
-next stage's queue (``jobs.services.hand_over``), through storage for the files in between.
+next stage's queue (``jobs.services.workers.hand_over``), through storage for the files in between.
 
 A job waits (``pending``, with its place in the queue) until its first model call begins: the
 ``prepare`` stage of an image-to-3D job runs while the job still waits for a GPU.

@@ -1,6 +1,8 @@
 """A job submitted through either API half, with the image it is to read."""
 
-from jobs import remote_images, services, storage
+from jobs import remote_images, storage
+
+from jobs.services import clients
 from jobs.models import Job
 
 
@@ -11,6 +13,6 @@ def submit(*, site: str, submitted_from: str, image_url: str | None = None, **fi
     input_image = storage.name_from_url(image_url, site) if image_url else None
     if image_url and not input_image:
         remote_images.resolve_public(image_url)
-    return services.create_job(
+    return clients.create_job(
         image_url=image_url, input_image=input_image or "", submitted_from=submitted_from, **fields
     )

@@ -3,9 +3,9 @@
 from celery import shared_task
 
 from hydrilla.queues import DELETE_UNUSED_UPLOADS
-from jobs import services
+from jobs.services import staff
 
 
 @shared_task(name=DELETE_UNUSED_UPLOADS)
 def delete_unused_uploads() -> None:
-    services.delete_unused_uploads()
+    staff.delete_unused_uploads()

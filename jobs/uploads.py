@@ -7,7 +7,9 @@ import warnings
 from django.conf import settings
 from PIL import Image, ImageOps
 
-from jobs import services, storage
+from jobs import storage
+
+from jobs.services import clients
 
 # Pillow names a JPEG that carries a Multi-Picture index (many cameras and phones write one) "MPO".
 ALLOWED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -82,5 +84,5 @@ def store(upload) -> str:
         raise UploadTooLarge()
     data, extension = clean_image(upload.read())
     name = storage.save("uploads", upload_filename(extension), data)
-    services.record_upload(name)
+    clients.record_upload(name)
     return name

@@ -8,7 +8,9 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from rest_framework.request import Request
 
-from jobs import errors, remote_images, selectors, services, submissions, throttles, uploads
+from jobs import errors, remote_images, selectors, submissions, throttles, uploads
+
+from jobs.services import clients, shared
 from jobs.models import Job
 
 CHANGING_ACTIONS = ("rename", "delete")
@@ -64,9 +66,9 @@ def create_job_or_503(request: Request, **fields) -> Job:
         return submissions.submit(site=site(request), submitted_from=throttles.client_address(request), **fields)
     except remote_images.RemoteImageError as exc:
         raise errors.bad_request(exc.message) from None
-    except services.QueueUnavailable:
+    except shared.QueueUnavailable:
         raise errors.service_unavailable() from None
-    except services.TooManyWaitingJobs as exc:
+    except clients.TooManyWaitingJobs as exc:
         raise throttles.TooMany("waiting jobs", exc.args[0]) from None
 
 

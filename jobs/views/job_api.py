@@ -11,7 +11,8 @@ from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
 from accounts import services as account_services
-from jobs import errors, formats, inputs, selectors, services, storage, throttles
+from jobs import errors, formats, inputs, selectors, storage, throttles
+from jobs.services import clients, shared
 from jobs.models import JobKind
 from jobs.openapi import (
     INVALID_TOKEN,
@@ -66,7 +67,7 @@ def generate(request):
         user=request.user,
         prompt=data.get("prompt"),
         image_url=data.get("imageUrl"),
-        options=services.JobOptions(
+        options=clients.JobOptions(
             generate_type=data["generateType"],
             face_count=data.get("faceCount"),
             enable_pbr=data["enablePBR"],
@@ -128,8 +129,8 @@ class Download(APIView):
         if name not in formats.FORMATS:
             raise errors.bad_request(f"Unknown format {name!r}; use one of {', '.join(formats.FORMATS)}")
         try:
-            data = storage.read(services.download(job, name))
-        except services.NoModel:
+            data = storage.read(clients.download(job, name))
+        except clients.NoModel:
             raise errors.conflict("This job has no finished model to download") from None
         except formats.ConversionFailed as exc:
             raise errors.ApiError(str(exc), 422) from None
@@ -171,19 +172,19 @@ def remesh(request, job_id):
     form = inputs.RemeshInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
-    options = services.JobOptions(
+    options = clients.JobOptions(
         generate_type=data.get("generateType", source.generate_type),
         face_count=data.get("faceCount", source.face_count),
         enable_pbr=data.get("enablePBR", source.enable_pbr),
         polygon_type=data.get("polygonType", source.polygon_type),
     )
     try:
-        job = services.remesh_job(source, options)
-    except services.NoModel:
+        job = clients.remesh_job(source, options)
+    except clients.NoModel:
         raise errors.conflict("This job has no full-resolution mesh to remesh") from None
-    except services.QueueUnavailable:
+    except shared.QueueUnavailable:
         raise errors.service_unavailable() from None
-    except services.TooManyWaitingJobs as exc:
+    except clients.TooManyWaitingJobs as exc:
         raise throttles.TooMany("waiting jobs", exc.args[0]) from None
     return Response(JobCreated.render(job))
 
@@ -219,7 +220,7 @@ def rename(request, job_id):
     job = job_for(request, job_id, action="rename")
     form = inputs.RenameInput(data=request.data)
     form.is_valid(raise_exception=True)
-    services.rename_job(job, form.validated_data["name"])
+    clients.rename_job(job, form.validated_data["name"])
     watcher.forget(job.pk)
     return Response(Done.render({"success": True, "message": "Job name updated"}))
 
@@ -236,7 +237,7 @@ def rename(request, job_id):
 @permission_classes([IsAuthenticated])
 def delete(request, job_id):
     job = job_for(request, job_id, action="delete")
-    services.delete_job(job)
+    clients.delete_job(job)
     watcher.forget(job.pk)
     return Response(Done.render({"success": True, "message": "Job deleted"}))
 
@@ -261,13 +262,13 @@ def register_job(request):
     form.is_valid(raise_exception=True)
     data = form.validated_data
     try:
-        job = services.register_job(
+        job = clients.register_job(
             job_id=data["job_id"],
             user=request.user,
             prompt=data.get("prompt"),
             preview_image_url=data["previewImageUrl"],
         )
-    except services.RegistrationRefused:
+    except clients.RegistrationRefused:
         raise errors.forbidden("You don't have permission to modify this job") from None
     watcher.forget(job.pk)
     return Response(JobRegistered.render({"success": True, "job_id": job.pk}))

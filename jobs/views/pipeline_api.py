@@ -27,7 +27,9 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from jobs import errors, events, health, openapi, outputs, selectors, services, storage, throttles
+from jobs import errors, events, health, openapi, outputs, selectors, storage, throttles
+
+from jobs.services import clients
 from jobs.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.models import FINAL_STATES, JobKind, JobState
 from jobs.views.common import create_job_or_503, in_thread, job_for, release_soon, save_uploaded_image, site
@@ -257,9 +259,9 @@ def status(request, job_id):
 def cancel(request, job_id):
     job = job_for(request, job_id, action="cancel")
     try:
-        services.request_cancel(job)
+        clients.request_cancel(job)
         watcher.forget(job.pk)
-    except services.JobNotCancellable:
+    except clients.JobNotCancellable:
         ended = selectors.get_job(job.pk)
         state = ended.state if ended is not None else "deleted"
         raise errors.conflict(f"Job has already finished ({state}) and cannot be cancelled") from None

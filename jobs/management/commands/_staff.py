@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs import selectors
 from jobs.models import JOB_API_STATUS
-from jobs.services import StaffOutcome
+from jobs.services.staff import StaffOutcome
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from jobs import services
+from jobs.services import staff
 from jobs.management.commands._staff import StaffJobsCommand
 from jobs.models import ACTIVE_STATES
 
@@ -14,4 +14,4 @@ class Command(StaffJobsCommand):
         super().handle(*args, status=status, **options)
 
     def act(self, job, *, dry_run, options):
-        return services.cancel_by_staff(job, dry_run=dry_run)
+        return staff.cancel_by_staff(job, dry_run=dry_run)

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from jobs import services
+from jobs.services import staff
 from jobs.management.commands._staff import StaffJobsCommand, duration
 
 
@@ -30,4 +30,4 @@ class Command(StaffJobsCommand):
         return {"stuck": True, "stuck_after": options["stuck_after"]} if options["stuck"] else {}
 
     def act(self, job, *, dry_run, options):
-        return services.requeue_by_staff(job, stuck_after=options["stuck_after"], dry_run=dry_run)
+        return staff.requeue_by_staff(job, stuck_after=options["stuck_after"], dry_run=dry_run)

@@ -1,0 +1,64 @@
+"""What the services of every caller share: sending a job's current stage to its queue, and the
+fields of a cancelled job."""
+
+import logging
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from celery_app import app as celery
+from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
+from jobs import errors, stages
+from jobs.models import Job, JobState
+
+logger = logging.getLogger(__name__)
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the job; the job was withdrawn."""
+
+
+def enqueue(job: Job) -> None:
+    """Send the message of the job's current stage to that stage's queue and, once the broker has
+    confirmed it, record so on the job (``queued_at``): a stage that no worker holds and that has
+    no such mark gets its message from the sweep, as does an orphaned one (``recover_orphaned_jobs``). A running job's stage goes before the stages of
+    jobs still waiting (``hydrilla.queues.message_priority``)."""
+    job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
+    try:
+        celery.send_task(
+            stage_task(job.stage),
+            args=[str(job.pk)],
+            queue=stages.QUEUES[job.stage],
+            priority=message_priority(job_is),
+        )
+    except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
+        logger.error("Could not queue job %s: %s", job.pk, exc)
+        raise QueueUnavailable(str(exc)) from exc
+    # Marked only as it was sent: not if a worker has claimed the stage since, nor on a newer holder.
+    as_sent = {"heartbeat_at": job.heartbeat_at} if job.heartbeat_at else {"heartbeat_at__isnull": True}
+    try:
+        Job.objects.filter(pk=job.pk, stage=job.stage, **as_sent).update(queued_at=timezone.now())
+    except DatabaseError:
+        # The job is queued; unmarked, the sweep only sends a duplicate, which claiming drops.
+        logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)
+
+
+def cancelled_fields(now) -> dict:
+    """The fields of a job that ends cancelled."""
+    return {
+        "state": JobState.CANCELLED,
+        "message": "Cancelled",
+        "error_code": errors.CANCELLED,
+        "error_message": "Job was cancelled",
+        "heartbeat_at": None,
+        "finished_at": now,
+        "updated_at": now,
+    }
+
+
+def unshared_file(job_id, field: str) -> str:
+    """The job's file in ``field`` when no other job holds it too, else ""."""
+    name = Job.objects.filter(pk=job_id).values_list(field, flat=True).first()
+    if not name or Job.objects.filter(**{field: name}).exclude(pk=job_id).exists():
+        return ""
+    return name
