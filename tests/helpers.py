@@ -232,7 +232,8 @@ def ago(**delta) -> datetime:
 def backdate(job: Job, **ages: timedelta) -> Job:
     """Move timestamps (``created_at``, ``updated_at``, ...) into the past, in the row and on ``job``
     (``auto_now`` and ``auto_now_add`` fields can only be changed by UPDATE)."""
-    moments = {field: timezone.now() - age for field, age in ages.items()}
+    now = timezone.now()
+    moments = {field: now - age for field, age in ages.items()}
     Job.objects.filter(pk=job.pk).update(**moments)
     for field, moment in moments.items():
         setattr(job, field, moment)

@@ -16,7 +16,7 @@ import pytest
 
 from jobs import remote_images
 from jobs.remote_images import FetchFailed, ImageTooLarge, NotAnImage, UnsafeUrl, is_public_address, resolve_public
-from tests.helpers import run_inline
+from tests.helpers import closed_loopback_port, run_inline
 from tests.jobs import images
 
 MB = 1024 * 1024
@@ -391,11 +391,10 @@ def test_a_server_that_drips_is_stopped_at_the_time_limit_of_the_whole_download(
 
 
 def test_a_closed_port_is_a_fetch_failure():
-    placeholder = socket.socket()
-    placeholder.bind(("127.0.0.1", 0))
+    placeholder, port = closed_loopback_port()
     try:
         with pytest.raises(FetchFailed):
-            fetch(f"http://images.test:{placeholder.getsockname()[1]}/image.png")
+            fetch(f"http://images.test:{port}/image.png")
     finally:
         placeholder.close()
 

@@ -1,14 +1,12 @@
 """GET /queue/info (the same on both halves), /health and the readiness check."""
 
-import socket
-
 import pytest
 from celery import Celery
 from django.conf import settings
 
 from jobs import health
 from jobs.models import JobKind, JobState
-from tests.helpers import assert_matches_schema
+from tests.helpers import assert_matches_schema, closed_loopback_port
 from tests.factories import JobFactory
 
 
@@ -52,9 +50,8 @@ def test_readiness_reports_each_dependency_and_the_gpu_workers(api_client):
 
 @pytest.fixture
 def refused_port():
-    placeholder = socket.socket()
-    placeholder.bind(("127.0.0.1", 0))
-    yield placeholder.getsockname()[1]
+    placeholder, port = closed_loopback_port()
+    yield port
     placeholder.close()
 
 
