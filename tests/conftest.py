@@ -5,7 +5,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import boto3
 import pytest
 import uvicorn
 from django.conf import settings
@@ -18,6 +17,7 @@ from jobs.views.common import WAITING_VIEWS_POOL
 from jobs.watch import watcher
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
+from tests.helpers import s3_client
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,18 +85,6 @@ def shared_boto3_session():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(S3Storage, "_create_session", shared)
         yield
-
-
-def s3_client():
-    """A boto3 client for the configured S3 endpoint (moto's server on loopback in tests)."""
-    options = settings.STORAGES["default"]["OPTIONS"]
-    return boto3.client(
-        "s3",
-        endpoint_url=options["endpoint_url"],
-        region_name=options["region_name"],
-        aws_access_key_id=options["access_key"],
-        aws_secret_access_key=options["secret_key"],
-    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts import clerk
 from accounts.models import User
 from jobs.models import JobState
-from tests.api.helpers import assert_matches_schema
+from tests.helpers import assert_matches_schema
 from tests.factories import JobFactory, UserFactory
 
 ATTACKER = "user_attacker"

@@ -9,7 +9,7 @@ from django.db import OperationalError
 from generation import registry, runner, tasks
 from jobs import services
 from jobs.models import Job, JobKind, JobState, Stage
-from tests.api.helpers import run_inline
+from tests.helpers import run_inline
 from tests.factories import JobFactory
 
 # Real commits: the runner drops its broken connection, which a test transaction would not survive.

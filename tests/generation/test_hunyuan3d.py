@@ -11,35 +11,20 @@ import importlib.util
 import math
 
 import numpy as np
-import PIL.Image
-import PIL.ImageDraw
 import pytest
 import torch
 import trimesh
 
-from generation.pipelines import BACKENDS, JobCancelled, ModelError, cut_out, finish_mesh, load_backend
+from generation.pipelines import BACKENDS, JobCancelled, ModelError, finish_mesh, load_backend
 from generation.pipelines.image_to_3d import hunyuan3d
 from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER, Hunyuan3DBackend, hy3dgen_importable
 from generation.tiny_models import FOLDERS
+from tests.helpers import cancel_at, disc_cutout
 
 # On the GPU image's packages, the ones with hy3dgen (make test-gpu-packages).
 pytestmark = pytest.mark.gpu_image
 
 CPU = torch.device("cpu")
-
-
-def disc_cutout():
-    photo = PIL.Image.new("RGB", (96, 96), "white")
-    PIL.ImageDraw.Draw(photo).ellipse((20, 20, 76, 76), fill=(40, 90, 200))
-    return cut_out(photo)
-
-
-def cancel_at(step):
-    def on_step(done, total):
-        if done == step:
-            raise JobCancelled()
-
-    return on_step
 
 
 def functions_in_traceback(exc):

@@ -9,7 +9,7 @@ import trimesh
 from generation import registry, runner
 from jobs import services
 from jobs.models import JobState
-from tests.api.helpers import run_inline
+from tests.helpers import run_inline
 
 pytestmark = pytest.mark.django_db
 

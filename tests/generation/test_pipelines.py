@@ -33,6 +33,7 @@ from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
 from generation.pipelines.marching_cubes import marching_cubes_table
 from generation.tiny_models import FOLDERS
+from tests.helpers import cancel_at, disc_cutout, load_glb
 
 CPU = torch.device("cpu")
 
@@ -47,14 +48,6 @@ def text_to_image(tiny_models_dir):
 def shap_e(tiny_models_dir):
     model = str(tiny_models_dir / FOLDERS["shap-e"])
     return load_backend("shap-e", model, CPU, select_dtype(CPU), steps=2, grid_size=32)
-
-
-def cancel_at(step):
-    def on_step(done, total):
-        if done == step:
-            raise JobCancelled()
-
-    return on_step
 
 
 def frames_from_diffusers(exc):
@@ -210,12 +203,6 @@ def test_composite_on_background_fills_transparency():
 # image to 3D
 
 
-def disc_cutout():
-    photo = PIL.Image.new("RGB", (96, 96), "white")
-    PIL.ImageDraw.Draw(photo).ellipse((20, 20, 76, 76), fill=(40, 90, 200))
-    return cut_out(photo)
-
-
 def test_marching_cubes_table_gives_closed_outward_surfaces():
     cases, masks = marching_cubes_table()
     assert cases.shape == (256, 5, 3) and masks.shape == (256, 5)
@@ -280,12 +267,6 @@ def raw_mesh():
     top = mesh.vertices[:, 1] > 1
     colours = np.where(top[:, None], [220, 20, 20, 255], [20, 20, 220, 255]).astype(np.uint8)
     return trimesh.Trimesh(mesh.vertices, faces, vertex_colors=colours, process=False)
-
-
-def load_glb(glb):
-    """The GLB's only mesh, as a viewer reads it (the scene's geometry keeps vertex attributes)."""
-    (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
-    return mesh
 
 
 def test_finish_mesh_normal(raw_mesh):

@@ -1,8 +1,6 @@
 """Texture maps: the UV atlas and baked base-colour texture every coloured model gets, and the
 photo painted onto a backend's uncoloured mesh. No weights, no database."""
 
-import io
-
 import numpy as np
 import PIL.Image
 import PIL.ImageDraw
@@ -12,17 +10,13 @@ import trimesh
 from generation.pipelines import finish_mesh, prepare_mesh
 from generation.pipelines.texture import linear_to_srgb
 from tests.generation.rendering import front_view
+from tests.helpers import load_glb
 
 RED, BLUE = (220, 20, 20, 255), (20, 20, 220, 255)  # linear vertex colours
 # Mean per-channel difference (0-255) between the front views of the baked model and of the
 # vertex-coloured one. Measured 0.58 on this sphere at 512 texels (1.00 at 256, 0.36 at 1024):
 # each texel holds the colour at its centre, so the views differ by a texel's worth of gradient.
 BAKED_VIEW_TOLERANCE = 2.0
-
-
-def load_glb(glb: bytes) -> trimesh.Trimesh:
-    (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
-    return mesh
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,15 @@
-"""Fixtures for the job API tests: storage backends (S3 on moto, local files), the real broker's
-``gpu`` queue, and outages of both."""
+"""Fixtures for the jobs package's tests: nothing reaches beyond loopback, storage backends (S3 on
+moto, local files), the real broker's queues, outages of both, and jobs handed to the broker
+without publishing.
+
+Names are resolved from a table (never by DNS) and every socket connection is checked to be a
+loopback one.
+"""
 
 import importlib.util
+import ipaddress
 import socket
-import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,34 +18,71 @@ import requests
 from botocore.exceptions import ClientError
 from celery import Celery
 from django.conf import settings as django_settings
-from django.utils import timezone
 from kombu import Connection
 
 import celery_app
 from hydrilla.queues import CeleryQueue
 import hydrilla.urls
-from jobs import services
-from jobs.models import Job
-from tests.conftest import s3_client
+from jobs import remote_images, services
+from tests.helpers import QueueReader, closed_loopback_port, s3_client
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+REAL_ENQUEUE = services.enqueue
+
+# --- Loopback only ---------------------------------------------------------------------------
+
+# Public-looking answers for the names tests submit. Submitting only resolves a name; nothing is
+# fetched from these addresses (tests that fetch use their own loopback server).
+PUBLIC_NAMES = {
+    "images.example.com": ["93.184.215.14"],
+    "cdn.example.org": ["2606:4700::6810:84e5"],
+}
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
-def closed_loopback_port():
-    """A loopback port bound but never listening: connecting to it is refused at once.
+def _is_loopback(address) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX and friends
+        return True
+    try:
+        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+    except ValueError:
+        return False  # a name: it would need a resolver
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return any(ip in network for network in LOOPBACK)
 
-    Returns the socket too; keep it open for as long as the port must stay closed."""
-    placeholder = socket.socket()
-    placeholder.bind(("127.0.0.1", 0))
-    return placeholder, placeholder.getsockname()[1]
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Any connection to an address other than loopback fails the test before a packet leaves."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def checked(method):
+        def guarded(sock, address):
+            assert _is_loopback(address), f"a test tried to connect to {address!r}"
+            return method(sock, address)
+
+        return guarded
+
+    monkeypatch.setattr(socket.socket, "connect", checked(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", checked(connect_ex))
 
 
-def set_age(job: Job, *, seconds: float, field: str = "created_at") -> Job:
-    """Move a timestamp into the past (``auto_now_add`` fields can only be changed by UPDATE)."""
-    moment = timezone.now() - timedelta(seconds=seconds)
-    Job.objects.filter(pk=job.pk).update(**{field: moment})
-    setattr(job, field, moment)
-    return job
+@pytest.fixture(autouse=True)
+def names(monkeypatch):
+    """The resolver the URL guard uses by default: a table, that tests may extend."""
+    table = {name: list(addresses) for name, addresses in PUBLIC_NAMES.items()}
+
+    def resolve(host, port):
+        try:
+            return [str(ipaddress.ip_address(host))]  # literals resolve to themselves
+        except ValueError:
+            pass
+        if host.lower() not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(table[host.lower()])
+
+    monkeypatch.setattr(remote_images, "system_resolver", resolve)
+    return table
 
 
 # --- Storage ---------------------------------------------------------------------------------
@@ -183,27 +224,6 @@ def media(request):
 # --- Broker ----------------------------------------------------------------------------------
 
 
-class QueueReader:
-    def __init__(self, queue):
-        self.queue = queue
-
-    def messages(self) -> list:
-        """Everything now in the queue, taken off it."""
-        taken = []
-        while (message := self.queue.get(no_ack=True)) is not None:
-            taken.append(message)
-        return taken
-
-    def wait(self, count=1, timeout=2.0) -> list:
-        """At least ``count`` messages taken off the queue, or what came within ``timeout``."""
-        messages, deadline = [], time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            messages += self.messages()
-            if len(messages) < count:
-                time.sleep(0.02)
-        return messages
-
-
 def _read_queue(name):
     """The real broker's queue ``name``, declared as Celery declares it and emptied first."""
     if not celery_app.app.conf.broker_url.startswith("amqp://"):
@@ -260,6 +280,16 @@ def broker(monkeypatch):
 
 
 @pytest.fixture
-def broker_down(broker):
-    """The job service with a broker that refuses connections."""
+def broker_down(broker, monkeypatch):
+    """The job service's real publish, to a broker that refuses connections."""
+    monkeypatch.setattr(services, "enqueue", REAL_ENQUEUE)
     broker.down()
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Ids of the jobs handed to the broker, not published (tests/jobs/services and
+    tests/jobs/management/test_requeue_jobs_broker.py cover the real broker)."""
+    sent = []
+    monkeypatch.setattr(services, "enqueue", lambda job: sent.append(str(job.pk)))
+    return sent

@@ -1,0 +1,42 @@
+"""Uploads that no job uses are deleted after a day, by a task on the default queue."""
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from hydrilla.queues import DELETE_UNUSED_UPLOADS, CeleryQueue
+from jobs import storage, tasks
+from jobs.models import Job, Upload
+from tests.factories import JobFactory
+from tests.jobs import images
+from tests.helpers import upload
+
+pytestmark = pytest.mark.django_db
+
+
+def uploaded(client, hours_ago: float) -> str:
+    name = storage.name_from_url(upload(client, images.png()).json()["url"])
+    Upload.objects.filter(name=name).update(created_at=timezone.now() - timedelta(hours=hours_ago))
+    return name
+
+
+def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(s3_media, api_client, django_capture_on_commit_callbacks):
+    forgotten = uploaded(api_client, hours_ago=25)
+    used = uploaded(api_client, hours_ago=25)
+    recent = uploaded(api_client, hours_ago=2)
+    JobFactory(input_image=used)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.delete_unused_uploads.apply()
+
+    assert not s3_media.exists(forgotten)
+    assert s3_media.exists(used) and s3_media.exists(recent)
+    assert set(Upload.objects.values_list("name", flat=True)) == {used, recent}
+    assert Job.objects.get().input_image == used
+
+
+def test_the_task_runs_hourly_on_the_default_queue():
+    assert settings.CELERY_TASK_ROUTES[DELETE_UNUSED_UPLOADS] == {"queue": CeleryQueue.DEFAULT}
+    assert {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {DELETE_UNUSED_UPLOADS: 3600.0}
