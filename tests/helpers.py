@@ -24,7 +24,8 @@ from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
 from generation import processes
-from jobs import services, stages, storage
+from jobs import stages, storage
+from jobs.services import workers
 from jobs.models import ACTIVE_STATES, Job, Stage
 from jobs.watch import watcher
 
@@ -51,7 +52,7 @@ HANDED_ON = {
 }
 
 
-def start(job_id) -> services.Lease:
+def start(job_id) -> workers.Lease:
     """Run the job's stages as their workers would, up to its first model call: the job runs."""
     lease = claim(job_id)
     while not stages.starts_job(lease.stage):
@@ -60,32 +61,32 @@ def start(job_id) -> services.Lease:
     return lease
 
 
-def claim(job_id) -> services.Lease:
+def claim(job_id) -> workers.Lease:
     """Claim the job's current stage, as a live worker of its queue would."""
     stage = Job.objects.values_list("stage", flat=True).get(pk=job_id)
-    lease = services.claim_stage(job_id, stage, worker=WORKER, process=processes.current())
+    lease = workers.claim_stage(job_id, stage, worker=WORKER, process=processes.current())
     assert lease is not None, "the job could not be claimed"
     return lease
 
 
-def hand_on(job_id, lease: services.Lease) -> services.Lease:
+def hand_on(job_id, lease: workers.Lease) -> workers.Lease:
     """End the lease's stage with its file, and claim the next one."""
     field, filename = HANDED_ON[lease.stage]
     kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
     stored = {field: f"{storage.job_folder(job_id)}/{filename}"}
-    assert services.hand_over(lease, stages.after(kind, lease.stage), **stored)
+    assert workers.hand_over(lease, stages.after(kind, lease.stage), **stored)
     return claim(job_id)
 
 
-def finish_preview(job_id, lease: services.Lease) -> None:
-    assert services.complete_job(lease, preview_image=f"{storage.job_folder(job_id)}/preview.png")
+def finish_preview(job_id, lease: workers.Lease) -> None:
+    assert workers.complete_job(lease, preview_image=f"{storage.job_folder(job_id)}/preview.png")
     settled(job_id)
 
 
-def finish_3d(job_id, lease: services.Lease) -> None:
+def finish_3d(job_id, lease: workers.Lease) -> None:
     while lease.stage != Stage.FINISH:
         lease = hand_on(job_id, lease)
-    assert services.complete_job(lease, result_glb=f"{storage.job_folder(job_id)}/model.glb")
+    assert workers.complete_job(lease, result_glb=f"{storage.job_folder(job_id)}/model.glb")
     settled(job_id)
 
 
@@ -98,8 +99,8 @@ def run_inline(job_id, worker=WORKER) -> Job:
     return job
 
 
-def fail(job_id, lease: services.Lease, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
-    assert services.end_job_unsuccessfully(lease, code=code, message=message) == "failed"
+def fail(job_id, lease: workers.Lease, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
+    assert workers.end_job_unsuccessfully(lease, code=code, message=message) == "failed"
     settled(job_id)
 
 

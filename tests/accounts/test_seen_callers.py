@@ -33,9 +33,9 @@ def test_a_token_is_verified_once_and_still_expires(api_client, token_minter, mo
 
 
 def test_a_write_reads_the_user_row_and_recreates_a_deleted_user(auth_client, user, monkeypatch):
-    from jobs import services
+    from jobs.services import shared
 
-    monkeypatch.setattr(services, "enqueue", lambda job: None)
+    monkeypatch.setattr(shared, "enqueue", lambda job: None)
     client = auth_client(user)
     assert client.get("/api/3d/history").status_code == 200  # seen, and kept by this process
     User.objects.filter(pk=user.pk).delete()

@@ -7,7 +7,7 @@ from celery.exceptions import Reject
 from django.db import OperationalError
 
 from generation import registry, runner, tasks
-from jobs import services
+from jobs.services import workers
 from jobs.models import Job, JobKind, JobState, Stage
 from tests.helpers import run_inline
 from tests.factories import JobFactory
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") -> list:
     """``service`` fails as an unreachable PostgreSQL does, ``for_calls`` times; returns the calls."""
-    calls, write = [], getattr(services, service)
+    calls, write = [], getattr(workers, service)
 
     def unreachable(*args, **kwargs):
         calls.append(args)
@@ -26,7 +26,7 @@ def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") 
             raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(services, service, unreachable)
+    monkeypatch.setattr(workers, service, unreachable)
     return calls
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 from generation import registry, runner
-from jobs import services
+from jobs.services import workers
 from jobs.models import JobState
 from tests.helpers import run_inline
 
@@ -40,13 +40,13 @@ class RunsOutOfMemory:
 
 @pytest.fixture
 def progress_written(monkeypatch):
-    written, report = [], services.report_progress
+    written, report = [], workers.report_progress
 
     def recording(lease, progress, message):
         written.append(progress)
         return report(lease, progress, message)
 
-    monkeypatch.setattr(services, "report_progress", recording)
+    monkeypatch.setattr(workers, "report_progress", recording)
     return written
 
 

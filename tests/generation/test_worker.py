@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw
 
 from celery_app import app as celery
 from hydrilla.queues import stage_task
-from jobs import services, storage
+from jobs import storage
+from jobs.services import clients
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
 from tests.worker_process import WorkerProcess
@@ -109,7 +110,7 @@ def drawn_photo() -> bytes:
 
 
 def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
-    return services.create_job(kind=kind, user=fields.pop("user", None), **fields)
+    return clients.create_job(kind=kind, user=fields.pop("user", None), **fields)
 
 
 def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(start_worker):
@@ -141,7 +142,7 @@ def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_arou
 
 def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     process = worker
-    job = submit(prompt="a red ceramic mug", options=services.JobOptions(face_count=500))
+    job = submit(prompt="a red ceramic mug", options=clients.JobOptions(face_count=500))
 
     job = wait_for(job, finished, worker=process)
 
@@ -163,7 +164,7 @@ def test_image_to_3d_job_from_an_uploaded_photo(worker):
     process = worker
     name = storage.save("uploads", "photo.png", drawn_photo())
     job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name,
-                 options=services.JobOptions(generate_type="LowPoly", enable_pbr=True))
+                 options=clients.JobOptions(generate_type="LowPoly", enable_pbr=True))
 
     job = wait_for(job, finished, worker=process)
 
@@ -189,7 +190,7 @@ def test_a_photo_with_no_object_fails_with_a_code_the_user_can_act_on(worker):
 
 def test_a_job_cancelled_while_waiting_never_runs(worker):
     job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None)
-    services.request_cancel(job)
+    clients.request_cancel(job)
     deliver(job, "gpu")
     follow_up = submit(prompt="a chair")  # delivered after the cancelled one, in queue order
 
@@ -205,7 +206,7 @@ def test_a_running_job_stops_at_its_next_step_when_cancelled(slow_worker):
     deliver(job, SLOW_QUEUE)
     wait_for(job, in_its_first_model_call, worker=process)
 
-    services.request_cancel(job)
+    clients.request_cancel(job)
     job = wait_for(job, finished, timeout=30, worker=process)
 
     assert (job.state, job.error_code, job.result_glb, job.preview_image) == (JobState.CANCELLED, "CANCELLED", "", "")

@@ -241,7 +241,7 @@ def reads_from_every_process(url: str, headers=None, times: int = 12) -> list:
 
 
 def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
-    from jobs import services
+    from jobs.services import workers
     from jobs.watch import POLL_SECONDS
     from tests.helpers import start
 
@@ -258,11 +258,11 @@ def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
     assert {body["job"]["name"] for body in seen_everywhere()} == {"Kettle"}
 
     lease = start(job_id)  # a worker, in a process of its own
-    services.report_progress(lease, 40, "Generating 3D mesh…")
+    workers.report_progress(lease, 40, "Generating 3D mesh…")
     assert {(body["job"]["status"], body["job"]["progress"]) for body in seen_everywhere()} == {("RUN", 40)}
 
     requests.post(f"{base}/cancel/{job_id}", headers=owner, timeout=10)
-    services.end_job_unsuccessfully(lease, code="CANCELLED", message="Cancelled")
+    workers.end_job_unsuccessfully(lease, code="CANCELLED", message="Cancelled")
     assert {body["job"]["status"] for body in seen_everywhere()} == {"FAIL"}
 
     requests.delete(f"{base}/api/3d/jobs/{job_id}", headers=owner, timeout=10)

@@ -23,11 +23,12 @@ from kombu import Connection
 import celery_app
 from hydrilla.queues import CeleryQueue
 import hydrilla.urls
-from jobs import remote_images, services
+from jobs import remote_images
+from jobs.services import shared
 from tests.helpers import QueueReader, closed_loopback_port, s3_client
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
-REAL_ENQUEUE = services.enqueue
+REAL_ENQUEUE = shared.enqueue
 
 # --- Loopback only ---------------------------------------------------------------------------
 
@@ -262,10 +263,10 @@ class BrokerSwitch:
         self.outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{port}//"
 
     def down(self):
-        self.monkeypatch.setattr(services, "celery", self.outage)
+        self.monkeypatch.setattr(shared, "celery", self.outage)
 
     def up(self):
-        self.monkeypatch.setattr(services, "celery", celery_app.app)
+        self.monkeypatch.setattr(shared, "celery", celery_app.app)
 
     def close(self):
         self.outage.close()
@@ -282,7 +283,7 @@ def broker(monkeypatch):
 @pytest.fixture
 def broker_down(broker, monkeypatch):
     """The job service's real publish, to a broker that refuses connections."""
-    monkeypatch.setattr(services, "enqueue", REAL_ENQUEUE)
+    monkeypatch.setattr(shared, "enqueue", REAL_ENQUEUE)
     broker.down()
 
 
@@ -291,5 +292,5 @@ def enqueued(monkeypatch):
     """Ids of the jobs handed to the broker, not published (tests/jobs/services and
     tests/jobs/management/test_requeue_jobs_broker.py cover the real broker)."""
     sent = []
-    monkeypatch.setattr(services, "enqueue", lambda job: sent.append(str(job.pk)))
+    monkeypatch.setattr(shared, "enqueue", lambda job: sent.append(str(job.pk)))
     return sent

@@ -3,7 +3,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import services
+from jobs.services import shared
 from jobs.models import Job, JobState, Upload
 from tests.factories import JobFactory, UserFactory
 from tests.jobs.images import png
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def not_published(monkeypatch):
-    monkeypatch.setattr(services, "enqueue", lambda job: None)
+    monkeypatch.setattr(shared, "enqueue", lambda job: None)
 
 
 def assert_refused(response, message_part):

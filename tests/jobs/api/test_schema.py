@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from jobs import services
+from jobs.services import shared
 from jobs.models import JobKind
 from tests.helpers import finish_preview, openapi_document, start
 
@@ -151,7 +151,7 @@ def _run_previews_at_once(job):
 
 @pytest.fixture
 def inline_previews(monkeypatch, settings):
-    monkeypatch.setattr(services, "enqueue", _run_previews_at_once)
+    monkeypatch.setattr(shared, "enqueue", _run_previews_at_once)
     settings.PREVIEW_WAIT_SECONDS = 5
 
 

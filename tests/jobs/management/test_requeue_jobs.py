@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobs import services
+from jobs.services import staff, workers
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory
 from tests.helpers import ago, backdate
@@ -168,9 +168,9 @@ def test_a_job_that_changed_since_it_was_read_is_left_alone(enqueued, django_cap
     Job.objects.filter(pk=seen_waiting.pk).update(state=JobState.COMPLETED, result_glb="results/mug.glb")
 
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = services.requeue_by_staff(seen_waiting)
+        outcome = staff.requeue_by_staff(seen_waiting)
 
-    assert outcome == services.StaffOutcome.CHANGED
+    assert outcome == staff.StaffOutcome.CHANGED
     assert Job.objects.filter(pk=seen_waiting.pk).values_list("state", "result_glb").get() == (
         JobState.COMPLETED, "results/mug.glb"
     )
@@ -217,7 +217,7 @@ def test_workers_send_an_orphaned_stage_again_and_leave_the_job_as_it_was(enqueu
     silent = JobFactory(running=True, started_at=ago(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=3))
     alive = JobFactory(running=True, started_at=ago(minutes=5))
 
-    recovered = services.recover_orphaned_jobs()
+    recovered = workers.recover_orphaned_jobs()
 
     assert [job.pk for job in recovered] == [silent.pk]
     silent.refresh_from_db()

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from generation import processes
-from jobs import services
+from jobs.services import clients, shared, staff, workers
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
 from tests.helpers import ago, backdate, job_ids, past_the_sweep_delay
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_new_job_records_when_the_broker_confirmed_its_message(gpu_queue):
-    job = services.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a brass key")
+    job = clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a brass key")
 
     assert job_ids(gpu_queue.wait()) == [str(job.pk)]
     assert Job.objects.get(pk=job.pk).queued_at is not None
@@ -35,29 +35,29 @@ def test_a_job_whose_message_was_never_sent_gets_one_from_the_sweep(gpu_queue):
     just_written = JobFactory(state=JobState.PENDING)  # its own publish may still be on its way
     past_the_sweep_delay(orphan_row)
 
-    sent = services.republish_unconfirmed_jobs()
+    sent = workers.republish_unconfirmed_jobs()
 
     assert [job.pk for job in sent] == [orphan_row.pk]
     assert job_ids(gpu_queue.wait()) == [str(orphan_row.pk)]
     assert Job.objects.get(pk=orphan_row.pk).queued_at is not None
     assert Job.objects.get(pk=just_written.pk).queued_at is None
     past_the_sweep_delay(orphan_row)
-    assert services.republish_unconfirmed_jobs() == []  # confirmed now: sent once
+    assert workers.republish_unconfirmed_jobs() == []  # confirmed now: sent once
 
 
 def test_a_requeue_while_the_broker_is_down_is_sent_once_it_is_back(broker, gpu_queue):
     job = JobFactory(failed=True)
     broker.down()
 
-    assert services.requeue_by_staff(job) == services.StaffOutcome.NOT_QUEUED
+    assert staff.requeue_by_staff(job) == staff.StaffOutcome.NOT_QUEUED
     past_the_sweep_delay(job)
-    with pytest.raises(services.QueueUnavailable):
-        services.republish_unconfirmed_jobs()
+    with pytest.raises(shared.QueueUnavailable):
+        workers.republish_unconfirmed_jobs()
     waiting = Job.objects.get(pk=job.pk)
     assert (waiting.state, waiting.queued_at) == (JobState.PENDING, None)
 
     broker.up()
-    services.republish_unconfirmed_jobs()
+    workers.republish_unconfirmed_jobs()
 
     assert job_ids(gpu_queue.wait()) == [str(job.pk)]
     assert Job.objects.get(pk=job.pk).queued_at is not None
@@ -69,26 +69,26 @@ def test_orphans_swept_while_the_broker_is_down_wait_for_it_and_are_sent_once_it
     second = JobFactory(running=True, started_at=ago(minutes=6), heartbeat_at=silent_since)
     broker.down()
 
-    with pytest.raises(services.QueueUnavailable):
-        services.recover_orphaned_jobs()
+    with pytest.raises(shared.QueueUnavailable):
+        workers.recover_orphaned_jobs()
 
     for job in (first, second):
         job.refresh_from_db()  # untouched: still running at its stage, for a worker to take over
         assert (job.state, job.queued_at, job.attempts) == (JobState.PROCESSING, None, 1)
 
     broker.up()
-    recovered = services.recover_orphaned_jobs()
+    recovered = workers.recover_orphaned_jobs()
 
     assert {job.pk for job in recovered} == {first.pk, second.pk}
     assert sorted(job_ids(gpu_queue.wait(2))) == sorted([str(first.pk), str(second.pk)])
-    assert services.recover_orphaned_jobs() == []  # sent once per silent holder
+    assert workers.recover_orphaned_jobs() == []  # sent once per silent holder
     assert claim(Job.objects.get(pk=first.pk)).attempt == 2  # taken over where it was
 
 
 def test_a_staff_requeue_is_confirmed(gpu_queue):
     job = JobFactory(failed=True)
 
-    assert services.requeue_by_staff(job) == services.StaffOutcome.REQUEUED
+    assert staff.requeue_by_staff(job) == staff.StaffOutcome.REQUEUED
 
     assert job_ids(gpu_queue.wait()) == [str(job.pk)]
     assert Job.objects.get(pk=job.pk).queued_at is not None
@@ -98,7 +98,7 @@ def test_an_orphan_whose_cancel_was_asked_for_ends_cancelled_instead_of_running_
     job = JobFactory(running=True, started_at=ago(minutes=6), heartbeat_at=timezone.now() - timedelta(minutes=5),
                       cancel_requested=True)
 
-    assert services.recover_orphaned_jobs() == []
+    assert workers.recover_orphaned_jobs() == []
 
     job.refresh_from_db()
     assert (job.state, job.error_code) == (JobState.CANCELLED, "CANCELLED")
@@ -120,8 +120,8 @@ def held_by(process: str) -> Job:
     return JobFactory(running=True, started_at=ago(seconds=30), worker_process=process)
 
 
-def claim(job: Job) -> services.Lease | None:
-    return services.claim_stage(
+def claim(job: Job) -> workers.Lease | None:
+    return workers.claim_stage(
         job.pk, job.stage, worker="gpu@here", process=processes.current(), holder_gone=processes.is_gone
     )
 
@@ -133,7 +133,7 @@ def test_a_job_whose_process_is_gone_is_taken_over_at_once():
 
     job.refresh_from_db()
     assert (job.state, job.attempts, job.worker_process) == (JobState.PROCESSING, 2, processes.current())
-    assert services.report_progress(services.Lease(job.pk, 1, job.stage), 50, "the dead attempt") is False
+    assert workers.report_progress(workers.Lease(job.pk, 1, job.stage), 50, "the dead attempt") is False
 
 
 def test_a_job_whose_process_is_alive_is_not_taken_over():

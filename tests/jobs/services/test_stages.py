@@ -14,7 +14,8 @@ import celery_app
 from hydrilla.queues import RUNNING, WAITING, CeleryQueue, message_priority
 from hydrilla.settings import broker_transport_options
 from generation import processes
-from jobs import services, stages, storage
+from jobs import stages, storage
+from jobs.services import clients, shared, staff, workers
 from jobs.models import Job, JobKind, JobState, Stage
 from tests.helpers import HANDED_ON, QueueReader, job_ids, past_the_sweep_delay
 from tests.factories import UserFactory
@@ -23,18 +24,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def photo_job() -> Job:
-    return services.create_job(kind=JobKind.IMAGE_TO_3D, user=UserFactory(), input_image="uploads/photo.png")
+    return clients.create_job(kind=JobKind.IMAGE_TO_3D, user=UserFactory(), input_image="uploads/photo.png")
 
 
-def claim(job: Job, stage: str) -> services.Lease | None:
-    return services.claim_stage(job.pk, stage, worker="test@here", process=processes.current())
+def claim(job: Job, stage: str) -> workers.Lease | None:
+    return workers.claim_stage(job.pk, stage, worker="test@here", process=processes.current())
 
 
-def hand_on(lease: services.Lease, **fields) -> bool:
+def hand_on(lease: workers.Lease, **fields) -> bool:
     field, filename = HANDED_ON[lease.stage]
     kind = Job.objects.values_list("kind", flat=True).get(pk=lease.job_id)
     name = f"{storage.job_folder(lease.job_id)}/{filename}"
-    return services.hand_over(lease, stages.after(kind, lease.stage), **{field: name}, **fields)
+    return workers.hand_over(lease, stages.after(kind, lease.stage), **{field: name}, **fields)
 
 
 def priority(message) -> int:
@@ -47,7 +48,7 @@ def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done
     assert (message.headers["task"], priority(message)) == ("generation.prepare", 0)
 
     prepare = claim(job, Stage.PREPARE)
-    assert services.report_progress(prepare, 5, "Downloading image…")
+    assert workers.report_progress(prepare, 5, "Downloading image…")
     assert Job.objects.get(pk=job.pk).state == JobState.PENDING  # still waiting for a GPU, in its place
     assert hand_on(prepare)
     [message] = gpu_queue.wait()
@@ -55,17 +56,17 @@ def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done
 
     model = claim(job, Stage.IMAGE_TO_3D)
     assert (Job.objects.get(pk=job.pk).state, model.attempt) == (JobState.PROCESSING, 1)
-    assert services.report_progress(model, 50, "Generating 3D mesh…")
+    assert workers.report_progress(model, 50, "Generating 3D mesh…")
     assert hand_on(model)
     [message] = cpu_queue.wait()
     # A running job's next stage goes before the stages of jobs still waiting.
     assert (message.headers["task"], priority(message)) == ("generation.finish", 1)
 
     finish = claim(job, Stage.FINISH)
-    assert services.report_progress(finish, 20, "a step reported low")  # never below where it was
+    assert workers.report_progress(finish, 20, "a step reported low")  # never below where it was
     assert Job.objects.get(pk=job.pk).progress == 50
-    assert services.complete_job(finish, result_glb="jobs/x/model.glb")
-    assert not services.complete_job(finish, result_glb="jobs/x/again.glb")  # ends DONE once
+    assert workers.complete_job(finish, result_glb="jobs/x/model.glb")
+    assert not workers.complete_job(finish, result_glb="jobs/x/again.glb")  # ends DONE once
 
     job.refresh_from_db()
     assert (job.state, job.progress, job.attempts, job.result_glb, job.raw_mesh) == (
@@ -79,7 +80,7 @@ def test_a_stale_message_of_an_earlier_stage_is_dropped_and_a_lost_holder_cannot
     assert hand_on(prepare)
 
     assert claim(job, Stage.PREPARE) is None  # a duplicate of the stage already done
-    assert not services.report_progress(prepare, 9, "the stage before")
+    assert not workers.report_progress(prepare, 9, "the stage before")
     assert not hand_on(prepare)
     assert claim(job, Stage.IMAGE_TO_3D) is not None
 
@@ -91,14 +92,14 @@ def test_cancel_works_in_every_stage(where):
     if where == "between stages":
         assert hand_on(lease)  # waiting for a worker of the cpu queue: nobody to tell
 
-    assert services.request_cancel(job) == (JobState.CANCELLED if where == "between stages" else JobState.PROCESSING)
+    assert clients.request_cancel(job) == (JobState.CANCELLED if where == "between stages" else JobState.PROCESSING)
 
     if where == "between stages":
         assert claim(job, Stage.FINISH) is None
     else:
-        assert not services.report_progress(lease, 60, "Generating 3D mesh…")
+        assert not workers.report_progress(lease, 60, "Generating 3D mesh…")
         assert not hand_on(lease)
-        assert services.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
+        assert workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
     job.refresh_from_db()
     assert (job.state, job.error_code, job.heartbeat_at) == (JobState.CANCELLED, "CANCELLED", None)
 
@@ -107,7 +108,7 @@ def test_a_job_cancelled_while_its_input_is_prepared_ends_at_once():
     job = photo_job()
     prepare = claim(job, Stage.PREPARE)
 
-    assert services.request_cancel(job) == JobState.CANCELLED
+    assert clients.request_cancel(job) == JobState.CANCELLED
 
     assert not hand_on(prepare)
     assert claim(job, Stage.IMAGE_TO_3D) is None
@@ -123,10 +124,10 @@ def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is
     waiting = Job.objects.get(pk=job.pk)
     assert (waiting.stage, waiting.queued_at, waiting.heartbeat_at) == (Stage.IMAGE_TO_3D, None, None)
     past_the_sweep_delay(job)
-    with pytest.raises(services.QueueUnavailable):
-        services.republish_unconfirmed_jobs()
+    with pytest.raises(shared.QueueUnavailable):
+        workers.republish_unconfirmed_jobs()
     broker.up()
-    assert [sent.pk for sent in services.republish_unconfirmed_jobs()] == [job.pk]
+    assert [sent.pk for sent in workers.republish_unconfirmed_jobs()] == [job.pk]
     assert job_ids(gpu_queue.wait()) == [str(job.pk)]
     assert Job.objects.get(pk=job.pk).queued_at is not None
 
@@ -134,9 +135,9 @@ def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is
 def test_a_held_stage_taken_over_is_a_new_attempt_where_the_job_was():
     job = photo_job()
     lease = hand_on(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
-    assert services.report_progress(lease, 40, "Generating 3D mesh…")
+    assert workers.report_progress(lease, 40, "Generating 3D mesh…")
 
-    taken = services.claim_stage(job.pk, Stage.IMAGE_TO_3D, worker="other@here", process="gone", holder_gone=lambda _: True)
+    taken = workers.claim_stage(job.pk, Stage.IMAGE_TO_3D, worker="other@here", process="gone", holder_gone=lambda _: True)
 
     assert taken.attempt == 2
     job.refresh_from_db()
@@ -148,10 +149,10 @@ def test_a_requeued_job_starts_again_at_its_first_stage(cpu_queue):
     job = photo_job()
     lease = hand_on(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
     assert hand_on(lease)
-    assert services.end_job_unsuccessfully(claim(job, Stage.FINISH), code="MODEL_ERROR", message="boom") == JobState.FAILED
+    assert workers.end_job_unsuccessfully(claim(job, Stage.FINISH), code="MODEL_ERROR", message="boom") == JobState.FAILED
     cpu_queue.messages()
 
-    assert services.requeue_job(Job.objects.get(pk=job.pk))
+    assert staff.requeue_job(Job.objects.get(pk=job.pk))
 
     job.refresh_from_db()
     assert (job.state, job.stage, job.stage_runs, job.raw_mesh, job.step_seconds) == (
@@ -164,11 +165,11 @@ def test_a_requeued_job_starts_again_at_its_first_stage(cpu_queue):
 def test_the_broker_serves_a_running_job_s_stage_before_the_stages_of_waiting_jobs(gpu_queue):
     """The gpu queue is a priority queue: a job coming back for its model call (text-to-3D: after
     its cut-out) does not queue again behind every job that arrived after it."""
-    waiting = [services.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt=f"a mug {n}") for n in range(3)]
-    running = services.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a kettle")
+    waiting = [clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt=f"a mug {n}") for n in range(3)]
+    running = clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a kettle")
     gpu_queue.wait(4)
     for job in (*waiting, running):
-        services.enqueue(Job.objects.get(pk=job.pk))  # four waiting jobs' first stages, in order
+        shared.enqueue(Job.objects.get(pk=job.pk))  # four waiting jobs' first stages, in order
     lease = claim(running, Stage.TEXT_TO_IMAGE)
     assert hand_on(lease)
     prepare = claim(running, Stage.PREPARE)  # its cut-out, on the cpu queue

@@ -11,7 +11,8 @@ import pytest
 import trimesh
 
 from generation.pipelines import finish_mesh, prepare_mesh, save_source_mesh
-from jobs import formats, services, storage
+from jobs import formats, storage
+from jobs.services import clients
 from jobs.models import Job, JobState
 from tests.factories import JobFactory, UserFactory
 
@@ -183,8 +184,8 @@ def test_a_job_deleted_while_its_download_is_made_leaves_no_file(
     stale = Job.objects.get(pk=finished_job.pk)
     Job.objects.filter(pk=finished_job.pk).delete()
 
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(services.NoModel):
-        services.download(stale, "ply")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(clients.NoModel):
+        clients.download(stale, "ply")
 
     assert local_media.names(storage.job_folder(finished_job.pk)) == set()
 

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from generation import processes
-from jobs import services
+from jobs.services import workers
 from jobs.models import Job, JobState, Stage
 from tests.helpers import assert_matches_schema, fail, finish_3d, start
 from tests.factories import JobFactory, UserFactory
@@ -31,7 +31,7 @@ def test_a_pending_job_is_cancelled_and_never_starts(api_client):
     assert_cancel_accepted(cancel(api_client, job_id), job_id)
 
     # the worker's delivery is dropped
-    assert services.claim_stage(job_id, Stage.TEXT_TO_IMAGE, worker="gpu@test", process=processes.current()) is None
+    assert workers.claim_stage(job_id, Stage.TEXT_TO_IMAGE, worker="gpu@test", process=processes.current()) is None
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.attempts, job.started_at) == (JobState.CANCELLED, 0, None)
     status = api_client.get(f"/status/{job_id}").json()
@@ -46,9 +46,9 @@ def test_a_running_job_is_asked_to_stop_at_its_next_step(api_client):
 
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.cancel_requested) == (JobState.PROCESSING, True)
-    assert services.report_progress(lease, 60, "Generating 3D mesh…") is False
-    assert services.complete_job(lease, result_glb="x.glb") is False
-    assert services.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
+    assert workers.report_progress(lease, 60, "Generating 3D mesh…") is False
+    assert workers.complete_job(lease, result_glb="x.glb") is False
+    assert workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
     assert api_client.get(f"/status/{job_id}").json()["status"] == "cancelled"
     assert api_client.get(f"/api/3d/status/{job_id}").json()["job"]["status"] == "FAIL"
 

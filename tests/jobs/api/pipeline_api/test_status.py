@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from jobs import services
+from jobs.services import clients, workers
 from jobs.models import Job, JobKind, JobState
 from tests.helpers import assert_matches_schema, fail, finish_3d, finish_preview, start
 from tests.factories import JobFactory
@@ -34,11 +34,11 @@ def drive(job_id, state: str) -> None:
     if state == "pending":
         return
     if state == "cancelled":
-        services.request_cancel(Job.objects.get(pk=job_id))
+        clients.request_cancel(Job.objects.get(pk=job_id))
         return
     lease = start(job_id)
     if state == "processing":
-        assert services.report_progress(lease, 42, "Generating 3D mesh…")
+        assert workers.report_progress(lease, 42, "Generating 3D mesh…")
     elif state == "completed":
         finish_3d(job_id, lease)
     elif state == "failed":
@@ -111,7 +111,7 @@ def test_status_has_unix_seconds_and_the_running_jobs_progress(api_client):
     before = int(time.time())
     job_id = api_client.post("/text-to-3d", {"prompt": "a drum"}).json()["job_id"]
     lease = start(job_id)
-    services.report_progress(lease, 50, "Generating 3D mesh…")
+    workers.report_progress(lease, 50, "Generating 3D mesh…")
 
     body = generation_status(api_client, job_id)
 

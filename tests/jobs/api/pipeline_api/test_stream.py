@@ -12,7 +12,7 @@ from django.conf import settings
 import requests
 from django.db import connection
 
-from jobs import services
+from jobs.services import clients, workers
 from jobs.models import Job
 from jobs.views.common import WAITING_VIEWS_THREADS
 from jobs.watch import JobWatcher, POLL_SECONDS
@@ -70,9 +70,9 @@ def test_the_stream_follows_a_job_from_submission_to_completion(api_client, monk
         steps[0].wait(10)
         lease = start(job_id)
         steps[1].wait(10)
-        services.report_progress(lease, 30, "Removing background…")
+        workers.report_progress(lease, 30, "Removing background…")
         steps[2].wait(10)
-        services.report_progress(lease, 70, "Generating 3D mesh…")
+        workers.report_progress(lease, 70, "Generating 3D mesh…")
         steps[3].wait(10)
         finish_3d(job_id, lease)
 
@@ -144,7 +144,7 @@ def test_a_job_deleted_while_streaming_ends_the_stream_with_an_error_event(api_c
     stream = open_stream(api_client, job.pk)
     stream.next()
 
-    services.delete_job(Job.objects.get(pk=job.pk))
+    clients.delete_job(Job.objects.get(pk=job.pk))
 
     assert stream.next() == ("error", {"error": "Job not found"})
     assert stream.next() is None
@@ -240,7 +240,7 @@ def test_a_stream_over_http_from_submission_to_completion(asgi_server):
         lease = start(job_id)
         for progress in (10, 40, 80):
             time.sleep(0.4)
-            services.report_progress(lease, progress, f"Step {progress}")
+            workers.report_progress(lease, progress, f"Step {progress}")
         time.sleep(0.4)
         finish_3d(job_id, lease)
 

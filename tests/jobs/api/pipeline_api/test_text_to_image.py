@@ -10,7 +10,9 @@ import pytest
 from django.conf import settings
 import requests
 
-from jobs import services, storage
+from jobs import storage
+
+from jobs.services import clients
 from jobs.models import Job, JobKind, JobState
 from jobs.views.common import WAITING_VIEWS_THREADS
 from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
@@ -121,7 +123,7 @@ def test_a_failed_preview_is_a_500_with_the_reason(api_client):
 def test_a_preview_cancelled_while_waiting_is_a_409(api_client):
     def cancel_it():
         job = wait_for_preview("a cancelled cup")
-        services.request_cancel(job)
+        clients.request_cancel(job)
 
     worker = Background(cancel_it)
 
