@@ -13,15 +13,6 @@ logger = logging.getLogger(__name__)
 
 SERVICE_UNAVAILABLE = "External service unavailable. Please try again later."
 
-# Why a job ended unsuccessfully (``Job.error_code``, the spec's ``errorCode``), for programs.
-CANCELLED = "CANCELLED"
-WORKER_LOST = "WORKER_LOST"
-IMAGE_URL_FORBIDDEN = "IMAGE_URL_FORBIDDEN"
-IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
-IMAGE_FETCH_FAILED = "IMAGE_FETCH_FAILED"
-IMAGE_INVALID = "IMAGE_INVALID"
-
-
 class ApiError(exceptions.APIException):
     """An error whose message is meant for the client as it is."""
 

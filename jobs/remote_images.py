@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import urllib3
 
-from jobs import errors, uploads
+from jobs import error_codes, uploads
 
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_SECONDS = 5
@@ -60,22 +60,22 @@ class RemoteImageError(Exception):
 
 class UnsafeUrl(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(errors.IMAGE_URL_FORBIDDEN, f"The image URL is not allowed: {reason}")
+        super().__init__(error_codes.IMAGE_URL_FORBIDDEN, f"The image URL is not allowed: {reason}")
 
 
 class ImageTooLarge(RemoteImageError):
     def __init__(self, limit: int):
-        super().__init__(errors.IMAGE_TOO_LARGE, f"The image is larger than {limit // (1024 * 1024)} MB")
+        super().__init__(error_codes.IMAGE_TOO_LARGE, f"The image is larger than {limit // (1024 * 1024)} MB")
 
 
 class FetchFailed(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(errors.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}")
+        super().__init__(error_codes.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}")
 
 
 class NotAnImage(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(errors.IMAGE_INVALID, f"The URL did not return a usable image: {reason}")
+        super().__init__(error_codes.IMAGE_INVALID, f"The URL did not return a usable image: {reason}")
 
 
 def is_public_address(address: str) -> bool:

@@ -25,6 +25,7 @@ if ! listening 6379; then
   wait_for 6379 Redis
 fi
 
+mkdir -p var  # moto's log, on a fresh checkout too
 MOTO_PORT=${MOTO_PORT:-5077}
 if ! listening "$MOTO_PORT"; then
   # Left running for the next run on this machine (parallel runs share it); loopback only.

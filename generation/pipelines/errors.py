@@ -3,6 +3,8 @@
 import PIL
 import PIL.Image
 
+from jobs import error_codes
+
 
 class GenerationError(Exception):
     def __init__(self, code: str, message: str):
@@ -45,7 +47,7 @@ class OutOfGPUMemory(_KnownError):
 
 
 class JobCancelled(_KnownError):
-    code = "CANCELLED"
+    code = error_codes.CANCELLED
     default_message = "The job was cancelled."
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from celery_app import app as celery
 from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
-from jobs import errors, stages
+from jobs import error_codes, stages
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def cancelled_fields(now) -> dict:
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
-        "error_code": errors.CANCELLED,
+        "error_code": error_codes.CANCELLED,
         "error_message": "Job was cancelled",
         "heartbeat_at": None,
         "finished_at": now,
