@@ -226,10 +226,13 @@ def fill_queue(waiting: int) -> str:
     psql(
         "INSERT INTO jobs_job (id, user_id, kind, state, prompt, input_image, generate_type, enable_pbr, result_glb, "
         "preview_image, processed_image, registered_preview_url, progress, message, cancel_requested, attempts, "
-        "worker, downloads, source_mesh, stage_seconds, worker_process, queued_at, created_at, updated_at) "
+        "worker, downloads, source_mesh, step_seconds, stage_runs, stage, raw_mesh, worker_process, queued_at, "
+        "created_at, updated_at) "
         f"SELECT gen_random_uuid(), CASE WHEN g = {waiting} THEN '{USER}' END, "
         "CASE WHEN g % 2 = 0 THEN 'text-to-3d' ELSE 'image-to-3d' END, 'pending', 'a mug', '', 'Normal', false, "
-        "'', '', '', '', 0, 'Queued', false, 0, '', '{}', '', '{}', '', now(), now() - ({n} - g) * interval '1 ms', now() "
+        "'', '', '', '', 0, 'Queued', false, 0, '', '{}', '', '{}', '[]', "
+        "CASE WHEN g % 2 = 0 THEN 'text_to_image' ELSE 'prepare' END, '', '', now(), "
+        "now() - ({n} - g) * interval '1 ms', now() "
         f"FROM generate_series(1, {waiting}) g".replace("{n}", str(waiting))
     )
     psql("VACUUM ANALYZE jobs_job")
