@@ -56,8 +56,8 @@ def wait_until_up(base: str, server: subprocess.Popen) -> None:
         try:
             if requests.get(f"{base}/api/3d/queue/info", timeout=2).ok:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or its processes still starting on a busy machine
         time.sleep(0.5)
     sys.exit("The service did not start within a minute.")
 
