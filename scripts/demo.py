@@ -7,6 +7,7 @@ image-to-3D job of a photo it draws, shows their progress, and prints where the 
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -147,8 +148,14 @@ def main() -> None:
         if failed:
             sys.exit(1)
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        # serve.sh passes the TERM to each of its parts, which shut down on their own (a TERM to
+        # the whole process group would reach Celery's pool children behind their parent's back).
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 if __name__ == "__main__":
