@@ -213,6 +213,12 @@ def unheld() -> Q:
     return Q(heartbeat_at__isnull=True)
 
 
+def held_as_read(heartbeat_at) -> Q:
+    """Jobs whose stage is held as it was when its ``heartbeat_at`` was read (free if None): a
+    holder's beat, a claim or a handoff since then makes it match nothing."""
+    return Q(heartbeat_at=heartbeat_at) if heartbeat_at is not None else unheld()
+
+
 def orphaned() -> Q:
     """Jobs whose current stage is held by a worker that stopped sending heartbeats (killed, lost
     its machine)."""

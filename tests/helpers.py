@@ -25,8 +25,8 @@ from rest_framework.test import APIClient
 
 from generation import processes
 from jobs import stages, storage
-from jobs.services import workers
 from jobs.models import ACTIVE_STATES, Job, Stage
+from jobs.services import workers
 from jobs.watch import watcher
 
 WORKER = "gpu@test"
@@ -69,12 +69,18 @@ def claim(job_id) -> workers.Lease:
     return lease
 
 
+def end_stage(lease: workers.Lease) -> bool:
+    """End the lease's stage with its file and hand the job to the next stage; False when the
+    lease no longer holds the job."""
+    field, filename = HANDED_ON[lease.stage]
+    kind = Job.objects.values_list("kind", flat=True).get(pk=lease.job_id)
+    stored = {field: f"{storage.job_folder(lease.job_id)}/{filename}"}
+    return workers.hand_over(lease, stages.after(kind, lease.stage), **stored)
+
+
 def hand_on(job_id, lease: workers.Lease) -> workers.Lease:
     """End the lease's stage with its file, and claim the next one."""
-    field, filename = HANDED_ON[lease.stage]
-    kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
-    stored = {field: f"{storage.job_folder(job_id)}/{filename}"}
-    assert workers.hand_over(lease, stages.after(kind, lease.stage), **stored)
+    assert end_stage(lease)
     return claim(job_id)
 
 

@@ -8,21 +8,22 @@ from django.utils import timezone
 
 from celery_app import app as celery
 from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
-from jobs import error_codes, stages
+from jobs import error_codes, selectors, stages
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
 
 
 class QueueUnavailable(Exception):
-    """The broker did not take the job; the job was withdrawn."""
+    """The broker did not take the message (a new job is then withdrawn, any other waits for the sweep)."""
 
 
 def enqueue(job: Job) -> None:
     """Send the message of the job's current stage to that stage's queue and, once the broker has
     confirmed it, record so on the job (``queued_at``): a stage that no worker holds and that has
-    no such mark gets its message from the sweep, as does an orphaned one (``recover_orphaned_jobs``). A running job's stage goes before the stages of
-    jobs still waiting (``hydrilla.queues.message_priority``)."""
+    no such mark gets its message from the sweep, as does an orphaned one
+    (``workers.recover_orphaned_jobs``). A running job's stage goes before the stages of jobs
+    still waiting (``hydrilla.queues.message_priority``)."""
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
@@ -35,9 +36,10 @@ def enqueue(job: Job) -> None:
         logger.error("Could not queue job %s: %s", job.pk, exc)
         raise QueueUnavailable(str(exc)) from exc
     # Marked only as it was sent: not if a worker has claimed the stage since, nor on a newer holder.
-    as_sent = {"heartbeat_at": job.heartbeat_at} if job.heartbeat_at else {"heartbeat_at__isnull": True}
     try:
-        Job.objects.filter(pk=job.pk, stage=job.stage, **as_sent).update(queued_at=timezone.now())
+        Job.objects.filter(selectors.held_as_read(job.heartbeat_at), pk=job.pk, stage=job.stage).update(
+            queued_at=timezone.now()
+        )
     except DatabaseError:
         # The job is queued; unmarked, the sweep only sends a duplicate, which claiming drops.
         logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)

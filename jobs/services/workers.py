@@ -64,9 +64,8 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
         fields["attempts"] = F("attempts") + 1
     if stages.starts_job(stage) and row["state"] == JobState.PENDING:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
-    # As read above: a holder that beat, or another claim, since then makes this match nothing.
-    as_read = {"heartbeat_at": row["heartbeat_at"]} if held else {"heartbeat_at__isnull": True}
-    claimed = current.filter(**as_read, attempts=row["attempts"], worker_process=row["worker_process"]).update(**fields)
+    as_read = selectors.held_as_read(row["heartbeat_at"])
+    claimed = current.filter(as_read, attempts=row["attempts"], worker_process=row["worker_process"]).update(**fields)
     if not claimed:
         return None
     return Lease(job_id, row["attempts"] + new_attempt, stage)

@@ -14,10 +14,9 @@ import celery_app
 from hydrilla.queues import RUNNING, WAITING, CeleryQueue, message_priority
 from hydrilla.settings import broker_transport_options
 from generation import processes
-from jobs import stages, storage
-from jobs.services import clients, shared, staff, workers
 from jobs.models import Job, JobKind, JobState, Stage
-from tests.helpers import HANDED_ON, QueueReader, job_ids, past_the_sweep_delay
+from jobs.services import clients, shared, staff, workers
+from tests.helpers import QueueReader, end_stage, job_ids, past_the_sweep_delay
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,13 +28,6 @@ def photo_job() -> Job:
 
 def claim(job: Job, stage: str) -> workers.Lease | None:
     return workers.claim_stage(job.pk, stage, worker="test@here", process=processes.current())
-
-
-def hand_on(lease: workers.Lease, **fields) -> bool:
-    field, filename = HANDED_ON[lease.stage]
-    kind = Job.objects.values_list("kind", flat=True).get(pk=lease.job_id)
-    name = f"{storage.job_folder(lease.job_id)}/{filename}"
-    return workers.hand_over(lease, stages.after(kind, lease.stage), **{field: name}, **fields)
 
 
 def priority(message) -> int:
@@ -50,14 +42,14 @@ def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done
     prepare = claim(job, Stage.PREPARE)
     assert workers.report_progress(prepare, 5, "Downloading image…")
     assert Job.objects.get(pk=job.pk).state == JobState.PENDING  # still waiting for a GPU, in its place
-    assert hand_on(prepare)
+    assert end_stage(prepare)
     [message] = gpu_queue.wait()
     assert (message.headers["task"], priority(message)) == ("generation.image_to_3d", 0)
 
     model = claim(job, Stage.IMAGE_TO_3D)
     assert (Job.objects.get(pk=job.pk).state, model.attempt) == (JobState.PROCESSING, 1)
     assert workers.report_progress(model, 50, "Generating 3D mesh…")
-    assert hand_on(model)
+    assert end_stage(model)
     [message] = cpu_queue.wait()
     # A running job's next stage goes before the stages of jobs still waiting.
     assert (message.headers["task"], priority(message)) == ("generation.finish", 1)
@@ -77,20 +69,20 @@ def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done
 def test_a_stale_message_of_an_earlier_stage_is_dropped_and_a_lost_holder_cannot_write():
     job = photo_job()
     prepare = claim(job, Stage.PREPARE)
-    assert hand_on(prepare)
+    assert end_stage(prepare)
 
     assert claim(job, Stage.PREPARE) is None  # a duplicate of the stage already done
     assert not workers.report_progress(prepare, 9, "the stage before")
-    assert not hand_on(prepare)
+    assert not end_stage(prepare)
     assert claim(job, Stage.IMAGE_TO_3D) is not None
 
 
 @pytest.mark.parametrize("where", ["between stages", "in a stage"])
 def test_cancel_works_in_every_stage(where):
     job = photo_job()
-    lease = hand_on(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
+    lease = end_stage(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
     if where == "between stages":
-        assert hand_on(lease)  # waiting for a worker of the cpu queue: nobody to tell
+        assert end_stage(lease)  # waiting for a worker of the cpu queue: nobody to tell
 
     assert clients.request_cancel(job) == (JobState.CANCELLED if where == "between stages" else JobState.PROCESSING)
 
@@ -98,7 +90,7 @@ def test_cancel_works_in_every_stage(where):
         assert claim(job, Stage.FINISH) is None
     else:
         assert not workers.report_progress(lease, 60, "Generating 3D mesh…")
-        assert not hand_on(lease)
+        assert not end_stage(lease)
         assert workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
     job.refresh_from_db()
     assert (job.state, job.error_code, job.heartbeat_at) == (JobState.CANCELLED, "CANCELLED", None)
@@ -110,7 +102,7 @@ def test_a_job_cancelled_while_its_input_is_prepared_ends_at_once():
 
     assert clients.request_cancel(job) == JobState.CANCELLED
 
-    assert not hand_on(prepare)
+    assert not end_stage(prepare)
     assert claim(job, Stage.IMAGE_TO_3D) is None
 
 
@@ -119,7 +111,7 @@ def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is
     prepare = claim(job, Stage.PREPARE)
     broker.down()
 
-    assert hand_on(prepare)  # handed on; its message refused
+    assert end_stage(prepare)  # handed on; its message refused
 
     waiting = Job.objects.get(pk=job.pk)
     assert (waiting.stage, waiting.queued_at, waiting.heartbeat_at) == (Stage.IMAGE_TO_3D, None, None)
@@ -134,7 +126,7 @@ def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is
 
 def test_a_held_stage_taken_over_is_a_new_attempt_where_the_job_was():
     job = photo_job()
-    lease = hand_on(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
+    lease = end_stage(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
     assert workers.report_progress(lease, 40, "Generating 3D mesh…")
 
     taken = workers.claim_stage(job.pk, Stage.IMAGE_TO_3D, worker="other@here", process="gone", holder_gone=lambda _: True)
@@ -142,13 +134,13 @@ def test_a_held_stage_taken_over_is_a_new_attempt_where_the_job_was():
     assert taken.attempt == 2
     job.refresh_from_db()
     assert (job.state, job.stage, job.progress, job.attempts) == (JobState.PROCESSING, Stage.IMAGE_TO_3D, 40, 2)
-    assert not hand_on(lease)  # the lost holder
+    assert not end_stage(lease)  # the lost holder
 
 
 def test_a_requeued_job_starts_again_at_its_first_stage(cpu_queue):
     job = photo_job()
-    lease = hand_on(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
-    assert hand_on(lease)
+    lease = end_stage(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
+    assert end_stage(lease)
     assert workers.end_job_unsuccessfully(claim(job, Stage.FINISH), code="MODEL_ERROR", message="boom") == JobState.FAILED
     cpu_queue.messages()
 
@@ -171,9 +163,9 @@ def test_the_broker_serves_a_running_job_s_stage_before_the_stages_of_waiting_jo
     for job in (*waiting, running):
         shared.enqueue(Job.objects.get(pk=job.pk))  # four waiting jobs' first stages, in order
     lease = claim(running, Stage.TEXT_TO_IMAGE)
-    assert hand_on(lease)
+    assert end_stage(lease)
     prepare = claim(running, Stage.PREPARE)  # its cut-out, on the cpu queue
-    assert hand_on(prepare)  # back for its model call, behind four messages already queued
+    assert end_stage(prepare)  # back for its model call, behind four messages already queued
 
     order = job_ids(gpu_queue.wait(5))
 
