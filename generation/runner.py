@@ -30,8 +30,8 @@ from generation.pipelines import (
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
 from jobs import remote_images, stages, storage
-from jobs.services import workers
 from jobs.models import GenerateType, Job, JobKind, Stage
+from jobs.services import workers
 
 logger = logging.getLogger(__name__)
 

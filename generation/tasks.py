@@ -11,11 +11,11 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from hydrilla.queues import stage_task
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
-from jobs.services import shared, workers
+from hydrilla.queues import stage_task
 from jobs.models import Stage
+from jobs.services import shared, workers
 
 logger = logging.getLogger(__name__)
 

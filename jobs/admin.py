@@ -7,18 +7,18 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from jobs import storage
-
-from jobs.services import clients, staff
 from jobs.models import JOB_API_STATUS, MODEL_STEPS, STEPS, Job
 from jobs.outputs import preview_url
-from jobs.services.staff import StaffOutcome
+from jobs.services import clients, staff
 
 # <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's
 # @google/model-viewer package: served with the admin's own static files, no CDN.
 MODEL_VIEWER_SCRIPT = "jobs/vendor/model-viewer-4.4.0/model-viewer.min.js"
 
 # Outcomes worth a warning rather than a success message.
-NOT_DONE = {StaffOutcome.REFUSED, StaffOutcome.ENDED, StaffOutcome.CHANGED, StaffOutcome.NOT_QUEUED}
+NOT_DONE = {
+    staff.StaffOutcome.REFUSED, staff.StaffOutcome.ENDED, staff.StaffOutcome.CHANGED, staff.StaffOutcome.NOT_QUEUED
+}
 
 
 def _new_tab_link(url: str | None, label: str):
@@ -206,4 +206,4 @@ class JobAdmin(admin.ModelAdmin):
 
     def _report(self, request, outcomes):
         level = messages.WARNING if NOT_DONE & set(outcomes) else messages.SUCCESS
-        self.message_user(request, StaffOutcome.summary(outcomes), level)
+        self.message_user(request, staff.StaffOutcome.summary(outcomes), level)

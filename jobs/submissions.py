@@ -1,9 +1,8 @@
 """A job submitted through either API half, with the image it is to read."""
 
 from jobs import remote_images, storage
-
-from jobs.services import clients
 from jobs.models import Job
+from jobs.services import clients
 
 
 def submit(*, site: str, submitted_from: str, image_url: str | None = None, **fields) -> Job:

@@ -8,7 +8,6 @@ from django.conf import settings
 from PIL import Image, ImageOps
 
 from jobs import storage
-
 from jobs.services import clients
 
 # Pillow names a JPEG that carries a Multi-Picture index (many cameras and phones write one) "MPO".

@@ -9,9 +9,8 @@ from django.db import close_old_connections
 from rest_framework.request import Request
 
 from jobs import errors, remote_images, selectors, submissions, throttles, uploads
-
-from jobs.services import clients, shared
 from jobs.models import Job
+from jobs.services import clients, shared
 
 CHANGING_ACTIONS = ("rename", "delete")
 

@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 
 from accounts import services as account_services
 from jobs import errors, formats, inputs, selectors, storage, throttles
-from jobs.services import clients, shared
 from jobs.models import JobKind
+from jobs.services import clients, shared
 from jobs.openapi import (
     INVALID_TOKEN,
     JOB_API_TAG,

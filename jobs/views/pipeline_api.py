@@ -28,10 +28,9 @@ from rest_framework.decorators import (
 from rest_framework.response import Response
 
 from jobs import errors, events, health, openapi, outputs, selectors, storage, throttles
-
-from jobs.services import clients
 from jobs.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.models import FINAL_STATES, JobKind, JobState
+from jobs.services import clients
 from jobs.views.common import create_job_or_503, in_thread, job_for, release_soon, save_uploaded_image, site
 from jobs.watch import watcher
 

@@ -7,8 +7,8 @@ from celery.exceptions import Reject
 from django.db import OperationalError
 
 from generation import registry, runner, tasks
-from jobs.services import workers
 from jobs.models import Job, JobKind, JobState, Stage
+from jobs.services import workers
 from tests.helpers import run_inline
 from tests.factories import JobFactory
 

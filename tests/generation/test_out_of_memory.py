@@ -7,8 +7,8 @@ import pytest
 import torch
 import trimesh
 from generation import registry, runner
-from jobs.services import workers
 from jobs.models import JobState
+from jobs.services import workers
 from tests.helpers import run_inline
 
 pytestmark = pytest.mark.django_db

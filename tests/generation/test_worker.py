@@ -16,8 +16,8 @@ from PIL import Image, ImageDraw
 from celery_app import app as celery
 from hydrilla.queues import stage_task
 from jobs import storage
-from jobs.services import clients
 from jobs.models import Job, JobKind, JobState
+from jobs.services import clients
 from tests.factories import JobFactory, UserFactory
 from tests.worker_process import WorkerProcess
 

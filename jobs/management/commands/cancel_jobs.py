@@ -1,8 +1,8 @@
 from django.core.management.base import CommandError
 
-from jobs.services import staff
 from jobs.management.commands._staff import StaffJobsCommand
 from jobs.models import ACTIVE_STATES
+from jobs.services import staff
 
 
 class Command(StaffJobsCommand):

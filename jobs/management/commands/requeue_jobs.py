@@ -1,7 +1,7 @@
 from django.conf import settings
 
-from jobs.services import staff
 from jobs.management.commands._staff import StaffJobsCommand, duration
+from jobs.services import staff
 
 
 class Command(StaffJobsCommand):

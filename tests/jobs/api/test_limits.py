@@ -3,8 +3,8 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs.services import shared
 from jobs.models import Job, JobState, Upload
+from jobs.services import shared
 from tests.factories import JobFactory, UserFactory
 from tests.jobs.images import png
 

@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from jobs.services import shared
 from jobs.models import JobKind
+from jobs.services import shared
 from tests.helpers import finish_preview, openapi_document, start
 
 GENERATION_PATHS = {

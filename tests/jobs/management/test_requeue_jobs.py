@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobs.services import staff, workers
 from jobs.models import Job, JobKind, JobState
+from jobs.services import staff, workers
 from tests.factories import JobFactory
 from tests.helpers import ago, backdate
 

@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from generation import processes
-from jobs.services import clients, shared, staff, workers
 from jobs.models import Job, JobKind, JobState
+from jobs.services import clients, shared, staff, workers
 from tests.factories import JobFactory, UserFactory
 from tests.helpers import ago, backdate, job_ids, past_the_sweep_delay
 from tests.worker_process import ROOT

@@ -8,8 +8,8 @@ import time
 import pytest
 from django.db import transaction
 
-from jobs.services import clients
 from jobs.models import Job, JobKind, JobState
+from jobs.services import clients
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

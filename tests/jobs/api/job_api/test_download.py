@@ -12,8 +12,8 @@ import trimesh
 
 from generation.pipelines import finish_mesh, prepare_mesh, save_source_mesh
 from jobs import formats, storage
-from jobs.services import clients
 from jobs.models import Job, JobState
+from jobs.services import clients
 from tests.factories import JobFactory, UserFactory
 
 FACES = 1280

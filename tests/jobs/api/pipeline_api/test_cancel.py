@@ -6,8 +6,8 @@ import uuid
 import pytest
 
 from generation import processes
-from jobs.services import workers
 from jobs.models import Job, JobState, Stage
+from jobs.services import workers
 from tests.helpers import assert_matches_schema, fail, finish_3d, start
 from tests.factories import JobFactory, UserFactory
 

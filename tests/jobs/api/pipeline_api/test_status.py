@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from jobs.services import clients, workers
 from jobs.models import Job, JobKind, JobState
+from jobs.services import clients, workers
 from tests.helpers import assert_matches_schema, fail, finish_3d, finish_preview, start
 from tests.factories import JobFactory
 

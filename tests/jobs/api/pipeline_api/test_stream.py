@@ -12,8 +12,8 @@ from django.conf import settings
 import requests
 from django.db import connection
 
-from jobs.services import clients, workers
 from jobs.models import Job
+from jobs.services import clients, workers
 from jobs.views.common import WAITING_VIEWS_THREADS
 from jobs.watch import JobWatcher, POLL_SECONDS
 from tests.helpers import Background, assert_matches_schema, chunks_of, fail, finish_3d, response_schema, sse_events, start

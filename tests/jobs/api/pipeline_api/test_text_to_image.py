@@ -11,9 +11,8 @@ from django.conf import settings
 import requests
 
 from jobs import storage
-
-from jobs.services import clients
 from jobs.models import Job, JobKind, JobState
+from jobs.services import clients
 from jobs.views.common import WAITING_VIEWS_THREADS
 from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
 from tests.factories import JobFactory
