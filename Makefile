@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
 GPU_VENV := .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.installed-$(REQUIREMENTS_HASH)
 
-.PHONY: install run demo test check-deploy test-services test-embedded test-gpu-packages clean
+.PHONY: install run demo test lint check-deploy test-services test-embedded test-gpu-packages clean
 
 # (Re)make the virtualenv $(1) from the requirements files $(2), then those of $(3) without their
 # dependencies, when a requirements file changed.
@@ -43,13 +43,18 @@ demo: install
 ## Django's deployment checks on production-like settings, then the whole suite against PostgreSQL,
 ## RabbitMQ, Redis and S3 (moto), then on the embedded defaults, then the generation tests on the
 ## GPU image's packages.
-test: install check-deploy test-services test-embedded test-gpu-packages
+test: install lint check-deploy test-services test-embedded test-gpu-packages
 
 # What a deployment behind a TLS proxy sets (README, Security); the secret key is made afresh.
 PRODUCTION_LIKE := ALLOWED_HOSTS=api.example.com CLERK_AUTHORIZED_PARTIES=https://app.example.com \
 	CLERK_ISSUER=https://clerk.example.com SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https \
 	SECURE_SSL_REDIRECT=true SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=true \
 	SECURE_HSTS_PRELOAD=true
+
+## Ruff's lint rules and formatter (pyproject.toml): the tree stays as `ruff format` writes it.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 check-deploy: install
 	env -u DJANGO_DEBUG $(PRODUCTION_LIKE) \
