@@ -13,7 +13,8 @@ CROSS_SITE_REFUSED = "Cross-site request refused: its origin is not allowed"
 
 
 class AuthenticationUnavailable(exceptions.APIException):
-    """The spec's 503 for an external service that is down: the client retries, it does not sign in again."""
+    """The spec's 503 for an external service that is down: the client retries, it does not sign in
+    again."""
 
     status_code = 503
     default_detail = "Authentication service unavailable. Please try again later."
@@ -25,7 +26,8 @@ class ClerkAuthentication(authentication.BaseAuthentication):
     No token: anonymous (``optionalAuth`` endpoints go on, ``requireAuth`` ones answer 401).
     A token that is present but invalid is refused outright, never downgraded to anonymous, so a
     client with an expired session learns it instead of silently losing its history. A token that
-    cannot be checked now (Clerk's keys unreachable) is a 503: the client retries, and signs in again
+    cannot be checked now (Clerk's keys unreachable) is a 503: the client retries, and signs in
+    again
     only when told its token is bad.
 
     A browser sends the cookie with any site's form or fetch, so a cookie-borne token changes
@@ -45,9 +47,13 @@ class ClerkAuthentication(authentication.BaseAuthentication):
             logger.info("Rejected Clerk token: %s", exc)
             raise exceptions.AuthenticationFailed("Invalid or expired token") from exc
         except clerk.KeysUnavailable as exc:
-            logger.info("Clerk token not verifiable now: %s", exc)  # the failed fetch itself is a warning
+            logger.info(
+                "Clerk token not verifiable now: %s", exc
+            )  # the failed fetch itself is a warning
             raise AuthenticationUnavailable() from exc
-        return services.user_from_claims(claims, for_read=request.method in permissions.SAFE_METHODS), claims
+        return services.user_from_claims(
+            claims, for_read=request.method in permissions.SAFE_METHODS
+        ), claims
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
@@ -76,7 +82,15 @@ def require_allowed_origin(request) -> None:
         parts = urlsplit("")
     origin = f"{parts.scheme}://{parts.netloc}".lower()
     own = f"{request.scheme}://{request.get_host()}".lower()
-    allowed = {own, *(o.lower().rstrip("/") for o in settings.CORS_ALLOWED_ORIGINS + settings.CSRF_TRUSTED_ORIGINS)}
+    allowed = {
+        own,
+        *(
+            o.lower().rstrip("/")
+            for o in settings.CORS_ALLOWED_ORIGINS + settings.CSRF_TRUSTED_ORIGINS
+        ),
+    }
     if not parts.scheme or not parts.netloc or origin not in allowed:
-        logger.info("Refused a cookie-authenticated %s from origin %r", request.method, source[:200])
+        logger.info(
+            "Refused a cookie-authenticated %s from origin %r", request.method, source[:200]
+        )
         raise exceptions.PermissionDenied(CROSS_SITE_REFUSED)

@@ -1,9 +1,11 @@
 """Clerk: session-token verification and the Backend API (user profiles, JWKS).
 
 Keys come from, in order of preference: ``CLERK_JWT_KEY`` (the instance's PEM public key: no network
-at all), ``CLERK_JWKS_URL``, or the Backend API's ``/v1/jwks`` with ``CLERK_SECRET_KEY``. Fetched keys
+at all), ``CLERK_JWKS_URL``, or the Backend API's ``/v1/jwks`` with ``CLERK_SECRET_KEY``. Fetched
+keys
 are cached by ``kid``; an unknown ``kid`` triggers at most one refetch per ``JWKS_REFETCH_SECONDS``
-(one per ``JWKS_RETRY_SECONDS`` after a failed fetch), so a flood of forged tokens cannot turn into a
+(one per ``JWKS_RETRY_SECONDS`` after a failed fetch), so a flood of forged tokens cannot turn into
+a
 flood of requests to Clerk, even while Clerk is failing. A token whose key is not cached and cannot
 be fetched now — Clerk is down, or the refetch allowance was just spent (perhaps by a forger's
 unknown ``kid``, a moment before Clerk rotated in a new key) — can be neither accepted nor
@@ -16,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jwt
 import requests
@@ -72,7 +74,9 @@ class _JwksCache:
             if kid in self._keys:  # fetched by the request this one waited for
                 return self._keys[kid]
             if not self._may_fetch():
-                raise KeysUnavailable(f"signing key {kid!r} not cached, and Clerk's keys were fetched just now")
+                raise KeysUnavailable(
+                    f"signing key {kid!r} not cached, and Clerk's keys were fetched just now"
+                )
             self._refresh()
             try:
                 return self._keys[kid]
@@ -107,7 +111,9 @@ def _fetch_jwks() -> dict:
         url = f"{settings.CLERK_API_URL}/v1/jwks"
         headers = {"Authorization": f"Bearer {settings.CLERK_SECRET_KEY}"}
     else:
-        logger.warning("No Clerk key is configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)")
+        logger.warning(
+            "No Clerk key is configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)"
+        )
         raise KeysUnavailable("no Clerk key is configured")
     try:
         response = requests.get(url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
@@ -121,7 +127,11 @@ def _fetch_jwks() -> dict:
         raise KeysUnavailable(f"Clerk's keys could not be fetched: {exc}") from exc
     usable = {}
     for key in keys:
-        if not isinstance(key, dict) or key.get("kty") != "RSA" or not isinstance(key.get("kid"), str):
+        if (
+            not isinstance(key, dict)
+            or key.get("kty") != "RSA"
+            or not isinstance(key.get("kid"), str)
+        ):
             continue
         try:
             usable[key["kid"]] = jwt.PyJWK(key, algorithm=ALGORITHM).key
@@ -150,7 +160,9 @@ def verify_session_token(token: str) -> dict:
     claims = caches["process"].get(key)
     if claims is None:
         claims = _verify(token)
-        lifetime = min(VERIFIED_TOKEN_SECONDS, claims["exp"] + settings.CLERK_LEEWAY_SECONDS - _now())
+        lifetime = min(
+            VERIFIED_TOKEN_SECONDS, claims["exp"] + settings.CLERK_LEEWAY_SECONDS - _now()
+        )
         if lifetime > 0:
             caches["process"].set(key, claims, lifetime)
     elif claims["exp"] + settings.CLERK_LEEWAY_SECONDS < _now():
@@ -159,12 +171,17 @@ def verify_session_token(token: str) -> dict:
 
 
 def _now() -> float:
-    return datetime.now(timezone.utc).timestamp()
+    return datetime.now(UTC).timestamp()
 
 
 def _verified_key(token: str) -> str:
-    checked_against = (settings.CLERK_ISSUER, tuple(settings.CLERK_AUTHORIZED_PARTIES), settings.CLERK_JWT_KEY,
-                       settings.CLERK_JWKS_URL, settings.CLERK_SECRET_KEY)
+    checked_against = (
+        settings.CLERK_ISSUER,
+        tuple(settings.CLERK_AUTHORIZED_PARTIES),
+        settings.CLERK_JWT_KEY,
+        settings.CLERK_JWKS_URL,
+        settings.CLERK_SECRET_KEY,
+    )
     return "token:" + hashlib.sha256(repr((token, checked_against)).encode()).hexdigest()
 
 
@@ -254,7 +271,7 @@ def _primary_email(data: dict) -> str:
 def _from_millis(value) -> datetime | None:
     if not isinstance(value, (int, float)):
         return None
-    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def clear_jwks_cache() -> None:

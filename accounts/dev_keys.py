@@ -27,7 +27,9 @@ def ensure_keys() -> tuple[bytes, str]:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         private_path.write_bytes(
             key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
             )
         )
         private_path.chmod(0o600)

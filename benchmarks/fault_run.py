@@ -26,7 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.stack import FINAL, running_service, wait_until  # noqa: E402
+from benchmarks.stack import FINAL, running_service, wait_until
 
 
 class Database:
@@ -37,13 +37,25 @@ class Database:
 
     def jobs(self, ids) -> dict[str, dict]:
         try:
-            with psycopg2.connect(self.url, connect_timeout=2) as connection, connection.cursor() as cursor:
+            with (
+                psycopg2.connect(self.url, connect_timeout=2) as connection,
+                connection.cursor() as cursor,
+            ):
                 cursor.execute(
                     "SELECT id::text, state, stage, progress, attempts, worker_process, error_code "
-                    "FROM jobs_job WHERE id::text = ANY(%s)", (list(ids),),
+                    "FROM jobs_job WHERE id::text = ANY(%s)",
+                    (list(ids),),
                 )
-                columns = ("id", "state", "stage", "progress", "attempts", "worker_process", "error_code")
-                return {row[0]: dict(zip(columns, row)) for row in cursor.fetchall()}
+                columns = (
+                    "id",
+                    "state",
+                    "stage",
+                    "progress",
+                    "attempts",
+                    "worker_process",
+                    "error_code",
+                )
+                return {row[0]: dict(zip(columns, row, strict=False)) for row in cursor.fetchall()}
         except psycopg2.OperationalError:
             return {}
 
@@ -99,7 +111,9 @@ def _run_faults(args, service) -> dict:
     database = Database(service.database_url)
     ids = []
     for number in range(args.jobs):
-        response = requests.post(f"{base}/text-to-3d", data={"prompt": f"a fault-run lantern {number}"}, timeout=30)
+        response = requests.post(
+            f"{base}/text-to-3d", data={"prompt": f"a fault-run lantern {number}"}, timeout=30
+        )
         response.raise_for_status()
         ids.append(response.json()["job_id"])
     watcher = ApiWatcher(base, ids[-1])
@@ -111,7 +125,9 @@ def _run_faults(args, service) -> dict:
 
         def look():
             for job in database.jobs(ids).values():
-                in_model_call = job["stage"] == "image_to_3d" and job["progress"] > 36 and job["worker_process"]
+                in_model_call = (
+                    job["stage"] == "image_to_3d" and job["progress"] > 36 and job["worker_process"]
+                )
                 if in_model_call and job["id"] not in exclude:
                     found.update(job)
                     return True
@@ -128,8 +144,14 @@ def _run_faults(args, service) -> dict:
         killed_at = time.monotonic()
         os.kill(int(job["worker_process"].split("/")[2]), signal.SIGKILL)
         # Taken over: a new attempt claimed its stage (measured by polling, every 0.1 s).
-        wait_until(lambda: database.jobs([job["id"]]).get(job["id"], {}).get("attempts", 0) > job["attempts"],
-                   120, "the takeover", interval=0.1)
+        wait_until(
+            lambda job=job: (
+                database.jobs([job["id"]]).get(job["id"], {}).get("attempts", 0) > job["attempts"]
+            ),
+            120,
+            "the takeover",
+            interval=0.1,
+        )
         takeovers.append(round(time.monotonic() - killed_at, 2))
         faults.append(f"pool child killed during job {job['id'][:8]}")
     job = job_in_its_3d_stage(hit)
@@ -159,8 +181,12 @@ def _run_faults(args, service) -> dict:
         "jobs": len(ids),
         "faults": faults,
         "ended": {state: sum(job["state"] == state for job in jobs.values()) for state in FINAL},
-        "failure_codes": sorted(job["error_code"] for job in jobs.values() if job["state"] == "failed"),
-        "stranded": sorted(job_id for job_id in ids if jobs.get(job_id, {}).get("state") not in FINAL),
+        "failure_codes": sorted(
+            job["error_code"] for job in jobs.values() if job["state"] == "failed"
+        ),
+        "stranded": sorted(
+            job_id for job_id in ids if jobs.get(job_id, {}).get("state") not in FINAL
+        ),
         "attempts": sorted(job["attempts"] for job in jobs.values()),
         # From the kill to the claim of the attempt that took the job over.
         "takeover_seconds": takeovers,

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.stack import running_service, wait_until  # noqa: E402
+from benchmarks.stack import running_service, wait_until
 
 TARGET_SHARE = 0.95
 GPU_STAGES = ("text_to_image", "image_to_3d")
@@ -43,7 +43,9 @@ def photo() -> bytes:
 def submit(base: str, count: int) -> list[str]:
     data, ids = photo(), []
     for _ in range(count):
-        response = requests.post(f"{base}/image-to-3d", files={"image_file": ("photo.png", data)}, timeout=30)
+        response = requests.post(
+            f"{base}/image-to-3d", files={"image_file": ("photo.png", data)}, timeout=30
+        )
         response.raise_for_status()
         ids.append(response.json()["job_id"])
     return ids
@@ -53,11 +55,17 @@ def finished_jobs(url: str, ids: list[str]) -> list[dict] | None:
     """The jobs' states, stage runs and step times once all have ended; None before."""
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id::text, state, stage_runs, step_seconds, error_message FROM jobs_job WHERE id::text = ANY(%s)",
+            "SELECT id::text, state, stage_runs, step_seconds, "
+            "error_message FROM jobs_job WHERE id::text = ANY(%s)",
             (ids,),
         )
-        rows = [dict(zip(("id", "state", "stage_runs", "step_seconds", "error"), row)) for row in cursor.fetchall()]
-    ended = len(rows) == len(ids) and all(row["state"] in ("completed", "failed", "cancelled") for row in rows)
+        rows = [
+            dict(zip(("id", "state", "stage_runs", "step_seconds", "error"), row, strict=False))
+            for row in cursor.fetchall()
+        ]
+    ended = len(rows) == len(ids) and all(
+        row["state"] in ("completed", "failed", "cancelled") for row in rows
+    )
     return rows if ended else None
 
 
@@ -85,11 +93,15 @@ def busy_share(jobs: list[dict]) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=64, help="Shap-E steps per model call (tiny model)")
+    parser.add_argument(
+        "--steps", type=int, default=64, help="Shap-E steps per model call (tiny model)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     settings = {
-        "IMAGE_TO_3D_BACKEND": "shap-e", "IMAGE_TO_3D_STEPS": str(args.steps), "PRELOAD_MODELS": "image_to_3d",
+        "IMAGE_TO_3D_BACKEND": "shap-e",
+        "IMAGE_TO_3D_STEPS": str(args.steps),
+        "PRELOAD_MODELS": "image_to_3d",
         "CPU_WORKER_CONCURRENCY": "2",
     }
     with running_service("hydrilla-busy-", **settings) as service:
@@ -100,7 +112,12 @@ def main(argv=None) -> dict:
         wait_until(lambda: finished_jobs(database, ids), 1200, "the backlog's end")
         jobs = finished_jobs(database, ids)
         failed = [job["error"] for job in jobs if job["state"] != "completed"]
-        report = {"jobs": args.jobs, "shap_e_steps": args.steps, "failed": failed, **busy_share(jobs)}
+        report = {
+            "jobs": args.jobs,
+            "shap_e_steps": args.steps,
+            "failed": failed,
+            **busy_share(jobs),
+        }
         print(json.dumps(report, indent=2))
         print(f"busy share {report['busy_share']:.1%} (target {TARGET_SHARE:.0%})")
         if args.json:

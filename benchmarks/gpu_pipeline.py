@@ -1,5 +1,6 @@
 """Time every stage of a generation job through Hydrilla's pipelines, and the same work through the
-bare library calls, on one device in one run; print per-stage times, our overhead and peak GPU memory.
+bare library calls, on one device in one run; print per-stage times, our overhead and peak GPU
+memory.
 
     .venv/bin/python benchmarks/gpu_pipeline.py [--tiny | --real-size] [--backend shap-e ...]
         [--repeats N] [--json out.json] [--dtype fp16|bf16|fp32] [--compile] [--channels-last]
@@ -34,12 +35,12 @@ from pathlib import Path
 # Run as a script, Python puts benchmarks/ on the path, not the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import PIL.Image  # noqa: E402
-import PIL.ImageDraw  # noqa: E402
-import torch  # noqa: E402
-import trimesh  # noqa: E402
+import PIL.Image
+import PIL.ImageDraw
+import torch
+import trimesh
 
-from generation.pipelines import (  # noqa: E402
+from generation.pipelines import (
     BACKENDS,
     DEFAULT_FACE_COUNT,
     TextToImagePipeline,
@@ -48,8 +49,8 @@ from generation.pipelines import (  # noqa: E402
     select_dtype,
     sequence,
 )
-from generation.pipelines.image_to_3d.shap_e import mesh_from_decoder  # noqa: E402
-from generation.tiny_models import FOLDERS as TINY_FOLDERS  # noqa: E402
+from generation.pipelines.image_to_3d.shap_e import mesh_from_decoder
+from generation.tiny_models import FOLDERS as TINY_FOLDERS
 
 STAGES = ("text_to_image", "cut_out", "image_to_3d", "post_processing", "export", "upload")
 TARGET_RATIO = 1.10  # end-to-end time over the bare libraries' time
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
         for role in ["text-to-image", *backends]:
             started = _synchronised(device)
             if role == "text-to-image":
-                models[role] = TextToImagePipeline.load(str(folders[role]), device, dtype, **options[role])
+                models[role] = TextToImagePipeline.load(
+                    str(folders[role]), device, dtype, **options[role]
+                )
             else:
                 model = str(folders[role]) if folders[role] else None
                 models[role] = load_backend(role, model, device, dtype, **options[role])
@@ -113,7 +116,11 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name] = _benchmark_backend(
                     models["text-to-image"], models[name], name, photo, storage, args.repeats
                 )
-            preview_batch = _preview_batch(models["text-to-image"], args.preview_batch) if args.preview_batch else None
+            preview_batch = (
+                _preview_batch(models["text-to-image"], args.preview_batch)
+                if args.preview_batch
+                else None
+            )
 
     report = {
         "device": _device_name(device),
@@ -142,29 +149,60 @@ def main(argv: list[str] | None = None) -> dict:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--tiny", action="store_true", default=None, help="tiny models (default without CUDA)")
     size.add_argument(
-        "--real-size", dest="tiny", action="store_false", help="real-size architectures (default on CUDA)"
+        "--tiny", action="store_true", default=None, help="tiny models (default without CUDA)"
     )
-    parser.add_argument("--backend", action="append", help="image-to-3D backend (repeatable; default: all)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed jobs per backend, after one warm-up")
+    size.add_argument(
+        "--real-size",
+        dest="tiny",
+        action="store_false",
+        help="real-size architectures (default on CUDA)",
+    )
+    parser.add_argument(
+        "--backend", action="append", help="image-to-3D backend (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed jobs per backend, after one warm-up"
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
-    parser.add_argument("--dtype", help="fp16 (default on CUDA), bf16 or fp32; always fp32 on the CPU")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the denoisers and decoders")
-    parser.add_argument("--compile-mode", default="default", help="torch.compile mode (max-autotune, ...)")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory for the UNet and VAE")
     parser.add_argument(
-        "--sdpa", choices=("auto", "flash", "efficient", "cudnn", "math"), default="auto", help="attention kernel"
+        "--dtype", help="fp16 (default on CUDA), bf16 or fp32; always fp32 on the CPU"
     )
-    parser.add_argument("--preview-batch", type=int, default=0, help="also time N previews in one batch")
     parser.add_argument(
-        "--option", action="append", default=[], metavar="ROLE.NAME=VALUE",
+        "--compile", action="store_true", help="torch.compile the denoisers and decoders"
+    )
+    parser.add_argument(
+        "--compile-mode", default="default", help="torch.compile mode (max-autotune, ...)"
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="channels-last memory for the UNet and VAE"
+    )
+    parser.add_argument(
+        "--sdpa",
+        choices=("auto", "flash", "efficient", "cudnn", "math"),
+        default="auto",
+        help="attention kernel",
+    )
+    parser.add_argument(
+        "--preview-batch", type=int, default=0, help="also time N previews in one batch"
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="ROLE.NAME=VALUE",
         help="a model option, e.g. shap-e.grid_size=64 or text-to-image.steps=2 (repeatable)",
     )
-    parser.add_argument("--storage", choices=("tmp", "django"), default="tmp",
-                        help="tmp: files in a temporary folder; django: the configured storage (S3 or MEDIA_ROOT)")
-    parser.add_argument("--models-dir", help="keep the built models here and reuse them on later runs")
+    parser.add_argument(
+        "--storage",
+        choices=("tmp", "django"),
+        default="tmp",
+        help="tmp: files in a temporary folder; django: the configured storage (S3 or MEDIA_ROOT)",
+    )
+    parser.add_argument(
+        "--models-dir", help="keep the built models here and reuse them on later runs"
+    )
     return parser
 
 
@@ -198,9 +236,14 @@ def _available(names: list[str]) -> tuple[list[str], list[str]]:
     available, notes = [], []
     for name in names:
         if name not in TINY_FOLDERS:
-            notes.append(f"{name} skipped: the benchmark knows no model for it (TINY_FOLDERS, real_size.BUILDERS)")
+            notes.append(
+                f"{name} skipped: the benchmark knows no model "
+                f"for it (TINY_FOLDERS, real_size.BUILDERS)"
+            )
         elif name == "hunyuan3d" and not _hy3dgen_importable():
-            notes.append("hunyuan3d skipped: hy3dgen does not import here (see requirements/hunyuan3d.txt)")
+            notes.append(
+                "hunyuan3d skipped: hy3dgen does not import here (see requirements/hunyuan3d.txt)"
+            )
         else:
             available.append(name)
     return available, notes
@@ -212,8 +255,11 @@ def _hy3dgen_importable() -> bool:
     return hy3dgen_importable()
 
 
-def _models(directory: Path, roles: list[str], tiny: bool, device: torch.device) -> dict[str, Path | None]:
-    """Each role's model folder (None for weight-free backends), built unless ``directory`` has it."""
+def _models(
+    directory: Path, roles: list[str], tiny: bool, device: torch.device
+) -> dict[str, Path | None]:
+    """Each role's model folder (None for weight-free backends), built unless ``directory`` has
+    it."""
     from benchmarks.real_size import BUILDERS
     from generation.tiny_models import ensure_tiny_models
 
@@ -227,12 +273,13 @@ def _models(directory: Path, roles: list[str], tiny: bool, device: torch.device)
             continue
         name, build = BUILDERS[role]
         folders[role] = directory / "real-size" / name
-        _build_once(folders[role], lambda target: build(target, device))
+        _build_once(folders[role], lambda target, build=build: build(target, device))
     return folders
 
 
 def _build_once(folder: Path, build) -> None:
-    """``build(folder)`` unless a finished real-size build is there; one that died halfway is redone."""
+    """``build(folder)`` unless a finished real-size build is there; one that died halfway is
+    redone."""
     marker = folder.with_name(folder.name + ".complete")
     if marker.exists():
         return
@@ -258,8 +305,12 @@ def _sdpa(choice: str):
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    backend = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-               "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[choice]
+    backend = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "math": SDPBackend.MATH,
+    }[choice]
     return sdpa_kernel(backend)
 
 
@@ -267,11 +318,18 @@ def _benchmark_backend(text_to_image, backend, name: str, photo, storage, repeat
     bare = BARE_IMAGE_TO_3D.get(name)
     # Ours and bare each in a block after a warm-up job of its own: the bare calls differ from ours
     # (Shap-E's latents then decode_to_mesh, say), so each has first calls and compilations to pay.
-    first_job = _our_job(text_to_image, backend, photo, storage)  # warm-up: first calls, compilation
-    runs = {"ours": [_our_job(text_to_image, backend, photo, storage) for _ in range(repeats)], "bare": []}
+    first_job = _our_job(
+        text_to_image, backend, photo, storage
+    )  # warm-up: first calls, compilation
+    runs = {
+        "ours": [_our_job(text_to_image, backend, photo, storage) for _ in range(repeats)],
+        "bare": [],
+    }
     if bare:
         _bare_job(text_to_image, backend, bare, photo, storage)
-        runs["bare"] = [_bare_job(text_to_image, backend, bare, photo, storage) for _ in range(repeats)]
+        runs["bare"] = [
+            _bare_job(text_to_image, backend, bare, photo, storage) for _ in range(repeats)
+        ]
 
     stages = {}
     for stage in STAGES:
@@ -289,7 +347,11 @@ def _benchmark_backend(text_to_image, backend, name: str, photo, storage, repeat
     job_3d = ours_total - preview
     return {
         "stages": stages,
-        "total": {"ours": ours_total, "bare": bare_total, "ratio": ours_total / bare_total if bare else None},
+        "total": {
+            "ours": ours_total,
+            "bare": bare_total,
+            "ratio": ours_total / bare_total if bare else None,
+        },
         "first_job_seconds": sum(first_job["seconds"][stage] for stage in STAGES),
         "preview_seconds": preview,
         "job_3d_seconds": job_3d,
@@ -300,14 +362,25 @@ def _benchmark_backend(text_to_image, backend, name: str, photo, storage, repeat
 
 def _targets(name: str, ratio: float | None, job_3d: float, preview: float) -> list[dict]:
     targets = [
-        {"target": f"end-to-end / bare <= {TARGET_RATIO}", "value": ratio,
-         "met": None if ratio is None else ratio <= TARGET_RATIO},
-        {"target": f"preview to stored image <= {TARGET_PREVIEW_SECONDS} s", "value": preview,
-         "met": preview <= TARGET_PREVIEW_SECONDS},
+        {
+            "target": f"end-to-end / bare <= {TARGET_RATIO}",
+            "value": ratio,
+            "met": None if ratio is None else ratio <= TARGET_RATIO,
+        },
+        {
+            "target": f"preview to stored image <= {TARGET_PREVIEW_SECONDS} s",
+            "value": preview,
+            "met": preview <= TARGET_PREVIEW_SECONDS,
+        },
     ]
     if name == "shap-e":
-        targets.append({"target": f"Shap-E 3D job RUN to DONE <= {TARGET_SHAP_E_JOB_SECONDS} s", "value": job_3d,
-                        "met": job_3d <= TARGET_SHAP_E_JOB_SECONDS})
+        targets.append(
+            {
+                "target": f"Shap-E 3D job RUN to DONE <= {TARGET_SHAP_E_JOB_SECONDS} s",
+                "value": job_3d,
+                "met": job_3d <= TARGET_SHAP_E_JOB_SECONDS,
+            }
+        )
     return targets
 
 
@@ -340,7 +413,9 @@ class _Clock:
         name, started = self._running
         self.seconds[name] = self.seconds.get(name, 0.0) + _synchronised(self.device) - started
         if self.device.type == "cuda":
-            self.peak_bytes[name] = max(self.peak_bytes.get(name, 0), torch.cuda.max_memory_allocated(self.device))
+            self.peak_bytes[name] = max(
+                self.peak_bytes.get(name, 0), torch.cuda.max_memory_allocated(self.device)
+            )
         self._running = None
 
     def _start(self, name: str) -> None:
@@ -359,7 +434,9 @@ def _our_job(text_to_image, backend, photo, storage) -> dict:
     # From a drawn object: a random text-to-image model paints nothing to cut out.
     cutout = sequence.object_cut_out(photo, clock, at=30)
     mesh = sequence.raw_mesh(backend, cutout, SEED, clock, span=(35, 85))
-    _source, glb = sequence.finished_model(mesh, cutout, sequence.Finish(face_count=DEFAULT_FACE_COUNT), clock)
+    _source, glb = sequence.finished_model(
+        mesh, cutout, sequence.Finish(face_count=DEFAULT_FACE_COUNT), clock
+    )
     clock.step("upload", 95, 99, "")
     storage.save("processed.png", sequence.png(cutout))
     storage.save("model.glb", glb)
@@ -370,7 +447,8 @@ def _our_job(text_to_image, backend, photo, storage) -> dict:
 
 
 def _bare_job(text_to_image, backend, bare_image_to_3d, photo, storage) -> dict:
-    """The libraries alone: no prompt suffix, cut-out, progress, memory release or mesh finishing."""
+    """The libraries alone: no prompt suffix, cut-out, progress, memory release or mesh
+    finishing."""
     clock = _Clock(text_to_image.device)
     sampling = text_to_image.sampling
     with clock.stage("text_to_image"):
@@ -400,7 +478,9 @@ def _bare_shap_e(backend, photo) -> trimesh.Trimesh:
         generator=torch.Generator(device=backend.device).manual_seed(SEED),
         output_type="latent",
     ).images
-    decoded = pipe.shap_e_renderer.decode_to_mesh(latents[0][None], backend.device, grid_size=backend.grid_size)
+    decoded = pipe.shap_e_renderer.decode_to_mesh(
+        latents[0][None], backend.device, grid_size=backend.grid_size
+    )
     return mesh_from_decoder(decoded)  # the same conversion as ours: trimesh needs one either way
 
 
@@ -444,12 +524,18 @@ def _preview_batch(text_to_image, size: int) -> dict:
     for _ in range(size):
         run(1)
     one_by_one = _synchronised(device) - started
-    return {"previews": size, "batched_seconds": batched, "one_by_one_seconds": one_by_one,
-            "batched_per_preview": batched / size, "one_by_one_per_preview": one_by_one / size}
+    return {
+        "previews": size,
+        "batched_seconds": batched,
+        "one_by_one_seconds": one_by_one,
+        "batched_per_preview": batched / size,
+        "one_by_one_per_preview": one_by_one / size,
+    }
 
 
 class _TempStorage:
-    """Files written to a local folder (removed with it): the filesystem cost of an upload, without Django."""
+    """Files written to a local folder (removed with it): the filesystem cost of an upload, without
+    Django."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -488,7 +574,9 @@ def _storage(kind: str, folder: Path):
 def _object_photo(side: int) -> PIL.Image.Image:
     """A red disc on a plain background, as a text-to-image model paints an object."""
     photo = PIL.Image.new("RGB", (side, side), (245, 245, 245))
-    PIL.ImageDraw.Draw(photo).ellipse((side // 5, side // 4, 4 * side // 5, 3 * side // 4), fill=(200, 30, 30))
+    PIL.ImageDraw.Draw(photo).ellipse(
+        (side // 5, side // 4, 4 * side // 5, 3 * side // 4), fill=(200, 30, 30)
+    )
     return photo
 
 
@@ -516,29 +604,52 @@ def _device_name(device: torch.device) -> str:
 
 def _print(report: dict) -> None:
     levers = ", ".join(f"{name} {value}" for name, value in report["levers"].items())
-    print(f"Device {report['device']}, {report['dtype']}, weights {report['weights']}, "
-          f"median of {report['repeats']} job(s) after one warm-up; {levers}")
+    print(
+        f"Device {report['device']}, {report['dtype']}, weights {report['weights']}, "
+        f"median of {report['repeats']} job(s) after one warm-up; {levers}"
+    )
     loads = ", ".join(f"{role} {seconds:.2f} s" for role, seconds in report["load_seconds"].items())
-    print(f"Models loaded once per process, before any job: {loads} (built in {report['build_seconds']:.1f} s)")
+    print(
+        f"Models loaded once per process, before any job: "
+        f"{loads} (built in {report['build_seconds']:.1f} s)"
+    )
     for name, result in report["backends"].items():
-        print(f"\n{name:<16}{'ours s':>10}{'bare s':>10}{'ours/bare':>11}{'peak GPU MiB ours/bare':>26}")
+        print(
+            f"\n{name:<16}{'ours s':>10}{'bare s':>10}{'ours/bare':>11}"
+            f"{'peak GPU MiB ours/bare':>26}"
+        )
         for stage, row in result["stages"].items():
-            peaks = "/".join(_number(row["peak_gpu_mib"].get(kind), "{:.0f}") for kind in ("ours", "bare"))
-            print(f"{stage:<16}{_number(row['ours'], '{:.3f}'):>10}{_number(row['bare'], '{:.3f}'):>10}"
-                  f"{_number(row['ratio'], '{:.2f}'):>11}{peaks:>26}")
+            peaks = "/".join(
+                _number(row["peak_gpu_mib"].get(kind), "{:.0f}") for kind in ("ours", "bare")
+            )
+            print(
+                f"{stage:<16}{_number(row['ours'], '{:.3f}'):>10}"
+                f"{_number(row['bare'], '{:.3f}'):>10}"
+                f"{_number(row['ratio'], '{:.2f}'):>11}{peaks:>26}"
+            )
         total = result["total"]
-        print(f"{'total':<16}{_number(total['ours'], '{:.3f}'):>10}{_number(total['bare'], '{:.3f}'):>10}"
-              f"{_number(total['ratio'], '{:.2f}'):>11}")
-        print(f"first job (warm-up) {result['first_job_seconds']:.3f} s; later jobs load nothing; "
-              f"GLB of {result['faces']} faces")
+        print(
+            f"{'total':<16}{_number(total['ours'], '{:.3f}'):>10}"
+            f"{_number(total['bare'], '{:.3f}'):>10}"
+            f"{_number(total['ratio'], '{:.2f}'):>11}"
+        )
+        print(
+            f"first job (warm-up) {result['first_job_seconds']:.3f} s; later jobs load nothing; "
+            f"GLB of {result['faces']} faces"
+        )
         for target in result["targets"]:
             verdict = {True: "met", False: "MISSED", None: "n/a"}[target["met"]]
             print(f"  target {target['target']}: {_number(target['value'], '{:.3f}')} {verdict}")
-    print("\nPreview and 3D-job times are model, image and storage work only: no HTTP, queue or database.")
+    print(
+        "\nPreview and 3D-job times are model, image and "
+        "storage work only: no HTTP, queue or database."
+    )
     if report["preview_batch"]:
         batch = report["preview_batch"]
-        print(f"{batch['previews']} previews: batched {batch['batched_per_preview']:.3f} s each, "
-              f"one by one {batch['one_by_one_per_preview']:.3f} s each")
+        print(
+            f"{batch['previews']} previews: batched {batch['batched_per_preview']:.3f} s each, "
+            f"one by one {batch['one_by_one_per_preview']:.3f} s each"
+        )
     for note in report["notes"]:
         print(f"note: {note}")
 

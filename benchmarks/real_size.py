@@ -1,7 +1,9 @@
-"""Real-size architectures with random weights, from the published configurations; nothing is downloaded.
+"""Real-size architectures with random weights, from the published configurations; nothing is
+downloaded.
 
 Random weights cost what trained ones cost wherever the work does not depend on their values: every
-denoiser, encoder and decoder pass is the same arithmetic. It does depend on them where marching cubes
+denoiser, encoder and decoder pass is the same arithmetic. It does depend on them where marching
+cubes
 meets the surface, so each 3D decoder is set to answer with one closed surface, as the tiny models
 are (``generation.tiny_models``); the mesh is then a box (Shap-E) or a ball (Hunyuan3D-2), with as
 many faces as a real object of that size, not a real object's shape.
@@ -17,7 +19,10 @@ import torch
 from generation.tiny_models import SEED
 from generation.tiny_models.hunyuan3d import hunyuan3d_config, save_hunyuan3d_checkpoint
 from generation.tiny_models.shap_e import shap_e_img2img_pipeline
-from generation.tiny_models.text_to_image import byte_level_clip_tokenizer, stable_diffusion_pipeline
+from generation.tiny_models.text_to_image import (
+    byte_level_clip_tokenizer,
+    stable_diffusion_pipeline,
+)
 
 # stabilityai/sd-turbo (Stable Diffusion 2.1 architecture at 512 px).
 SD_TURBO_UNET = {
@@ -26,8 +31,18 @@ SD_TURBO_UNET = {
     "out_channels": 4,
     "block_out_channels": (320, 640, 1280, 1280),
     "layers_per_block": 2,
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    "down_block_types": (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
+    "up_block_types": (
+        "UpBlock2D",
+        "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D",
+    ),
     "cross_attention_dim": 1024,
     "attention_head_dim": (5, 10, 20, 20),
     "use_linear_projection": True,
@@ -54,7 +69,8 @@ SD_TURBO_TEXT_ENCODER = {
     "projection_dim": 512,
 }
 
-# openai/shap-e-img2img: CLIP ViT-L/14 image encoder, the image-conditioned prior, the default renderer.
+# openai/shap-e-img2img: CLIP ViT-L/14 image encoder, the image-conditioned prior, the default
+# renderer.
 SHAP_E_IMAGE_ENCODER = {
     "hidden_size": 1024,
     "intermediate_size": 4096,
@@ -130,7 +146,8 @@ def build_text_to_image(folder: Path, device: torch.device) -> None:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    # No tokenizer can be downloaded: the tiny byte-level one pads every prompt to the same 77 tokens.
+    # No tokenizer can be downloaded: the tiny byte-level one pads every prompt to the same 77
+    # tokens.
     tokenizer = byte_level_clip_tokenizer()
     torch.manual_seed(SEED)
     with torch.device(device):  # random initialisation of a billion weights is much faster on a GPU
@@ -145,7 +162,11 @@ def build_text_to_image(folder: Path, device: torch.device) -> None:
             )
         )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
     )
     _save(stable_diffusion_pipeline(unet, vae, text_encoder, tokenizer, scheduler), folder)
 

@@ -53,11 +53,23 @@ class PostgreSQL:
         self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
 
     def _as_postgres(self, *command: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True
+        )
 
     def start(self) -> None:
         options = f"-p {PG_PORT} -h 127.0.0.1 -k {self.sockets}"
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.sockets / "log"), "-w", "start")
+        self._as_postgres(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.sockets / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -87,11 +99,15 @@ class RabbitMQ:
         }
 
     def start(self) -> None:
-        subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True, capture_output=True)
+        subprocess.run(
+            ["rabbitmq-server", "-detached"], env=self.env, check=True, capture_output=True
+        )
         wait_until(lambda: listening(AMQP_PORT), 90, "RabbitMQ's start")
 
     def stop(self) -> None:
-        subprocess.run(["rabbitmqctl", "-n", RABBIT_NODE, "stop"], env=self.env, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "-n", RABBIT_NODE, "stop"], env=self.env, capture_output=True
+        )
         wait_until(lambda: not listening(AMQP_PORT), 60, "RabbitMQ's stop")
 
 
@@ -117,27 +133,65 @@ def running_service(prefix: str, **settings: str):
     process = None
     try:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", "createdb", "-h", "127.0.0.1", "-p", str(PG_PORT), "hydrilla"], check=True
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(PG_PORT),
+                "hydrilla",
+            ],
+            check=True,
         )
         port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": postgres.url("hydrilla"),
             "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}//",
-            "S3_BUCKET": "", "MEDIA_ROOT": str(folder / "media"), "PORT": str(port),
-            "TINY_MODELS_DIR": str(ROOT / "var" / "tiny-models"), "MESH_GRID_SIZE": "32",
+            "S3_BUCKET": "",
+            "MEDIA_ROOT": str(folder / "media"),
+            "PORT": str(port),
+            "TINY_MODELS_DIR": str(ROOT / "var" / "tiny-models"),
+            "MESH_GRID_SIZE": "32",
             "WEB_PROCESSES": "1",
             # The benchmarks submit their bursts from one address, anonymously.
-            "SUBMIT_RATE_IP": "10000/min", "GENERATION_SUBMIT_RATE_ANON": "10000/min",
+            "SUBMIT_RATE_IP": "10000/min",
+            "GENERATION_SUBMIT_RATE_ANON": "10000/min",
             "MAX_WAITING_JOBS_PER_CALLER": "10000",
             **settings,
         }
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         log = open(folder / "service.log", "w+")
-        process = subprocess.Popen([str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: (folder / "service.log").read_text().count(" ready.") >= 3, 180, "the workers' start")
-        yield Service(f"http://127.0.0.1:{port}", postgres.url("hydrilla"), process, postgres, rabbitmq, folder)
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "serve.sh")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(
+            lambda: (folder / "service.log").read_text().count(" ready.") >= 3,
+            180,
+            "the workers' start",
+        )
+        yield Service(
+            f"http://127.0.0.1:{port}",
+            postgres.url("hydrilla"),
+            process,
+            postgres,
+            rabbitmq,
+            folder,
+        )
     finally:
         if process is not None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -1,9 +1,11 @@
-"""Load benchmark of the web tier: throughput of status polls against a bare DRF view, pollers at the
+"""Load benchmark of the web tier: throughput of status polls against a bare DRF view, pollers at
+the
 spec's cadence, many open streams and waiting previews, slow clients, and the per-caller limits.
 
 Everything runs on this machine, over loopback, for a bounded time: its own PostgreSQL database
 (``hydrilla_bench``), Redis for the shared cache, and the service as `scripts/serve.sh web` starts
-it (uvicorn workers under gunicorn), beside today's gthread setup for the yardstick. No Celery worker
+it (uvicorn workers under gunicorn), beside today's gthread setup for the yardstick. No Celery
+worker
 runs: submitted jobs stay waiting. Throughput and latency come from wrk; the open streams, waiting
 previews and slow clients from an asyncio client in this process.
 
@@ -29,8 +31,11 @@ DATABASE = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5
 CACHE = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/9")
 USER = "user_bench"
 LOOSE_LIMITS = {
-    "SUBMIT_RATE_USER": "100000/min", "SUBMIT_RATE_IP": "100000/min", "GENERATION_SUBMIT_RATE_ANON": "100000/min",
-    "MAX_WAITING_JOBS_PER_CALLER": "100000", "MAX_STREAMS_PER_CALLER": "100000",
+    "SUBMIT_RATE_USER": "100000/min",
+    "SUBMIT_RATE_IP": "100000/min",
+    "GENERATION_SUBMIT_RATE_ANON": "100000/min",
+    "MAX_WAITING_JOBS_PER_CALLER": "100000",
+    "MAX_STREAMS_PER_CALLER": "100000",
     "MAX_WAITING_PREVIEWS_PER_CALLER": "100000",
 }
 
@@ -49,7 +54,11 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**env, "PORT": str(self.port)}, stdout=self.log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env={**env, "PORT": str(self.port)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
@@ -69,7 +78,9 @@ class Server:
 def _answers(port: int, path: str) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
-            connection.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            connection.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            )
             return connection.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
@@ -92,8 +103,18 @@ def service_env(public_key: str, **overrides) -> dict:
 def gthread_command() -> list[str]:
     """Today's setup before this change, as the yardstick's second server."""
     return [
-        str(ROOT / ".venv/bin/gunicorn"), "hydrilla.wsgi:application", "--bind", "127.0.0.1:$PORT",
-        "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--timeout", "120",
+        str(ROOT / ".venv/bin/gunicorn"),
+        "hydrilla.wsgi:application",
+        "--bind",
+        "127.0.0.1:$PORT",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "2",
+        "--threads",
+        "32",
+        "--timeout",
+        "120",
     ]
 
 
@@ -106,14 +127,26 @@ def wrk(url: str, *, connections=32, seconds=8, headers=(), script: str | None =
         command += ["-H", header]
     if script:
         command += ["-s", script]
-    output = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    percentiles = {p: _ms(v, unit) for p, v, unit in re.findall(r"\s(50|99)\.000%\s+([\d.]+)(us|ms|s)\b", output)}
+    percentiles = {
+        p: _ms(v, unit)
+        for p, v, unit in re.findall(r"\s(50|99)\.000%\s+([\d.]+)(us|ms|s)\b", output)
+    }
     if not percentiles:
-        percentiles = {p: _ms(v, unit) for p, v, unit in re.findall(r"\s+(50|99)%\s+([\d.]+)(us|ms|s)\b", output)}
+        percentiles = {
+            p: _ms(v, unit)
+            for p, v, unit in re.findall(r"\s+(50|99)%\s+([\d.]+)(us|ms|s)\b", output)
+        }
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"rps": rate, "p50_ms": percentiles.get("50"), "p99_ms": percentiles.get("99"),
-            "non_2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rate,
+        "p50_ms": percentiles.get("50"),
+        "p99_ms": percentiles.get("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def _ms(value: str, unit: str) -> float:
@@ -140,13 +173,16 @@ async def open_streams(port: int, job_id: str, count: int) -> list:
         async with semaphore:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**16)
-                writer.write(f"GET /stream/{job_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+                writer.write(
+                    f"GET /stream/{job_id} HTTP/1.1\r\nHost: "
+                    f"127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+                )
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
                 if b" 200 " not in head.split(b"\r\n")[0]:
                     raise ConnectionError(head[:40])
                 await asyncio.wait_for(reader.readuntil(b"\n\n"), 60)
                 streams.append(writer)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ConnectionError):
                 failed += 1
 
     await asyncio.gather(*(one() for _ in range(count)))
@@ -167,7 +203,8 @@ async def post_previews(port: int, count: int) -> tuple[list, int]:
                 writer.write(
                     b"POST /text-to-image HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     b"Content-Type: application/x-www-form-urlencoded\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
                 )
                 await writer.drain()
                 waiting.append((reader, writer))
@@ -178,7 +215,9 @@ async def post_previews(port: int, count: int) -> tuple[list, int]:
     deadline = time.monotonic() + 300
     while int(psql("SELECT count(*) FROM jobs_job WHERE kind = 'text-to-image'")) < len(waiting):
         if time.monotonic() > deadline:  # measured all the same, and the shortfall reported
-            failed += len(waiting) - int(psql("SELECT count(*) FROM jobs_job WHERE kind = 'text-to-image'"))
+            failed += len(waiting) - int(
+                psql("SELECT count(*) FROM jobs_job WHERE kind = 'text-to-image'")
+            )
             break
         await asyncio.sleep(0.5)  # until every request is waiting on its preview
     return waiting, failed
@@ -201,11 +240,14 @@ def close_all(writers) -> None:
         writer.close()
 
 
-# --- The database ----------------------------------------------------------------------------------
+# --- The database
+# ----------------------------------------------------------------------------------
 
 
 def psql(sql: str, database: str = DATABASE) -> str:
-    return subprocess.run(["psql", database, "-tAqc", sql], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["psql", database, "-tAqc", sql], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def prepare_database() -> None:
@@ -213,23 +255,33 @@ def prepare_database() -> None:
     psql(f"DROP DATABASE IF EXISTS {name}", f"{server}/postgres")
     psql(f"CREATE DATABASE {name}", f"{server}/postgres")
     subprocess.run(
-        [str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, check=True,
+        [str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        check=True,
         env={**os.environ, "DATABASE_URL": DATABASE},
     )
-    psql(f"INSERT INTO accounts_user (id, email, first_name, last_name, image_url, is_staff, created_at, updated_at) "
-         f"VALUES ('{USER}', '', '', '', '', false, now(), now())")
+    psql(
+        f"INSERT INTO accounts_user (id, email, first_name, "
+        f"last_name, image_url, is_staff, created_at, updated_at) "
+        f"VALUES ('{USER}', '', '', '', '', false, now(), now())"
+    )
 
 
 def fill_queue(waiting: int) -> str:
-    """Exactly ``waiting`` waiting 3D jobs, oldest first; returns the id of the newest (the user's)."""
+    """Exactly ``waiting`` waiting 3D jobs, oldest first; returns the id of the newest (the
+    user's)."""
     psql("DELETE FROM jobs_job")
     psql(
-        "INSERT INTO jobs_job (id, user_id, kind, state, prompt, input_image, generate_type, enable_pbr, result_glb, "
-        "preview_image, processed_image, registered_preview_url, progress, message, cancel_requested, attempts, "
-        "worker, downloads, source_mesh, step_seconds, stage_runs, stage, raw_mesh, worker_process, queued_at, "
+        "INSERT INTO jobs_job (id, user_id, kind, state, prompt, "
+        "input_image, generate_type, enable_pbr, result_glb, "
+        "preview_image, processed_image, registered_preview_url, "
+        "progress, message, cancel_requested, attempts, "
+        "worker, downloads, source_mesh, step_seconds, "
+        "stage_runs, stage, raw_mesh, worker_process, queued_at, "
         "created_at, updated_at) "
         f"SELECT gen_random_uuid(), CASE WHEN g = {waiting} THEN '{USER}' END, "
-        "CASE WHEN g % 2 = 0 THEN 'text-to-3d' ELSE 'image-to-3d' END, 'pending', 'a mug', '', 'Normal', false, "
+        "CASE WHEN g % 2 = 0 THEN 'text-to-3d' ELSE 'image-to-3d' "
+        "END, 'pending', 'a mug', '', 'Normal', false, "
         "'', '', '', '', 0, 'Queued', false, 0, '', '{}', '', '{}', '[]', "
         "CASE WHEN g % 2 = 0 THEN 'text_to_image' ELSE 'prepare' END, '', '', now(), "
         "now() - ({n} - g) * interval '1 ms', now() "
@@ -239,11 +291,14 @@ def fill_queue(waiting: int) -> str:
     return psql(f"SELECT id FROM jobs_job WHERE user_id = '{USER}'")
 
 
-# --- The run ---------------------------------------------------------------------------------------
+# --- The run
+# ---------------------------------------------------------------------------------------
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--levels", default="10,10000,100000", help="waiting jobs, comma-separated")
     parser.add_argument("--seconds", type=int, default=8, help="wrk's duration per measurement")
     parser.add_argument("--streams", type=int, default=10000)
@@ -273,10 +328,24 @@ def main() -> None:
             level = figures["levels"][waiting] = {}
             for name, server in servers.items():
                 # The first poll reads and follows the job; the measurement starts after it.
-                subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", auth, f"{server.base}/api/3d/status/{job_id}"])
+                subprocess.run(
+                    [
+                        "curl",
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-H",
+                        auth,
+                        f"{server.base}/api/3d/status/{job_id}",
+                    ]
+                )
                 level[name] = {
                     "bare": wrk(f"{server.base}/bench/bare", seconds=options.seconds),
-                    "/api/3d/status": wrk(f"{server.base}/api/3d/status/{job_id}", seconds=options.seconds, headers=[auth]),
+                    "/api/3d/status": wrk(
+                        f"{server.base}/api/3d/status/{job_id}",
+                        seconds=options.seconds,
+                        headers=[auth],
+                    ),
                     "/status": wrk(f"{server.base}/status/{job_id}", seconds=options.seconds),
                 }
             yardstick = max(level[name]["bare"]["rps"] for name in servers)
@@ -291,19 +360,44 @@ def main() -> None:
         job_id = psql(f"SELECT id FROM jobs_job WHERE user_id = '{USER}'")
         with tempfile.TemporaryDirectory() as folder:
             script = cadence_script(Path(folder), token, 2.0)
-            figures["pollers_200_at_2s"] = wrk(f"{new.base}/api/3d/status/{job_id}", connections=200, seconds=20, script=script)
+            figures["pollers_200_at_2s"] = wrk(
+                f"{new.base}/api/3d/status/{job_id}", connections=200, seconds=20, script=script
+            )
         print(f"\n200 pollers every 2 s, {levels[-1]} waiting: {fmt(figures['pollers_200_at_2s'])}")
 
-        figures["streams"] = asyncio.run(under_load(
-            new, "open streams", options.streams, lambda: open_streams(new.port, job_id, options.streams), job_id))
-        figures["previews"] = asyncio.run(under_load(
-            new, "waiting previews", options.previews, lambda: post_previews(new.port, options.previews), job_id))
-        figures["slow_headers"] = asyncio.run(under_load(
-            new, "slow-header clients", options.slow_clients, lambda: slow_header_clients(new.port, options.slow_clients), job_id))
+        figures["streams"] = asyncio.run(
+            under_load(
+                new,
+                "open streams",
+                options.streams,
+                lambda: open_streams(new.port, job_id, options.streams),
+                job_id,
+            )
+        )
+        figures["previews"] = asyncio.run(
+            under_load(
+                new,
+                "waiting previews",
+                options.previews,
+                lambda: post_previews(new.port, options.previews),
+                job_id,
+            )
+        )
+        figures["slow_headers"] = asyncio.run(
+            under_load(
+                new,
+                "slow-header clients",
+                options.slow_clients,
+                lambda: slow_header_clients(new.port, options.slow_clients),
+                job_id,
+            )
+        )
         new.stop()
         servers.clear()
 
-        limited = Server("limited", [str(ROOT / "scripts/serve.sh"), "web"], service_env(public_key))
+        limited = Server(
+            "limited", [str(ROOT / "scripts/serve.sh"), "web"], service_env(public_key)
+        )
         servers["limited"] = limited
         figures["abuse"] = abuse(limited)
     finally:
@@ -317,15 +411,27 @@ async def under_load(server: Server, what: str, count: int, opener, job_id: str)
     """/health and status polls while ``count`` connections of a kind are held open."""
     started = time.monotonic()
     opened = await opener()
-    held, failed = (opened if isinstance(opened, tuple) else (opened, 0))
+    held, failed = opened if isinstance(opened, tuple) else (opened, 0)
     open_seconds = round(time.monotonic() - started, 1)
     loop = asyncio.get_running_loop()
-    health = await loop.run_in_executor(None, lambda: wrk(f"{server.base}/health", connections=8, seconds=8))
-    polls = await loop.run_in_executor(None, lambda: wrk(f"{server.base}/status/{job_id}", connections=16, seconds=8))
+    health = await loop.run_in_executor(
+        None, lambda: wrk(f"{server.base}/health", connections=8, seconds=8)
+    )
+    polls = await loop.run_in_executor(
+        None, lambda: wrk(f"{server.base}/status/{job_id}", connections=16, seconds=8)
+    )
     close_all(writer for writer in (item[1] if isinstance(item, tuple) else item for item in held))
-    result = {"held": len(held), "failed": failed, "open_seconds": open_seconds, "health": health, "status_polls": polls}
-    print(f"\n{len(held)} {what} held ({failed} failed, opened in {open_seconds} s):"
-          f"\n  /health  {fmt(health)}\n  /status  {fmt(polls)}")
+    result = {
+        "held": len(held),
+        "failed": failed,
+        "open_seconds": open_seconds,
+        "health": health,
+        "status_polls": polls,
+    }
+    print(
+        f"\n{len(held)} {what} held ({failed} failed, opened in {open_seconds} s):"
+        f"\n  /health  {fmt(health)}\n  /status  {fmt(polls)}"
+    )
     await asyncio.sleep(2)  # the server lets go of them before the next part
     return result
 
@@ -343,37 +449,68 @@ def abuse(server: Server) -> dict:
     psql("DELETE FROM jobs_job")
     psql("DELETE FROM jobs_upload")
     redis.Redis.from_url(CACHE).flushdb()
-    texts = [requests.post(f"{server.base}/text-to-3d", data={"prompt": f"spam {n}"}, timeout=10).status_code for n in range(150)]
+    texts = [
+        requests.post(
+            f"{server.base}/text-to-3d", data={"prompt": f"spam {n}"}, timeout=10
+        ).status_code
+        for n in range(150)
+    ]
     redis.Redis.from_url(CACHE).flushdb()  # each burst from a fresh start
-    noise = Image.fromarray(numpy.random.default_rng(0).integers(0, 255, (1800, 1800, 3), dtype=numpy.uint8))
+    noise = Image.fromarray(
+        numpy.random.default_rng(0).integers(0, 255, (1800, 1800, 3), dtype=numpy.uint8)
+    )
     photo = io.BytesIO()
     noise.save(photo, format="PNG")  # some 9.3 MB: random pixels do not compress
     uploads = [
-        requests.post(f"{server.base}/api/3d/upload-image", files={"image": ("a.png", photo.getvalue())}, timeout=60).status_code
+        requests.post(
+            f"{server.base}/api/3d/upload-image",
+            files={"image": ("a.png", photo.getvalue())},
+            timeout=60,
+        ).status_code
         for _ in range(10)
     ]
     result = {
-        "text_to_3d_burst": {"sent": 150, "accepted": texts.count(200), "refused_429": texts.count(429)},
-        "uploads": {"sent": 10, "bytes_each": len(photo.getvalue()), "accepted": uploads.count(200),
-                    "refused_429": uploads.count(429),
-                    "kept_for_deletion_after_a_day": int(psql("SELECT count(*) FROM jobs_upload"))},
+        "text_to_3d_burst": {
+            "sent": 150,
+            "accepted": texts.count(200),
+            "refused_429": texts.count(429),
+        },
+        "uploads": {
+            "sent": 10,
+            "bytes_each": len(photo.getvalue()),
+            "accepted": uploads.count(200),
+            "refused_429": uploads.count(429),
+            "kept_for_deletion_after_a_day": int(psql("SELECT count(*) FROM jobs_upload")),
+        },
     }
-    print(f"\nDefault limits: 150 anonymous /text-to-3d in a burst: {result['text_to_3d_burst']}; "
-          f"10 anonymous uploads: {result['uploads']}")
+    print(
+        f"\nDefault limits: 150 anonymous /text-to-3d in a burst: {result['text_to_3d_burst']}; "
+        f"10 anonymous uploads: {result['uploads']}"
+    )
     return result
 
 
 def fmt(figures: dict) -> str:
-    return (f"{figures['rps']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
-            + (f", {figures['non_2xx']} non-2xx" if figures["non_2xx"] else ""))
+    return (
+        f"{figures['rps']:.0f} req/s, p50 {figures['p50_ms']:.1f} "
+        f"ms, p99 {figures['p99_ms']:.1f} ms"
+        + (f", {figures['non_2xx']} non-2xx" if figures["non_2xx"] else "")
+    )
 
 
 def report_level(waiting: int, level: dict, servers: dict) -> None:
-    print(f"\n{waiting} waiting jobs (yardstick: the faster bare view, {level['yardstick_rps']:.0f} req/s)")
+    print(
+        f"\n{waiting} waiting jobs (yardstick: the faster "
+        f"bare view, {level['yardstick_rps']:.0f} req/s)"
+    )
     for name in servers:
         row = level[name]
-        print(f"  {name:24} bare {row['bare']['rps']:7.0f}   /api/3d/status {row['/api/3d/status']['rps']:7.0f} "
-              f"({row['/api/3d/status']['ratio']:.2f})   /status {row['/status']['rps']:7.0f} ({row['/status']['ratio']:.2f})")
+        print(
+            f"  {name:24} bare {row['bare']['rps']:7.0f}   "
+            f"/api/3d/status {row['/api/3d/status']['rps']:7.0f} "
+            f"({row['/api/3d/status']['ratio']:.2f})   /status "
+            f"{row['/status']['rps']:7.0f} ({row['/status']['ratio']:.2f})"
+        )
 
 
 if __name__ == "__main__":

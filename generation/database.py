@@ -1,6 +1,7 @@
 """Riding out a database outage in a worker: a job's writes wait for the database (backing off)
 rather than fail the job, and what cannot wait hands the job back (see generation.tasks)."""
 
+import contextlib
 import logging
 import time
 
@@ -32,7 +33,5 @@ def patiently(call, what: str):
 
 def drop_connection() -> None:
     """Forget a broken connection, so that the next query opens a new one."""
-    try:
+    with contextlib.suppress(DatabaseError):
         connection.close()
-    except DatabaseError:
-        pass

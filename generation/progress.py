@@ -20,7 +20,10 @@ logger = logging.getLogger(__name__)
 
 class JobTimedOut(GenerationError):
     def __init__(self, limit_seconds: int):
-        super().__init__("TIMEOUT", f"The job took longer than {limit_seconds} s and was stopped. Please try again.")
+        super().__init__(
+            "TIMEOUT",
+            f"The job took longer than {limit_seconds} s and was stopped. Please try again.",
+        )
 
 
 class ProgressReporter:
@@ -83,7 +86,9 @@ class ProgressReporter:
             still_ours = workers.report_progress(self.lease, self._highest, self._message)
         except DatabaseError:
             # Progress is best effort: the run goes on, and the next write checks again.
-            logger.warning("Progress of job %s not written: database unreachable", self.lease.job_id)
+            logger.warning(
+                "Progress of job %s not written: database unreachable", self.lease.job_id
+            )
             drop_connection()
             return
         if not still_ours:
@@ -96,7 +101,9 @@ class Heartbeat:
     def __init__(self, lease: workers.Lease, interval: float):
         self.lease, self.interval = lease, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{lease.job_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{lease.job_id}", daemon=True
+        )
 
     def __enter__(self):
         self._thread.start()

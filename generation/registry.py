@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 def pin_to_gpu(pool_index: int) -> str | None:
     """Give this worker child one GPU of ``GPU_DEVICES`` — child ``i`` the ``i``-th, a child that
     replaces it the same one — by setting ``CUDA_VISIBLE_DEVICES`` before CUDA is initialised:
-    CUDA then shows it as the only device, ``cuda:0``. Returns the device, or None without a list."""
+    CUDA then shows it as the only device, ``cuda:0``. Returns the device, or None without a
+    list."""
     if not settings.GPU_DEVICES:
         return None
     gpu = settings.GPU_DEVICES[pool_index % len(settings.GPU_DEVICES)]
@@ -46,7 +47,9 @@ def dtype():
 def text_to_image_pipeline():
     from generation.pipelines import TextToImagePipeline
 
-    model = settings.TEXT_TO_IMAGE_MODEL or str(tiny_models_dir() / tiny_models.FOLDERS["text-to-image"])
+    model = settings.TEXT_TO_IMAGE_MODEL or str(
+        tiny_models_dir() / tiny_models.FOLDERS["text-to-image"]
+    )
     logger.info("Loading text-to-image model %s on %s (%s)", model, device(), dtype())
     options = {
         "steps": settings.TEXT_TO_IMAGE_STEPS,
@@ -63,13 +66,22 @@ def image_to_3d_pipeline():
     backend = settings.IMAGE_TO_3D_BACKEND
     tiny = tiny_models.FOLDERS[backend]
     model = settings.IMAGE_TO_3D_MODEL or (str(tiny_models_dir() / tiny) if tiny else None)
-    logger.info("Loading image-to-3D backend %s (%s) on %s (%s)", backend, model or "no weights", device(), dtype())
+    logger.info(
+        "Loading image-to-3D backend %s (%s) on %s (%s)",
+        backend,
+        model or "no weights",
+        device(),
+        dtype(),
+    )
     return load_backend(backend, model, device(), dtype(), **_configured(_backend_options(backend)))
 
 
 def _backend_options(backend: str) -> dict:
     """Each backend's options from the settings: only the knobs that backend has."""
-    sampling = {"steps": settings.IMAGE_TO_3D_STEPS, "guidance_scale": settings.IMAGE_TO_3D_GUIDANCE}
+    sampling = {
+        "steps": settings.IMAGE_TO_3D_STEPS,
+        "guidance_scale": settings.IMAGE_TO_3D_GUIDANCE,
+    }
     if backend == "hunyuan3d":
         return sampling | {
             "subfolder": settings.HUNYUAN3D_SUBFOLDER,

@@ -55,17 +55,31 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
         f"claiming job {job_id}",
     )
     if lease is None:
-        logger.info("Stage %s of job %s is not ours to run (gone, cancelled, done or held elsewhere)", stage, job_id)
+        logger.info(
+            "Stage %s of job %s is not ours to run (gone, cancelled, done or held elsewhere)",
+            stage,
+            job_id,
+        )
         return
     job = patiently(lambda: Job.objects.get(pk=job_id), f"reading job {job_id}")
     reporter = ProgressReporter(
-        lease, time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS, progress=job.progress, step_seconds=job.step_seconds
+        lease,
+        time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS,
+        progress=job.progress,
+        step_seconds=job.step_seconds,
     )
     began, wall_began = time.monotonic(), time.time()
-    stored: list[str] = []  # what this stage put in storage: nobody's if the stage's end is not written
+    stored: list[
+        str
+    ] = []  # what this stage put in storage: nobody's if the stage's end is not written
 
     def record() -> dict:
-        run = {"stage": stage, "worker": worker, "started": round(wall_began, 3), "seconds": round(time.monotonic() - began, 4)}
+        run = {
+            "stage": stage,
+            "worker": worker,
+            "started": round(wall_began, 3),
+            "seconds": round(time.monotonic() - began, 4),
+        }
         return {"step_seconds": reporter.step_seconds(), "stage_runs": [*job.stage_runs, run]}
 
     try:
@@ -73,9 +87,15 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
             results = STAGES[stage](job, reporter, stored)
         following = stages.after(job.kind, stage)
         if following is None:
-            ended = patiently(lambda: workers.complete_job(lease, **results, **record()), f"completing job {job_id}")
+            ended = patiently(
+                lambda: workers.complete_job(lease, **results, **record()),
+                f"completing job {job_id}",
+            )
         else:
-            ended = patiently(lambda: workers.hand_over(lease, following, **results, **record()), f"handing on job {job_id}")
+            ended = patiently(
+                lambda: workers.hand_over(lease, following, **results, **record()),
+                f"handing on job {job_id}",
+            )
         if not ended:
             raise JobCancelled()  # or taken over: then the write below matches nothing either
     except (DatabaseUnreachable, DatabaseError):
@@ -84,7 +104,9 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
         storage.delete(*stored)
         error = _failure(exc)
         state = patiently(
-            lambda: workers.end_job_unsuccessfully(lease, code=error.code, message=error.message, **record()),
+            lambda: workers.end_job_unsuccessfully(
+                lease, code=error.code, message=error.message, **record()
+            ),
             f"ending job {job_id}",
         )
         log = logger.info if isinstance(error, JobCancelled) else logger.exception
@@ -123,15 +145,21 @@ def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
 
 def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The prompt's image, stored for the cut-out (GPU)."""
-    return _prompt_image(job, reporter, stored, model_until=30, storing=("handoff", 30, "Generating preview image…"))
+    return _prompt_image(
+        job, reporter, stored, model_until=30, storing=("handoff", 30, "Generating preview image…")
+    )
 
 
 def _preview(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """A whole text-to-image preview, on the preview workers: one stage, for the least latency."""
-    return _prompt_image(job, reporter, stored, model_until=90, storing=("upload", 99, "Uploading…"))
+    return _prompt_image(
+        job, reporter, stored, model_until=90, storing=("upload", 99, "Uploading…")
+    )
 
 
-def _prompt_image(job: Job, reporter: ProgressReporter, stored: list[str], *, model_until: int, storing) -> dict:
+def _prompt_image(
+    job: Job, reporter: ProgressReporter, stored: list[str], *, model_until: int, storing
+) -> dict:
     """The model call up to ``model_until`` percent, then the step (name, end, message) that
     stores its image."""
     image = _model_call(
@@ -150,7 +178,9 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     reporter.step("handoff", start, start, "Generating 3D mesh…")
     foreground = _image(storage.read(job.processed_image))
     mesh = _model_call(
-        lambda: sequence.raw_mesh(registry.image_to_3d_pipeline(), foreground, job.seed, reporter, span=(start, end))
+        lambda: sequence.raw_mesh(
+            registry.image_to_3d_pipeline(), foreground, job.seed, reporter, span=(start, end)
+        )
     )
     reporter.step("handoff", end, end, "Optimizing mesh…")
     return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
@@ -198,7 +228,8 @@ def _finish_options(job: Job) -> sequence.Finish:
 def _model_call(call):
     """Load a model if need be and run it. A GPU out-of-memory is often another run's leftovers
     or fragmentation: the cache is freed and the call tried once more on this worker; a second
-    one fails the job GPU_OUT_OF_MEMORY. Progress does not go back meanwhile (see ProgressReporter)."""
+    one fails the job GPU_OUT_OF_MEMORY. Progress does not go back meanwhile (see
+    ProgressReporter)."""
     try:
         return call()
     except Exception as exc:

@@ -43,7 +43,8 @@ STAGE_TASKS = {stage: _stage_task(stage) for stage in Stage}
 def sweep_for_stranded_jobs(**_):
     """Every SWEEP_SECONDS: send again the messages of stages whose worker was killed (brokers
     with acknowledgements redeliver them anyway, the embedded one cannot), and those of stages
-    waiting for a worker that the broker never confirmed. Runs in the worker's main process, which takes
+    waiting for a worker that the broker never confirmed. Runs in the worker's main process, which
+    takes
     no jobs itself."""
     threading.Thread(target=_sweep_forever, name="stranded-job-sweeper", daemon=True).start()
 
@@ -52,7 +53,9 @@ def _sweep_forever():
     while True:
         try:
             for job in workers.recover_orphaned_jobs():
-                logger.warning("Queued the %s stage of job %s again: its worker stopped", job.stage, job.pk)
+                logger.warning(
+                    "Queued the %s stage of job %s again: its worker stopped", job.stage, job.pk
+                )
             for job in workers.republish_unconfirmed_jobs():
                 logger.warning("Queued job %s again: its message was never confirmed", job.pk)
         except shared.QueueUnavailable:

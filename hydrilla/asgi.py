@@ -17,11 +17,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydrilla.settings")
 
-from a2wsgi import WSGIMiddleware  # noqa: E402
-from asgiref.sync import iscoroutinefunction  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
-from django.urls import Resolver404, resolve  # noqa: E402
+from a2wsgi import WSGIMiddleware
+from asgiref.sync import iscoroutinefunction
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+from django.urls import Resolver404, resolve
 
 django_asgi = get_asgi_application()
 

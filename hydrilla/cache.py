@@ -21,5 +21,7 @@ class SharedConnectionPool(BlockingConnectionPool):
         key = (os.getpid(), url, tuple(sorted(kwargs.items())))
         with cls._lock:
             if key not in cls._pools:
-                cls._pools[key] = super().from_url(url, **{"max_connections": 64, "timeout": 10, **kwargs})
+                cls._pools[key] = super().from_url(
+                    url, **{"max_connections": 64, "timeout": 10, **kwargs}
+                )
             return cls._pools[key]

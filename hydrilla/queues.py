@@ -16,7 +16,9 @@ from enum import StrEnum
 class CeleryQueue(StrEnum):
     GPU = "gpu"  # model calls of 3D jobs (text-to-image, image-to-3D), on workers that own a GPU
     PREVIEW = "preview"  # text-to-image previews, whole, on workers of their own
-    CPU = "cpu"  # fetching, cutting out, finishing, exporting, uploading, remeshing: no model loaded
+    CPU = (
+        "cpu"  # fetching, cutting out, finishing, exporting, uploading, remeshing: no model loaded
+    )
     DEFAULT = "default"  # housekeeping
 
 

@@ -1,4 +1,5 @@
-"""The HTTP server's worker: uvicorn under gunicorn, with the connection rules a public service needs.
+"""The HTTP server's worker: uvicorn under gunicorn, with the connection rules a public service
+needs.
 
 uvicorn keeps idle connections for ``KEEP_ALIVE_SECONDS`` after a response but sets no deadline for
 a request's head and no limit on its size: a client that sends its headers a byte at a time, or
@@ -47,7 +48,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self.head_timer is None:
                 self.head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
         super().data_received(data)
-        if self.reading_head and self.head_bytes > self.head_limit and not self.transport.is_closing():
+        if (
+            self.reading_head
+            and self.head_bytes > self.head_limit
+            and not self.transport.is_closing()
+        ):
             self.send_error(*self._too_large())
 
     def _too_large(self) -> tuple[HTTPStatus, str]:
@@ -98,7 +103,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(
-            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(body)
         )
         self.transport.write(b"".join(head) + body)
         self.transport.close()

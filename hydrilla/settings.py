@@ -212,7 +212,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Both halves of the Hydrilla 3D generation API, served from one job table: the job API "
         "under /api/3d (WAIT, RUN, DONE, FAIL) and the generation API at the root (pending, "
-        "processing, completed, failed, cancelled). Errors are `{\"error\": \"...\"}`."
+        'processing, completed, failed, cancelled). Errors are `{"error": "..."}`.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -256,7 +256,8 @@ if PRODUCTION:
     ]
     if _missing:
         raise ImproperlyConfigured(
-            f"ALLOWED_HOSTS serves {', '.join(ALLOWED_HOSTS)}: set {' and '.join(_missing)} (see README, Security)"
+            f"ALLOWED_HOSTS serves {', '.join(ALLOWED_HOSTS)}: "
+            f"set {' and '.join(_missing)} (see README, Security)"
         )
 # TLS is usually ended by a proxy: it must set X-Forwarded-Proto, and SECURE_PROXY_SSL_HEADER
 # says so ("HTTP_X_FORWARDED_PROTO,https"). Only the admin uses Django's cookies.
@@ -299,12 +300,15 @@ TEXT_TO_IMAGE_MODEL = env("TEXT_TO_IMAGE_MODEL", default="")
 IMAGE_TO_3D_MODEL = env("IMAGE_TO_3D_MODEL", default="")
 # Without weights a photo becomes its object with the weight-free silhouette backend (the tiny
 # random Shap-E would make noise); with IMAGE_TO_3D_MODEL set, Shap-E.
-IMAGE_TO_3D_BACKEND = env("IMAGE_TO_3D_BACKEND", default="shap-e" if IMAGE_TO_3D_MODEL else "silhouette")
+IMAGE_TO_3D_BACKEND = env(
+    "IMAGE_TO_3D_BACKEND", default="shap-e" if IMAGE_TO_3D_MODEL else "silhouette"
+)
 TINY_MODELS_DIR = Path(env("TINY_MODELS_DIR", default=str(VAR_DIR / "tiny-models")))
 TORCH_DEVICE = env("TORCH_DEVICE", default="")
 TORCH_DTYPE = env("TORCH_DTYPE", default="")
 # Sampling overrides; unset, each model family uses the steps, guidance and size that suit it.
-# IMAGE_TO_3D_STEPS and _GUIDANCE apply to the shap-e and hunyuan3d backends (silhouette samples nothing).
+# IMAGE_TO_3D_STEPS and _GUIDANCE apply to the shap-e and hunyuan3d backends (silhouette samples
+# nothing).
 TEXT_TO_IMAGE_STEPS = env.int("TEXT_TO_IMAGE_STEPS", default=None)
 TEXT_TO_IMAGE_GUIDANCE = env.float("TEXT_TO_IMAGE_GUIDANCE", default=None)
 TEXT_TO_IMAGE_SIZE = env.int("TEXT_TO_IMAGE_SIZE", default=None)
@@ -312,11 +316,13 @@ IMAGE_TO_3D_STEPS = env.int("IMAGE_TO_3D_STEPS", default=None)
 IMAGE_TO_3D_GUIDANCE = env.float("IMAGE_TO_3D_GUIDANCE", default=None)
 # Marching-cubes resolution of the mesh decoder per axis (cost grows with its cube).
 MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
-# Hunyuan3D-2 (IMAGE_TO_3D_BACKEND=hunyuan3d, requirements/hunyuan3d.txt); unset, hy3dgen's defaults.
+# Hunyuan3D-2 (IMAGE_TO_3D_BACKEND=hunyuan3d, requirements/hunyuan3d.txt); unset, hy3dgen's
+# defaults.
 HUNYUAN3D_SUBFOLDER = env("HUNYUAN3D_SUBFOLDER", default=None)
 HUNYUAN3D_OCTREE_RESOLUTION = env.int("HUNYUAN3D_OCTREE_RESOLUTION", default=None)
 HUNYUAN3D_NUM_CHUNKS = env.int("HUNYUAN3D_NUM_CHUNKS", default=None)
-# Face budget of a job with no faceCount; unset, finish_mesh's own (pipelines.mesh.DEFAULT_FACE_COUNT).
+# Face budget of a job with no faceCount; unset, finish_mesh's own
+# (pipelines.mesh.DEFAULT_FACE_COUNT).
 DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=None)
 # Models a worker process loads when it starts rather than on its first job
 # ("text-to-image", "image-to-3d"): a GPU worker's first job then pays no load time.
@@ -384,12 +390,18 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = CeleryQueue.DEFAULT
 CELERY_TASK_QUEUES = [
-    Queue(queue, routing_key=queue, queue_arguments={"x-max-priority": 1} if queue in PRIORITY_QUEUES else None)
+    Queue(
+        queue,
+        routing_key=queue,
+        queue_arguments={"x-max-priority": 1} if queue in PRIORITY_QUEUES else None,
+    )
     for queue in CeleryQueue
 ]
 # The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
 CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
-CELERY_BEAT_SCHEDULE = {"delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}}
+CELERY_BEAT_SCHEDULE = {
+    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Fail fast when the broker is down, so the API can answer 503 instead of hanging.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

@@ -17,7 +17,10 @@ MODEL_VIEWER_SCRIPT = "jobs/vendor/model-viewer-4.4.0/model-viewer.min.js"
 
 # Outcomes worth a warning rather than a success message.
 NOT_DONE = {
-    staff.StaffOutcome.REFUSED, staff.StaffOutcome.ENDED, staff.StaffOutcome.CHANGED, staff.StaffOutcome.NOT_QUEUED
+    staff.StaffOutcome.REFUSED,
+    staff.StaffOutcome.ENDED,
+    staff.StaffOutcome.CHANGED,
+    staff.StaffOutcome.NOT_QUEUED,
 }
 
 
@@ -55,7 +58,21 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     actions = ("requeue", "cancel")
     fieldsets = (
-        (None, {"fields": ("id", "name", "api_status", "state", "kind", "user", "created_at", "updated_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "api_status",
+                    "state",
+                    "kind",
+                    "user",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
         (
             "Input",
             {
@@ -111,7 +128,14 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Only the name is staff's to edit: the rest is the request as made and what the pipeline
         # wrote, and a whole-row save would overwrite a running job's progress with a stale copy.
-        computed = ["api_status", "glb", "preview", "model_and_preview", "stage_times", "step_times"]
+        computed = [
+            "api_status",
+            "glb",
+            "preview",
+            "model_and_preview",
+            "stage_times",
+            "step_times",
+        ]
         return [field.name for field in Job._meta.fields if field.name != "name"] + computed
 
     def get_changelist_form(self, request, **kwargs):
@@ -154,7 +178,9 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="stage times")
     def stage_times(self, job):
         """Each stage the last attempt ran, on which worker, in order."""
-        runs = [f"{run['stage']} {run['seconds']:.2f} s on {run['worker']}" for run in job.stage_runs]
+        runs = [
+            f"{run['stage']} {run['seconds']:.2f} s on {run['worker']}" for run in job.stage_runs
+        ]
         return " · ".join(runs) or "—"
 
     @admin.display(description="step times")
@@ -182,19 +208,33 @@ class JobAdmin(admin.ModelAdmin):
         glb, preview = storage.url(job.result_glb), preview_url(job)
         if not glb and not preview:
             return "—"
-        viewer = format_html(
-            '<script type="module" src="{}"></script>'
-            '<model-viewer src="{}" alt="The job\'s model" loading="eager" camera-controls '
-            'interaction-prompt="none" shadow-intensity="1" '
-            # An empty progress bar: the model is small, and a still page shows no half-faded bar.
-            'style="width: 320px; height: 320px; background: #f4f4f2"><div slot="progress-bar"></div></model-viewer>',
-            static(MODEL_VIEWER_SCRIPT),
-            glb,
-        ) if glb else ""
-        image = format_html(
-            '<img src="{}" alt="preview" style="max-width: 320px; max-height: 320px">', preview
-        ) if preview else ""
-        return format_html('<div style="display: flex; gap: 16px; align-items: flex-start">{}{}</div>', viewer, image)
+        viewer = (
+            format_html(
+                '<script type="module" src="{}"></script>'
+                '<model-viewer src="{}" alt="The job\'s model" loading="eager" camera-controls '
+                'interaction-prompt="none" shadow-intensity="1" '
+                # An empty progress bar: the model is small, and a still page shows no half-faded
+                # bar.
+                'style="width: 320px; height: 320px; background: '
+                '#f4f4f2"><div slot="progress-bar"></div></model-viewer>',
+                static(MODEL_VIEWER_SCRIPT),
+                glb,
+            )
+            if glb
+            else ""
+        )
+        image = (
+            format_html(
+                '<img src="{}" alt="preview" style="max-width: 320px; max-height: 320px">', preview
+            )
+            if preview
+            else ""
+        )
+        return format_html(
+            '<div style="display: flex; gap: 16px; align-items: flex-start">{}{}</div>',
+            viewer,
+            image,
+        )
 
     @admin.action(description="Requeue selected jobs (running ones only when stuck)")
     def requeue(self, request, queryset):

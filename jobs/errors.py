@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_UNAVAILABLE = "External service unavailable. Please try again later."
 
+
 class ApiError(exceptions.APIException):
     """An error whose message is meant for the client as it is."""
 
@@ -57,7 +58,8 @@ def json_exception_handler(exc, context):
         exc.detail = "Authentication required"
     elif isinstance(exc, (StorageUnavailable, db.OperationalError, db.InterfaceError)):
         # Whichever view reached the storage or the database: an outage is the spec's 503, never
-        # a 500 (a database that cannot be reached raises these two; other database errors are bugs).
+        # a 500 (a database that cannot be reached raises these two; other database errors are
+        # bugs).
         logger.warning("%s unavailable in %s: %s", type(exc).__name__, context.get("view"), exc)
         exc = service_unavailable()
     response = exception_handler(exc, context)

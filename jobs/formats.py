@@ -1,7 +1,8 @@
 """A finished model's GLB in the other formats users download: OBJ, STL, PLY, 3MF and USDZ.
 
 Django-free and torch-free: the web service converts on the first download of a format (see
-``jobs.services.clients.download``), so this module must never import torch. Conversions read the GLB
+``jobs.services.clients.download``), so this module must never import torch. Conversions read the
+GLB
 with trimesh; USDZ is written with Pixar's usd-core, an ARKit package (AR Quick Look).
 """
 
@@ -27,10 +28,25 @@ class Format:
 FORMATS = {
     format.name: format
     for format in (
-        Format("glb", "glb", "model/gltf-binary", "glTF binary with its base-colour texture (the job's result)"),
-        Format("obj", "zip", "application/zip", "Wavefront OBJ with its MTL material and PNG texture, zipped"),
+        Format(
+            "glb",
+            "glb",
+            "model/gltf-binary",
+            "glTF binary with its base-colour texture (the job's result)",
+        ),
+        Format(
+            "obj",
+            "zip",
+            "application/zip",
+            "Wavefront OBJ with its MTL material and PNG texture, zipped",
+        ),
         Format("stl", "stl", "model/stl", "binary STL: geometry only, the format has no colour"),
-        Format("ply", "ply", "application/x-ply", "binary PLY with the texture sampled to vertex colours"),
+        Format(
+            "ply",
+            "ply",
+            "application/x-ply",
+            "binary PLY with the texture sampled to vertex colours",
+        ),
         Format("3mf", "3mf", "model/3mf", "3MF (3D printing): geometry only"),
         Format("usdz", "usdz", "model/vnd.usdz+zip", "USDZ for AR Quick Look, with its texture"),
     )
@@ -118,25 +134,39 @@ def _usdz(mesh: trimesh.Trimesh) -> bytes:
 
         geometry = UsdGeom.Mesh.Define(stage, "/Model/Geometry")
         geometry.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(mesh.vertices.astype(np.float32)))
-        geometry.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(mesh.faces), 3, dtype=np.int32)))
-        geometry.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(mesh.faces.reshape(-1).astype(np.int32)))
+        geometry.CreateFaceVertexCountsAttr(
+            Vt.IntArray.FromNumpy(np.full(len(mesh.faces), 3, dtype=np.int32))
+        )
+        geometry.CreateFaceVertexIndicesAttr(
+            Vt.IntArray.FromNumpy(mesh.faces.reshape(-1).astype(np.int32))
+        )
         geometry.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(mesh.vertex_normals.astype(np.float32)))
         geometry.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
         geometry.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-        geometry.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*corner) for corner in mesh.bounds.astype(float)]))
+        geometry.CreateExtentAttr(
+            Vt.Vec3fArray([Gf.Vec3f(*corner) for corner in mesh.bounds.astype(float)])
+        )
 
         material = UsdShade.Material.Define(stage, "/Model/Material")
         surface = UsdShade.Shader.Define(stage, "/Model/Material/Surface")
         surface.CreateIdAttr("UsdPreviewSurface")
         pbr = mesh.visual.material if hasattr(mesh.visual, "material") else None
-        surface.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(float(getattr(pbr, "metallicFactor", None) or 0.0))
+        surface.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(
+            float(getattr(pbr, "metallicFactor", None) or 0.0)
+        )
         roughness = getattr(pbr, "roughnessFactor", None)
-        surface.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(float(1.0 if roughness is None else roughness))
+        surface.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(
+            float(1.0 if roughness is None else roughness)
+        )
         material.CreateSurfaceOutput().ConnectToSource(surface.ConnectableAPI(), "surface")
         diffuse = surface.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f)
         if image is None:
             factor = getattr(pbr, "baseColorFactor", None)
-            colour = (np.asarray(factor[:3], dtype=float) / 255) if factor is not None else np.full(3, 0.7)
+            colour = (
+                (np.asarray(factor[:3], dtype=float) / 255)
+                if factor is not None
+                else np.full(3, 0.7)
+            )
             diffuse.Set(Gf.Vec3f(*colour.tolist()))
         else:
             image.save(Path(folder) / "texture.png")
@@ -153,7 +183,9 @@ def _usdz(mesh: trimesh.Trimesh) -> bytes:
             texture.CreateIdAttr("UsdUVTexture")
             texture.CreateInput("file", Sdf.ValueTypeNames.Asset).Set("texture.png")
             texture.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
-            texture.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
+            texture.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(
+                reader.ConnectableAPI(), "result"
+            )
             texture.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
             diffuse.ConnectToSource(texture.ConnectableAPI(), "rgb")
         UsdShade.MaterialBindingAPI.Apply(geometry.GetPrim()).Bind(material)

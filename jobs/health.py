@@ -43,11 +43,15 @@ def gpu_workers() -> int | None:
         conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
         if conn.transport.driver_type == "amqp":
             try:
-                return conn.default_channel.queue_declare(queue=CeleryQueue.GPU, passive=True).consumer_count
+                return conn.default_channel.queue_declare(
+                    queue=CeleryQueue.GPU, passive=True
+                ).consumer_count
             except conn.channel_errors:  # the queue was never declared: nobody consumes it
                 return 0
     replies = celery.control.inspect(timeout=PROBE_TIMEOUT_SECONDS).active_queues() or {}
-    return sum(any(queue["name"] == CeleryQueue.GPU for queue in queues) for queues in replies.values())
+    return sum(
+        any(queue["name"] == CeleryQueue.GPU for queue in queues) for queues in replies.values()
+    )
 
 
 def readiness() -> dict:

@@ -10,6 +10,7 @@ MAX_PROMPT_LENGTH = 1000
 MIN_FACE_COUNT = 100
 MAX_FACE_COUNT = 1_500_000
 
+
 class StrictBooleanField(serializers.BooleanField):
     """JSON ``true``/``false`` only: ``"yes"`` or ``1`` is a client bug worth reporting."""
 
@@ -50,7 +51,11 @@ class HttpUrlField(StrictCharField):
             parts.port  # noqa: B018  (raises ValueError on a malformed port)
         except ValueError:
             self.fail("invalid")
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        if (
+            parts.scheme.lower() not in ("http", "https")
+            or not parts.hostname
+            or any(c.isspace() for c in url)
+        ):
             self.fail("invalid")
         return url
 
@@ -58,7 +63,9 @@ class HttpUrlField(StrictCharField):
 def refuse_quadrilaterals(value):
     # glTF stores triangles only; quads would be silently triangulated, so refuse them.
     if value == PolygonType.QUADRILATERAL:
-        raise serializers.ValidationError("quadrilateral meshes are not supported: GLB files store triangles")
+        raise serializers.ValidationError(
+            "quadrilateral meshes are not supported: GLB files store triangles"
+        )
     return value
 
 
@@ -68,13 +75,23 @@ def refuse_quadrilaterals(value):
 class GenerateInput(serializers.Serializer):
     # null, "" and absent all mean "not given" (BackendJob has both as ``string | null``).
     prompt = StrictCharField(
-        required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH, trim_whitespace=True
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=MAX_PROMPT_LENGTH,
+        trim_whitespace=True,
     )
     imageUrl = HttpUrlField(required=False, allow_blank=True, allow_null=True, max_length=2048)
-    generateType = serializers.ChoiceField(choices=GenerateType.choices, required=False, default=GenerateType.NORMAL)
-    faceCount = StrictIntegerField(required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT)
+    generateType = serializers.ChoiceField(
+        choices=GenerateType.choices, required=False, default=GenerateType.NORMAL
+    )
+    faceCount = StrictIntegerField(
+        required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT
+    )
     enablePBR = StrictBooleanField(required=False, default=False)
-    polygonType = serializers.ChoiceField(choices=PolygonType.choices, required=False, allow_null=True)
+    polygonType = serializers.ChoiceField(
+        choices=PolygonType.choices, required=False, allow_null=True
+    )
 
     def validate_polygonType(self, value):
         return refuse_quadrilaterals(value)
@@ -89,9 +106,13 @@ class RemeshInput(serializers.Serializer):
     """The options of ``/generate``; each one not given keeps the source job's."""
 
     generateType = serializers.ChoiceField(choices=GenerateType.choices, required=False)
-    faceCount = StrictIntegerField(required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT)
+    faceCount = StrictIntegerField(
+        required=False, allow_null=True, min_value=MIN_FACE_COUNT, max_value=MAX_FACE_COUNT
+    )
     enablePBR = StrictBooleanField(required=False)
-    polygonType = serializers.ChoiceField(choices=PolygonType.choices, required=False, allow_null=True)
+    polygonType = serializers.ChoiceField(
+        choices=PolygonType.choices, required=False, allow_null=True
+    )
 
     def validate_polygonType(self, value):
         return refuse_quadrilaterals(value)
@@ -103,7 +124,9 @@ class RenameInput(serializers.Serializer):
 
 class RegisterJobInput(serializers.Serializer):
     job_id = serializers.UUIDField()
-    prompt = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH)
+    prompt = StrictCharField(
+        required=False, allow_blank=True, allow_null=True, max_length=MAX_PROMPT_LENGTH
+    )
     previewImageUrl = HttpUrlField(max_length=2048)
 
 
@@ -117,14 +140,18 @@ class ImageUpload(serializers.Serializer):
 class PromptInput(serializers.Serializer):
     prompt = StrictCharField(max_length=MAX_PROMPT_LENGTH, trim_whitespace=True)
     user_id = StrictCharField(
-        required=False, allow_blank=True, max_length=64,
+        required=False,
+        allow_blank=True,
+        max_length=64,
         help_text="Optional; when given, it must be the caller's own (Clerk token) user id.",
     )
 
 
 class ImageTo3DInput(serializers.Serializer):
     image_url = HttpUrlField(
-        required=False, allow_blank=True, max_length=2048,
+        required=False,
+        allow_blank=True,
+        max_length=2048,
         help_text="Required unless image_file is sent. http(s) to a public address.",
     )
     user_id = StrictCharField(required=False, allow_blank=True, max_length=64)
@@ -133,4 +160,6 @@ class ImageTo3DInput(serializers.Serializer):
 class ImageTo3DUpload(ImageTo3DInput):
     """Documentation only: the multipart form, with its file."""
 
-    image_file = serializers.FileField(required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most.")
+    image_file = serializers.FileField(
+        required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most."
+    )

@@ -1,7 +1,7 @@
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils.decorators import sync_and_async_middleware
-from asgiref.sync import iscoroutinefunction
 
 
 def refused_body(content_length: str | None) -> tuple[int, str] | None:
@@ -13,7 +13,10 @@ def refused_body(content_length: str | None) -> tuple[int, str] | None:
     if length < 0:
         return 400, "Invalid Content-Length"
     if length > settings.REQUEST_BODY_MAX_BYTES:
-        return 413, f"Request body too large (maximum {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB)"
+        return (
+            413,
+            f"Request body too large (maximum {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB)",
+        )
     return None
 
 

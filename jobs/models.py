@@ -46,7 +46,16 @@ ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
 # The steps of ``Job.step_seconds``, in the order a job goes through them, and those of them
 # that are model calls (the GPU's share of a job); "handoff" is the storage work a GPU stage does
 # to take its input from the stage before it and pass its output on.
-STEPS = ("input", "text_to_image", "cut_out", "handoff", "image_to_3d", "post_processing", "export", "upload")
+STEPS = (
+    "input",
+    "text_to_image",
+    "cut_out",
+    "handoff",
+    "image_to_3d",
+    "post_processing",
+    "export",
+    "upload",
+)
 MODEL_STEPS = ("text_to_image", "image_to_3d")
 FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
@@ -89,7 +98,9 @@ class Job(models.Model):
     )
     face_count = models.PositiveIntegerField(null=True, blank=True)
     enable_pbr = models.BooleanField(default=False)
-    polygon_type = models.CharField(max_length=16, choices=PolygonType.choices, null=True, blank=True)
+    polygon_type = models.CharField(
+        max_length=16, choices=PolygonType.choices, null=True, blank=True
+    )
     seed = models.BigIntegerField(null=True, blank=True)
     # Anonymous jobs only: the address that submitted it, for the cap on each caller's waiting jobs.
     submitted_from = models.GenericIPAddressField(null=True, blank=True)

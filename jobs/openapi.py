@@ -25,7 +25,9 @@ def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(Error, description=description)
 
 
-AUTHENTICATION_OUTAGE = "A token was sent, but Clerk's signing keys cannot be fetched to check it: retry later."
+AUTHENTICATION_OUTAGE = (
+    "A token was sent, but Clerk's signing keys cannot be fetched to check it: retry later."
+)
 CROSS_SITE = "The session cookie came with a request from an origin that is not allowed."
 UNSAFE_METHODS = ("post", "put", "patch", "delete")
 
@@ -59,7 +61,9 @@ UNAUTHENTICATED = error("No valid Clerk token (missing, invalid or expired).")
 INVALID_TOKEN = error("The token sent is invalid or expired.")
 NOT_FOUND = error("No job with this id.")
 STORAGE_DOWN = error("The storage or the broker is unavailable.")
-SUBMISSIONS_LIMITED = error("Too many submissions, or too many waiting jobs, for this caller (see Retry-After).")
+SUBMISSIONS_LIMITED = error(
+    "Too many submissions, or too many waiting jobs, for this caller (see Retry-After)."
+)
 
 QUEUE_INFO = {
     "summary": "Queue statistics",

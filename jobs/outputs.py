@@ -17,7 +17,6 @@ from jobs import storage
 from jobs.formats import FORMATS
 from jobs.models import JOB_API_STATUS, GenerateType, Job, JobKind, JobState, PolygonType
 
-
 _rendering: ContextVar[dict] = ContextVar("rendering")
 
 
@@ -39,7 +38,10 @@ class Output(serializers.Serializer):
 
     @cached_property
     def _plan(self) -> list:
-        return [(field.field_name, _reader(field), field.to_representation) for field in self._readable_fields]
+        return [
+            (field.field_name, _reader(field), field.to_representation)
+            for field in self._readable_fields
+        ]
 
     def to_representation(self, instance) -> dict:
         body = {}
@@ -72,7 +74,10 @@ class Output(serializers.Serializer):
 def _reader(field):
     """``field.get_attribute``, without its generality where a field reads one plain attribute or
     key (DRF's own reading serves whatever else: a callable, a missing attribute)."""
-    if type(field).get_attribute is not serializers.Field.get_attribute or len(field.source_attrs) != 1:
+    if (
+        type(field).get_attribute is not serializers.Field.get_attribute
+        or len(field.source_attrs) != 1
+    ):
         return field.get_attribute
     name = field.source_attrs[0]
 
@@ -123,7 +128,9 @@ class UnixTime(serializers.IntegerField):
 class JobQueue(Output):
     # A job's place in line; the figures come in the context (``queue``), from jobs.watch.
 
-    position = serializers.IntegerField(min_value=0, help_text="0: running or finished; 1+: waiting.")
+    position = serializers.IntegerField(
+        min_value=0, help_text="0: running or finished; 1+: waiting."
+    )
     jobs_ahead = serializers.IntegerField(min_value=0)
     estimated_wait_seconds = serializers.IntegerField(min_value=0)
     estimated_total_seconds = serializers.IntegerField(min_value=0)
@@ -173,7 +180,8 @@ class PreviewReady(Output):
 class PreviewTimeout(Output):
     error = serializers.CharField()
     preview_id = serializers.UUIDField(
-        required=False, help_text="When the wait timed out: the preview goes on; poll /status or register it."
+        required=False,
+        help_text="When the wait timed out: the preview goes on; poll /status or register it.",
     )
     status_url = serializers.CharField(required=False)
 
@@ -258,9 +266,13 @@ class GenerationJob(Output):
     updated_at = UnixTime(help_text="Unix time, seconds.")
     queue = JobQueue()
     result = JobResult(required=False, help_text="Only when completed.")
-    error = FailureMessage(required=False, source="error_message", help_text="Only when failed or cancelled.")
+    error = FailureMessage(
+        required=False, source="error_message", help_text="Only when failed or cancelled."
+    )
     error_code = FailureCode(
-        required=False, allow_null=True, help_text="Only when failed or cancelled: why, for programs."
+        required=False,
+        allow_null=True,
+        help_text="Only when failed or cancelled: why, for programs.",
     )
 
 
@@ -280,7 +292,8 @@ class Readiness(Output):
     broker = serializers.CharField(help_text='"ok", or "error: <kind>"')
     storage = serializers.CharField(help_text='"ok", or "error: <kind>"')
     gpu_workers = serializers.IntegerField(
-        allow_null=True, min_value=0,
+        allow_null=True,
+        min_value=0,
         help_text="Workers consuming the GPU queue; null when it cannot be told.",
     )
 
@@ -304,7 +317,9 @@ class JobRecord(Output):
     generateType = serializers.ChoiceField(choices=GenerateType.values, source="generate_type")
     faceCount = serializers.IntegerField(allow_null=True, source="face_count")
     enablePBR = serializers.BooleanField(source="enable_pbr")
-    polygonType = serializers.ChoiceField(choices=PolygonType.values, allow_null=True, source="polygon_type")
+    polygonType = serializers.ChoiceField(
+        choices=PolygonType.values, allow_null=True, source="polygon_type"
+    )
     resultGlbUrl = StorageUrl(allow_null=True, source="result_glb")
     previewImageUrl = PreviewUrl(allow_null=True, source="*")
     errorCode = serializers.CharField(allow_null=True, source="error_code")
@@ -351,8 +366,12 @@ class DownloadFormat(Output):
 class JobStatus(Output):
     job = JobRecord(source="*")
     queue = JobQueue()
-    formats = DownloadFormat(many=True, source="*", help_text="Where to download the finished model in each "
-                             "format (an addition to the spec's body; empty until the job is DONE).")
+    formats = DownloadFormat(
+        many=True,
+        source="*",
+        help_text="Where to download the finished model in each "
+        "format (an addition to the spec's body; empty until the job is DONE).",
+    )
 
 
 class JobHistory(Output):

@@ -28,14 +28,17 @@ class _CountedStream:
         return data
 
     def read_to_end(self) -> None:
-        """Parsers may stop at the data's end (multipart's closing boundary): the rest must come too."""
+        """Parsers may stop at the data's end (multipart's closing boundary): the rest must come
+        too."""
         while self.seen < self.expected:
             self.read(READ_CHUNK_BYTES)
 
 
 class _CompleteBody:
     def parse(self, stream, media_type=None, parser_context=None):
-        counted = _CountedStream(stream, int(parser_context["request"].META.get("CONTENT_LENGTH") or 0))
+        counted = _CountedStream(
+            stream, int(parser_context["request"].META.get("CONTENT_LENGTH") or 0)
+        )
         parsed = super().parse(counted, media_type, parser_context)
         counted.read_to_end()
         return parsed

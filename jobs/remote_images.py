@@ -34,9 +34,21 @@ REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _FORBIDDEN_V4 = tuple(
     ipaddress.ip_network(network)
     for network in (
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
-        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
         "168.63.129.16/32",  # Azure's host endpoint (metadata, DNS, health), public-looking
     )
 )
@@ -65,17 +77,23 @@ class UnsafeUrl(RemoteImageError):
 
 class ImageTooLarge(RemoteImageError):
     def __init__(self, limit: int):
-        super().__init__(error_codes.IMAGE_TOO_LARGE, f"The image is larger than {limit // (1024 * 1024)} MB")
+        super().__init__(
+            error_codes.IMAGE_TOO_LARGE, f"The image is larger than {limit // (1024 * 1024)} MB"
+        )
 
 
 class FetchFailed(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(error_codes.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}")
+        super().__init__(
+            error_codes.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}"
+        )
 
 
 class NotAnImage(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(error_codes.IMAGE_INVALID, f"The URL did not return a usable image: {reason}")
+        super().__init__(
+            error_codes.IMAGE_INVALID, f"The URL did not return a usable image: {reason}"
+        )
 
 
 def is_public_address(address: str) -> bool:
@@ -102,7 +120,8 @@ def is_public_address(address: str) -> bool:
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    """The addresses the system resolves ``host`` to (tests replace this; see ``resolve_public``)."""
+    """The addresses the system resolves ``host`` to (tests replace this; see
+    ``resolve_public``)."""
     return [answer[4][0] for answer in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
@@ -140,7 +159,12 @@ def resolve_public(url: str, *, resolver=None, is_allowed=None) -> tuple[str, in
 
 
 def fetch(
-    url: str, *, max_bytes: int, time_limit: float = TOTAL_TIMEOUT_SECONDS, resolver=None, is_allowed=None
+    url: str,
+    *,
+    max_bytes: int,
+    time_limit: float = TOTAL_TIMEOUT_SECONDS,
+    resolver=None,
+    is_allowed=None,
 ) -> bytes:
     """Download an image: every hop checked, at most ``max_bytes``, all of it within
     ``time_limit`` seconds, and it must decode."""
@@ -251,11 +275,19 @@ class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
 def _request(url: str, scheme: str, port: int, address: str, deadline: _Deadline):
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, deadline.remaining()), read=READ_TIMEOUT_SECONDS)
+    timeout = urllib3.Timeout(
+        connect=min(CONNECT_TIMEOUT_SECONDS, deadline.remaining()), read=READ_TIMEOUT_SECONDS
+    )
     if scheme == "https":
         pool = _HTTPSConnectionPool(
-            address, port, timeout=timeout, retries=False, cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(), server_hostname=parts.hostname, assert_hostname=parts.hostname,
+            address,
+            port,
+            timeout=timeout,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+            server_hostname=parts.hostname,
+            assert_hostname=parts.hostname,
             deadline=deadline,
         )
     else:
@@ -269,8 +301,13 @@ def _request(url: str, scheme: str, port: int, address: str, deadline: _Deadline
     }
     try:
         response = pool.urlopen(
-            "GET", target, headers=headers, redirect=False, preload_content=False,
-            decode_content=False, assert_same_host=False,
+            "GET",
+            target,
+            headers=headers,
+            redirect=False,
+            preload_content=False,
+            decode_content=False,
+            assert_same_host=False,
         )
     except urllib3.exceptions.HTTPError as exc:
         pool.close()

@@ -46,7 +46,9 @@ def can_manage(user: User | None, job: Job) -> bool:
 def can_change(user: User | None, job: Job) -> bool:
     """Rename or delete: the owner and staff. An ownerless job is nobody's to change but staff's:
     holding its id proves nothing about who submitted it."""
-    return user is not None and (user.is_staff or (job.user_id is not None and user.pk == job.user_id))
+    return user is not None and (
+        user.is_staff or (job.user_id is not None and user.pk == job.user_id)
+    )
 
 
 def history(user: User | None):
@@ -117,7 +119,9 @@ class QueueStandings:
             "queue_length": waiting["3d"],
             "currently_processing": processing["3d"] > 0,
             "waiting_jobs": waiting["3d"],
-            "estimated_wait_for_new_job_seconds": round((waiting["3d"] + processing["3d"]) * per_job["3d"]),
+            "estimated_wait_for_new_job_seconds": round(
+                (waiting["3d"] + processing["3d"]) * per_job["3d"]
+            ),
             "estimated_time_per_job_seconds": round(per_job["3d"]),
             "preview_queue_length": waiting["preview"],
             "currently_generating_preview": processing["preview"] > 0,
@@ -149,7 +153,9 @@ def queue_standings(followed_waiting=()) -> QueueStandings:
         buckets = before[estimate_group_of(job)]
         ahead[str(job.pk)] = sum(buckets[: bisect.bisect_left(thresholds, job.created_at) + 1])
     processing = dict.fromkeys(ESTIMATE_GROUPS, 0)
-    for row in Job.objects.filter(state=JobState.PROCESSING).values("kind").annotate(count=Count("pk")):
+    for row in (
+        Job.objects.filter(state=JobState.PROCESSING).values("kind").annotate(count=Count("pk"))
+    ):
         processing[group_of_kind[row["kind"]]] += row["count"]
     return QueueStandings(
         waiting={group: sum(buckets) for group, buckets in before.items()},
@@ -161,9 +167,12 @@ def queue_standings(followed_waiting=()) -> QueueStandings:
 
 
 def waiting_ahead(job: Job) -> int:
-    """How many jobs of its group wait before a waiting job (one count, for a job newly followed)."""
+    """How many jobs of its group wait before a waiting job (one count, for a job newly
+    followed)."""
     return Job.objects.filter(
-        kind__in=ESTIMATE_GROUPS[estimate_group_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
+        kind__in=ESTIMATE_GROUPS[estimate_group_of(job)],
+        state=JobState.PENDING,
+        created_at__lt=job.created_at,
     ).count()
 
 
@@ -175,7 +184,8 @@ def _waiting_by_bucket(thresholds: list) -> list[tuple[str, int, int]]:
         # width_bucket finds each row's bucket by binary search: one pass, however many thresholds.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT kind, width_bucket(created_at, %s::timestamptz[]), count(*) FROM {Job._meta.db_table} "
+                f"SELECT kind, width_bucket(created_at, "
+                f"%s::timestamptz[]), count(*) FROM {Job._meta.db_table} "
                 "WHERE state = %s GROUP BY 1, 2",
                 [thresholds, JobState.PENDING],
             )
@@ -186,7 +196,10 @@ def _waiting_by_bucket(thresholds: list) -> list[tuple[str, int, int]]:
         of_kind = waiting.filter(kind=kind)
         counts = of_kind.aggregate(
             total=Count("pk"),
-            **{f"before_{i}": Count("pk", filter=Q(created_at__lt=t)) for i, t in enumerate(thresholds)},
+            **{
+                f"before_{i}": Count("pk", filter=Q(created_at__lt=t))
+                for i, t in enumerate(thresholds)
+            },
         )
         cumulative = [counts[f"before_{i}"] for i in range(len(thresholds))] + [counts["total"]]
         rows += [(kind, i, n - (cumulative[i - 1] if i else 0)) for i, n in enumerate(cumulative)]

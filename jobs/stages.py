@@ -31,7 +31,8 @@ BEFORE_START = (Stage.PREPARE,)
 
 
 def first(kind: str, *, has_preview: bool = False) -> Stage:
-    """Where a job of ``kind`` begins; a text-to-3D job with a preview already made skips making one."""
+    """Where a job of ``kind`` begins; a text-to-3D job with a preview already made skips making
+    one."""
     sequence = SEQUENCES[kind]
     if kind == JobKind.TEXT_TO_3D and has_preview:
         return sequence[1]

@@ -77,7 +77,7 @@ def name_from_url(address: str, site: str | None = None) -> str | None:
     same_origin = not parts.netloc or (parts.scheme, parts.netloc) == (probe.scheme, probe.netloc)
     if not same_origin or not parts.path.startswith(base_path):
         return None
-    name = unquote(parts.path[len(base_path):])
+    name = unquote(parts.path[len(base_path) :])
     if not name or ".." in name.split("/") or not exists(name):
         return None
     return name

@@ -23,7 +23,8 @@ SLOT_TTL_SECONDS = 4 * SLOT_REFRESH_SECONDS
 
 
 def client_address(request) -> str:
-    """The caller's IP address: the socket's, or the one ``TRUSTED_PROXY_COUNT`` proxies vouch for."""
+    """The caller's IP address: the socket's, or the one ``TRUSTED_PROXY_COUNT`` proxies vouch
+    for."""
     return throttling.BaseThrottle().get_ident(request)
 
 
@@ -33,7 +34,8 @@ def caller(request) -> str:
 
 
 class RateFromSettings(throttling.SimpleRateThrottle):
-    """A DRF throttle whose rate ("20/min") is the Django setting ``rate_setting``, read when used."""
+    """A DRF throttle whose rate ("20/min") is the Django setting ``rate_setting``, read when
+    used."""
 
     rate_setting = ""
 
@@ -81,7 +83,9 @@ class TooMany(exceptions.Throttled):
     """A cap on things a caller holds at once: try again once one of them has ended."""
 
     def __init__(self, what: str, limit: int):
-        super().__init__(wait=SLOT_REFRESH_SECONDS, detail=f"Too many {what} at once (at most {limit}).")
+        super().__init__(
+            wait=SLOT_REFRESH_SECONDS, detail=f"Too many {what} at once (at most {limit})."
+        )
 
 
 class Slots:
@@ -131,7 +135,9 @@ class _HeldCounters:
         with self._lock:
             self._held[key] += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._refresh, name="slot-counters", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._refresh, name="slot-counters", daemon=True
+                )
                 self._thread.start()
 
     def let_go(self, key: str) -> None:

@@ -16,7 +16,11 @@ ALLOWED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
 MAX_PIXELS = 40_000_000
 # What a re-encoded image keeps of the original's extra data: how to show it, nothing about it.
 KEPT_INFO = ("icc_profile", "transparency")
-SAVE_OPTIONS = {"jpg": ("JPEG", {"quality": 95}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 95})}
+SAVE_OPTIONS = {
+    "jpg": ("JPEG", {"quality": 95}),
+    "png": ("PNG", {}),
+    "webp": ("WEBP", {"quality": 95}),
+}
 
 
 class InvalidImage(ValueError):

@@ -218,7 +218,9 @@ class JobWatcher:
         """Nothing followed and no queue figures read for a while: the thread ends (a later read
         starts it again)."""
         with self._lock:
-            idle = not self._followed and time.monotonic() - self._standings_read_at > FOLLOW_SECONDS
+            idle = (
+                not self._followed and time.monotonic() - self._standings_read_at > FOLLOW_SECONDS
+            )
             if idle:
                 self._thread, self._standings = None, None
             return idle
@@ -226,9 +228,17 @@ class JobWatcher:
     def _tick(self) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in [key for key, f in self._followed.items() if not f.waiters and now - f.read_at > FOLLOW_SECONDS]:
+            for key in [
+                key
+                for key, f in self._followed.items()
+                if not f.waiters and now - f.read_at > FOLLOW_SECONDS
+            ]:
                 del self._followed[key]
-            known = {key: followed.updated_at for key, followed in self._followed.items() if followed.snapshot.job}
+            known = {
+                key: followed.updated_at
+                for key, followed in self._followed.items()
+                if followed.snapshot.job
+            }
         if known:
             self._refresh(known)
         if now - self._standings_at >= QUEUE_SECONDS:
@@ -242,14 +252,17 @@ class JobWatcher:
         for start in range(0, len(keys), IDS_PER_QUERY):
             current.update(
                 (str(pk), updated_at)
-                for pk, updated_at in Job.objects.filter(pk__in=keys[start : start + IDS_PER_QUERY]).values_list(
-                    "pk", "updated_at"
-                )
+                for pk, updated_at in Job.objects.filter(
+                    pk__in=keys[start : start + IDS_PER_QUERY]
+                ).values_list("pk", "updated_at")
             )
         changed = [key for key in keys if key in current and current[key] != known[key]]
         jobs = {}
         for start in range(0, len(changed), IDS_PER_QUERY):
-            jobs.update((str(job.pk), job) for job in Job.objects.filter(pk__in=changed[start : start + IDS_PER_QUERY]))
+            jobs.update(
+                (str(job.pk), job)
+                for job in Job.objects.filter(pk__in=changed[start : start + IDS_PER_QUERY])
+            )
         self._update(jobs | dict.fromkeys((key for key in keys if key not in current), None))
 
     def _update(self, jobs: dict) -> None:

@@ -87,21 +87,31 @@ def save_glb(job: dict, label: str) -> Path:
     path = OUT / f"{label}.glb"
     path.write_bytes(requests.get(job["resultGlbUrl"], timeout=30).content)
     mesh = trimesh.load(path, force="mesh")
-    print(f"  [{label}] {path.relative_to(ROOT)}: {len(mesh.faces)} faces, from {job['resultGlbUrl']}")
+    print(
+        f"  [{label}] {path.relative_to(ROOT)}: {len(mesh.faces)} faces, from {job['resultGlbUrl']}"
+    )
     return path
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET")
+    }
     port = free_port(int(env.get("PORT", 4000)))
-    env.update(PORT=str(port), CLERK_JWT_KEY=manage("dev_token", "--public-key"), CLERK_SECRET_KEY="")
+    env.update(
+        PORT=str(port), CLERK_JWT_KEY=manage("dev_token", "--public-key"), CLERK_SECRET_KEY=""
+    )
     env.pop("CLERK_AUTHORIZED_PARTIES", None)
     token = manage("dev_token", "--user", "user_demo", "--email", "demo@example.com").strip()
     if not env.get("TEXT_TO_IMAGE_MODEL"):
         print(
-            "No text-to-image weights are configured (TEXT_TO_IMAGE_MODEL): previews come from a tiny\n"
-            "randomly-initialised model built locally. Every stage really runs, but previews are blobs."
+            "No text-to-image weights are configured "
+            "(TEXT_TO_IMAGE_MODEL): previews come from a tiny\n"
+            "randomly-initialised model built locally. Every "
+            "stage really runs, but previews are blobs."
         )
     if not env.get("IMAGE_TO_3D_MODEL") and "IMAGE_TO_3D_BACKEND" not in env:
         print(
@@ -114,7 +124,11 @@ def main() -> None:
     log = open(log_path, "w")
     print(f"Starting the service (web server and workers); its log: {log_path.relative_to(ROOT)}")
     server = subprocess.Popen(
-        [str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [str(ROOT / "scripts" / "serve.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -124,12 +138,16 @@ def main() -> None:
 
         prompt = "a red ceramic coffee mug"
         print(f"Text-to-3D: {prompt!r}")
-        text_id = requests.post(f"{base}/api/3d/generate", json={"prompt": prompt}, headers=headers, timeout=10).json()["jobId"]
+        text_id = requests.post(
+            f"{base}/api/3d/generate", json={"prompt": prompt}, headers=headers, timeout=10
+        ).json()["jobId"]
         text_job = follow(base, headers, text_id, "text-to-3d")
 
         print("\nImage-to-3D: a photo of a mug (drawn by this script), uploaded first")
         upload = requests.post(
-            f"{base}/api/3d/upload-image", files={"image": ("mug.jpg", draw_sample_photo(), "image/jpeg")}, timeout=30
+            f"{base}/api/3d/upload-image",
+            files={"image": ("mug.jpg", draw_sample_photo(), "image/jpeg")},
+            timeout=30,
         ).json()
         print(f"  uploaded: {upload['url']}")
         image_id = requests.post(

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from demo import draw_sample_photo  # noqa: E402  (scripts/ is this script's own folder)
+
 from generation.pipelines import cut_out, finish_mesh, load_backend, prepare_mesh  # noqa: E402
 from generation.pipelines.texture import srgb_to_linear  # noqa: E402
 
@@ -56,7 +57,9 @@ def render(mesh: trimesh.Trimesh, colours: np.ndarray, rotation: np.ndarray) -> 
         if area == 0:
             continue
         left, top = np.maximum(0, np.floor([min(x[[a, b, c]]), min(y[[a, b, c]])])).astype(int)
-        right, bottom = np.minimum(PANEL - 1, np.ceil([max(x[[a, b, c]]), max(y[[a, b, c]])])).astype(int)
+        right, bottom = np.minimum(
+            PANEL - 1, np.ceil([max(x[[a, b, c]]), max(y[[a, b, c]])])
+        ).astype(int)
         px, py = np.meshgrid(np.arange(left, right + 1) + 0.5, np.arange(top, bottom + 1) + 0.5)
         # Barycentric weights of the pixel centres; all three are >= 0 inside the triangle.
         wa = ((x[b] - px) * (y[c] - py) - (x[c] - px) * (y[b] - py)) / area
@@ -97,7 +100,9 @@ def main() -> None:
     panels += [atlas.resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)]
     sheet = PIL.Image.new("RGB", (PANEL * len(panels), PANEL + 24), BACKGROUND)
     draw = PIL.ImageDraw.Draw(sheet)
-    for index, (panel, label) in enumerate(zip(panels, ("photo", "front", "three quarters", "baked texture"))):
+    for index, (panel, label) in enumerate(
+        zip(panels, ("photo", "front", "three quarters", "baked texture"), strict=False)
+    ):
         sheet.paste(panel, (index * PANEL, 0))
         draw.text((index * PANEL + 8, PANEL + 6), label, fill=(60, 60, 60))
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,9 @@ class TokenMinter:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.public_pem = (
             self.private_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode()
         )
 

@@ -77,7 +77,12 @@ def shared_boto3_session():
     create_session = S3Storage._create_session
 
     def shared(storage):
-        key = (storage.session_profile, storage.access_key, storage.secret_key, storage.security_token)
+        key = (
+            storage.session_profile,
+            storage.access_key,
+            storage.secret_key,
+            storage.security_token,
+        )
         if key not in sessions:
             sessions[key] = create_session(storage)
         return sessions[key]
@@ -124,7 +129,9 @@ def auth_client(token_minter):
 @pytest.fixture
 def no_limits(settings):
     """Per-caller limits out of the way, for tests that submit or stream a lot from one address."""
-    settings.SUBMIT_RATE_USER = settings.SUBMIT_RATE_IP = settings.GENERATION_SUBMIT_RATE_ANON = "10000/min"
+    settings.SUBMIT_RATE_USER = settings.SUBMIT_RATE_IP = settings.GENERATION_SUBMIT_RATE_ANON = (
+        "10000/min"
+    )
     settings.MAX_WAITING_JOBS_PER_CALLER = settings.MAX_STREAMS_PER_CALLER = 10000
     settings.MAX_WAITING_PREVIEWS_PER_CALLER = 10000
 
@@ -142,7 +149,10 @@ def asgi_server(transactional_db, settings):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        application, http=GuardedHttpProtocol, lifespan="off", log_level="warning",
+        application,
+        http=GuardedHttpProtocol,
+        lifespan="off",
+        log_level="warning",
         timeout_keep_alive=settings.KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
@@ -152,7 +162,9 @@ def asgi_server(transactional_db, settings):
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
         time.sleep(0.02)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{listener.getsockname()[1]}", port=listener.getsockname()[1])
+    yield SimpleNamespace(
+        url=f"http://127.0.0.1:{listener.getsockname()[1]}", port=listener.getsockname()[1]
+    )
     server.should_exit = True
     thread.join(10)
     listener.close()
@@ -169,6 +181,10 @@ def tiny_models_dir(tmp_path_factory):
 def pytest_collection_modifyitems(items):
     """``make test`` runs each test once: in the services suite, the embedded one (``embedded``) or
     on the GPU image's packages (``gpu_image``), never in two of them."""
-    both = [item.nodeid for item in items if item.get_closest_marker("embedded") and item.get_closest_marker("gpu_image")]
+    both = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("embedded") and item.get_closest_marker("gpu_image")
+    ]
     if both:
         raise pytest.UsageError(f"marked for two suites: {both}")

@@ -105,7 +105,12 @@ def run_inline(job_id, worker=WORKER) -> Job:
     return job
 
 
-def fail(job_id, lease: workers.Lease, code="GENERATION_FAILED", message="The mesh could not be generated") -> None:
+def fail(
+    job_id,
+    lease: workers.Lease,
+    code="GENERATION_FAILED",
+    message="The mesh could not be generated",
+) -> None:
     assert workers.end_job_unsuccessfully(lease, code=code, message=message) == "failed"
     settled(job_id)
 
@@ -167,9 +172,9 @@ def sse_events(chunks):
                 if line.startswith(":"):
                     yield "comment", line[1:].strip()
                 elif line.startswith("event:"):
-                    name = line[len("event:"):].strip()
+                    name = line[len("event:") :].strip()
                 elif line.startswith("data:"):
-                    data.append(line[len("data:"):].strip())
+                    data.append(line[len("data:") :].strip())
             if data:
                 yield name, json.loads("\n".join(data))
     assert not buffer.strip(), f"the stream ended inside an event: {buffer!r}"
@@ -217,14 +222,19 @@ def assert_matches_schema(response, path: str, method: str = "GET", body=None):
     schema = response_schema(path, method, response.status_code, media_type)
     document = openapi_document()
     validator = Draft202012Validator(
-        {**_json_schema(schema, strict=True), "components": _json_schema(document["components"], strict=True)},
+        {
+            **_json_schema(schema, strict=True),
+            "components": _json_schema(document["components"], strict=True),
+        },
         format_checker=Draft202012Validator.FORMAT_CHECKER,
     )
     if body is None:
         assert response["Content-Type"].split(";")[0] == media_type, response["Content-Type"]
     instance = response.json() if body is None else body
     problems = sorted(str(error) for error in validator.iter_errors(instance))
-    assert not problems, f"{method} {path} {response.status_code} does not match the schema:\n" + "\n".join(problems)
+    assert not problems, (
+        f"{method} {path} {response.status_code} does not match the schema:\n" + "\n".join(problems)
+    )
     return instance
 
 
@@ -237,7 +247,8 @@ def ago(**delta) -> datetime:
 
 
 def backdate(job: Job, **ages: timedelta) -> Job:
-    """Move timestamps (``created_at``, ``updated_at``, ...) into the past, in the row and on ``job``
+    """Move timestamps (``created_at``, ``updated_at``, ...) into the past, in the row and on
+    ``job``
     (``auto_now`` and ``auto_now_add`` fields can only be changed by UPDATE)."""
     now = timezone.now()
     moments = {field: now - age for field, age in ages.items()}
@@ -259,9 +270,22 @@ UPLOAD_URL = "/api/3d/upload-image"
 
 # The fields of a job record in the job API's answers.
 BACKEND_JOB_FIELDS = {
-    "id", "userId", "status", "prompt", "imageUrl", "generateType", "faceCount", "enablePBR",
-    "polygonType", "resultGlbUrl", "previewImageUrl", "errorCode", "errorMessage", "name",
-    "createdAt", "updatedAt",
+    "id",
+    "userId",
+    "status",
+    "prompt",
+    "imageUrl",
+    "generateType",
+    "faceCount",
+    "enablePBR",
+    "polygonType",
+    "resultGlbUrl",
+    "previewImageUrl",
+    "errorCode",
+    "errorMessage",
+    "name",
+    "createdAt",
+    "updatedAt",
 }
 
 

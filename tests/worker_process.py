@@ -35,7 +35,7 @@ def log_text(log, tail: int | None = 5000) -> str:
     """A process's log file (its last ``tail`` characters: for an assertion's message)."""
     log.flush()
     log.seek(0)
-    return log.read()[-tail if tail else 0:]
+    return log.read()[-tail if tail else 0 :]
 
 
 def database_url() -> str:
@@ -63,12 +63,29 @@ class WorkerProcess:
     def start(self, timeout: float = 60) -> "WorkerProcess":
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", self.queues,
-                "--pool", "prefork", "--hostname", f"{self.name}@%h",
-                "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "-Q",
+                self.queues,
+                "--pool",
+                "prefork",
+                "--hostname",
+                f"{self.name}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
                 *(["--concurrency", str(self.concurrency)] if self.concurrency else []),
             ],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,15 +1,31 @@
 """Django-free generation library: text to image, cut-out, image to 3D, and textured GLB packaging.
 
 Each model is wrapped in an object that is loaded once per process (``load``) and then called for
-every job. Pick the device and dtype with ``select_device`` / ``select_dtype`` in the worker process.
-diffusers is imported inside the ``load`` methods: it takes seconds, and only model-loading processes need it.
+every job. Pick the device and dtype with ``select_device`` / ``select_dtype`` in the worker
+process.
+diffusers is imported inside the ``load`` methods: it takes seconds, and only model-loading
+processes need it.
 """
 
 from .device import select_device, select_dtype
-from .errors import BadInputImage, GenerationError, JobCancelled, ModelError, OutOfGPUMemory, classify
+from .errors import (
+    BadInputImage,
+    GenerationError,
+    JobCancelled,
+    ModelError,
+    OutOfGPUMemory,
+    classify,
+)
 from .foreground import composite_on_background, cut_out
 from .image_to_3d import BACKENDS, ImageTo3DBackend, load_backend, register_backend
-from .mesh import DEFAULT_FACE_COUNT, GENERATE_TYPES, finish_mesh, load_source_mesh, prepare_mesh, save_source_mesh
+from .mesh import (
+    DEFAULT_FACE_COUNT,
+    GENERATE_TYPES,
+    finish_mesh,
+    load_source_mesh,
+    prepare_mesh,
+    save_source_mesh,
+)
 from .steps import OnStep
 from .text_to_image import TextToImagePipeline
 

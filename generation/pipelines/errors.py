@@ -24,7 +24,8 @@ class _KnownError(GenerationError):
 
     def __init__(self, message: str | None = None):
         super().__init__(self.code, message or self.default_message)
-        # Exceptions pickle as ``cls(*args)``: keep args matching this constructor (Celery pickles them).
+        # Exceptions pickle as ``cls(*args)``: keep args matching this constructor (Celery pickles
+        # them).
         self.args = (self.message,)
 
 
@@ -38,7 +39,9 @@ class BadInputImage(_KnownError):
 
 class ModelError(_KnownError):
     code = "MODEL_ERROR"
-    default_message = "The model failed to produce a result. Try again, or try another prompt or image."
+    default_message = (
+        "The model failed to produce a result. Try again, or try another prompt or image."
+    )
 
 
 class OutOfGPUMemory(_KnownError):
@@ -56,16 +59,22 @@ def classify(exc: BaseException) -> GenerationError:
     if isinstance(exc, GenerationError):
         return exc
     # torch.cuda.OutOfMemoryError is a RuntimeError saying "CUDA out of memory", and other
-    # backends (MPS, cuDNN) raise plain RuntimeErrors saying "out of memory": the message covers all.
+    # backends (MPS, cuDNN) raise plain RuntimeErrors saying "out of memory": the message covers
+    # all.
     if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
         return OutOfGPUMemory()
-    if isinstance(exc, (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError)) or _raised_by_pil(exc):
+    if isinstance(
+        exc, (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError)
+    ) or _raised_by_pil(exc):
         return BadInputImage("The image file could not be read. Upload a valid PNG or JPEG file.")
-    return ModelError(f"The model failed ({type(exc).__name__}). Try again, or try another prompt or image.")
+    return ModelError(
+        f"The model failed ({type(exc).__name__}). Try again, or try another prompt or image."
+    )
 
 
 def _raised_by_pil(exc: BaseException) -> bool:
-    """Whether the innermost frame of the traceback is Pillow's code (truncated files, bad modes...)."""
+    """Whether the innermost frame of the traceback is Pillow's code (truncated files, bad
+    modes...)."""
     tb = exc.__traceback__
     if tb is None:
         return False

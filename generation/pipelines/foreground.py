@@ -19,7 +19,8 @@ MIN_OPENING_SHARE = 0.01
 
 
 def cut_out(image: PIL.Image.Image, size: int = 256) -> PIL.Image.Image:
-    """The object on a transparent ``size`` x ``size`` square, centred, its longer side spanning 85%.
+    """The object on a transparent ``size`` x ``size`` square, centred, its longer side spanning
+    85%.
 
     Uses the image's own alpha channel when it has a meaningful one; otherwise takes the colour of
     the image border as the background. Raises BadInputImage when no object stands out.
@@ -38,7 +39,8 @@ def cut_out(image: PIL.Image.Image, size: int = 256) -> PIL.Image.Image:
         alpha = _alpha_from_background(np.asarray(rgba.convert("RGB"), dtype=np.float32))
     if (alpha > 0.5).mean() < MIN_OBJECT_SHARE:
         raise BadInputImage(
-            "No object could be found in the image. Use a photo of a single object on a plain background."
+            "No object could be found in the image. Use a "
+            "photo of a single object on a plain background."
         )
     rgba.putalpha(PIL.Image.fromarray(np.round(alpha * 255).astype(np.uint8)))
     return _centre(rgba, size)
@@ -53,7 +55,8 @@ def composite_on_background(
 
 
 def _has_meaningful_alpha(alpha: np.ndarray) -> bool:
-    """Whether some of the image is transparent (an opaque channel says nothing about the object)."""
+    """Whether some of the image is transparent (an opaque channel says nothing about the
+    object)."""
     return (alpha < 0.5).mean() > 0.01
 
 
@@ -95,12 +98,14 @@ def _fill_small_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _centre(rgba: PIL.Image.Image, size: int) -> PIL.Image.Image:
-    """Crop to the object, scale its longer side to ``OBJECT_FILL * size`` and centre it on a clear square."""
+    """Crop to the object, scale its longer side to ``OBJECT_FILL * size`` and centre it on a clear
+    square."""
     object_box = rgba.getchannel("A").point(lambda a: 255 if a > 127 else 0).getbbox()
     crop = rgba.crop(object_box)
     scale = OBJECT_FILL * size / max(crop.size)
     crop = crop.resize(
-        (max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), PIL.Image.Resampling.LANCZOS
+        (max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
+        PIL.Image.Resampling.LANCZOS,
     )
     square = PIL.Image.new("RGBA", (size, size), (0, 0, 0, 0))
     square.paste(crop, ((size - crop.width) // 2, (size - crop.height) // 2))

@@ -6,7 +6,6 @@ models fill it in, and the weight-free silhouette backend meshes its own fields 
 
 import torch
 
-
 # Corner c of a cube sits at (x, y, z) = (c & 1, c >> 1 & 1, c >> 2 & 1); the decoder's bitmask has
 # bit c set when the field is positive (inside) there.
 
@@ -47,7 +46,8 @@ _FACES_OF_EDGE = [
 def marching_cubes_table() -> tuple[torch.Tensor, torch.Tensor]:
     """The 256-case triangle table in MeshDecoder's layout.
 
-    ``cases`` (256, 5, 3) holds up to five triangles of edge indices per case, ``masks`` (256, 5) which are used.
+    ``cases`` (256, 5, 3) holds up to five triangles of edge indices per case, ``masks`` (256, 5)
+    which are used.
 
     Triangles are wound counter-clockwise seen from outside the surface (negative field).
     """
@@ -99,6 +99,8 @@ def _fan(loop: list[int]) -> list[tuple[int, int, int]]:
     n = len(loop)
     for shift in range(n):
         rotated = loop[shift:] + loop[:shift]
-        if not any(_FACES_OF_EDGE[rotated[0]] & _FACES_OF_EDGE[rotated[k]] for k in range(2, n - 1)):
+        if not any(
+            _FACES_OF_EDGE[rotated[0]] & _FACES_OF_EDGE[rotated[k]] for k in range(2, n - 1)
+        ):
             return [(rotated[0], rotated[k], rotated[k + 1]) for k in range(1, n - 1)]
     raise AssertionError(f"no clean fan for loop {loop}")

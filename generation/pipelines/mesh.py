@@ -33,7 +33,8 @@ MeshStep = Callable[[trimesh.Trimesh], trimesh.Trimesh]
 
 
 def remove_degenerate_faces(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Merge repeated vertices; drop degenerate and repeated faces. An empty result is the model's failure."""
+    """Merge repeated vertices; drop degenerate and repeated faces. An empty result is the model's
+    failure."""
     mesh.merge_vertices()
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.update_faces(mesh.unique_faces())
@@ -43,13 +44,16 @@ def remove_degenerate_faces(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 class FloaterRemover:
-    """Drop the pieces with less area than ``area_share`` of the largest piece: reconstruction debris."""
+    """Drop the pieces with less area than ``area_share`` of the largest piece: reconstruction
+    debris."""
 
     def __init__(self, area_share: float = FLOATER_AREA_SHARE):
         self.area_share = area_share
 
     def __call__(self, mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-        piece = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+        piece = trimesh.graph.connected_component_labels(
+            mesh.face_adjacency, node_count=len(mesh.faces)
+        )
         piece_area = np.bincount(piece, weights=mesh.area_faces)
         mesh.update_faces(piece_area[piece] >= self.area_share * piece_area.max())
         mesh.remove_unreferenced_vertices()
@@ -129,7 +133,12 @@ class Texturer:
         return cut
 
 
-CLEAN_UP: tuple[MeshStep, ...] = (remove_degenerate_faces, FloaterRemover(), fix_winding, fit_unit_cube)
+CLEAN_UP: tuple[MeshStep, ...] = (
+    remove_degenerate_faces,
+    FloaterRemover(),
+    fix_winding,
+    fit_unit_cube,
+)
 
 
 def post_processed(mesh: trimesh.Trimesh, steps: Iterable[MeshStep]) -> trimesh.Trimesh:
@@ -141,14 +150,17 @@ def post_processed(mesh: trimesh.Trimesh, steps: Iterable[MeshStep]) -> trimesh.
 
 
 def export_glb(mesh: trimesh.Trimesh, max_faces: int) -> bytes:
-    """GLB bytes with normals, read back as a viewer would, so a broken export never reaches a user."""
+    """GLB bytes with normals, read back as a viewer would, so a broken export never reaches a
+    user."""
     glb = mesh.export(file_type="glb", include_normals=True)
     try:
         faces = len(trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh").faces)
     except Exception as exc:
         raise ModelError("The 3D file could not be written. Try again.") from exc
     if not 0 < faces <= max_faces:
-        raise ModelError(f"The 3D file came out with {faces} faces (allowed 1 to {max_faces}). Try again.")
+        raise ModelError(
+            f"The 3D file came out with {faces} faces (allowed 1 to {max_faces}). Try again."
+        )
     return glb
 
 
@@ -195,7 +207,10 @@ def finish_mesh(
     grey and untextured.
     """
     finishing, max_faces = finishing_steps(
-        face_count=face_count, generate_type=generate_type, enable_pbr=enable_pbr, texture_size=texture_size
+        face_count=face_count,
+        generate_type=generate_type,
+        enable_pbr=enable_pbr,
+        texture_size=texture_size,
     )
     return export_glb(post_processed(mesh, finishing), max_faces)
 

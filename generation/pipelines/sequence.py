@@ -24,7 +24,8 @@ class StepReporter(Protocol):
 
 @dataclass(frozen=True)
 class Finish:
-    """How a job's model is finished (the request's ``faceCount``, ``generateType``, ``enablePBR``)."""
+    """How a job's model is finished (the request's ``faceCount``, ``generateType``,
+    ``enablePBR``)."""
 
     face_count: int | None = None
     generate_type: str = "Normal"
@@ -32,7 +33,9 @@ class Finish:
     texture_size: int = DEFAULT_TEXTURE_SIZE
 
 
-def prompt_image(pipeline, prompt: str, seed: int, steps: StepReporter, *, until: int) -> PIL.Image.Image:
+def prompt_image(
+    pipeline, prompt: str, seed: int, steps: StepReporter, *, until: int
+) -> PIL.Image.Image:
     """The text-to-image model's picture of ``prompt``, as progress up to ``until`` percent."""
     steps.step("text_to_image", 0, until, "Generating preview image…")
     return pipeline(prompt, seed=seed, on_step=steps.on_step)
@@ -44,7 +47,9 @@ def object_cut_out(image: PIL.Image.Image, steps: StepReporter, *, at: int) -> P
     return cut_out(image)
 
 
-def raw_mesh(backend, foreground: PIL.Image.Image, seed: int, steps: StepReporter, *, span) -> trimesh.Trimesh:
+def raw_mesh(
+    backend, foreground: PIL.Image.Image, seed: int, steps: StepReporter, *, span
+) -> trimesh.Trimesh:
     """The image-to-3D model's mesh of a cut-out, as progress over ``span`` (start, end) percent."""
     steps.step("image_to_3d", *span, "Generating 3D mesh…")
     return backend(foreground, seed=seed, on_step=steps.on_step)
@@ -60,8 +65,11 @@ def finished_model(
     return source, _exported(source, finish, steps)
 
 
-def finished_glb(source: trimesh.Trimesh, finish: Finish, steps: StepReporter, *, start: int) -> bytes:
-    """GLB bytes of a prepared mesh (a job's kept full-resolution one) finished again as ``finish`` says."""
+def finished_glb(
+    source: trimesh.Trimesh, finish: Finish, steps: StepReporter, *, start: int
+) -> bytes:
+    """GLB bytes of a prepared mesh (a job's kept full-resolution one) finished again as ``finish``
+    says."""
     steps.step("post_processing", start, 93, "Remeshing…")
     return _exported(source, finish, steps)
 

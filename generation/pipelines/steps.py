@@ -10,7 +10,8 @@ from .device import release_cached_memory
 from .errors import JobCancelled
 
 OnStep = Callable[[int, int], None]
-"""Called as ``on_step(steps_done, total_steps)`` after each denoising step; may raise JobCancelled."""
+"""Called as ``on_step(steps_done, total_steps)`` after each denoising step; may raise
+JobCancelled."""
 
 
 def diffusers_step_callback(on_step: OnStep):
@@ -27,7 +28,8 @@ def diffusers_step_callback(on_step: OnStep):
 def report_forward_passes(
     model: torch.nn.Module, total_steps: Callable[[], int], on_step: OnStep | None
 ) -> Iterator[None]:
-    """Report each forward pass of ``model`` as a step, for pipelines without ``callback_on_step_end``.
+    """Report each forward pass of ``model`` as a step, for pipelines without
+    ``callback_on_step_end``.
 
     ``total_steps`` is asked on every pass because pipelines only know it once the loop has started.
     """

@@ -8,8 +8,11 @@ import torch
 
 from .steps import OnStep, diffusers_step_callback, releases_device_memory
 
-# A single centred object on a plain background gives a clean cut-out and a better 3D reconstruction.
-OBJECT_PROMPT_SUFFIX = ", a single object, centered, full view, plain white background, studio lighting"
+# A single centred object on a plain background gives a clean cut-out and a better 3D
+# reconstruction.
+OBJECT_PROMPT_SUFFIX = (
+    ", a single object, centered, full view, plain white background, studio lighting"
+)
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,14 @@ class TextToImagePipeline:
         self.pipe = pipe
         self.device = device
         overrides = {"steps": steps, "guidance_scale": guidance_scale, "size": size}
-        self.sampling = replace(sampling_for(model), **{k: v for k, v in overrides.items() if v is not None})
+        self.sampling = replace(
+            sampling_for(model), **{k: v for k, v in overrides.items() if v is not None}
+        )
 
     @classmethod
-    def load(cls, model: str, device: torch.device, dtype: torch.dtype, **options) -> "TextToImagePipeline":
+    def load(
+        cls, model: str, device: torch.device, dtype: torch.dtype, **options
+    ) -> "TextToImagePipeline":
         """``model`` is a local folder or a hub id; ``options`` are the constructor's overrides."""
         from diffusers import AutoPipelineForText2Image
 

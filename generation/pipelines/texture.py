@@ -1,4 +1,5 @@
-"""Texture maps: a UV atlas (xatlas) and a baked base-colour texture, and colours painted from a photo.
+"""Texture maps: a UV atlas (xatlas) and a baked base-colour texture, and colours painted from a
+photo.
 
 Many viewers and importers ignore glTF vertex colours (AR Quick Look, most game engines), so every
 coloured mesh leaves the worker with a ``baseColorTexture`` instead. Colours stay linear on meshes
@@ -142,7 +143,10 @@ def _spread(mesh: trimesh.Trimesh, colours: np.ndarray, known: np.ndarray) -> np
     edges = mesh.edges_unique
     n = len(mesh.vertices)
     adjacency = scipy.sparse.coo_matrix(
-        (np.ones(2 * len(edges)), (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
+        (
+            np.ones(2 * len(edges)),
+            (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]]),
+        ),
         shape=(n, n),
     ).tocsr()
     values = np.where(known[:, None], colours[:, :3].astype(np.float64), 0.0)
@@ -180,4 +184,6 @@ def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
 
 
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.clip(linear, 0, None) ** (1 / 2.4) - 0.055)
+    return np.where(
+        linear <= 0.0031308, 12.92 * linear, 1.055 * np.clip(linear, 0, None) ** (1 / 2.4) - 0.055
+    )

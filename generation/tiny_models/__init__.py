@@ -16,7 +16,12 @@ logger = logging.getLogger(__name__)
 SEED = 0
 # Each model's folder in a build, by role: the text-to-image model, then the image-to-3D backends
 # (None for a backend that needs no weights at all).
-FOLDERS = {"text-to-image": "text-to-image", "shap-e": "shap-e-img2img", "hunyuan3d": "hunyuan3d", "silhouette": None}
+FOLDERS = {
+    "text-to-image": "text-to-image",
+    "shap-e": "shap-e-img2img",
+    "hunyuan3d": "hunyuan3d",
+    "silhouette": None,
+}
 
 
 def build_tiny_models(directory: Path) -> None:

@@ -27,7 +27,11 @@ def hunyuan3d_config(
                 "main_image_encoder": {
                     "type": "DinoImageEncoder",
                     "kwargs": {
-                        "config": {"model_type": "dinov2", **image_encoder, "image_size": encoder_image_size},
+                        "config": {
+                            "model_type": "dinov2",
+                            **image_encoder,
+                            "image_size": encoder_image_size,
+                        },
                         "image_size": encoder_image_size,
                     },
                 }
@@ -70,7 +74,11 @@ TINY_HUNYUAN3D_CONFIG = hunyuan3d_config(
         "scale_factor": 1.0,
     },
     image_encoder={
-        "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "mlp_ratio": 2, "patch_size": 14
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "mlp_ratio": 2,
+        "patch_size": 14,
     },
     encoder_image_size=28,
     processor_size=64,
@@ -78,13 +86,16 @@ TINY_HUNYUAN3D_CONFIG = hunyuan3d_config(
 
 
 def save_hunyuan3d_checkpoint(folder: Path, config: dict) -> None:
-    """Save randomly initialised Hunyuan3D-2 parts of ``config`` as hy3dgen loads them (fp16 variant)."""
+    """Save randomly initialised Hunyuan3D-2 parts of ``config`` as hy3dgen loads them (fp16
+    variant)."""
     import safetensors.torch
     import yaml
     from hy3dgen.shapegen.pipelines import instantiate_from_config
 
     torch.manual_seed(SEED)
-    parts = {name: instantiate_from_config(config[name]) for name in ("model", "vae", "conditioner")}
+    parts = {
+        name: instantiate_from_config(config[name]) for name in ("model", "vae", "conditioner")
+    }
     _make_hunyuan3d_surface_certain(parts["vae"].geo_decoder)
     tensors = {
         f"{name}.{key}": (value.half() if value.is_floating_point() else value).cpu().contiguous()
@@ -113,7 +124,12 @@ def _make_hunyuan3d_surface_certain(geo_decoder, radius: float = 0.6) -> None:
     cos_first_frequency = [cos_start + i * embedder.num_freqs for i in range(3)]
     block = geo_decoder.cross_attn_decoder
     with torch.no_grad():
-        for layer in (block.attn.c_proj, block.mlp.c_proj, geo_decoder.query_proj, geo_decoder.output_proj):
+        for layer in (
+            block.attn.c_proj,
+            block.mlp.c_proj,
+            geo_decoder.query_proj,
+            geo_decoder.output_proj,
+        ):
             layer.weight.zero_()
             layer.bias.zero_()
         geo_decoder.query_proj.weight[0, cos_first_frequency] = 1.0

@@ -87,7 +87,8 @@ def _make_surface_certain(renderer) -> None:
     Random weights give a noise field whose zero crossings, if any, are scattered specks. With a
     zero weight and a positive bias the field is positive throughout, and ``decode_to_mesh`` (which
     pads the grid with -1) closes it into a box filling the bounding volume: a real, closed
-    surface on every run. Only the SDF row is fixed; the colour heads stay random and seed dependent.
+    surface on every run. Only the SDF row is fixed; the colour heads stay random and seed
+    dependent.
     """
     sdf_head = renderer.mlp.mlp[-1]
     with torch.no_grad():
@@ -96,7 +97,8 @@ def _make_surface_certain(renderer) -> None:
 
 
 def _fill_marching_cubes_table(mesh_decoder) -> None:
-    """Real Shap-E checkpoints carry this table in the decoder's buffers; a fresh decoder holds zeros."""
+    """Real Shap-E checkpoints carry this table in the decoder's buffers; a fresh decoder holds
+    zeros."""
     cases, masks = marching_cubes_table()
     mesh_decoder.cases.copy_(cases)
     mesh_decoder.masks.copy_(masks)

@@ -1,4 +1,5 @@
-"""The tiny text-to-image model: Stable Diffusion's parts at toy sizes, with a byte-level tokenizer."""
+"""The tiny text-to-image model: Stable Diffusion's parts at toy sizes, with a byte-level
+tokenizer."""
 
 from pathlib import Path
 
@@ -7,11 +8,26 @@ import torch
 from generation.tiny_models import SEED
 
 # Words whose byte-pair merges the tiny tokenizer knows; any other text still encodes byte by byte.
-TOKENIZER_WORDS = (
-    "a single object centered full view plain white background studio lighting "
-    "red blue green chair cup toy car"
-).split()
-
+TOKENIZER_WORDS = [
+    "a",
+    "single",
+    "object",
+    "centered",
+    "full",
+    "view",
+    "plain",
+    "white",
+    "background",
+    "studio",
+    "lighting",
+    "red",
+    "blue",
+    "green",
+    "chair",
+    "cup",
+    "toy",
+    "car",
+]
 
 
 def build(folder: Path) -> None:
@@ -59,7 +75,8 @@ def build(folder: Path) -> None:
         beta_schedule="scaled_linear",
         timestep_spacing="trailing",
         steps_offset=1,
-        # The UNet predicts the clean latents: untrained, that is a smooth random field, which decodes
+        # The UNet predicts the clean latents: untrained, that is a smooth random field, which
+        # decodes
         # to blobs. Predicting the noise instead would leave the sampler's own white noise behind.
         prediction_type="sample",
     )
@@ -67,7 +84,8 @@ def build(folder: Path) -> None:
 
 
 def stable_diffusion_pipeline(unet, vae, text_encoder, tokenizer, scheduler):
-    """A Stable Diffusion pipeline of these parts, without the safety checker (no weights for it)."""
+    """A Stable Diffusion pipeline of these parts, without the safety checker (no weights for
+    it)."""
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(
@@ -92,7 +110,12 @@ def _symmetrise_kernels(decoder) -> None:
     with torch.no_grad():
         for conv in decoder.modules():
             if isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3):
-                flips = [conv.weight, conv.weight.flip(-1), conv.weight.flip(-2), conv.weight.flip(-1, -2)]
+                flips = [
+                    conv.weight,
+                    conv.weight.flip(-1),
+                    conv.weight.flip(-2),
+                    conv.weight.flip(-1, -2),
+                ]
                 conv.weight.copy_(sum(flips + [kernel.transpose(-1, -2) for kernel in flips]) / 8)
 
 
@@ -103,7 +126,11 @@ def byte_level_clip_tokenizer():
 
     end_of_word = "</w>"
     byte_symbols = sorted(ByteLevel.alphabet())
-    tokens = ["<|startoftext|>", "<|endoftext|>"] + byte_symbols + [s + end_of_word for s in byte_symbols]
+    tokens = (
+        ["<|startoftext|>", "<|endoftext|>"]
+        + byte_symbols
+        + [s + end_of_word for s in byte_symbols]
+    )
     merges = []
     for word in TOKENIZER_WORDS:
         # Merge left to right: "red" -> ("r", "e"), ("re", "d</w>").

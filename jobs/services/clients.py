@@ -91,7 +91,10 @@ def _check_waiting_jobs(user: User | None, address: str | None) -> None:
         # Two concurrent submissions would both count below the cap; SQLite's IMMEDIATE
         # transactions already run one writer at a time.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"waiting-jobs:{user.pk if user else address}"])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                [f"waiting-jobs:{user.pk if user else address}"],
+            )
     if Job.objects.filter(caller, state__in=ACTIVE_STATES).count() >= cap:
         raise TooManyWaitingJobs(cap)
 
@@ -165,7 +168,11 @@ def delete_job(job: Job) -> None:
     finds the row gone and stops at its next step). A preview image or full-resolution mesh that
     another job shares (a reused preview, a remesh) stays."""
     files = [job.result_glb, job.processed_image, job.raw_mesh, *job.downloads.values()]
-    files += [name for field in ("preview_image", "source_mesh") if (name := shared.unshared_file(job.pk, field))]
+    files += [
+        name
+        for field in ("preview_image", "source_mesh")
+        if (name := shared.unshared_file(job.pk, field))
+    ]
     with transaction.atomic():
         job.delete()
         transaction.on_commit(lambda: storage.delete(*files))
@@ -221,9 +228,13 @@ def download(job: Job, format_name: str) -> str:
     if name := job.downloads.get(format_name):
         return name
     data = formats.convert(storage.read(job.result_glb), format_name)
-    made = storage.save(storage.job_folder(job.pk), f"model.{formats.FORMATS[format_name].extension}", data)
+    made = storage.save(
+        storage.job_folder(job.pk), f"model.{formats.FORMATS[format_name].extension}", data
+    )
     with transaction.atomic():
-        current = Job.objects.select_for_update().filter(pk=job.pk, result_glb=job.result_glb).first()
+        current = (
+            Job.objects.select_for_update().filter(pk=job.pk, result_glb=job.result_glb).first()
+        )
         kept = current.downloads.get(format_name) if current else None
         if current is not None and not kept:
             # A plain UPDATE: a download is no change to the job, so updated_at stays.

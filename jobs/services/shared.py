@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 
 class QueueUnavailable(Exception):
-    """The broker did not take the message (a new job is then withdrawn, any other waits for the sweep)."""
+    """The broker did not take the message (a new job is then withdrawn, any other waits for the
+    sweep)."""
 
 
 def enqueue(job: Job) -> None:
@@ -35,11 +36,12 @@ def enqueue(job: Job) -> None:
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
         logger.error("Could not queue job %s: %s", job.pk, exc)
         raise QueueUnavailable(str(exc)) from exc
-    # Marked only as it was sent: not if a worker has claimed the stage since, nor on a newer holder.
+    # Marked only as it was sent: not if a worker has claimed the stage since, nor on a newer
+    # holder.
     try:
-        Job.objects.filter(selectors.held_as_read(job.heartbeat_at), pk=job.pk, stage=job.stage).update(
-            queued_at=timezone.now()
-        )
+        Job.objects.filter(
+            selectors.held_as_read(job.heartbeat_at), pk=job.pk, stage=job.stage
+        ).update(queued_at=timezone.now())
     except DatabaseError:
         # The job is queued; unmarked, the sweep only sends a duplicate, which claiming drops.
         logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)

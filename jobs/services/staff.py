@@ -34,35 +34,44 @@ def requeue_job(job: Job) -> bool:
         )
         if previous is None:
             return False
-        previous_files = [previous["result_glb"], previous["raw_mesh"], *previous["downloads"].values()]
-        # A 3D job makes its full-resolution mesh anew; a remesh job keeps working from its source's.
+        previous_files = [
+            previous["result_glb"],
+            previous["raw_mesh"],
+            *previous["downloads"].values(),
+        ]
+        # A 3D job makes its full-resolution mesh anew; a remesh job keeps working from its
+        # source's.
         fresh_mesh = {}
         if previous["kind"] != JobKind.REMESH:
             previous_files.append(shared.unshared_file(job.pk, "source_mesh"))
             fresh_mesh = {"source_mesh": ""}
         first_stage = stages.first(previous["kind"], has_preview=bool(previous["preview_image"]))
-        reset = Job.objects.filter(pk=job.pk).exclude(state=JobState.PROCESSING).update(
-            **fresh_mesh,
-            state=JobState.PENDING,
-            stage=first_stage,
-            raw_mesh="",
-            step_seconds={},
-            stage_runs=[],
-            heartbeat_at=None,
-            progress=0,
-            message="Queued",
-            error_code=None,
-            error_message=None,
-            cancel_requested=False,
-            result_glb="",
-            downloads={},
-            started_at=None,
-            finished_at=None,
-            elapsed_seconds=None,
-            worker="",
-            worker_process="",
-            queued_at=None,
-            updated_at=now,
+        reset = (
+            Job.objects.filter(pk=job.pk)
+            .exclude(state=JobState.PROCESSING)
+            .update(
+                **fresh_mesh,
+                state=JobState.PENDING,
+                stage=first_stage,
+                raw_mesh="",
+                step_seconds={},
+                stage_runs=[],
+                heartbeat_at=None,
+                progress=0,
+                message="Queued",
+                error_code=None,
+                error_message=None,
+                cancel_requested=False,
+                result_glb="",
+                downloads={},
+                started_at=None,
+                finished_at=None,
+                elapsed_seconds=None,
+                worker="",
+                worker_process="",
+                queued_at=None,
+                updated_at=now,
+            )
         )
         if reset:
             job.state, job.stage, job.heartbeat_at = JobState.PENDING, first_stage, None
@@ -101,7 +110,9 @@ class StaffOutcome(StrEnum):
     def summary(outcomes) -> str:
         """For example "2 requeued; 1 refused: running and not stuck"."""
         counts = Counter(outcomes)
-        return "; ".join(f"{count} {outcome}" for outcome, count in counts.items()) or "no job matched"
+        return (
+            "; ".join(f"{count} {outcome}" for outcome, count in counts.items()) or "no job matched"
+        )
 
 
 def requeue_by_staff(
@@ -124,9 +135,11 @@ def requeue_by_staff(
         with transaction.atomic():
             # The row is held as it was checked until the reset, so both writes below succeed,
             # and a job that a worker finished meanwhile is not reset along with its result.
-            if not Job.objects.select_for_update().filter(
-                pk=job.pk, state=job.state, attempts=job.attempts
-            ).exists():
+            if (
+                not Job.objects.select_for_update()
+                .filter(pk=job.pk, state=job.state, attempts=job.attempts)
+                .exists()
+            ):
                 return StaffOutcome.CHANGED
             if release:
                 fail_stuck_job(job, "Released by staff: the job was stuck")
@@ -138,7 +151,10 @@ def requeue_by_staff(
 
 def cancel_by_staff(job: Job, *, dry_run=False) -> StaffOutcome:
     if dry_run:
-        planned = {JobState.PENDING: StaffOutcome.CANCELLED, JobState.PROCESSING: StaffOutcome.STOPPING}
+        planned = {
+            JobState.PENDING: StaffOutcome.CANCELLED,
+            JobState.PROCESSING: StaffOutcome.STOPPING,
+        }
         return planned.get(job.state, StaffOutcome.ENDED)
     try:
         state = clients.request_cancel(job)
@@ -152,7 +168,9 @@ def delete_unused_uploads() -> int:
     uses one owns its file); returns how many files went."""
     cutoff = timezone.now() - timedelta(seconds=settings.UNUSED_UPLOAD_MAX_AGE_SECONDS)
     old = Upload.objects.filter(created_at__lt=cutoff)
-    used = set(Job.objects.filter(input_image__in=old.values("name")).values_list("input_image", flat=True))
+    used = set(
+        Job.objects.filter(input_image__in=old.values("name")).values_list("input_image", flat=True)
+    )
     unused = [name for name in old.values_list("name", flat=True) if name not in used]
     for name in unused:
         with transaction.atomic():

@@ -32,7 +32,10 @@ class Lease:
     stage: str
 
     def owned(self) -> Q:
-        return Q(pk=self.job_id, attempts=self.attempt, stage=self.stage, state__in=ACTIVE_STATES) & ~selectors.unheld()
+        return (
+            Q(pk=self.job_id, attempts=self.attempt, stage=self.stage, state__in=ACTIVE_STATES)
+            & ~selectors.unheld()
+        )
 
 
 def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=None) -> Lease | None:
@@ -48,14 +51,18 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     claiming it (``generation.processes.current``).
     """
     now = timezone.now()
-    current = Job.objects.filter(pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False)
+    current = Job.objects.filter(
+        pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False
+    )
     row = current.values("kind", "state", "heartbeat_at", "worker_process", "attempts").first()
     if row is None:
         return None
     held = row["heartbeat_at"] is not None
     if held and not (
         current.filter(selectors.orphaned()).exists()
-        or (holder_gone is not None and row["worker_process"] and holder_gone(row["worker_process"]))
+        or (
+            holder_gone is not None and row["worker_process"] and holder_gone(row["worker_process"])
+        )
     ):
         return None
     new_attempt = held or stages.begins_attempt(row["kind"], stage, row["state"])
@@ -65,7 +72,9 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     if stages.starts_job(stage) and row["state"] == JobState.PENDING:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     as_read = selectors.held_as_read(row["heartbeat_at"])
-    claimed = current.filter(as_read, attempts=row["attempts"], worker_process=row["worker_process"]).update(**fields)
+    claimed = current.filter(
+        as_read, attempts=row["attempts"], worker_process=row["worker_process"]
+    ).update(**fields)
     if not claimed:
         return None
     return Lease(job_id, row["attempts"] + new_attempt, stage)
@@ -86,7 +95,9 @@ def recover_orphaned_jobs() -> list[Job]:
     Job.objects.filter(stopping, cancel_requested=True).update(**shared.cancelled_fields(now))
     recovered = []
     not_sent_since_silent = Q(queued_at__isnull=True) | Q(queued_at__lt=F("heartbeat_at"))
-    for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by("created_at"):
+    for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by(
+        "created_at"
+    ):
         shared.enqueue(job)  # QueueUnavailable: the next sweep tries again
         recovered.append(job)
     return recovered
@@ -99,7 +110,9 @@ def republish_unconfirmed_jobs() -> list[Job]:
     Raises QueueUnavailable while the broker is still down."""
     due = timezone.now() - timedelta(seconds=settings.SWEEP_SECONDS)
     sent = []
-    for job in Job.objects.filter(selectors.unconfirmed(), updated_at__lt=due).order_by("created_at"):
+    for job in Job.objects.filter(selectors.unconfirmed(), updated_at__lt=due).order_by(
+        "created_at"
+    ):
         shared.enqueue(job)
         sent.append(job)
     return sent
@@ -115,7 +128,10 @@ def report_progress(lease: Lease, progress: int, message: str) -> bool:
     returns False when the holder should stop (cancelled, deleted, taken over)."""
     now = timezone.now()
     updated = Job.objects.filter(lease.owned(), cancel_requested=False).update(
-        progress=Greatest(F("progress"), progress), message=message, heartbeat_at=now, updated_at=now
+        progress=Greatest(F("progress"), progress),
+        message=message,
+        heartbeat_at=now,
+        updated_at=now,
     )
     return bool(updated)
 
@@ -131,7 +147,12 @@ def hand_over(lease: Lease, next_stage: str, **fields) -> bool:
     now = timezone.now()
     with transaction.atomic():
         handed = Job.objects.filter(lease.owned(), cancel_requested=False).update(
-            **fields, stage=next_stage, heartbeat_at=None, worker_process="", queued_at=None, updated_at=now
+            **fields,
+            stage=next_stage,
+            heartbeat_at=None,
+            worker_process="",
+            queued_at=None,
+            updated_at=now,
         )
         if handed:
             job = Job.objects.only("pk", "state", "stage").get(pk=lease.job_id)
@@ -143,7 +164,9 @@ def _enqueue_or_leave_to_sweep(job: Job) -> None:
     try:
         shared.enqueue(job)
     except shared.QueueUnavailable:
-        logger.warning("Job %s waits for its %s stage's message: the sweep sends it", job.pk, job.stage)
+        logger.warning(
+            "Job %s waits for its %s stage's message: the sweep sends it", job.pk, job.stage
+        )
 
 
 def complete_job(lease: Lease, **fields) -> bool:
@@ -154,7 +177,9 @@ def complete_job(lease: Lease, **fields) -> bool:
     if job is None:
         return False
     with transaction.atomic():
-        completed = Job.objects.filter(lease.owned(), state=JobState.PROCESSING, cancel_requested=False).update(
+        completed = Job.objects.filter(
+            lease.owned(), state=JobState.PROCESSING, cancel_requested=False
+        ).update(
             state=JobState.COMPLETED,
             **fields,
             raw_mesh="",
@@ -162,7 +187,9 @@ def complete_job(lease: Lease, **fields) -> bool:
             progress=100,
             message="Completed",
             finished_at=now,
-            elapsed_seconds=(now - job["started_at"]).total_seconds() if job["started_at"] else None,
+            elapsed_seconds=(now - job["started_at"]).total_seconds()
+            if job["started_at"]
+            else None,
             updated_at=now,
         )
         if completed:

@@ -35,7 +35,9 @@ def site(request: Request) -> str:
 # The threads that do the database and storage work of the views that wait (a few short queries
 # each): however many requests arrive at once, a process opens no more connections than this.
 WAITING_VIEWS_THREADS = 4
-WAITING_VIEWS_POOL = ThreadPoolExecutor(max_workers=WAITING_VIEWS_THREADS, thread_name_prefix="waiting-views")
+WAITING_VIEWS_POOL = ThreadPoolExecutor(
+    max_workers=WAITING_VIEWS_THREADS, thread_name_prefix="waiting-views"
+)
 
 
 def release_soon(slot: throttles.Slot) -> None:
@@ -62,7 +64,9 @@ def in_thread(function):
 def create_job_or_503(request: Request, **fields) -> Job:
     """``submissions.submit``, its refusals as the spec's errors."""
     try:
-        return submissions.submit(site=site(request), submitted_from=throttles.client_address(request), **fields)
+        return submissions.submit(
+            site=site(request), submitted_from=throttles.client_address(request), **fields
+        )
     except remote_images.RemoteImageError as exc:
         raise errors.bad_request(exc.message) from None
     except shared.QueueUnavailable:

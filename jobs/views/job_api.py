@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 from accounts import services as account_services
 from jobs import errors, formats, inputs, selectors, storage, throttles
 from jobs.models import JobKind
-from jobs.services import clients, shared
 from jobs.openapi import (
     INVALID_TOKEN,
     JOB_API_TAG,
@@ -36,6 +35,7 @@ from jobs.outputs import (
     QueueInfo,
     UserSynced,
 )
+from jobs.services import clients, shared
 from jobs.views.common import create_job_or_503, job_for, save_uploaded_image, site
 from jobs.watch import watcher
 
@@ -81,7 +81,10 @@ def generate(request):
     summary="A job's status",
     parameters=[JOB_ID],
     responses={
-        200: JobStatus, 401: INVALID_TOKEN, 403: error("The job has another owner."), 404: NOT_FOUND,
+        200: JobStatus,
+        401: INVALID_TOKEN,
+        403: error("The job has another owner."),
+        404: NOT_FOUND,
     },
     tags=[JOB_API_TAG],
 )
@@ -102,17 +105,24 @@ class Download(APIView):
 
     @extend_schema(
         summary="Download a finished model",
-        description="The model in `format`: " + "; ".join(
-            f"`{name}`: {format.description}" for name, format in formats.FORMATS.items()
-        ) + ". Each format is made on its first download and kept until the job is deleted.",
+        description="The model in `format`: "
+        + "; ".join(f"`{name}`: {format.description}" for name, format in formats.FORMATS.items())
+        + ". Each format is made on its first download and kept until the job is deleted.",
         parameters=[
             JOB_ID,
             OpenApiParameter(
-                "format", str, enum=list(formats.FORMATS), default=formats.DEFAULT_FORMAT, required=False
+                "format",
+                str,
+                enum=list(formats.FORMATS),
+                default=formats.DEFAULT_FORMAT,
+                required=False,
             ),
         ],
         responses={
-            **{(200, format.content_type): OpenApiTypes.BINARY for format in formats.FORMATS.values()},
+            **{
+                (200, format.content_type): OpenApiTypes.BINARY
+                for format in formats.FORMATS.values()
+            },
             400: error("Unknown format."),
             401: INVALID_TOKEN,
             403: error("The job has another owner."),
@@ -127,7 +137,9 @@ class Download(APIView):
         job = job_for(request, job_id, action="download")
         name = request.query_params.get("format", formats.DEFAULT_FORMAT)
         if name not in formats.FORMATS:
-            raise errors.bad_request(f"Unknown format {name!r}; use one of {', '.join(formats.FORMATS)}")
+            raise errors.bad_request(
+                f"Unknown format {name!r}; use one of {', '.join(formats.FORMATS)}"
+            )
         try:
             data = storage.read(clients.download(job, name))
         except clients.NoModel:
@@ -158,7 +170,10 @@ class Download(APIView):
         401: UNAUTHENTICATED,
         403: error("The job has another owner."),
         404: NOT_FOUND,
-        409: error("The job has no stored full-resolution mesh (unfinished, or made before meshes were kept)."),
+        409: error(
+            "The job has no stored full-resolution mesh "
+            "(unfinished, or made before meshes were kept)."
+        ),
         429: SUBMISSIONS_LIMITED,
         503: error("The job could not be queued."),
     },
@@ -229,7 +244,10 @@ def rename(request, job_id):
     summary="Delete a job and its files",
     parameters=[JOB_ID],
     responses={
-        200: Done, 401: UNAUTHENTICATED, 403: error("The job has another owner."), 404: NOT_FOUND,
+        200: Done,
+        401: UNAUTHENTICATED,
+        403: error("The job has another owner."),
+        404: NOT_FOUND,
     },
     tags=[JOB_API_TAG],
 )
@@ -291,7 +309,9 @@ def register_job(request):
 @throttle_classes(throttles.JOB_API_SUBMIT)
 def upload_image(request):
     name = save_uploaded_image(request, "image")
-    return Response(ImageUploaded.render({"success": True, "url": storage.url(name, site(request))}))
+    return Response(
+        ImageUploaded.render({"success": True, "url": storage.url(name, site(request))})
+    )
 
 
 @extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, tags=[JOB_API_TAG])

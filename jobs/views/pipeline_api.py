@@ -1,4 +1,5 @@
-"""The pipeline API (the spec's "Python backend", its "generation API"): ``/text-to-image``, ``/text-to-3d``,
+"""The pipeline API (the spec's "Python backend", its "generation API"): ``/text-to-image``,
+``/text-to-3d``,
 ``/image-to-3d``, ``/status``, ``/stream``, ``/cancel``, ``/queue/info``, ``/health``.
 
 Same jobs as the job API, shown in this half's words (``pending`` … ``cancelled``) and shapes.
@@ -31,7 +32,14 @@ from jobs import errors, events, health, openapi, outputs, selectors, storage, t
 from jobs.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.models import FINAL_STATES, JobKind, JobState
 from jobs.services import clients
-from jobs.views.common import create_job_or_503, in_thread, job_for, release_soon, save_uploaded_image, site
+from jobs.views.common import (
+    create_job_or_503,
+    in_thread,
+    job_for,
+    release_soon,
+    save_uploaded_image,
+    site,
+)
 from jobs.watch import watcher
 
 PREVIEW_RETRY_AFTER_SECONDS = 5
@@ -53,14 +61,16 @@ def _owner(request, claimed_user_id: str | None):
     user = request.user
     if claimed_user_id:
         if user is None:
-            raise exceptions.NotAuthenticated()  # 401 "Authentication required", with WWW-Authenticate
+            # 401 "Authentication required", with WWW-Authenticate
+            raise exceptions.NotAuthenticated()
         if claimed_user_id != user.pk:
             raise errors.forbidden("user_id does not match the authenticated user")
     return user
 
 
 class TokenRequiredWhenConfigured(permissions.BasePermission):
-    """``GENERATION_API_REQUIRE_TOKEN``: the submit endpoints of this half take signed-in callers only."""
+    """``GENERATION_API_REQUIRE_TOKEN``: the submit endpoints of this half take signed-in callers
+    only."""
 
     def has_permission(self, request, view):
         return request.user is not None or not settings.GENERATION_API_REQUIRE_TOKEN
@@ -89,7 +99,10 @@ def _submitted(job) -> Response:
 SUBMIT_RESPONSES = {
     200: outputs.JobSubmitted,
     400: openapi.error("Invalid input."),
-    401: openapi.error("An invalid token, a user_id given without a valid token, or no token where one is required."),
+    401: openapi.error(
+        "An invalid token, a user_id given without a "
+        "valid token, or no token where one is required."
+    ),
     403: openapi.error("user_id is not the caller's."),
     429: openapi.SUBMISSIONS_LIMITED,
     503: openapi.error("The job could not be queued."),
@@ -109,7 +122,9 @@ SUBMIT_RESPONSES = {
         403: SUBMIT_RESPONSES[403],
         404: openapi.error("The preview was deleted while it ran."),
         409: openapi.error("The preview was cancelled while it ran."),
-        429: openapi.error("Too many submissions, or too many previews waited on at once, for this caller."),
+        429: openapi.error(
+            "Too many submissions, or too many previews waited on at once, for this caller."
+        ),
         500: openapi.error("The preview failed."),
         503: OpenApiResponse(
             outputs.PreviewTimeout,
@@ -124,7 +139,9 @@ async def text_to_image(request):
     data, user = _submission(request, PromptInput)
     slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
     try:
-        job = await in_thread(create_job_or_503)(request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"])
+        job = await in_thread(create_job_or_503)(
+            request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
+        )
         snapshot = watcher.snapshot(job)
         queue = await in_thread(watcher.queue)(job)
         done = await watcher.until_ended(snapshot, settings.PREVIEW_WAIT_SECONDS)
@@ -211,7 +228,9 @@ def image_to_3d(request):
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")
-        return _submitted(create_job_or_503(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url))
+        return _submitted(
+            create_job_or_503(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url)
+        )
     name = save_uploaded_image(request, "image_file")
     try:
         job = create_job_or_503(
@@ -263,9 +282,13 @@ def cancel(request, job_id):
     except clients.JobNotCancellable:
         ended = selectors.get_job(job.pk)
         state = ended.state if ended is not None else "deleted"
-        raise errors.conflict(f"Job has already finished ({state}) and cannot be cancelled") from None
+        raise errors.conflict(
+            f"Job has already finished ({state}) and cannot be cancelled"
+        ) from None
     return Response(
-        outputs.JobCancelled.render({"job_id": job.pk, "status": JobState.CANCELLED, "message": CANCEL_MESSAGE})
+        outputs.JobCancelled.render(
+            {"job_id": job.pk, "status": JobState.CANCELLED, "message": CANCEL_MESSAGE}
+        )
     )
 
 
@@ -298,7 +321,9 @@ def health_check(request):
 @authentication_classes([])
 def readiness(request):
     report = health.readiness()
-    return Response(outputs.Readiness.render(report), status=200 if report["status"] == "ok" else 503)
+    return Response(
+        outputs.Readiness.render(report), status=200 if report["status"] == "ok" else 503
+    )
 
 
 @extend_schema(

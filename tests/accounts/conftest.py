@@ -56,7 +56,8 @@ def forger():
 
 @pytest.fixture
 def bearer(token_minter):
-    """A client presenting ``Authorization: Bearer <token>``; a user id mints a fresh valid token."""
+    """A client presenting ``Authorization: Bearer <token>``; a user id mints a fresh valid
+    token."""
 
     def make(token=None, *, user_id=None, **claims):
         if token is None:

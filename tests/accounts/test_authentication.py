@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from accounts import clerk
 from accounts.models import User
 from jobs.models import JobState
-from tests.helpers import assert_matches_schema
 from tests.factories import JobFactory, UserFactory
+from tests.helpers import assert_matches_schema
 
 ATTACKER = "user_attacker"
 INVALID_TOKEN = {"error": "Invalid or expired token"}
@@ -73,7 +73,8 @@ def assert_refused(response, body=INVALID_TOKEN):
 
 
 def assert_unavailable(response):
-    """The spec's 503 ("show: service temporarily unavailable"), not a 401 that signs the user out."""
+    """The spec's 503 ("show: service temporarily unavailable"), not a 401 that signs the user
+    out."""
     assert response.status_code == 503, response.content
     assert response.json() == AUTH_UNAVAILABLE
 
@@ -110,7 +111,9 @@ def _embedded_jwk(minter, forger):
 
 
 def _other_rsa_alg(minter, alg):
-    return jwt.encode(minter.claims(ATTACKER), minter.private_key, algorithm=alg, headers={"kid": minter.kid})
+    return jwt.encode(
+        minter.claims(ATTACKER), minter.private_key, algorithm=alg, headers={"kid": minter.kid}
+    )
 
 
 ATTACKS = {
@@ -126,7 +129,9 @@ ATTACKS = {
     "PS256 with the right key": lambda m, f: _other_rsa_alg(m, "PS256"),
     "attacker key embedded as jwk header": _embedded_jwk,
     "expired 30 s ago": lambda m, f: m.token(ATTACKER, exp=int(time.time()) - 30),
-    "expired long ago": lambda m, f: m.token(ATTACKER, iat=1_600_000_000, nbf=1_600_000_000, exp=1_600_000_060),
+    "expired long ago": lambda m, f: m.token(
+        ATTACKER, iat=1_600_000_000, nbf=1_600_000_000, exp=1_600_000_060
+    ),
     "not valid for another 30 s": lambda m, f: m.token(ATTACKER, nbf=int(time.time()) + 30),
     "no exp": lambda m, f: m.token(ATTACKER, exp=None),
     "wrong azp": lambda m, f: m.token(ATTACKER, azp="https://evil.example"),
@@ -142,7 +147,9 @@ ATTACKS = {
     "dots and letters": lambda m, f: "a.b.c",
     "header only": lambda m, f: b64url({"alg": "RS256", "kid": m.kid}),
     "header is a JSON list": lambda m, f: f"{b64url([1, 2])}.{b64url(m.claims(ATTACKER))}.AA",
-    "kid is not a string": lambda m, f: assemble({"alg": "RS256", "kid": ["x"]}, m.claims(ATTACKER), b"x"),
+    "kid is not a string": lambda m, f: assemble(
+        {"alg": "RS256", "kid": ["x"]}, m.claims(ATTACKER), b"x"
+    ),
     "non-ascii": lambda m, f: "tökén.wíth.ümlauts",
 }
 
@@ -162,7 +169,14 @@ def test_a_bad_token_is_refused_and_creates_no_user(attack, path, token_minter, 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "authorization",
-    ["Basic dXNlcjpwYXNzd29yZA==", "Token {token}", "JWT {token}", "{token}", "Bearer", "Bearer    "],
+    [
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "Token {token}",
+        "JWT {token}",
+        "{token}",
+        "Bearer",
+        "Bearer    ",
+    ],
     ids=["basic", "token scheme", "jwt scheme", "no scheme", "bearer alone", "bearer blank"],
 )
 @pytest.mark.parametrize("path", ["/api/3d/me", "/api/3d/history"])
@@ -294,7 +308,9 @@ def test_with_an_issuer_set_only_its_tokens_are_accepted(settings, bearer):
     settings.CLERK_ISSUER = "https://clerk.hydrilla.co"
 
     accepted = bearer(user_id="user_ours", iss="https://clerk.hydrilla.co").get("/api/3d/me")
-    foreign = bearer(user_id="user_foreign", iss="https://clerk.elsewhere.example").get("/api/3d/me")
+    foreign = bearer(user_id="user_foreign", iss="https://clerk.elsewhere.example").get(
+        "/api/3d/me"
+    )
     missing = bearer(user_id="user_noiss", iss=None).get("/api/3d/me")
 
     assert accepted.status_code == 200
@@ -307,14 +323,21 @@ def test_with_an_issuer_set_only_its_tokens_are_accepted(settings, bearer):
 def test_without_an_issuer_set_any_iss_is_accepted(settings, bearer):
     settings.CLERK_ISSUER = ""
 
-    assert bearer(user_id="user_any", iss="https://clerk.elsewhere.example").get("/api/3d/me").status_code == 200
+    assert (
+        bearer(user_id="user_any", iss="https://clerk.elsewhere.example")
+        .get("/api/3d/me")
+        .status_code
+        == 200
+    )
 
 
 # --- where the keys come from ---------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_pem_mode_never_calls_clerk_even_with_a_secret_key(settings, clerk_secret_key, token_minter, bearer):
+def test_pem_mode_never_calls_clerk_even_with_a_secret_key(
+    settings, clerk_secret_key, token_minter, bearer
+):
     settings.CLERK_JWT_KEY = token_minter.public_pem
 
     for user_id in ("user_a", "user_b", "user_a"):
@@ -401,7 +424,9 @@ def test_key_rotation_new_kid_is_fetched_at_most_once_per_interval(
 
 
 @pytest.mark.django_db
-def test_a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval(clerk_secret_key, clock, bearer, forger):
+def test_a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval(
+    clerk_secret_key, clock, bearer, forger
+):
     assert bearer(user_id="user_r").get("/api/3d/history").status_code == 200
     clock.advance(clerk.JWKS_REFETCH_SECONDS + 1)
 
@@ -421,7 +446,9 @@ def test_a_key_rotated_in_just_after_a_forgers_kid_spent_the_refetch_is_retried_
 ):
     assert bearer(user_id="user_r").get("/api/3d/history").status_code == 200
     clock.advance(clerk.JWKS_REFETCH_SECONDS + 1)
-    assert_refused(client_with(f"Bearer {forger.token(ATTACKER, kid='ins_forged')}").get("/api/3d/history"))
+    assert_refused(
+        client_with(f"Bearer {forger.token(ATTACKER, kid='ins_forged')}").get("/api/3d/history")
+    )
     clerk_secret_key.serve_keys(token_minter.jwk(), rotated_minter.jwk())  # Clerk rotates
 
     assert_unavailable(bearer(rotated_minter.token("user_r")).get("/api/3d/history"))
@@ -432,7 +459,9 @@ def test_a_key_rotated_in_just_after_a_forgers_kid_spent_the_refetch_is_retried_
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("outage", ["500", "connection refused"])
-def test_cached_keys_keep_working_during_a_clerk_outage(outage, clerk_secret_key, clock, bearer, forger):
+def test_cached_keys_keep_working_during_a_clerk_outage(
+    outage, clerk_secret_key, clock, bearer, forger
+):
     assert bearer(user_id="user_r").get("/api/3d/history").status_code == 200
     clock.advance(clerk.JWKS_REFETCH_SECONDS + 1)
     if outage == "500":
@@ -453,7 +482,9 @@ def test_cached_keys_keep_working_during_a_clerk_outage(outage, clerk_secret_key
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("method, path, body", REQUIRE_AUTH + OPTIONAL_AUTH[:1])
-def test_without_any_keys_every_endpoint_answers_503(method, path, body, clerk_secret_key, token_minter):
+def test_without_any_keys_every_endpoint_answers_503(
+    method, path, body, clerk_secret_key, token_minter
+):
     clerk_secret_key.go_down()
 
     response = call(client_with(f"Bearer {token_minter.token('user_w')}"), method, path, body)
@@ -464,13 +495,17 @@ def test_without_any_keys_every_endpoint_answers_503(method, path, body, clerk_s
 
 
 @pytest.mark.django_db
-def test_without_any_keys_tokens_get_503_until_clerk_is_back(clerk_secret_key, clock, bearer, forger):
+def test_without_any_keys_tokens_get_503_until_clerk_is_back(
+    clerk_secret_key, clock, bearer, forger
+):
     clerk_secret_key.fail_with(500)
 
     assert_unavailable(bearer(user_id="user_w").get("/api/3d/history"))
     clerk_secret_key.fail_with(None)
     clock.advance(1)
-    assert_unavailable(bearer(user_id="user_w").get("/api/3d/history"))  # a failed fetch is not retried at once
+    assert_unavailable(
+        bearer(user_id="user_w").get("/api/3d/history")
+    )  # a failed fetch is not retried at once
     assert clerk_secret_key.requests_to("/v1/jwks") == 1
     assert not User.objects.exists()
 
@@ -480,10 +515,14 @@ def test_without_any_keys_tokens_get_503_until_clerk_is_back(clerk_secret_key, c
     # Keys fetched again: once the refetch interval allows a check against fresh keys, a token
     # signed by none of them is refused, no longer "unavailable".
     clock.advance(clerk.JWKS_REFETCH_SECONDS)
-    assert_refused(client_with(f"Bearer {forger.token(ATTACKER, kid='ins_unknown')}").get("/api/3d/history"))
+    assert_refused(
+        client_with(f"Bearer {forger.token(ATTACKER, kid='ins_unknown')}").get("/api/3d/history")
+    )
 
 
-def test_a_cached_key_does_not_wait_for_a_fetch_in_progress(clerk_secret_key, clock, token_minter, monkeypatch):
+def test_a_cached_key_does_not_wait_for_a_fetch_in_progress(
+    clerk_secret_key, clock, token_minter, monkeypatch
+):
     """Clerk hanging on one request's refetch must not stall everyone whose key is cached."""
     token = token_minter.token("user_r")
     assert clerk.verify_session_token(token)["sub"] == "user_r"  # the keys are fetched and cached
@@ -504,7 +543,9 @@ def test_a_cached_key_does_not_wait_for_a_fetch_in_progress(clerk_secret_key, cl
         except clerk.ClerkUnavailable as exc:
             results[name] = type(exc)
 
-    unknown_kid = threading.Thread(target=verify, args=("unknown", token_minter.token("user_r", kid="ins_new")))
+    unknown_kid = threading.Thread(
+        target=verify, args=("unknown", token_minter.token("user_r", kid="ins_new"))
+    )
     unknown_kid.start()
     try:
         assert fetching.wait(10)
@@ -527,14 +568,17 @@ def test_with_no_clerk_key_configured_a_token_is_a_503_and_no_user(settings, bea
 
 
 @pytest.mark.django_db
-def test_an_unusable_key_in_the_jwks_does_not_hide_the_good_one(clerk_secret_key, token_minter, bearer):
+def test_an_unusable_key_in_the_jwks_does_not_hide_the_good_one(
+    clerk_secret_key, token_minter, bearer
+):
     broken = {"kty": "RSA", "kid": "ins_broken", "n": "!!", "e": "AQAB"}
     clerk_secret_key.serve_keys(broken, {"kty": "EC", "kid": "ins_ec"}, token_minter.jwk())
 
     assert bearer(user_id="user_k").get("/api/3d/history").status_code == 200
 
 
-# --- optional endpoints: anonymous vs a user -------------------------------------------------------
+# --- optional endpoints: anonymous vs a user
+# -------------------------------------------------------
 
 
 @pytest.mark.django_db

@@ -1,7 +1,7 @@
 """``/api/3d/me`` and ``/api/3d/sync-user``: the caller's profile, from Clerk or from the token."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone as django_timezone
@@ -40,7 +40,8 @@ def pem_and_secret(settings, clerk_secret_key, token_minter):
     return clerk_secret_key
 
 
-# --- /me from Clerk's Backend API ------------------------------------------------------------------
+# --- /me from Clerk's Backend API
+# ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -82,7 +83,11 @@ def test_me_replaces_a_never_synced_row_with_clerks_profile(clerk_user, bearer):
 
     user = bearer(user_id="user_2hydrilla").get("/api/3d/me").json()["user"]
 
-    assert (user["email"], user["firstName"], user["lastName"]) == ("ada@example.com", "Ada", "Lovelace")
+    assert (user["email"], user["firstName"], user["lastName"]) == (
+        "ada@example.com",
+        "Ada",
+        "Lovelace",
+    )
 
 
 @pytest.mark.django_db
@@ -96,15 +101,24 @@ def test_me_caches_the_profile_on_the_user_row(clerk_user, bearer, clerk_secret_
     assert second == first
     assert clerk_secret_key.requests_to(path) == 1
     row = User.objects.get(pk="user_2hydrilla")
-    assert (row.email, row.first_name, row.image_url) == ("ada@example.com", "Ada", "https://img.clerk.com/ada.png")
+    assert (row.email, row.first_name, row.image_url) == (
+        "ada@example.com",
+        "Ada",
+        "https://img.clerk.com/ada.png",
+    )
 
 
 @pytest.mark.django_db
-def test_me_refreshes_a_profile_older_than_the_max_age(settings, clerk_user, bearer, clerk_secret_key):
+def test_me_refreshes_a_profile_older_than_the_max_age(
+    settings, clerk_user, bearer, clerk_secret_key
+):
     bearer(user_id="user_2hydrilla").get("/api/3d/me")
-    clerk_secret_key.update_user("user_2hydrilla", first_name="Augusta", image_url="https://img.clerk.com/new.png")
+    clerk_secret_key.update_user(
+        "user_2hydrilla", first_name="Augusta", image_url="https://img.clerk.com/new.png"
+    )
     User.objects.filter(pk="user_2hydrilla").update(
-        profile_synced_at=django_timezone.now() - timedelta(seconds=settings.CLERK_PROFILE_MAX_AGE_SECONDS + 1)
+        profile_synced_at=django_timezone.now()
+        - timedelta(seconds=settings.CLERK_PROFILE_MAX_AGE_SECONDS + 1)
     )
 
     user = bearer(user_id="user_2hydrilla").get("/api/3d/me").json()["user"]
@@ -146,14 +160,21 @@ def test_sync_user_creates_the_user_and_answers_the_spec_shape(clerk_user, beare
     assert response.status_code == 200
     assert response.json() == {
         "success": True,
-        "user": {"id": "user_2hydrilla", "email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"},
+        "user": {
+            "id": "user_2hydrilla",
+            "email": "ada@example.com",
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+        },
     }
     row = User.objects.get(pk="user_2hydrilla")
-    assert row.clerk_created_at == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert row.clerk_created_at == datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.django_db
-def test_sync_user_always_asks_clerk_and_me_then_uses_the_fresh_copy(clerk_user, bearer, clerk_secret_key):
+def test_sync_user_always_asks_clerk_and_me_then_uses_the_fresh_copy(
+    clerk_user, bearer, clerk_secret_key
+):
     path = clerk_secret_key.user_path("user_2hydrilla")
     bearer(user_id="user_2hydrilla").get("/api/3d/me")
     clerk_secret_key.update_user("user_2hydrilla", last_name="King")
@@ -175,7 +196,8 @@ def test_sync_user_is_idempotent(clerk_user, bearer):
     assert User.objects.count() == 1
 
 
-# --- without a secret key: the token's claims ------------------------------------------------------
+# --- without a secret key: the token's claims
+# ------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -209,7 +231,12 @@ def test_without_a_secret_key_the_profile_comes_from_the_claims(settings, fake_c
     }
     assert synced.json() == {
         "success": True,
-        "user": {"id": "user_claims", "email": "grace@example.com", "firstName": "Grace", "lastName": "Hopper"},
+        "user": {
+            "id": "user_claims",
+            "email": "grace@example.com",
+            "firstName": "Grace",
+            "lastName": "Hopper",
+        },
     }
     assert fake_clerk.requests == []
 
@@ -238,7 +265,8 @@ def test_claims_stats_count_the_callers_jobs_only(auth_client):
     assert auth_client(me).get("/api/3d/me").json()["stats"] == {"totalJobs": 3, "completedJobs": 2}
 
 
-# --- Clerk outages ---------------------------------------------------------------------------------
+# --- Clerk outages
+# ---------------------------------------------------------------------------------
 
 
 def _cached_user(**fields):
@@ -248,7 +276,7 @@ def _cached_user(**fields):
         first_name="Cached",
         last_name="Copy",
         image_url="https://img.clerk.com/cached.png",
-        clerk_created_at=datetime(2023, 5, 6, 7, 8, 9, tzinfo=timezone.utc),
+        clerk_created_at=datetime(2023, 5, 6, 7, 8, 9, tzinfo=UTC),
         profile_synced_at=django_timezone.now() - timedelta(days=2),
         **fields,
     )
@@ -284,7 +312,9 @@ def test_a_clerk_outage_keeps_the_cached_profile(outage, pem_and_secret, bearer)
         "success": True,
         "user": {key: CACHED[key] for key in ("id", "email", "firstName", "lastName")},
     }
-    assert pem_and_secret.requests_to(pem_and_secret.user_path("user_cached")) == (2 if outage == "500" else 0)
+    assert pem_and_secret.requests_to(pem_and_secret.user_path("user_cached")) == (
+        2 if outage == "500" else 0
+    )
 
 
 @pytest.mark.django_db
@@ -292,7 +322,10 @@ def test_the_profile_is_refreshed_once_clerk_is_back(pem_and_secret, bearer):
     _cached_user()
     pem_and_secret.add_user("user_cached", emails=("new@example.com",), first_name="New")
     pem_and_secret.fail_with(500)
-    assert bearer(user_id="user_cached").get("/api/3d/me").json()["user"]["email"] == "cached@example.com"
+    assert (
+        bearer(user_id="user_cached").get("/api/3d/me").json()["user"]["email"]
+        == "cached@example.com"
+    )
 
     pem_and_secret.fail_with(None)
     user = bearer(user_id="user_cached").get("/api/3d/me").json()["user"]
@@ -313,10 +346,14 @@ def test_a_user_clerk_cannot_describe_yet_still_gets_200(pem_and_secret, bearer)
 
 
 @pytest.mark.django_db
-def test_with_keys_from_clerk_an_outage_still_serves_me_from_cache(clerk_user, clerk_secret_key, bearer):
+def test_with_keys_from_clerk_an_outage_still_serves_me_from_cache(
+    clerk_user, clerk_secret_key, bearer
+):
     assert bearer(user_id="user_2hydrilla").get("/api/3d/me").status_code == 200
     clerk_secret_key.go_down()
-    User.objects.filter(pk="user_2hydrilla").update(profile_synced_at=django_timezone.now() - timedelta(days=2))
+    User.objects.filter(pk="user_2hydrilla").update(
+        profile_synced_at=django_timezone.now() - timedelta(days=2)
+    )
 
     response = bearer(user_id="user_2hydrilla").get("/api/3d/me")
 

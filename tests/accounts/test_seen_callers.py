@@ -24,7 +24,11 @@ def test_a_token_is_verified_once_and_still_expires(api_client, token_minter, mo
     with CaptureQueriesContext(connection) as queries:
         assert api_client.get(f"/api/3d/status/{job.pk}").status_code == 200
     assert len(verified) == 1
-    assert not [query for query in queries if "FROM \"accounts_user\"" in query["sql"] or "INTO \"accounts_user\"" in query["sql"]]
+    assert not [
+        query
+        for query in queries
+        if 'FROM "accounts_user"' in query["sql"] or 'INTO "accounts_user"' in query["sql"]
+    ]
 
     expiry = clerk._verify(token)["exp"]
     monkeypatch.setattr(clerk, "_now", lambda: expiry + clerk.settings.CLERK_LEEWAY_SECONDS + 1)

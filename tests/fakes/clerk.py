@@ -9,7 +9,8 @@ It serves what Hydrilla asks Clerk for, in Clerk's own JSON shapes:
   (for ``CLERK_JWKS_URL``).
 
 Every request is counted by path (``requests_to``) and kept (``requests``), so tests can assert what
-was cached. ``fail_with(500)`` makes every answer an error; ``go_down()`` closes the listening socket
+was cached. ``fail_with(500)`` makes every answer an error; ``go_down()`` closes the listening
+socket
 (connection refused) and ``come_back()`` listens again on the same port.
 """
 
@@ -48,7 +49,10 @@ class FakeClerk:
         server.daemon_threads = True
         self._server, self.port = server, server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-clerk", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-clerk",
+            daemon=True,
         )
         self._thread.start()
         return self

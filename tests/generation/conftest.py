@@ -16,4 +16,6 @@ def photo_job():
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     name = storage.save("uploads", "photo.png", buffer.getvalue())
-    return JobFactory(kind=JobKind.IMAGE_TO_3D, prompt=None, input_image=name, image_url=storage.url(name))
+    return JobFactory(
+        kind=JobKind.IMAGE_TO_3D, prompt=None, input_image=name, image_url=storage.url(name)
+    )

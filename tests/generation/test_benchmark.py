@@ -1,4 +1,5 @@
-"""The GPU benchmark itself, run in-process on the tiny models: its report has every stage and targets."""
+"""The GPU benchmark itself, run in-process on the tiny models: its report has every stage and
+targets."""
 
 import json
 import math
@@ -17,12 +18,17 @@ def test_tiny_benchmark_times_every_stage_of_ours_and_bare(tmp_path, capsys):
 
     assert json.loads(out.read_text()) == report
     assert report["weights"].startswith("tiny") and report["resident_gpu_mib"] is None
-    assert "shap-e" in report["backends"] and set(report["load_seconds"]) == {"text-to-image", *report["backends"]}
+    assert "shap-e" in report["backends"] and set(report["load_seconds"]) == {
+        "text-to-image",
+        *report["backends"],
+    }
     assert all(seconds > 0 for seconds in report["load_seconds"].values())
     for name, result in report["backends"].items():
         assert set(result["stages"]) == set(STAGES), name
         assert all(row["ours"] > 0 for row in result["stages"].values())
-        assert all(row["peak_gpu_mib"]["ours"] is None for row in result["stages"].values())  # n/a on the CPU
+        assert all(
+            row["peak_gpu_mib"]["ours"] is None for row in result["stages"].values()
+        )  # n/a on the CPU
         assert result["first_job_seconds"] > 0 and result["faces"] > 0
         assert 0 < result["preview_seconds"] < result["total"]["ours"]
 
@@ -34,7 +40,9 @@ def test_tiny_benchmark_times_every_stage_of_ours_and_bare(tmp_path, capsys):
             assert row["bare"] > 0 and row["ratio"] == row["ours"] / row["bare"]
     ratio = shap_e["total"]["ratio"]
     assert isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0
-    assert len(shap_e["targets"]) == 3 and all(isinstance(target["met"], bool) for target in shap_e["targets"])
+    assert len(shap_e["targets"]) == 3 and all(
+        isinstance(target["met"], bool) for target in shap_e["targets"]
+    )
 
     table = capsys.readouterr().out
     assert all(stage in table for stage in STAGES)

@@ -9,21 +9,24 @@ from django.db import OperationalError
 from generation import registry, runner, tasks
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import workers
-from tests.helpers import run_inline
 from tests.factories import JobFactory
+from tests.helpers import run_inline
 
 # Real commits: the runner drops its broken connection, which a test transaction would not survive.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") -> list:
-    """``service`` fails as an unreachable PostgreSQL does, ``for_calls`` times; returns the calls."""
+    """``service`` fails as an unreachable PostgreSQL does, ``for_calls`` times; returns the
+    calls."""
     calls, write = [], getattr(workers, service)
 
     def unreachable(*args, **kwargs):
         calls.append(args)
         if len(calls) <= for_calls:
-            raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+            raise OperationalError(
+                'connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+            )
         return write(*args, **kwargs)
 
     monkeypatch.setattr(workers, service, unreachable)
@@ -48,7 +51,11 @@ def test_an_outage_during_the_run_neither_fails_nor_stops_the_job(monkeypatch, s
     photo_job = run_inline(photo_job.pk)
 
     assert len(progress_calls) > 3 and len(completions) == 2
-    assert (photo_job.state, photo_job.progress, photo_job.attempts) == (JobState.COMPLETED, 100, 1), photo_job.error_message
+    assert (photo_job.state, photo_job.progress, photo_job.attempts) == (
+        JobState.COMPLETED,
+        100,
+        1,
+    ), photo_job.error_message
 
 
 def test_a_claim_waits_out_a_short_outage_and_the_job_runs(monkeypatch, settings):

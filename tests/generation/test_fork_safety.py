@@ -29,11 +29,21 @@ PARENT_STARTUP = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("gpu_devices", ["", "0,1,2,3"])  # one child per GPU, each pinned: still clean
+@pytest.mark.parametrize(
+    "gpu_devices", ["", "0,1,2,3"]
+)  # one child per GPU, each pinned: still clean
 def test_the_worker_parent_never_initialises_cuda(gpu_devices):
     result = subprocess.run(
-        [sys.executable, "-c", PARENT_STARTUP], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"DJANGO_SETTINGS_MODULE": "hydrilla.settings", "PATH": "/usr/bin:/bin", "GPU_DEVICES": gpu_devices},
+        [sys.executable, "-c", PARENT_STARTUP],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "DJANGO_SETTINGS_MODULE": "hydrilla.settings",
+            "PATH": "/usr/bin:/bin",
+            "GPU_DEVICES": gpu_devices,
+        },
     )
 
     assert result.returncode == 0, result.stderr

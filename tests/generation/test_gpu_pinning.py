@@ -11,7 +11,8 @@ import pytest
 
 from tests.worker_process import WorkerProcess
 
-# On the GPU image's packages: CUDA's torch is the one whose initialisation the pinning must precede.
+# On the GPU image's packages: CUDA's torch is the one whose initialisation the pinning must
+# precede.
 pytestmark = [pytest.mark.worker, pytest.mark.gpu_image]
 
 PINNED = re.compile(r"Pool process (\d+) \(pid (\d+)\) uses GPU (\S+)")
@@ -22,7 +23,9 @@ def pins(worker: WorkerProcess) -> list[tuple[int, int, str]]:
     return [(int(index), int(pid), gpu) for index, pid, gpu in PINNED.findall(worker.output())]
 
 
-def wait_for_pins(worker: WorkerProcess, count: int, timeout: float = 60) -> list[tuple[int, int, str]]:
+def wait_for_pins(
+    worker: WorkerProcess, count: int, timeout: float = 60
+) -> list[tuple[int, int, str]]:
     deadline = time.monotonic() + timeout
     while len(pins(worker)) < count:
         assert time.monotonic() < deadline, worker.output()[-4000:]

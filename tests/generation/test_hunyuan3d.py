@@ -1,4 +1,5 @@
-"""The Hunyuan3D-2 backend: its use of hy3dgen's pipeline against a stand-in everywhere, and the real
+"""The Hunyuan3D-2 backend: its use of hy3dgen's pipeline against a stand-in everywhere, and the
+real
 pipeline on tiny random weights where hy3dgen imports.
 
 hy3dgen imports torchvision, and PyPI's torchvision wheels for Linux x86_64 are CUDA builds that do
@@ -17,7 +18,11 @@ import trimesh
 
 from generation.pipelines import BACKENDS, JobCancelled, ModelError, finish_mesh, load_backend
 from generation.pipelines.image_to_3d import hunyuan3d
-from generation.pipelines.image_to_3d.hunyuan3d import DEFAULT_SUBFOLDER, Hunyuan3DBackend, hy3dgen_importable
+from generation.pipelines.image_to_3d.hunyuan3d import (
+    DEFAULT_SUBFOLDER,
+    Hunyuan3DBackend,
+    hy3dgen_importable,
+)
 from generation.tiny_models import FOLDERS
 from tests.helpers import cancel_at, disc_cutout
 
@@ -43,9 +48,12 @@ def test_registered_only_where_hy3dgen_is_installed():
 
 
 class StandInPipeline:
-    """Keeps hy3dgen 2.0.2's Hunyuan3DDiTFlowMatchingPipeline contract: ``callback(step_index, t, output)``
-    after every ``callback_steps``-th sampling step, then one geometry-decoder pass per ``num_chunks``
-    points of the (octree_resolution + 1)^3 grid, and a list with one mesh, or None where no surface was found."""
+    """Keeps hy3dgen 2.0.2's Hunyuan3DDiTFlowMatchingPipeline contract: ``callback(step_index, t,
+    output)``
+    after every ``callback_steps``-th sampling step, then one geometry-decoder pass per
+    ``num_chunks``
+    points of the (octree_resolution + 1)^3 grid, and a list with one mesh, or None where no surface
+    was found."""
 
     def __init__(self, mesh):
         self.vae = torch.nn.Module()
@@ -54,7 +62,14 @@ class StandInPipeline:
         self.calls = []
 
     def __call__(
-        self, *, num_inference_steps, octree_resolution, num_chunks, callback=None, callback_steps=None, **rest
+        self,
+        *,
+        num_inference_steps,
+        octree_resolution,
+        num_chunks,
+        callback=None,
+        callback_steps=None,
+        **rest,
     ):
         self.calls.append(
             {
@@ -76,7 +91,9 @@ class StandInPipeline:
 def stand_in_backend(mesh=None):
     pipe = StandInPipeline(trimesh.creation.icosphere() if mesh is None else mesh)
     # 16^3 grid points in chunks of 1024: 4 decoder passes, as many as the 4 sampling steps.
-    return Hunyuan3DBackend(pipe, CPU, steps=4, guidance_scale=3.5, octree_resolution=15, num_chunks=1024)
+    return Hunyuan3DBackend(
+        pipe, CPU, steps=4, guidance_scale=3.5, octree_resolution=15, num_chunks=1024
+    )
 
 
 def test_generate_passes_the_options_and_reports_both_phases():
@@ -136,7 +153,12 @@ def test_load_prefers_a_local_folder_and_passes_the_options(recorded_loads, tmp_
     (tmp_path / "Hunyuan3D-2" / "hunyuan3d-dit-v2-0-turbo").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     backend = Hunyuan3DBackend.load(
-        "Hunyuan3D-2", CPU, torch.float32, subfolder="hunyuan3d-dit-v2-0-turbo", steps=5, octree_resolution=256
+        "Hunyuan3D-2",
+        CPU,
+        torch.float32,
+        subfolder="hunyuan3d-dit-v2-0-turbo",
+        steps=5,
+        octree_resolution=256,
     )
     # A relative folder goes absolute, or hy3dgen would look for it under $HY3DGEN_MODELS.
     assert recorded_loads == [
@@ -149,7 +171,8 @@ def test_load_prefers_a_local_folder_and_passes_the_options(recorded_loads, tmp_
 
     Hunyuan3DBackend.load("tencent/Hunyuan3D-2", CPU, torch.float32)  # not a folder here: a hub id
     assert recorded_loads[-1] == (
-        "tencent/Hunyuan3D-2", {"subfolder": DEFAULT_SUBFOLDER, "device": CPU, "dtype": torch.float32}
+        "tencent/Hunyuan3D-2",
+        {"subfolder": DEFAULT_SUBFOLDER, "device": CPU, "dtype": torch.float32},
     )
     with pytest.raises(FileNotFoundError, match=DEFAULT_SUBFOLDER):
         Hunyuan3DBackend.load(str(tmp_path / "Hunyuan3D-2"), CPU, torch.float32)
@@ -173,7 +196,9 @@ def tiny_folder(tiny_models_dir):
 @needs_hy3dgen
 @pytest.mark.parametrize("device", DEVICES, ids=str)
 def test_tiny_hunyuan3d_gives_a_closed_mesh(tiny_folder, device):
-    backend = load_backend("hunyuan3d", str(tiny_folder), device, torch.float32, steps=3, octree_resolution=32)
+    backend = load_backend(
+        "hunyuan3d", str(tiny_folder), device, torch.float32, steps=3, octree_resolution=32
+    )
     assert isinstance(backend, Hunyuan3DBackend)
     steps = []
     mesh = backend(disc_cutout(), seed=1, on_step=lambda done, total: steps.append((done, total)))
@@ -183,18 +208,26 @@ def test_tiny_hunyuan3d_gives_a_closed_mesh(tiny_folder, device):
     # The tiny decoder answers "inside" within a ball of radius 0.6 (see tiny_models).
     assert np.allclose(mesh.extents, 1.2, rtol=0.1)
     glb = finish_mesh(mesh, face_count=500)
-    assert 0 < len(trimesh.load(trimesh.util.wrap_as_stream(glb), file_type="glb", force="mesh").faces) <= 500
+    assert (
+        0
+        < len(trimesh.load(trimesh.util.wrap_as_stream(glb), file_type="glb", force="mesh").faces)
+        <= 500
+    )
 
 
 @needs_hy3dgen
 @pytest.mark.parametrize("device", DEVICES, ids=str)
 @pytest.mark.parametrize("step", [2, 7], ids=["sampling", "decoding"])
 def test_tiny_hunyuan3d_stops_when_cancelled_and_frees_memory(tiny_folder, device, step):
-    backend = load_backend("hunyuan3d", str(tiny_folder), device, torch.float32, steps=3, octree_resolution=32)
+    backend = load_backend(
+        "hunyuan3d", str(tiny_folder), device, torch.float32, steps=3, octree_resolution=32
+    )
     allocated = torch.cuda.memory_allocated() if device.type == "cuda" else 0
     with pytest.raises(JobCancelled) as cancelled:
         backend(disc_cutout(), seed=0, on_step=cancel_at(step))
-    assert not any(module.startswith("hy3dgen") for module, _ in functions_in_traceback(cancelled.value))
+    assert not any(
+        module.startswith("hy3dgen") for module, _ in functions_in_traceback(cancelled.value)
+    )
     if device.type == "cuda":
         assert torch.cuda.memory_allocated() == allocated  # only the weights are left
     assert len(backend(disc_cutout(), seed=0).faces) > 0  # still usable afterwards

@@ -6,6 +6,7 @@ import time
 import pytest
 import torch
 import trimesh
+
 from generation import registry, runner
 from jobs.models import JobState
 from jobs.services import workers
@@ -69,12 +70,22 @@ def test_one_out_of_memory_frees_the_cache_and_the_stage_succeeds_on_its_second_
 
     job = run_with(monkeypatch, backend, photo_job)
 
-    assert (job.state, job.progress, job.attempts) == (JobState.COMPLETED, 100, 1), job.error_message
+    assert (job.state, job.progress, job.attempts) == (JobState.COMPLETED, 100, 1), (
+        job.error_message
+    )
     assert backend.runs == 2
     assert released == [registry.device()]
     assert progress_written == sorted(progress_written)  # the retried stage never went back
     # Both tries of the model call count towards its step's time.
-    assert set(job.step_seconds) == {"input", "cut_out", "handoff", "image_to_3d", "post_processing", "export", "upload"}
+    assert set(job.step_seconds) == {
+        "input",
+        "cut_out",
+        "handoff",
+        "image_to_3d",
+        "post_processing",
+        "export",
+        "upload",
+    }
     assert job.step_seconds["image_to_3d"] >= 2 * PAST_THE_WRITE_INTERVAL
 
 
@@ -87,4 +98,9 @@ def test_a_second_out_of_memory_fails_the_job_gpu_out_of_memory(monkeypatch, pho
     assert "out of memory" in job.error_message
     assert backend.runs == 2
     assert len(released) == 1
-    assert set(job.step_seconds) == {"input", "cut_out", "handoff", "image_to_3d"}  # recorded on failure too
+    assert set(job.step_seconds) == {
+        "input",
+        "cut_out",
+        "handoff",
+        "image_to_3d",
+    }  # recorded on failure too

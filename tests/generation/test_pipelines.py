@@ -7,10 +7,10 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import pytest
-from scipy import ndimage
 import torch
 import trimesh
 from diffusers.pipelines.shap_e.renderer import MeshDecoder
+from scipy import ndimage
 
 from generation.pipelines import (
     BACKENDS,
@@ -29,9 +29,9 @@ from generation.pipelines import (
     select_dtype,
 )
 from generation.pipelines.image_to_3d.shap_e import Z_UP_TO_Y_UP
+from generation.pipelines.marching_cubes import marching_cubes_table
 from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
-from generation.pipelines.marching_cubes import marching_cubes_table
 from generation.tiny_models import FOLDERS
 from tests.helpers import cancel_at, disc_cutout, load_glb
 
@@ -145,7 +145,9 @@ def test_cut_out_finds_a_drawn_object_on_a_plain_background():
     assert_centred(cutout)
     opaque = np.asarray(cutout)[alpha_of(cutout) > 0.99]
     assert np.allclose(opaque[:, :3].mean(axis=0), (200, 30, 30), atol=3)
-    assert (alpha_of(cutout) > 0.5).mean() == pytest.approx(np.pi / 4 * 0.85**2, rel=0.05)  # still a disc
+    assert (alpha_of(cutout) > 0.5).mean() == pytest.approx(
+        np.pi / 4 * 0.85**2, rel=0.05
+    )  # still a disc
 
 
 def test_cut_out_keeps_an_opening_see_through_but_fills_specks():
@@ -159,8 +161,11 @@ def test_cut_out_keeps_an_opening_see_through_but_fills_specks():
 
     assert transparent[100, 100]  # the opening stays see-through
     regions, count = ndimage.label(transparent)
-    enclosed = set(np.unique(regions)) - set(np.unique(np.concatenate(
-        [regions[0], regions[-1], regions[:, 0], regions[:, -1]]))) - {0}
+    enclosed = (
+        set(np.unique(regions))
+        - set(np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])))
+        - {0}
+    )
     assert len(enclosed) == 1  # the opening alone: the speck was filled
 
 
@@ -173,7 +178,9 @@ def test_cut_out_uses_the_alpha_channel_when_there_is_one():
     cutout = cut_out(PIL.Image.fromarray(pixels, "RGBA"))
     assert_centred(cutout)
     rows, columns = np.nonzero(alpha_of(cutout) > 0.5)
-    assert (columns.max() - columns.min() + 1) / (rows.max() - rows.min() + 1) == pytest.approx(2, rel=0.05)
+    assert (columns.max() - columns.min() + 1) / (rows.max() - rows.min() + 1) == pytest.approx(
+        2, rel=0.05
+    )
 
 
 @pytest.mark.parametrize(
@@ -214,7 +221,9 @@ def test_marching_cubes_table_gives_closed_outward_surfaces():
     radius = 0.6
     sphere = radius - ((x - 0.1) ** 2 + y**2 + z**2).sqrt()  # positive inside, as Shap-E's SDF
     noise = torch.randn(20, 20, 20, generator=torch.Generator().manual_seed(0))
-    noise[[0, -1]] = noise[:, [0, -1]] = noise[:, :, [0, -1]] = -1  # closed off, as decode_to_mesh does
+    noise[[0, -1]] = noise[:, [0, -1]] = noise[
+        :, :, [0, -1]
+    ] = -1  # closed off, as decode_to_mesh does
 
     def decode(field):
         out = decoder(field, torch.full((3,), -1.0), torch.full((3,), 2.0))
@@ -238,7 +247,9 @@ def test_shap_e_backend_gives_a_coloured_mesh(shap_e):
     assert len(np.unique(mesh.visual.vertex_colors, axis=0)) > 1
     again = shap_e(disc_cutout(), seed=7)
     assert np.array_equal(mesh.visual.vertex_colors, again.visual.vertex_colors)
-    assert np.allclose(trimesh.transform_points([[0, 0, 1]], Z_UP_TO_Y_UP), [[0, 1, 0]])  # z-up to y-up
+    assert np.allclose(
+        trimesh.transform_points([[0, 0, 1]], Z_UP_TO_Y_UP), [[0, 1, 0]]
+    )  # z-up to y-up
 
 
 def test_shap_e_backend_stops_when_cancelled(shap_e):
@@ -257,7 +268,8 @@ def test_unknown_backend_is_refused():
 
 @pytest.fixture(scope="module")
 def raw_mesh():
-    """A sphere coloured red on top and blue below, plus a floater, a degenerate and a repeated face."""
+    """A sphere coloured red on top and blue below, plus a floater, a degenerate and a repeated
+    face."""
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=2.0)  # 5120 faces
     sphere.apply_translation((3, 1, -2))
     floater = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
@@ -277,7 +289,9 @@ def test_finish_mesh_normal(raw_mesh):
     assert np.allclose(mesh.bounds, [[-0.5] * 3, [0.5] * 3], atol=0.01)  # centred, unit size
     colours = mesh.visual.to_color().vertex_colors  # the baked texture under each vertex
     top, bottom = mesh.vertices[:, 1] > 0.3, mesh.vertices[:, 1] < -0.3
-    assert colours[top, 0].mean() > 200 and colours[bottom, 2].mean() > 200  # colours kept their places
+    assert (
+        colours[top, 0].mean() > 200 and colours[bottom, 2].mean() > 200
+    )  # colours kept their places
     material = mesh.visual.material
     assert isinstance(material, trimesh.visual.material.PBRMaterial)
     assert (material.metallicFactor, material.roughnessFactor) == (0.0, 1.0)
@@ -299,7 +313,10 @@ def test_finish_mesh_low_poly_is_flat_and_capped(raw_mesh):
 def test_finish_mesh_geometry_has_no_colours(raw_mesh):
     mesh = load_glb(finish_mesh(raw_mesh, face_count=500, generate_type="Geometry"))
     assert 0 < len(mesh.faces) <= 500
-    assert "color" not in mesh.visual.vertex_attributes and mesh.visual.material.baseColorTexture is None
+    assert (
+        "color" not in mesh.visual.vertex_attributes
+        and mesh.visual.material.baseColorTexture is None
+    )
     assert tuple(mesh.visual.material.baseColorFactor[:3]) == (180, 180, 180)
 
 

@@ -1,4 +1,5 @@
-"""The weight-free "silhouette" backend on photos the tests draw: no weights, no GPU, no database."""
+"""The weight-free "silhouette" backend on photos the tests draw: no weights, no GPU, no
+database."""
 
 import io
 
@@ -10,7 +11,14 @@ import torch
 import trimesh
 
 from generation import registry
-from generation.pipelines import BACKENDS, BadInputImage, JobCancelled, cut_out, finish_mesh, load_backend
+from generation.pipelines import (
+    BACKENDS,
+    BadInputImage,
+    JobCancelled,
+    cut_out,
+    finish_mesh,
+    load_backend,
+)
 from generation.pipelines.image_to_3d.silhouette import SilhouetteBackend
 
 CPU = torch.device("cpu")
@@ -39,7 +47,8 @@ def drawn_disc(top_colour=RED, bottom_colour=RED):
 
 
 def drawn_mug():
-    """A mug with a ring handle on the right, on a transparent background (so the handle's hole is kept)."""
+    """A mug with a ring handle on the right, on a transparent background (so the handle's hole is
+    kept)."""
     photo = PIL.Image.new("RGBA", (400, 400), (0, 0, 0, 0))
     draw = PIL.ImageDraw.Draw(photo)
     draw.ellipse((230, 140, 330, 260), outline=RED + (255,), width=20)
@@ -50,7 +59,11 @@ def drawn_mug():
 def box_of(alpha):
     """The object's box in the mesh's frame: (x0, y0, x1, y1), in image sides, y up."""
     rows, columns = np.nonzero(np.asarray(alpha) > 127)
-    return np.array([columns.min(), SIDE - rows.max() - 1, columns.max() + 1, SIDE - rows.min()]) / SIDE - 0.5
+    return (
+        np.array([columns.min(), SIDE - rows.max() - 1, columns.max() + 1, SIDE - rows.min()])
+        / SIDE
+        - 0.5
+    )
 
 
 def assert_closed_solid(mesh):
@@ -87,7 +100,9 @@ def test_thickness_scales_the_depth_only():
     mesh = thin(drawn_disc(), seed=0)
     assert_closed_solid(mesh)
     width, height, depth = mesh.extents
-    assert depth / width == pytest.approx(0.5, rel=0.05) and height == pytest.approx(width, rel=0.01)
+    assert depth / width == pytest.approx(0.5, rel=0.05) and height == pytest.approx(
+        width, rel=0.01
+    )
 
 
 def test_a_mug_keeps_its_proportions_and_the_hole_of_its_handle(backend):
@@ -107,7 +122,9 @@ def test_a_mug_keeps_its_proportions_and_the_hole_of_its_handle(backend):
     scale = (x1 - x0) / (330 - 80)
     hole_x, hole_y = x0 + (295 - 80) * scale, y1 - (200 - 100) * scale
     assert not hit_by_ray_along_z(mesh, hole_x, hole_y)
-    assert hit_by_ray_along_z(mesh, hole_x, y1 - (154 - 100) * scale)  # the handle itself, above the hole
+    assert hit_by_ray_along_z(
+        mesh, hole_x, y1 - (154 - 100) * scale
+    )  # the handle itself, above the hole
     assert hit_by_ray_along_z(mesh, x0 + (170 - 80) * scale, hole_y)  # the body
 
 
@@ -153,7 +170,9 @@ def test_an_empty_cut_out_is_refused(coarse):
 
 def test_load_takes_its_options_and_ignores_the_sampling_ones():
     assert "silhouette" in BACKENDS
-    loaded = load_backend("silhouette", None, CPU, torch.float32, steps=64, guidance_scale=3.0, grid_size=48)
+    loaded = load_backend(
+        "silhouette", None, CPU, torch.float32, steps=64, guidance_scale=3.0, grid_size=48
+    )
     assert isinstance(loaded, SilhouetteBackend)
     assert (loaded.grid_size, loaded.thickness) == (48, 1.0)
     with pytest.raises(ValueError):

@@ -24,11 +24,15 @@ def painted_sphere():
     """A sphere whose colour runs from red on top to blue below, with a green band in front."""
     sphere = trimesh.creation.icosphere(subdivisions=4)  # 5120 faces
     up = (sphere.vertices[:, 1] + 1) / 2
-    colours = np.column_stack([220 * up + 20 * (1 - up), np.full(len(up), 20), 20 * up + 220 * (1 - up)])
+    colours = np.column_stack(
+        [220 * up + 20 * (1 - up), np.full(len(up), 20), 20 * up + 220 * (1 - up)]
+    )
     band = (np.abs(sphere.vertices[:, 1]) < 0.2) & (sphere.vertices[:, 2] > 0)
     colours[band] = (20, 200, 20)
     rgba = np.column_stack([colours, np.full(len(up), 255)]).round().astype(np.uint8)
-    return prepare_mesh(trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=rgba, process=False))
+    return prepare_mesh(
+        trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=rgba, process=False)
+    )
 
 
 def texture_at_face_centres(mesh: trimesh.Trimesh) -> np.ndarray:
@@ -60,7 +64,9 @@ def test_the_baked_model_looks_like_the_vertex_coloured_one_from_the_front(paint
 
 
 def test_low_poly_keeps_one_flat_colour_and_one_normal_per_face(painted_sphere):
-    mesh = load_glb(finish_mesh(painted_sphere, face_count=None, generate_type="LowPoly", texture_size=512))
+    mesh = load_glb(
+        finish_mesh(painted_sphere, face_count=None, generate_type="LowPoly", texture_size=512)
+    )
 
     assert 0 < len(mesh.faces) <= 2000
     assert len(mesh.vertices) == 3 * len(mesh.faces)  # unshared vertices: flat shading
@@ -74,7 +80,10 @@ def test_geometry_stays_plain_and_pbr_keeps_its_factors(painted_sphere):
     plain = load_glb(finish_mesh(painted_sphere, face_count=500, generate_type="Geometry"))
     pbr = load_glb(finish_mesh(painted_sphere, face_count=500, enable_pbr=True, texture_size=256))
 
-    assert plain.visual.material.baseColorTexture is None and "color" not in plain.visual.vertex_attributes
+    assert (
+        plain.visual.material.baseColorTexture is None
+        and "color" not in plain.visual.vertex_attributes
+    )
     assert tuple(plain.visual.material.baseColorFactor[:3]) == (180, 180, 180)
     assert (pbr.visual.material.metallicFactor, pbr.visual.material.roughnessFactor) == (0.0, 0.5)
     assert pbr.visual.material.baseColorTexture is not None
@@ -109,9 +118,13 @@ def test_an_uncoloured_mesh_is_painted_from_its_photo_with_the_hidden_side_fille
     baked = load_glb(finish_mesh(painted, face_count=2000, texture_size=256))
     seen, covered = front_view(baked)
     columns = np.nonzero(covered.any(axis=0))[0]
-    left_half = seen[:, columns[0] : columns[len(columns) // 3]][covered[:, columns[0] : columns[len(columns) // 3]]]
+    left_half = seen[:, columns[0] : columns[len(columns) // 3]][
+        covered[:, columns[0] : columns[len(columns) // 3]]
+    ]
     assert left_half[:, 0].mean() > 180 and left_half[:, 2].mean() < 90  # drawn as the photo showed
 
 
 def test_srgb_conversion_matches_the_standard_curve():
-    assert np.allclose(linear_to_srgb(np.array([0.0, 0.0031308, 0.5, 1.0])), [0, 0.04045, 0.7354, 1.0], atol=1e-3)
+    assert np.allclose(
+        linear_to_srgb(np.array([0.0, 0.0031308, 0.5, 1.0])), [0, 0.04045, 0.7354, 1.0], atol=1e-3
+    )

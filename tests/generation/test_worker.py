@@ -81,7 +81,9 @@ def in_its_first_model_call(job: Job) -> bool:
     return job.state == JobState.PROCESSING and job.message == "Generating preview image…"
 
 
-def wait_for(job: Job, predicate, timeout=JOB_TIMEOUT_SECONDS, worker: WorkerProcess | None = None) -> Job:
+def wait_for(
+    job: Job, predicate, timeout=JOB_TIMEOUT_SECONDS, worker: WorkerProcess | None = None
+) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job.refresh_from_db()
@@ -113,7 +115,9 @@ def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
     return clients.create_job(kind=kind, user=fields.pop("user", None), **fields)
 
 
-def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(start_worker):
+def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(
+    start_worker,
+):
     """First in this module, before the module's worker of every queue starts: a worker of the
     gpu queue alone leaves a photo job waiting at its first stage (fetch and cut-out); once a
     worker of the cpu queue starts, each stage runs on the worker of its queue."""
@@ -124,7 +128,12 @@ def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_arou
         job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name)
         time.sleep(3)
         job.refresh_from_db()
-        assert (job.state, job.stage, job.attempts, job.stage_runs) == (JobState.PENDING, "prepare", 0, [])
+        assert (job.state, job.stage, job.attempts, job.stage_runs) == (
+            JobState.PENDING,
+            "prepare",
+            0,
+            [],
+        )
 
         cpu = start_worker(queues="cpu")
         job = wait_for(job, finished, worker=cpu)
@@ -153,18 +162,36 @@ def test_text_to_3d_job_ends_done_with_a_glb_within_its_face_count(worker):
     assert Image.open(io.BytesIO(storage.read(job.preview_image))).size[0] > 0
     assert job.started_at and job.finished_at and job.elapsed_seconds > 0
     assert job.worker.startswith("test-")
-    assert set(job.step_seconds) == {"text_to_image", "handoff", "input", "cut_out", "image_to_3d", "post_processing", "export", "upload"}
+    assert set(job.step_seconds) == {
+        "text_to_image",
+        "handoff",
+        "input",
+        "cut_out",
+        "image_to_3d",
+        "post_processing",
+        "export",
+        "upload",
+    }
     assert all(seconds > 0 for seconds in job.step_seconds.values())
     # Each stage on the queue it belongs to, in order; the raw mesh between them is gone.
-    assert [run["stage"] for run in job.stage_runs] == ["text_to_image", "prepare", "image_to_3d", "finish"]
+    assert [run["stage"] for run in job.stage_runs] == [
+        "text_to_image",
+        "prepare",
+        "image_to_3d",
+        "finish",
+    ]
     assert job.raw_mesh == ""
 
 
 def test_image_to_3d_job_from_an_uploaded_photo(worker):
     process = worker
     name = storage.save("uploads", "photo.png", drawn_photo())
-    job = submit(kind=JobKind.IMAGE_TO_3D, image_url=storage.url(name), input_image=name,
-                 options=clients.JobOptions(generate_type="LowPoly", enable_pbr=True))
+    job = submit(
+        kind=JobKind.IMAGE_TO_3D,
+        image_url=storage.url(name),
+        input_image=name,
+        options=clients.JobOptions(generate_type="LowPoly", enable_pbr=True),
+    )
 
     job = wait_for(job, finished, worker=process)
 
@@ -202,21 +229,30 @@ def test_a_job_cancelled_while_waiting_never_runs(worker):
 
 def test_a_running_job_stops_at_its_next_step_when_cancelled(slow_worker):
     process = slow_worker
-    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a slow teapot")
+    job = JobFactory(
+        kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a slow teapot"
+    )
     deliver(job, SLOW_QUEUE)
     wait_for(job, in_its_first_model_call, worker=process)
 
     clients.request_cancel(job)
     job = wait_for(job, finished, timeout=30, worker=process)
 
-    assert (job.state, job.error_code, job.result_glb, job.preview_image) == (JobState.CANCELLED, "CANCELLED", "", "")
+    assert (job.state, job.error_code, job.result_glb, job.preview_image) == (
+        JobState.CANCELLED,
+        "CANCELLED",
+        "",
+        "",
+    )
     _, files = default_storage.listdir(storage.job_folder(job.pk))
     assert files == []
 
 
 def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
     doomed = start_worker(queues="test-doomed", **SLOW_TEXT_TO_IMAGE)
-    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a sturdy anvil")
+    job = JobFactory(
+        kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a sturdy anvil"
+    )
     deliver(job, "test-doomed")
     wait_for(job, in_its_first_model_call, worker=doomed)
 
@@ -230,13 +266,21 @@ def test_a_worker_killed_mid_job_loses_nothing(start_worker, worker):
     assert glb_faces(job) > 0
 
 
-@pytest.mark.skipif(not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs a broker that redelivers")
-def test_a_killed_pool_child_s_job_is_taken_over_as_soon_as_its_message_comes_back(start_worker, worker):
+@pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs a broker that redelivers"
+)
+def test_a_killed_pool_child_s_job_is_taken_over_as_soon_as_its_message_comes_back(
+    start_worker, worker
+):
     """Only the pool child dies: its parent hands the message back, the broker redelivers it at
     the head of the queue, and the new child takes the job over because its process is gone.
     The heartbeat rule cannot be what recovers it: it would need ORPHAN_AFTER_SECONDS (600)."""
-    survivor = start_worker(queues="test-takeover", ORPHAN_AFTER_SECONDS="600", **SLOW_TEXT_TO_IMAGE)
-    job = JobFactory(kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a brave lantern")
+    survivor = start_worker(
+        queues="test-takeover", ORPHAN_AFTER_SECONDS="600", **SLOW_TEXT_TO_IMAGE
+    )
+    job = JobFactory(
+        kind=JobKind.TEXT_TO_3D, state=JobState.PENDING, user=None, prompt="a brave lantern"
+    )
     deliver(job, "test-takeover")
     job = wait_for(job, in_its_first_model_call, worker=survivor)
 
@@ -249,8 +293,14 @@ def test_a_killed_pool_child_s_job_is_taken_over_as_soon_as_its_message_comes_ba
 
 
 def test_requeue_command_runs_a_failed_job_again_from_a_clean_slate(worker, capsys):
-    job = JobFactory(state=JobState.FAILED, error_code="MODEL_ERROR", error_message="boom", attempts=1,
-                     progress=40, user=UserFactory())
+    job = JobFactory(
+        state=JobState.FAILED,
+        error_code="MODEL_ERROR",
+        error_message="boom",
+        attempts=1,
+        progress=40,
+        user=UserFactory(),
+    )
     process = worker
 
     call_command("requeue_jobs", str(job.pk))

@@ -32,9 +32,16 @@ def resolved_compose() -> dict:
 
 
 def docker_compose_config(**variables) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if key not in SECRETS} | variables
+    environment = {
+        key: value for key, value in os.environ.items() if key not in SECRETS
+    } | variables
     return subprocess.run(
-        ["docker-compose", "config", "-q"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+        ["docker-compose", "config", "-q"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -47,7 +54,9 @@ def test_docker_compose_accepts_the_file():
 @needs_docker_compose
 @pytest.mark.parametrize("secret", sorted(SECRETS))
 def test_docker_compose_refuses_to_start_without_each_secret(secret):
-    result = docker_compose_config(**{key: value for key, value in SECRETS.items() if key != secret})
+    result = docker_compose_config(
+        **{key: value for key, value in SECRETS.items() if key != secret}
+    )
 
     assert result.returncode != 0
     assert f"set {secret}" in result.stderr
@@ -73,18 +82,28 @@ def test_the_app_uses_its_own_key_limited_to_the_bucket_not_the_root_key():
         assert environment["AWS_ACCESS_KEY_ID"].startswith("${S3_APP_ACCESS_KEY:?")
         assert environment["AWS_SECRET_ACCESS_KEY"].startswith("${S3_APP_SECRET_KEY:?")
     [script] = services["minio-bucket"]["command"]
-    policy = script.split("<<POLICY\n", 1)[1].split("\nPOLICY\n", 1)[0].replace("$$S3_BUCKET", "hydrilla")
+    policy = (
+        script.split("<<POLICY\n", 1)[1]
+        .split("\nPOLICY\n", 1)[0]
+        .replace("$$S3_BUCKET", "hydrilla")
+    )
     statements = yaml.safe_load(policy)["Statement"]  # JSON is YAML
     assert {resource for statement in statements for resource in statement["Resource"]} == {
-        "arn:aws:s3:::hydrilla", "arn:aws:s3:::hydrilla/*"
+        "arn:aws:s3:::hydrilla",
+        "arn:aws:s3:::hydrilla/*",
     }
-    assert not any("admin:" in action or action == "s3:*" for s in statements for action in s["Action"])
+    assert not any(
+        "admin:" in action or action == "s3:*" for s in statements for action in s["Action"]
+    )
     assert 'mc admin policy attach local hydrilla-app --user "$$S3_APP_ACCESS_KEY"' in script
 
 
 def test_browsers_on_the_frontends_origins_may_load_files_from_the_bucket():
     minio = resolved_compose()["services"]["minio"]
-    assert minio["environment"]["MINIO_API_CORS_ALLOW_ORIGIN"] == "${CORS_ALLOWED_ORIGINS:-http://localhost:3000}"
+    assert (
+        minio["environment"]["MINIO_API_CORS_ALLOW_ORIGIN"]
+        == "${CORS_ALLOWED_ORIGINS:-http://localhost:3000}"
+    )
 
 
 def test_the_stack_has_its_services_and_the_gpu_worker_consumes_only_the_gpu_queue():
@@ -94,7 +113,9 @@ def test_the_stack_has_its_services_and_the_gpu_worker_consumes_only_the_gpu_que
     gpu_worker = services["worker-gpu"]
     assert " -Q gpu " in f" {gpu_worker['command']} "
     devices = gpu_worker["deploy"]["resources"]["reservations"]["devices"]
-    assert any(device["driver"] == "nvidia" and "gpu" in device["capabilities"] for device in devices)
+    assert any(
+        device["driver"] == "nvidia" and "gpu" in device["capabilities"] for device in devices
+    )
     assert "gpu" not in services["worker"]["command"].split("-Q", 1)[1].split()[0].split(",")
 
 
@@ -105,7 +126,9 @@ def test_the_gpu_worker_runs_one_child_per_listed_gpu_of_a_multi_gpu_host():
     assert "--concurrency" not in gpu_worker["command"]  # one child per GPU_DEVICES entry
     [devices] = gpu_worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices["count"] == "all"
-    assert gpu_worker["environment"]["DATABASE_URL"].startswith("postgres://")  # the shared settings too
+    assert gpu_worker["environment"]["DATABASE_URL"].startswith(
+        "postgres://"
+    )  # the shared settings too
 
 
 def test_each_kind_of_worker_consumes_the_queues_hydrilla_queues_gives_it_in_compose_and_serve_sh():

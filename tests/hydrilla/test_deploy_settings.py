@@ -1,5 +1,6 @@
 """A service reachable from outside refuses to start with development secrets (issue #10). The
-production-like settings pass ``manage.py check --deploy`` in `make test` (its check-deploy step)."""
+production-like settings pass ``manage.py check --deploy`` in `make test` (its check-deploy
+step)."""
 
 import os
 import subprocess
@@ -18,11 +19,16 @@ def start(**variables) -> subprocess.CompletedProcess:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "ALLOWED_HOSTS", "CLERK_AUTHORIZED_PARTIES")
+        if key
+        not in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "ALLOWED_HOSTS", "CLERK_AUTHORIZED_PARTIES")
     }
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
-        cwd=ROOT, env=environment | variables, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=environment | variables,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -31,7 +37,10 @@ def start(**variables) -> subprocess.CompletedProcess:
     [
         (PUBLIC, "DJANGO_SECRET_KEY"),
         ({**PUBLIC, "ALLOWED_HOSTS": "*"}, "DJANGO_SECRET_KEY"),
-        ({"ALLOWED_HOSTS": "api.example.com", "DJANGO_SECRET_KEY": STRONG_KEY}, "CLERK_AUTHORIZED_PARTIES"),
+        (
+            {"ALLOWED_HOSTS": "api.example.com", "DJANGO_SECRET_KEY": STRONG_KEY},
+            "CLERK_AUTHORIZED_PARTIES",
+        ),
     ],
     ids=["dev key", "dev key, any host", "no authorized parties"],
 )

@@ -44,7 +44,11 @@ def service(django_db_setup, token_minter, tmp_path_factory, tiny_models_dir):
         "WEB_THREADS": "8",
     }
     process = subprocess.Popen(
-        [str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [str(ROOT / "scripts" / "serve.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -74,7 +78,8 @@ def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
 def frontend(service, token_minter):
     """What the Next.js app sends: a Clerk bearer token to the job API."""
     session = requests.Session()
-    # Clerk's tokens live a minute and the browser refreshes them; one token for the whole test here.
+    # Clerk's tokens live a minute and the browser refreshes them; one token for the whole test
+    # here.
     token = token_minter.token("user_frontend", exp=int(time.time()) + 3600)
     session.headers["Authorization"] = f"Bearer {token}"
     return service.base, session
@@ -102,19 +107,29 @@ def glb_faces(url: str) -> int:
 def test_text_to_3d_with_a_preview_and_register_job(frontend):
     base, session = frontend
     preview = requests.post(
-        f"{base}/text-to-image", data={"prompt": "A red sports car"},
-        headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60,
+        f"{base}/text-to-image",
+        data={"prompt": "A red sports car"},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
     )
     assert preview.ok, preview.text
     preview = preview.json()
     assert requests.get(preview["image_url"], timeout=10).content[:8] == b"\x89PNG\r\n\x1a\n"
 
-    registered = session.post(f"{base}/api/3d/register-job", json={
-        "job_id": preview["preview_id"], "prompt": "A red sports car", "previewImageUrl": preview["image_url"],
-    }, timeout=10)
+    registered = session.post(
+        f"{base}/api/3d/register-job",
+        json={
+            "job_id": preview["preview_id"],
+            "prompt": "A red sports car",
+            "previewImageUrl": preview["image_url"],
+        },
+        timeout=10,
+    )
     assert registered.json() == {"success": True, "job_id": preview["preview_id"]}
 
-    job_id = session.post(f"{base}/api/3d/generate", json={"prompt": "A red sports car"}, timeout=10).json()["jobId"]
+    job_id = session.post(
+        f"{base}/api/3d/generate", json={"prompt": "A red sports car"}, timeout=10
+    ).json()["jobId"]
     job = poll_until_done(base, session, job_id)
 
     assert job["status"] == "DONE", job["errorMessage"]
@@ -130,18 +145,26 @@ def test_image_to_3d_with_an_upload_then_rename_and_history(frontend):
     ImageDraw.Draw(photo).rounded_rectangle((70, 60, 190, 200), radius=20, fill=(40, 120, 60))
     upload = io.BytesIO()
     photo.save(upload, format="JPEG")
-    url = requests.post(f"{base}/api/3d/upload-image", files={"image": ("toy.jpg", upload.getvalue())}, timeout=30).json()["url"]
+    url = requests.post(
+        f"{base}/api/3d/upload-image", files={"image": ("toy.jpg", upload.getvalue())}, timeout=30
+    ).json()["url"]
 
-    job_id = session.post(f"{base}/api/3d/generate", json={"imageUrl": url}, timeout=10).json()["jobId"]
+    job_id = session.post(f"{base}/api/3d/generate", json={"imageUrl": url}, timeout=10).json()[
+        "jobId"
+    ]
     job = poll_until_done(base, session, job_id)
     assert job["status"] == "DONE", job["errorMessage"]
     assert glb_faces(job["resultGlbUrl"]) > 0
 
-    renamed = session.patch(f"{base}/api/3d/jobs/{job_id}/name", json={"name": "My Custom Model Name"}, timeout=10)
+    renamed = session.patch(
+        f"{base}/api/3d/jobs/{job_id}/name", json={"name": "My Custom Model Name"}, timeout=10
+    )
     assert renamed.json() == {"success": True, "message": "Job name updated"}
     jobs = session.get(f"{base}/api/3d/history", timeout=10).json()["jobs"]
     assert jobs[0]["id"] == job_id and jobs[0]["name"] == "My Custom Model Name"
-    assert [entry["createdAt"] for entry in jobs] == sorted((entry["createdAt"] for entry in jobs), reverse=True)
+    assert [entry["createdAt"] for entry in jobs] == sorted(
+        (entry["createdAt"] for entry in jobs), reverse=True
+    )
 
 
 def gpu_worker_main_process(service: Service) -> int | None:
@@ -169,13 +192,20 @@ def test_a_worker_that_dies_is_started_again_while_the_api_keeps_answering(front
 
     os.kill(doomed, signal.SIGKILL)
     deadline = time.monotonic() + 120
-    while not (log_text(service.log, tail=None).count(" ready.") > ready_before and gpu_worker_main_process(service)):
-        assert time.monotonic() < deadline, f"the gpu worker was not started again:\n{log_text(service.log)}"
+    while not (
+        log_text(service.log, tail=None).count(" ready.") > ready_before
+        and gpu_worker_main_process(service)
+    ):
+        assert time.monotonic() < deadline, (
+            f"the gpu worker was not started again:\n{log_text(service.log)}"
+        )
         assert requests.get(f"{base}/health", timeout=10).json() == {"status": "ok"}
         time.sleep(0.5)
 
     assert gpu_worker_main_process(service) != doomed
     assert "gpu-worker exited with status 137" in log_text(service.log, tail=None)  # 128 + SIGKILL
-    job_id = session.post(f"{base}/api/3d/generate", json={"prompt": "a phoenix"}, timeout=10).json()["jobId"]
+    job_id = session.post(
+        f"{base}/api/3d/generate", json={"prompt": "a phoenix"}, timeout=10
+    ).json()["jobId"]
     job = poll_until_done(base, session, job_id)
     assert job["status"] == "DONE", job["errorMessage"]

@@ -2,6 +2,7 @@
 processes) on PostgreSQL, RabbitMQ and Redis, driven from outside over loopback. No worker runs,
 so submitted jobs stay waiting."""
 
+import contextlib
 import json
 import os
 import selectors
@@ -39,7 +40,11 @@ def server(django_db_setup, django_db_blocker, token_minter, tmp_path_factory):
         "ACCESS_LOG": str(folder / "access.log"),
     }
     process = subprocess.Popen(
-        [str(ROOT / "scripts" / "serve.sh"), "web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [str(ROOT / "scripts" / "serve.sh"), "web"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -64,18 +69,25 @@ def waiting_job(base: str) -> str:
     return response.json()["job_id"]
 
 
-def test_the_spec_polling_loop_on_nodes_fetch_polls_50_times_over_one_connection(server, token_minter):
+def test_the_spec_polling_loop_on_nodes_fetch_polls_50_times_over_one_connection(
+    server, token_minter
+):
     node = shutil.which("node")
     assert node, "Node.js is needed (the frontend's runtime); .ci/run installs it"
     base = server["base"]
     token = token_minter.token("user_poller", exp=int(time.time()) + 600)
     job_id = requests.post(
-        f"{base}/api/3d/generate", json={"prompt": "a lamp"}, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        f"{base}/api/3d/generate",
+        json={"prompt": "a lamp"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
     ).json()["jobId"]
 
     run = subprocess.run(
         [node, str(ROOT / "tests" / "hydrilla" / "poll_status.mjs"), base, job_id, token, "50"],
-        capture_output=True, text=True, timeout=200,
+        capture_output=True,
+        text=True,
+        timeout=200,
     )
 
     assert run.returncode == 0, run.stderr
@@ -83,7 +95,11 @@ def test_the_spec_polling_loop_on_nodes_fetch_polls_50_times_over_one_connection
     assert [result.get("error") for result in results if "error" in result] == []
     assert [(result["code"], result["status"]) for result in results] == [(200, "WAIT")] * 50
     # Node kept one connection for all 50 polls: every one came from the same client port.
-    polls = [line for line in server["access_log"].read_text().splitlines() if f"/api/3d/status/{job_id}" in line]
+    polls = [
+        line
+        for line in server["access_log"].read_text().splitlines()
+        if f"/api/3d/status/{job_id}" in line
+    ]
     assert len(polls) == 50
     assert len({line.split(" ")[0] for line in polls}) == 1, polls[:3]
 
@@ -101,7 +117,9 @@ def raw_request(port: int, request: bytes) -> tuple[int, dict]:
 def test_an_overlong_request_line_or_header_gets_the_json_error(server):
     port = server["port"]
     line = raw_request(port, b"GET /health?" + b"a" * 40_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    header = raw_request(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n")
+    header = raw_request(
+        port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n"
+    )
     garbage = raw_request(port, b"NOT HTTP AT ALL\r\n\r\n")
 
     assert line == (414, {"error": "Request line too long"})
@@ -126,10 +144,8 @@ def test_500_slow_header_clients_do_not_stop_health_and_are_timed_out(server):
     while time.monotonic() - started < HEADER_TIMEOUT_SECONDS + 8 and len(answers) < len(slow):
         for connection in slow:  # a byte of another header now and then, never the blank line
             if connection not in answers:
-                try:
+                with contextlib.suppress(OSError):
                     connection.send(b"X")
-                except OSError:
-                    pass
         health.append(requests.get(f"{server['base']}/health", timeout=5).status_code)
         for key, _ in watch.select(timeout=0.3):
             try:
@@ -141,17 +157,26 @@ def test_500_slow_header_clients_do_not_stop_health_and_are_timed_out(server):
         connection.close()
 
     assert health and set(health) == {200}
-    assert len(answers) == len(slow), f"{len(slow) - len(answers)} slow clients were never timed out"
+    assert len(answers) == len(slow), (
+        f"{len(slow) - len(answers)} slow clients were never timed out"
+    )
     timed_out = [answer for answer in answers.values() if answer.startswith(b"HTTP/1.1 408")]
     assert len(timed_out) == len(slow)
     assert timed_out[0].endswith(b'{"error": "Request headers not received in time"}')
 
 
-def open_stream(port: int, job_id: str, source: str = "127.0.0.1") -> tuple[socket.socket, int, bytes]:
+def open_stream(
+    port: int, job_id: str, source: str = "127.0.0.1"
+) -> tuple[socket.socket, int, bytes]:
     """A stream's connection, its status code, and what came first: the first event, or the body
     of a refusal."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(source, 0))
-    connection.sendall(f"GET /stream/{job_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+    connection = socket.create_connection(
+        ("127.0.0.1", port), timeout=15, source_address=(source, 0)
+    )
+    connection.sendall(
+        f"GET /stream/{job_id} HTTP/1.1\r\nHost: "
+        f"127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
     received = b""
     while b"\r\n\r\n" not in received:
         received += connection.recv(65536)
@@ -178,7 +203,13 @@ def test_many_open_streams_leave_health_and_polls_answering_and_a_closed_one_fre
     assert requests.get(f"{base}/status/{job_id}", timeout=5).json()["status"] == "pending"
     # This caller holds as many streams as it may; another caller does not.
     refused, code, body = open_stream(port, job_id)
-    assert (code, json.loads(body)) == (429, {"error": f"Too many event streams at once (at most {STREAMS_PER_CALLER}). Expected available in 15 seconds."})
+    assert (code, json.loads(body)) == (
+        429,
+        {
+            "error": f"Too many event streams at once (at most "
+            f"{STREAMS_PER_CALLER}). Expected available in 15 seconds."
+        },
+    )
     refused.close()
     other, code, _ = open_stream(port, job_id, source="127.0.0.2")
     assert code == 200
@@ -204,12 +235,15 @@ def nginx(server, tmp_path):
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
-        (ROOT / "deploy" / "nginx.conf").read_text()
+        (ROOT / "deploy" / "nginx.conf")
+        .read_text()
         .replace("server web:4000;", f"server 127.0.0.1:{server['port']};")
         .replace("listen 8080;", f"listen 127.0.0.1:{port};")
         .replace("/tmp/nginx", str(tmp_path / "nginx"))
     )
-    process = subprocess.Popen([binary, "-c", str(conf), "-e", str(tmp_path / "error.log"), "-g", "daemon off;"])
+    process = subprocess.Popen(
+        [binary, "-c", str(conf), "-e", str(tmp_path / "error.log"), "-g", "daemon off;"]
+    )
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -224,10 +258,12 @@ def nginx(server, tmp_path):
 
 
 def test_behind_nginx_refusals_are_json_and_events_pass_through_as_they_come(server, nginx):
-    assert raw_request(nginx, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n") == (
-        431, {"error": "Request headers too large"})
-    assert raw_request(nginx, b"POST /text-to-3d HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n") == (
-        413, {"error": "Request body too large (maximum 10 MB)"})
+    assert raw_request(
+        nginx, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n"
+    ) == (431, {"error": "Request headers too large"})
+    assert raw_request(
+        nginx, b"POST /text-to-3d HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n"
+    ) == (413, {"error": "Request body too large (maximum 10 MB)"})
 
     job_id = waiting_job(f"http://127.0.0.1:{nginx}")
     connection, code, first = open_stream(nginx, job_id)
@@ -237,7 +273,10 @@ def test_behind_nginx_refusals_are_json_and_events_pass_through_as_they_come(ser
 
 def reads_from_every_process(url: str, headers=None, times: int = 12) -> list:
     """GETs on fresh connections, so that both web processes answer some of them."""
-    return [requests.get(url, headers={**(headers or {}), "Connection": "close"}, timeout=5) for _ in range(times)]
+    return [
+        requests.get(url, headers={**(headers or {}), "Connection": "close"}, timeout=5)
+        for _ in range(times)
+    ]
 
 
 def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
@@ -246,20 +285,34 @@ def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
     from tests.helpers import start
 
     base = server["base"]
-    owner = {"Authorization": f"Bearer {token_minter.token('user_writer', exp=int(time.time()) + 600)}"}
-    job_id = requests.post(f"{base}/api/3d/generate", json={"prompt": "a kettle"}, headers=owner, timeout=10).json()["jobId"]
-    assert {r.json()["job"]["status"] for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)} == {"WAIT"}
+    owner = {
+        "Authorization": f"Bearer {token_minter.token('user_writer', exp=int(time.time()) + 600)}"
+    }
+    job_id = requests.post(
+        f"{base}/api/3d/generate", json={"prompt": "a kettle"}, headers=owner, timeout=10
+    ).json()["jobId"]
+    assert {
+        r.json()["job"]["status"]
+        for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)
+    } == {"WAIT"}
 
     def seen_everywhere():
         time.sleep(POLL_SECONDS * 2)  # the watchers' next tick
-        return [r.json() if r.ok else r.status_code for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)]
+        return [
+            r.json() if r.ok else r.status_code
+            for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)
+        ]
 
-    requests.patch(f"{base}/api/3d/jobs/{job_id}/name", json={"name": "Kettle"}, headers=owner, timeout=10)
+    requests.patch(
+        f"{base}/api/3d/jobs/{job_id}/name", json={"name": "Kettle"}, headers=owner, timeout=10
+    )
     assert {body["job"]["name"] for body in seen_everywhere()} == {"Kettle"}
 
     lease = start(job_id)  # a worker, in a process of its own
     workers.report_progress(lease, 40, "Generating 3D mesh…")
-    assert {(body["job"]["status"], body["job"]["progress"]) for body in seen_everywhere()} == {("RUN", 40)}
+    assert {(body["job"]["status"], body["job"]["progress"]) for body in seen_everywhere()} == {
+        ("RUN", 40)
+    }
 
     requests.post(f"{base}/cancel/{job_id}", headers=owner, timeout=10)
     workers.end_job_unsuccessfully(lease, code="CANCELLED", message="Cancelled")

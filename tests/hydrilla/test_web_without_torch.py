@@ -18,8 +18,16 @@ def test_the_web_application_and_a_usdz_conversion_import_no_torch():
         "print('torch' in sys.modules)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"DJANGO_SETTINGS_MODULE": "hydrilla.settings", "PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:"},
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "DJANGO_SETTINGS_MODULE": "hydrilla.settings",
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": "sqlite:///:memory:",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"

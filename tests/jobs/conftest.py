@@ -21,8 +21,8 @@ from django.conf import settings as django_settings
 from kombu import Connection
 
 import celery_app
-from hydrilla.queues import CeleryQueue
 import hydrilla.urls
+from hydrilla.queues import CeleryQueue
 from jobs import remote_images
 from jobs.services import shared
 from tests.helpers import QueueReader, closed_loopback_port, s3_client
@@ -197,7 +197,9 @@ def s3_down(s3_media, settings):
 def _fresh_root_urlconf():
     """hydrilla/urls.py evaluated anew under the current settings, as the service would load it at
     start-up (its media route is decided at import time), without touching the loaded module."""
-    spec = importlib.util.spec_from_file_location("tests.jobs._hydrilla_urls", hydrilla.urls.__file__)
+    spec = importlib.util.spec_from_file_location(
+        "tests.jobs._hydrilla_urls", hydrilla.urls.__file__
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

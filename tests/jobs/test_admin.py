@@ -30,7 +30,12 @@ def listed(admin_client, **query) -> set[str]:
 
 def test_the_changelist_shows_both_status_words_the_owner_and_a_truncated_prompt(admin_client):
     owner = UserFactory(email="ada@example.com")
-    job = JobFactory(failed=True, user=owner, prompt="a " + "very " * 30 + "long prompt", result_glb="results/mug.glb")
+    job = JobFactory(
+        failed=True,
+        user=owner,
+        prompt="a " + "very " * 30 + "long prompt",
+        result_glb="results/mug.glb",
+    )
 
     html = admin_client.get(CHANGELIST).content.decode()
 
@@ -39,7 +44,9 @@ def test_the_changelist_shows_both_status_words_the_owner_and_a_truncated_prompt
     assert '<td class="field-internal_state">failed</td>' in html
     assert "ada@example.com" in html
     assert "long prompt" not in html and "a very very" in html
-    assert re.search(r'<a href="[^"]*results/mug\.glb[^"]*" target="_blank" rel="noopener">GLB</a>', html)
+    assert re.search(
+        r'<a href="[^"]*results/mug\.glb[^"]*" target="_blank" rel="noopener">GLB</a>', html
+    )
 
 
 def test_search_finds_jobs_by_id_prompt_and_owner_email(admin_client):
@@ -77,14 +84,17 @@ def test_the_change_page_shows_the_run_the_error_and_the_preview(admin_client):
     assert re.search(r'<a href="[^"]*previews/mug\.png[^"]*" target="_blank"', html)
 
 
-def test_the_change_page_shows_each_stage_and_step_s_time_and_the_share_of_model_calls(admin_client):
+def test_the_change_page_shows_each_stage_and_step_s_time_and_the_share_of_model_calls(
+    admin_client,
+):
     runs = [
         {"stage": "text_to_image", "worker": "gpu@host", "started": 1764633600.0, "seconds": 1.75},
         {"stage": "prepare", "worker": "cpu@host", "started": 1764633601.8, "seconds": 0.3},
     ]
     job = JobFactory(
         failed=True,
-        step_seconds={"upload": 1.25, "cut_out": 0.25, "text_to_image": 1.5, "image_to_3d": 2.0}, stage_runs=runs
+        step_seconds={"upload": 1.25, "cut_out": 0.25, "text_to_image": 1.5, "image_to_3d": 2.0},
+        stage_runs=runs,
     )
 
     html = admin_client.get(change_url(job)).content.decode()
@@ -98,7 +108,9 @@ def test_the_change_form_renames_and_nothing_else(admin_client):
     job = JobFactory(running=True, started_at=ago(minutes=1), name="old name")
     Job.objects.filter(pk=job.pk).update(progress=55)  # the pipeline moved on since the page loaded
 
-    response = admin_client.post(change_url(job), {"name": "new name", "progress": 0, "state": "failed"})
+    response = admin_client.post(
+        change_url(job), {"name": "new name", "progress": 0, "state": "failed"}
+    )
 
     assert response.status_code == 302
     job.refresh_from_db()
@@ -125,7 +137,9 @@ def test_inline_rename_from_the_changelist(admin_client):
 
 def run_action(admin_client, action: str, *jobs) -> str:
     response = admin_client.post(
-        CHANGELIST, {"action": action, "_selected_action": [str(job.pk) for job in jobs]}, follow=True
+        CHANGELIST,
+        {"action": action, "_selected_action": [str(job.pk) for job in jobs]},
+        follow=True,
     )
     assert response.status_code == 200
     return " ".join(str(message) for message in response.context["messages"])
@@ -142,7 +156,12 @@ def test_the_requeue_action_requeues_and_refuses_running_jobs_that_are_not_stuck
 
     assert sorted(message.split("; ")) == ["1 refused: running and not stuck", "1 requeued"]
     failed.refresh_from_db()
-    assert (failed.state, failed.progress, failed.error_code, failed.attempts) == (JobState.PENDING, 0, None, 2)
+    assert (failed.state, failed.progress, failed.error_code, failed.attempts) == (
+        JobState.PENDING,
+        0,
+        None,
+        2,
+    )
     assert Job.objects.get(pk=busy.pk).state == JobState.PROCESSING
     assert enqueued == [str(failed.pk)]
 
@@ -171,21 +190,29 @@ def test_deleting_a_job_removes_its_files(admin_client, django_capture_on_commit
     files = [job.result_glb, job.preview_image]
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(reverse("admin:jobs_job_delete", args=[job.pk]), {"post": "yes"})
+        response = admin_client.post(
+            reverse("admin:jobs_job_delete", args=[job.pk]), {"post": "yes"}
+        )
 
     assert response.status_code == 302
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not any(default_storage.exists(name) for name in files)
 
 
-def test_deleting_selected_jobs_removes_their_files(admin_client, django_capture_on_commit_callbacks):
+def test_deleting_selected_jobs_removes_their_files(
+    admin_client, django_capture_on_commit_callbacks
+):
     jobs = [stored_job(), stored_job()]
     files = [name for job in jobs for name in (job.result_glb, job.preview_image)]
 
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(
             CHANGELIST,
-            {"action": "delete_selected", "_selected_action": [str(job.pk) for job in jobs], "post": "yes"},
+            {
+                "action": "delete_selected",
+                "_selected_action": [str(job.pk) for job in jobs],
+                "post": "yes",
+            },
         )
 
     assert not Job.objects.filter(pk__in=[job.pk for job in jobs]).exists()

@@ -21,10 +21,16 @@ from tests.factories import JobFactory
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
+    ),
 ]
 # WebGL with no GPU: Chromium's software renderer, which it no longer falls back to by itself.
-SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
+SOFTWARE_WEBGL = [
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+]
 
 
 def drawn_mug() -> PIL.Image.Image:
@@ -52,7 +58,9 @@ def finished_mug(local_media):
     )
 
 
-def test_the_change_page_shows_the_textured_model_beside_the_preview(live_server, admin_client, finished_mug, tmp_path):
+def test_the_change_page_shows_the_textured_model_beside_the_preview(
+    live_server, admin_client, finished_mug, tmp_path
+):
     from playwright.sync_api import sync_playwright
 
     session = admin_client.cookies["sessionid"].value
@@ -65,7 +73,9 @@ def test_the_change_page_shows_the_textured_model_beside_the_preview(live_server
 
         page.goto(f"{live_server.url}/admin/jobs/job/{finished_mug.pk}/change/")
         page.locator("model-viewer").scroll_into_view_if_needed()
-        page.wait_for_function("document.querySelector('model-viewer')?.loaded === true", timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('model-viewer')?.loaded === true", timeout=60_000
+        )
         texture = page.evaluate(
             "document.querySelector('model-viewer').model.materials[0]"
             ".pbrMetallicRoughness.baseColorTexture?.texture?.source?.uri ?? null"
@@ -80,9 +90,13 @@ def test_the_change_page_shows_the_textured_model_beside_the_preview(live_server
         shutil.copy(shot, target)
 
     assert texture is not None  # the baked base-colour texture reached the viewer
-    assert abs(viewer["y"] - preview["y"]) < 40 and preview["x"] > viewer["x"] + viewer["width"] - 1  # side by side
+    assert (
+        abs(viewer["y"] - preview["y"]) < 40 and preview["x"] > viewer["x"] + viewer["width"] - 1
+    )  # side by side
     assert any(url.endswith(MODEL_VIEWER_SCRIPT) for url in requested)
-    assert all(url.startswith(live_server.url) for url in requested if url.startswith("http"))  # no CDN
+    assert all(
+        url.startswith(live_server.url) for url in requested if url.startswith("http")
+    )  # no CDN
     # The model is drawn: many of the viewer's pixels are its red, not the grey background.
     drawn = PIL.Image.open(io.BytesIO(viewer_pixels)).convert("RGB")
     reddish = sum(1 for r, g, b in drawn.getdata() if r > g + 60 and r > b + 60)

@@ -15,7 +15,14 @@ import time
 import pytest
 
 from jobs import remote_images
-from jobs.remote_images import FetchFailed, ImageTooLarge, NotAnImage, UnsafeUrl, is_public_address, resolve_public
+from jobs.remote_images import (
+    FetchFailed,
+    ImageTooLarge,
+    NotAnImage,
+    UnsafeUrl,
+    is_public_address,
+    resolve_public,
+)
 from tests.helpers import closed_loopback_port, run_inline
 from tests.jobs import images
 
@@ -30,13 +37,17 @@ def resolver_for(table):
     def resolve(host, port):
         calls.append(host)
         try:
-            return [str(ipaddress.ip_address(host))]  # a literal resolves to itself, as getaddrinfo does
+            return [
+                str(ipaddress.ip_address(host))
+            ]  # a literal resolves to itself, as getaddrinfo does
         except ValueError:
             pass
         if host not in table:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         answer = table[host]
-        return answer.pop(0) if answer and isinstance(answer[0], list) else answer  # a list of lists: one per call
+        return (
+            answer.pop(0) if answer and isinstance(answer[0], list) else answer
+        )  # a list of lists: one per call
 
     resolve.calls = calls
     return resolve
@@ -48,19 +59,46 @@ def resolver_for(table):
 @pytest.mark.parametrize(
     "address",
     [
-        "127.0.0.1", "127.8.9.10", "0.0.0.0", "10.0.0.1", "10.255.255.255", "172.16.0.1", "192.168.1.1",
+        "127.0.0.1",
+        "127.8.9.10",
+        "0.0.0.0",
+        "10.0.0.1",
+        "10.255.255.255",
+        "172.16.0.1",
+        "192.168.1.1",
         "169.254.169.254",  # cloud metadata
         "100.100.100.200",  # Alibaba metadata (shared address space)
         "168.63.129.16",  # Azure host endpoint
         "192.0.0.192",  # Oracle metadata (IETF protocol assignments)
-        "100.64.0.1", "198.18.0.1", "192.0.2.1", "203.0.113.9", "224.0.0.1", "240.0.0.1", "255.255.255.255",
-        "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd00:ec2::254", "fec0::1", "ff02::1",
-        "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
-        "::127.0.0.1", "::10.0.0.1",  # IPv4-compatible (deprecated, still routed by some stacks)
-        "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b::a9fe:a9fe",  # NAT64 to private IPv4
+        "100.64.0.1",
+        "198.18.0.1",
+        "192.0.2.1",
+        "203.0.113.9",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fe80::1%eth0",
+        "fc00::1",
+        "fd00:ec2::254",
+        "fec0::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",  # IPv4-mapped
+        "::127.0.0.1",
+        "::10.0.0.1",  # IPv4-compatible (deprecated, still routed by some stacks)
+        "64:ff9b::7f00:1",
+        "64:ff9b::a00:1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 to private IPv4
         "64:ff9b:1::a00:1",  # local-use NAT64
-        "2002:a00:1::1", "2002:7f00:1::",  # 6to4 of private IPv4
-        "2001::1", "2001:db8::1", "3fff::1",  # Teredo, documentation
+        "2002:a00:1::1",
+        "2002:7f00:1::",  # 6to4 of private IPv4
+        "2001::1",
+        "2001:db8::1",
+        "3fff::1",  # Teredo, documentation
         "not an address",
     ],
 )
@@ -70,7 +108,15 @@ def test_private_reserved_and_disguised_addresses_are_refused(address):
 
 @pytest.mark.parametrize(
     "address",
-    ["93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700::6810:84e5", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"],
+    [
+        "93.184.215.14",
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700::6810:84e5",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ],
 )
 def test_public_addresses_are_allowed(address):
     assert is_public_address(address) is True
@@ -95,12 +141,19 @@ def test_a_name_is_allowed_only_if_every_address_it_resolves_to_is_public(answer
     resolve = resolver_for({"images.test": answers})
 
     if allowed:
-        assert resolve_public("https://images.test/a.png", resolver=resolve) == ("https", 443, answers[0])
+        assert resolve_public("https://images.test/a.png", resolver=resolve) == (
+            "https",
+            443,
+            answers[0],
+        )
     else:
         with pytest.raises(UnsafeUrl) as refused:
             resolve_public("https://images.test/a.png", resolver=resolve)
         assert refused.value.code == "IMAGE_URL_FORBIDDEN"
-        assert refused.value.message == "The image URL is not allowed: images.test is not a public host"
+        assert (
+            refused.value.message
+            == "The image URL is not allowed: images.test is not a public host"
+        )
 
 
 @pytest.mark.parametrize(
@@ -121,7 +174,9 @@ def test_urls_refused_before_any_resolution(url, reason):
     assert resolve.calls == []
 
 
-@pytest.mark.parametrize("answers", [None, [], ["10.0.0.1"]], ids=["no such name", "no address", "private"])
+@pytest.mark.parametrize(
+    "answers", [None, [], ["10.0.0.1"]], ids=["no such name", "no address", "private"]
+)
 def test_a_name_that_does_not_resolve_is_refused_as_one_that_resolves_to_a_private_address(answers):
     """One message for both: telling them apart maps internal DNS names for anyone who asks."""
     table = {} if answers is None else {"nowhere.test": answers}
@@ -129,7 +184,8 @@ def test_a_name_that_does_not_resolve_is_refused_as_one_that_resolves_to_a_priva
         resolve_public("http://nowhere.test/a.png", resolver=resolver_for(table))
 
     assert (refused.value.code, refused.value.message) == (
-        "IMAGE_URL_FORBIDDEN", "The image URL is not allowed: nowhere.test is not a public host"
+        "IMAGE_URL_FORBIDDEN",
+        "The image URL is not allowed: nowhere.test is not a public host",
     )
 
 
@@ -142,7 +198,9 @@ class ImageServer(http.server.ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests = []  # (path, Host header)
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def handle_error(self, request, client_address):
@@ -169,7 +227,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server = self.server
         server.requests.append((self.path, self.headers.get("Host")))
-        route = getattr(self, "route_" + self.path.strip("/").split("?")[0].replace("-", "_").replace(".", "_"), None)
+        route = getattr(
+            self,
+            "route_" + self.path.strip("/").split("?")[0].replace("-", "_").replace(".", "_"),
+            None,
+        )
         if route is None:
             return self._send(404, b"not found", "text/plain")
         route()
@@ -249,10 +311,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nX-Padding: ", b"a")
 
     def route_drip_sized_body(self):
-        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n", b"\0")
+        self._drip(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n", b"\0"
+        )
 
     def route_drip_chunked_body(self):
-        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\n\0\r\n")
+        self._drip(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"1\r\n\0\r\n",
+        )
 
 
 @pytest.fixture
@@ -283,14 +350,18 @@ def only_the_test_server(address):
 
 def fetch(url, max_bytes=10 * MB, **table):
     names = {"images.test": ["127.0.0.1"], "internal.test": ["10.0.0.5"], **table}
-    return remote_images.fetch(url, max_bytes=max_bytes, resolver=resolver_for(names), is_allowed=only_the_test_server)
+    return remote_images.fetch(
+        url, max_bytes=max_bytes, resolver=resolver_for(names), is_allowed=only_the_test_server
+    )
 
 
 def test_an_image_is_fetched(server, connections):
     assert fetch(server.url("/image.png")) == images.png()
 
     assert connections == [("127.0.0.1", server.port)]
-    assert server.requests == [("/image.png", f"images.test:{server.port}")]  # the name, not the address
+    assert server.requests == [
+        ("/image.png", f"images.test:{server.port}")
+    ]  # the name, not the address
 
 
 def test_redirects_are_followed_and_each_hop_checked(server, connections):
@@ -314,7 +385,9 @@ def test_the_connection_goes_to_the_address_that_was_checked(server, connections
     table = {"images.test": [["127.0.0.1"], ["10.0.0.5"]]}
     resolve = resolver_for(table)
 
-    data = remote_images.fetch(server.url("/image.png"), max_bytes=MB, resolver=resolve, is_allowed=only_the_test_server)
+    data = remote_images.fetch(
+        server.url("/image.png"), max_bytes=MB, resolver=resolve, is_allowed=only_the_test_server
+    )
 
     assert data == images.png()
     assert resolve.calls == ["images.test"] and connections == [("127.0.0.1", server.port)]
@@ -324,7 +397,12 @@ def test_a_name_that_rebinds_to_a_private_address_later_is_refused_then(server, 
     table = {"images.test": [["10.0.0.5"]]}
 
     with pytest.raises(UnsafeUrl):
-        remote_images.fetch(server.url("/image.png"), max_bytes=MB, resolver=resolver_for(table), is_allowed=only_the_test_server)
+        remote_images.fetch(
+            server.url("/image.png"),
+            max_bytes=MB,
+            resolver=resolver_for(table),
+            is_allowed=only_the_test_server,
+        )
     assert connections == []
 
 
@@ -342,7 +420,9 @@ def test_a_declared_size_over_the_limit_is_refused_before_reading(server):
         fetch(server.url("/declared-too-large"))
 
     assert refused.value.code == "IMAGE_TOO_LARGE"
-    assert time.monotonic() - started < remote_images.READ_TIMEOUT_SECONDS  # did not wait for the body
+    assert (
+        time.monotonic() - started < remote_images.READ_TIMEOUT_SECONDS
+    )  # did not wait for the body
 
 
 def test_a_body_over_the_limit_is_cut_off_while_streaming(server):
@@ -382,8 +462,11 @@ def test_a_server_that_drips_is_stopped_at_the_time_limit_of_the_whole_download(
 
     with pytest.raises(FetchFailed, match="took too long"):
         remote_images.fetch(
-            server.url(path), max_bytes=MB, time_limit=time_limit,
-            resolver=resolver_for({"images.test": ["127.0.0.1"]}), is_allowed=only_the_test_server,
+            server.url(path),
+            max_bytes=MB,
+            time_limit=time_limit,
+            resolver=resolver_for({"images.test": ["127.0.0.1"]}),
+            is_allowed=only_the_test_server,
         )
 
     assert time.monotonic() - started < time_limit + 1
@@ -401,7 +484,11 @@ def test_a_closed_port_is_a_fetch_failure():
 
 def test_without_the_injected_decision_the_loopback_server_is_refused(server, connections):
     with pytest.raises(UnsafeUrl):
-        remote_images.fetch(server.url("/image.png"), max_bytes=MB, resolver=resolver_for({"images.test": ["127.0.0.1"]}))
+        remote_images.fetch(
+            server.url("/image.png"),
+            max_bytes=MB,
+            resolver=resolver_for({"images.test": ["127.0.0.1"]}),
+        )
 
     assert connections == [] and server.requests == []
 
@@ -410,10 +497,14 @@ def test_without_the_injected_decision_the_loopback_server_is_refused(server, co
 
 
 @pytest.mark.django_db
-def test_a_url_that_turns_private_after_submission_fails_the_job_with_a_code(api_client, names, connections):
+def test_a_url_that_turns_private_after_submission_fails_the_job_with_a_code(
+    api_client, names, connections
+):
     """Accepted at submission (public then), refused by the worker (private now): the job ends
     FAIL with an errorCode saying why, and nothing was fetched."""
-    job_id = api_client.post("/image-to-3d", {"image_url": "https://images.example.com/a.png"}).json()["job_id"]
+    job_id = api_client.post(
+        "/image-to-3d", {"image_url": "https://images.example.com/a.png"}
+    ).json()["job_id"]
     names["images.example.com"] = ["10.0.0.5"]
 
     run_inline(job_id)

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 def counted_one_by_one(job: Job) -> int:
     return Job.objects.filter(
-        kind__in=selectors.ESTIMATE_GROUPS[selectors.estimate_group_of(job)], state=JobState.PENDING, created_at__lt=job.created_at
+        kind__in=selectors.ESTIMATE_GROUPS[selectors.estimate_group_of(job)],
+        state=JobState.PENDING,
+        created_at__lt=job.created_at,
     ).count()
 
 
@@ -33,8 +35,13 @@ def test_every_followed_job_has_its_place_and_the_counts_are_right_on_sqlite():
 
 def check_every_followed_job_has_its_place_and_the_counts_are_right():
     kinds = [JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D, JobKind.PREVIEW]
-    waiting = [backdate(JobFactory(user=None, kind=kinds[n % 3]), created_at=timedelta(seconds=100 - n)) for n in range(30)]
-    backdate(JobFactory(user=None, kind=JobKind.TEXT_TO_3D), created_at=timedelta(seconds=100 - 7))  # arrived with another
+    waiting = [
+        backdate(JobFactory(user=None, kind=kinds[n % 3]), created_at=timedelta(seconds=100 - n))
+        for n in range(30)
+    ]
+    backdate(
+        JobFactory(user=None, kind=JobKind.TEXT_TO_3D), created_at=timedelta(seconds=100 - 7)
+    )  # arrived with another
     for state in (JobState.PROCESSING, JobState.PROCESSING, JobState.COMPLETED, JobState.FAILED):
         JobFactory(user=None, state=state)
     JobFactory(user=None, kind=JobKind.PREVIEW, state=JobState.PROCESSING)
@@ -47,7 +54,9 @@ def check_every_followed_job_has_its_place_and_the_counts_are_right():
     assert standings.processing == {"3d": 2, "preview": 1, "remesh": 0}
     first = waiting[0]
     # The 3D jobs 0, 1 and 3 arrived before 3D job 4 (job 2 is a preview, another queue).
-    assert standings.for_job(first)["position"] == 1 and standings.for_job(waiting[4])["position"] == 4
+    assert (
+        standings.for_job(first)["position"] == 1 and standings.for_job(waiting[4])["position"] == 4
+    )
 
 
 def test_a_job_that_arrived_after_the_figures_waits_behind_all_of_them():

@@ -10,8 +10,8 @@ from hydrilla.queues import DELETE_UNUSED_UPLOADS, CeleryQueue
 from jobs import storage, tasks
 from jobs.models import Job, Upload
 from tests.factories import JobFactory
-from tests.jobs import images
 from tests.helpers import upload
+from tests.jobs import images
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,9 @@ def uploaded(client, hours_ago: float) -> str:
     return name
 
 
-def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(s3_media, api_client, django_capture_on_commit_callbacks):
+def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(
+    s3_media, api_client, django_capture_on_commit_callbacks
+):
     forgotten = uploaded(api_client, hours_ago=25)
     used = uploaded(api_client, hours_ago=25)
     recent = uploaded(api_client, hours_ago=2)
@@ -39,4 +41,6 @@ def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(s
 
 def test_the_task_runs_hourly_on_the_default_queue():
     assert settings.CELERY_TASK_ROUTES[DELETE_UNUSED_UPLOADS] == {"queue": CeleryQueue.DEFAULT}
-    assert {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {DELETE_UNUSED_UPLOADS: 3600.0}
+    assert {
+        entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    } == {DELETE_UNUSED_UPLOADS: 3600.0}

@@ -13,8 +13,12 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="user_dev", help="Clerk-style user id (sub)")
         parser.add_argument("--email", default="dev@example.com")
         parser.add_argument("--hours", type=float, default=12)
-        parser.add_argument("--azp", default="", help="authorized party claim, if the service checks one")
-        parser.add_argument("--public-key", action="store_true", help="print the public key (PEM) instead")
+        parser.add_argument(
+            "--azp", default="", help="authorized party claim, if the service checks one"
+        )
+        parser.add_argument(
+            "--public-key", action="store_true", help="print the public key (PEM) instead"
+        )
 
     def handle(self, *args, user, email, hours, azp, public_key, **options):
         if public_key:

@@ -16,7 +16,9 @@ class ImageTo3DBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, model: str, device: torch.device, dtype: torch.dtype, **options) -> "ImageTo3DBackend":
+    def load(
+        cls, model: str, device: torch.device, dtype: torch.dtype, **options
+    ) -> "ImageTo3DBackend":
         """``model`` is a local folder or a hub id; ``options`` are backend specific."""
 
     @abstractmethod
@@ -25,7 +27,8 @@ class ImageTo3DBackend(ABC):
     ) -> trimesh.Trimesh:
         """Reconstruct the object of a cut-out (see ``foreground.cut_out``).
 
-        Returns a y-up mesh (glTF's convention), with per-vertex colours when the model predicts them.
+        Returns a y-up mesh (glTF's convention), with per-vertex colours when the model predicts
+        them.
         """
 
 
@@ -44,5 +47,7 @@ def load_backend(
     try:
         backend = BACKENDS[name]
     except KeyError:
-        raise ValueError(f"Unknown image-to-3D backend {name!r}; known: {sorted(BACKENDS)}") from None
+        raise ValueError(
+            f"Unknown image-to-3D backend {name!r}; known: {sorted(BACKENDS)}"
+        ) from None
     return backend.load(model, device, dtype, **options)

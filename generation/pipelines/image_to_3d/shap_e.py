@@ -11,7 +11,8 @@ from ..foreground import composite_on_background
 from ..steps import OnStep, releases_device_memory, report_forward_passes
 from .base import ImageTo3DBackend, register_backend
 
-# Shap-E meshes are z-up; glTF is y-up. A -90 degree turn about x maps z to y (and keeps the winding).
+# Shap-E meshes are z-up; glTF is y-up. A -90 degree turn about x maps z to y (and keeps the
+# winding).
 Z_UP_TO_Y_UP = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
 
 
@@ -36,10 +37,14 @@ class ShapEBackend(ImageTo3DBackend):
         self.grid_size = grid_size
 
     @classmethod
-    def load(cls, model: str, device: torch.device, dtype: torch.dtype, **options) -> "ShapEBackend":
+    def load(
+        cls, model: str, device: torch.device, dtype: torch.dtype, **options
+    ) -> "ShapEBackend":
         from diffusers import ShapEImg2ImgPipeline
 
-        pipe = ShapEImg2ImgPipeline.from_pretrained(model, dtype=dtype, local_files_only=Path(model).is_dir())
+        pipe = ShapEImg2ImgPipeline.from_pretrained(
+            model, dtype=dtype, local_files_only=Path(model).is_dir()
+        )
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, device, **options)
@@ -50,7 +55,9 @@ class ShapEBackend(ImageTo3DBackend):
     ) -> trimesh.Trimesh:
         # The pipeline has no step callback: count the prior's forward passes instead
         # (Heun's method evaluates it twice per step but the last, so 2 * steps - 1 in all).
-        with report_forward_passes(self.pipe.prior, lambda: len(self.pipe.scheduler.timesteps), on_step):
+        with report_forward_passes(
+            self.pipe.prior, lambda: len(self.pipe.scheduler.timesteps), on_step
+        ):
             latents = self.pipe(
                 # Shap-E takes RGB, and its reference inputs are objects on white.
                 composite_on_background(image_rgba),
@@ -59,7 +66,8 @@ class ShapEBackend(ImageTo3DBackend):
                 generator=torch.Generator(device=self.device).manual_seed(seed),
                 output_type="latent",
             ).images
-        # output_type="mesh" would decode at the renderer's default grid of 128; decode here to choose it.
+        # output_type="mesh" would decode at the renderer's default grid of 128; decode here to
+        # choose it.
         renderer = self.pipe.shap_e_renderer
         decoded = renderer.decode_to_mesh(latents[0][None], self.device, grid_size=self.grid_size)
         return mesh_from_decoder(decoded).apply_transform(Z_UP_TO_Y_UP)

@@ -1,4 +1,5 @@
-"""A weight-free, CPU-only backend: the cut-out's silhouette inflated into a solid, painted with the photo.
+"""A weight-free, CPU-only backend: the cut-out's silhouette inflated into a solid, painted with the
+photo.
 
 The solid is the union of the balls inscribed in the silhouette, each centred in the image plane:
 a disc becomes a sphere, a bar a cylinder, a ring a torus. Its front and back are mirror images,
@@ -13,9 +14,8 @@ import torch
 import trimesh
 from scipy import ndimage
 
-from ..marching_cubes import marching_cubes_table
-
 from ..errors import BadInputImage
+from ..marching_cubes import marching_cubes_table
 from ..steps import OnStep
 from ..texture import photo_colours
 from .base import ImageTo3DBackend, register_backend
@@ -44,9 +44,13 @@ class SilhouetteBackend(ImageTo3DBackend):
     def load(
         cls, model: str | None, device: torch.device, dtype: torch.dtype, **options
     ) -> "SilhouetteBackend":
-        """Needs no weights and runs on the CPU: ``model``, ``device`` and ``dtype`` are ignored, and
-        so are the sampling options (``steps``, ``guidance_scale``) one configuration gives every backend."""
-        return cls(**{name: options[name] for name in ("grid_size", "thickness") if name in options})
+        """Needs no weights and runs on the CPU: ``model``, ``device`` and ``dtype`` are ignored,
+        and
+        so are the sampling options (``steps``, ``guidance_scale``) one configuration gives every
+        backend."""
+        return cls(
+            **{name: options[name] for name in ("grid_size", "thickness") if name in options}
+        )
 
     def __call__(
         self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
@@ -82,21 +86,27 @@ def _silhouette_grid(alpha: PIL.Image.Image, grid_size: int) -> tuple[np.ndarray
     """The alpha of the object's box, ``grid_size`` cells along its longer side (never more than its
     pixels), with a clear margin; and the function that maps grid cells back to image pixels.
 
-    The grid is indexed (column, row counted from the bottom), so that with depth as third axis it is
+    The grid is indexed (column, row counted from the bottom), so that with depth as third axis it
+    is
     a right-handed frame, like the mesh's.
     """
     box = alpha.point(lambda a: 255 if a > 127 else 0).getbbox()
     if box is None:
-        raise BadInputImage("The cut-out is empty. Use a photo of a single object on a plain background.")
+        raise BadInputImage(
+            "The cut-out is empty. Use a photo of a single object on a plain background."
+        )
     left, top, right, bottom = box
     scale = min(1.0, grid_size / max(right - left, bottom - top))
     width, height = max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))
     box = (left, top, left + width / scale, top + height / scale)  # keeps one scale for both axes
-    cells = np.asarray(alpha.resize((width, height), PIL.Image.Resampling.BOX, box=box), dtype=np.float32)
+    cells = np.asarray(
+        alpha.resize((width, height), PIL.Image.Resampling.BOX, box=box), dtype=np.float32
+    )
     grid = np.pad(cells[::-1].T / 255, MARGIN)
 
     def to_pixels(points: np.ndarray, first_depth: float) -> np.ndarray:
-        """Grid indices (column, row from the bottom, depth index) to image pixels (x, y down, depth)."""
+        """Grid indices (column, row from the bottom, depth index) to image pixels (x, y down,
+        depth)."""
         column, row_up, depth = points.T
         x = left + (column - MARGIN + 0.5) / scale
         y = top + (height - 1 - (row_up - MARGIN) + 0.5) / scale
@@ -113,7 +123,8 @@ def _squared_height(coverage: np.ndarray) -> np.ndarray:
     """
     inside = coverage > 0.5
     to_outside, nearest = ndimage.distance_transform_edt(inside, return_indices=True)
-    # The outline runs where the coverage crosses one half: (0.5 - coverage) before an outside cell's centre.
+    # The outline runs where the coverage crosses one half: (0.5 - coverage) before an outside
+    # cell's centre.
     radius = to_outside - (0.5 - coverage[nearest[0], nearest[1]])
     squared_radius = np.where(inside, radius**2, -np.inf).astype(np.float32)
     result = squared_radius
@@ -138,7 +149,10 @@ def _marching_cubes(field: np.ndarray, cases: np.ndarray, masks: np.ndarray):
     bits = np.zeros(shape - 1, dtype=np.uint8)
     for corner in range(8):
         dx, dy, dz = corner & 1, corner >> 1 & 1, corner >> 2 & 1
-        bits |= inside[dx : dx + bits.shape[0], dy : dy + bits.shape[1], dz : dz + bits.shape[2]] << corner
+        bits |= (
+            inside[dx : dx + bits.shape[0], dy : dy + bits.shape[1], dz : dz + bits.shape[2]]
+            << corner
+        )
     cubes = np.argwhere((bits != 0) & (bits != 255))
     case = bits[tuple(cubes.T)]
 
@@ -158,7 +172,9 @@ def _marching_cubes(field: np.ndarray, cases: np.ndarray, masks: np.ndarray):
     vertices = np.empty((len(used_ids), 3))
     for axis in range(3):
         on_axis = (used_ids >= first_id[axis]) & (used_ids < first_id[axis + 1])
-        start = np.column_stack(np.unravel_index(used_ids[on_axis] - first_id[axis], edge_shapes[axis]))
+        start = np.column_stack(
+            np.unravel_index(used_ids[on_axis] - first_id[axis], edge_shapes[axis])
+        )
         here, there = field[tuple(start.T)], field[tuple((start + axes[axis]).T)]
         vertices[on_axis] = start + (here / (here - there))[:, None] * axes[axis]
     return vertices, faces.reshape(-1, 3)

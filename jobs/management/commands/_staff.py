@@ -46,9 +46,14 @@ class StaffJobsCommand(BaseCommand):
             "--status", type=status, default=(), help="WAIT, RUN, DONE, FAIL or an internal state"
         )
         parser.add_argument(
-            "--older-than", type=duration, metavar="AGE", help="created more than AGE ago: 30m, 2h, 1d"
+            "--older-than",
+            type=duration,
+            metavar="AGE",
+            help="created more than AGE ago: 30m, 2h, 1d",
         )
-        parser.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="say what would be done, change nothing"
+        )
 
     def filters(self, options) -> dict:
         """Keyword arguments for ``selectors.jobs_for_staff`` beyond ids, status and age."""

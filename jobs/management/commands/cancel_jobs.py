@@ -10,7 +10,9 @@ class Command(StaffJobsCommand):
 
     def handle(self, *args, status, **options):
         if status and not set(status) & set(ACTIVE_STATES):
-            raise CommandError(f"Jobs in {', '.join(status)} have already ended: nothing to cancel.")
+            raise CommandError(
+                f"Jobs in {', '.join(status)} have already ended: nothing to cancel."
+            )
         super().handle(*args, status=status, **options)
 
     def act(self, job, *, dry_run, options):

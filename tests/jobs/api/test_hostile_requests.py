@@ -57,7 +57,9 @@ def send(client, method, path, body, **headers):
     ],
     ids=["foreign origin", "foreign referer", "null origin", "look-alike origin", "no origin"],
 )
-def test_a_cookie_from_another_site_changes_nothing(browser, victim, headers, django_capture_on_commit_callbacks):
+def test_a_cookie_from_another_site_changes_nothing(
+    browser, victim, headers, django_capture_on_commit_callbacks
+):
     attempts, waiting = changes(victim)
 
     for method, path, body in attempts:
@@ -82,7 +84,9 @@ def test_a_cookie_from_another_site_changes_nothing(browser, victim, headers, dj
 def test_a_cookie_from_an_allowed_origin_works_as_before(browser, victim, headers):
     attempts, waiting = changes(victim)
 
-    statuses = [send(browser, method, path, body, **headers).status_code for method, path, body in attempts]
+    statuses = [
+        send(browser, method, path, body, **headers).status_code for method, path, body in attempts
+    ]
 
     assert statuses == [200] * len(attempts)
     assert not Job.objects.filter(pk=waiting.pk).exists()  # cancelled, renamed, then deleted
@@ -114,7 +118,9 @@ def nested(depth: int) -> str:
     return '{"prompt": ' + "[" * depth + "]" * depth + "}"
 
 
-@pytest.mark.parametrize("path", ["/api/3d/generate", "/text-to-3d", "/text-to-image", "/api/3d/register-job"])
+@pytest.mark.parametrize(
+    "path", ["/api/3d/generate", "/text-to-3d", "/text-to-image", "/api/3d/register-job"]
+)
 def test_json_nested_ten_thousand_deep_is_a_400(auth_client, victim, path):
     response = auth_client(victim).post(path, nested(10_000), content_type="application/json")
 
@@ -131,7 +137,6 @@ def test_json_nested_within_the_decoders_reach_is_an_ordinary_field_error(auth_c
     assert not Job.objects.exists()
 
 
-
 @pytest.mark.parametrize(
     "path, body",
     [
@@ -139,8 +144,14 @@ def test_json_nested_within_the_decoders_reach_is_an_ordinary_field_error(auth_c
         ("/text-to-3d", {"prompt": 0}),
         ("/text-to-image", {"prompt": 0}),
         ("/text-to-3d", {"prompt": "a mug", "user_id": 0}),
-        ("/api/3d/register-job", {"job_id": "3f1c1a9e-9d3b-4a52-9a51-2f4f3b1f0c11", "prompt": 1.5,
-                                  "previewImageUrl": "https://images.example.com/p.png"}),
+        (
+            "/api/3d/register-job",
+            {
+                "job_id": "3f1c1a9e-9d3b-4a52-9a51-2f4f3b1f0c11",
+                "prompt": 1.5,
+                "previewImageUrl": "https://images.example.com/p.png",
+            },
+        ),
     ],
 )
 def test_a_number_where_a_string_belongs_is_a_400(auth_client, victim, path, body):
@@ -164,7 +175,7 @@ def test_a_number_is_not_a_name_either(auth_client, victim):
 
 
 MULTIPART = (
-    b"--xyz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na mug\r\n--xyz--\r\n",
+    b'--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na mug\r\n--xyz--\r\n',
     "multipart/form-data; boundary=xyz",
 )
 
@@ -179,10 +190,16 @@ MULTIPART = (
     ids=["json", "form", "multipart"],
 )
 @pytest.mark.parametrize("path", ["/text-to-3d", "/api/3d/generate"])
-def test_a_body_shorter_than_its_content_length_is_refused_whole(auth_client, victim, path, body, content_type):
-    """What arrived before the client closed parses, but it is not the request that was announced."""
+def test_a_body_shorter_than_its_content_length_is_refused_whole(
+    auth_client, victim, path, body, content_type
+):
+    """What arrived before the client closed parses, but it is not the request that was
+    announced."""
     response = auth_client(victim).generic(
-        "POST", path, content_type=content_type, CONTENT_LENGTH=str(len(body) + 100),
+        "POST",
+        path,
+        content_type=content_type,
+        CONTENT_LENGTH=str(len(body) + 100),
         **{"wsgi.input": io.BytesIO(body)},
     )
 
@@ -194,7 +211,10 @@ def test_a_body_shorter_than_its_content_length_is_refused_whole(auth_client, vi
 def test_a_body_of_exactly_its_content_length_is_taken(auth_client, victim):
     body, content_type = MULTIPART
     response = auth_client(victim).generic(
-        "POST", "/text-to-3d", content_type=content_type, CONTENT_LENGTH=str(len(body)),
+        "POST",
+        "/text-to-3d",
+        content_type=content_type,
+        CONTENT_LENGTH=str(len(body)),
         **{"wsgi.input": io.BytesIO(body + b"anything sent after it is not read")},
     )
 

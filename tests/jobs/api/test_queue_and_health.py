@@ -6,8 +6,8 @@ from django.conf import settings
 
 from jobs import health
 from jobs.models import JobKind, JobState
-from tests.helpers import assert_matches_schema, closed_loopback_port
 from tests.factories import JobFactory
+from tests.helpers import assert_matches_schema, closed_loopback_port
 
 
 @pytest.mark.django_db
@@ -27,7 +27,9 @@ def test_queue_info_counts_both_queues_and_both_halves_agree(api_client):
 
 
 def test_health_answers_ok_without_touching_anything(api_client):
-    api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")  # ignored, as a probe's would be
+    api_client.credentials(
+        HTTP_AUTHORIZATION="Bearer not-a-token"
+    )  # ignored, as a probe's would be
 
     response = api_client.get("/health")
 
@@ -36,14 +38,20 @@ def test_health_answers_ok_without_touching_anything(api_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs RabbitMQ (scripts/test-services.sh)")
+@pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith("amqp"),
+    reason="needs RabbitMQ (scripts/test-services.sh)",
+)
 def test_readiness_reports_each_dependency_and_the_gpu_workers(api_client):
     response = api_client.get("/health/ready")
 
     assert response.status_code == 200, response.content
     body = assert_matches_schema(response, "/health/ready")
     assert {key: body[key] for key in ("status", "database", "broker", "storage")} == {
-        "status": "ok", "database": "ok", "broker": "ok", "storage": "ok",
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+        "storage": "ok",
     }
     assert isinstance(body["gpu_workers"], int) and body["gpu_workers"] >= 0
 
@@ -56,10 +64,14 @@ def refused_port():
 
 
 @pytest.mark.django_db
-def test_readiness_is_a_503_naming_the_broker_when_it_is_down(api_client, monkeypatch, refused_port):
+def test_readiness_is_a_503_naming_the_broker_when_it_is_down(
+    api_client, monkeypatch, refused_port
+):
     outage = Celery("hydrilla-readiness-outage", set_as_current=False)
     outage.config_from_object("django.conf:settings", namespace="CELERY")
-    outage.conf.broker_url = outage.conf.broker_write_url = f"amqp://guest:guest@127.0.0.1:{refused_port}//"
+    outage.conf.broker_url = outage.conf.broker_write_url = (
+        f"amqp://guest:guest@127.0.0.1:{refused_port}//"
+    )
     monkeypatch.setattr(health, "celery", outage)
 
     response = api_client.get("/health/ready")
@@ -79,7 +91,10 @@ def test_readiness_names_the_storage_when_it_is_down(api_client, settings, refus
         pytest.skip("S3 is not configured (run through scripts/test-services.sh)")
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {**default, "OPTIONS": {**default["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{refused_port}"}},
+        "default": {
+            **default,
+            "OPTIONS": {**default["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{refused_port}"},
+        },
     }
 
     response = api_client.get("/health/ready")

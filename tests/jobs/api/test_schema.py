@@ -1,6 +1,7 @@
 """The OpenAPI schema: served, valid, complete for both halves, and true to the API.
 
-Real responses are checked against it throughout tests/jobs/api (``assert_matches_schema``); here the
+Real responses are checked against it throughout tests/jobs/api (``assert_matches_schema``); here
+the
 whole API is also explored from the schema alone (schemathesis, in process through WSGI, with a
 fixed seed and a bounded number of examples) and must never answer a 5xx or anything the schema
 does not describe.
@@ -105,7 +106,10 @@ def test_every_operation_documents_its_errors_as_error_bodies():
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")) and path != "/health/ready":
                     schema = response["content"]["application/json"]["schema"]["$ref"]
-                    assert schema in ("#/components/schemas/Error", "#/components/schemas/PreviewTimeout"), (method, path, status)
+                    assert schema in (
+                        "#/components/schemas/Error",
+                        "#/components/schemas/PreviewTimeout",
+                    ), (method, path, status)
     assert document["components"]["schemas"]["Error"] == {
         "type": "object",
         "properties": {"error": {"type": "string", "description": "What went wrong, for people."}},
@@ -119,15 +123,21 @@ def test_request_bodies_are_the_media_types_the_spec_gives():
     def media(path, method):
         return set(paths[path][method]["requestBody"]["content"])
 
-    assert "application/x-www-form-urlencoded" in media("/text-to-image", "post")  # as the frontend sends it
+    assert "application/x-www-form-urlencoded" in media(
+        "/text-to-image", "post"
+    )  # as the frontend sends it
     assert "application/x-www-form-urlencoded" in media("/text-to-3d", "post")
     assert "multipart/form-data" in media("/image-to-3d", "post")  # image_file
     assert media("/api/3d/generate", "post") == {"application/json"}
     assert media("/api/3d/upload-image", "post") == {"multipart/form-data"}
-    multipart = paths["/image-to-3d"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    multipart = paths["/image-to-3d"]["post"]["requestBody"]["content"]["multipart/form-data"][
+        "schema"
+    ]["$ref"]
     upload = openapi_document()["components"]["schemas"][multipart.rsplit("/", 1)[1]]
     assert upload["properties"]["image_file"] == {
-        "type": "string", "format": "binary", "description": "A JPEG, PNG or WEBP image, 10 MB at most.",
+        "type": "string",
+        "format": "binary",
+        "description": "A JPEG, PNG or WEBP image, 10 MB at most.",
     }
 
 
@@ -167,9 +177,16 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_app
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_the_api_answers_as_its_schema_says_and_never_with_a_5xx(case, transactional_db, inline_previews):
+def test_the_api_answers_as_its_schema_says_and_never_with_a_5xx(
+    case, transactional_db, inline_previews
+):
     case.call_and_validate(
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ]
     )
 
 
@@ -178,12 +195,25 @@ def signed_in(token_minter, user):
     return {"Authorization": f"Bearer {token_minter.token(user.pk)}"}
 
 
-@schema.include(path_regex=r"^/(api/3d/(generate|jobs/|me|sync-user|history)|text-to-|image-to-3d|cancel/)").parametrize()
+@schema.include(
+    path_regex=r"^/(api/3d/(generate|jobs/|me|sync-user|history)|text-to-|image-to-3d|cancel/)"
+).parametrize()
 @settings(
-    max_examples=10, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=10,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
 )
-def test_signed_in_calls_never_answer_a_5xx_either(case, transactional_db, inline_previews, signed_in):
+def test_signed_in_calls_never_answer_a_5xx_either(
+    case, transactional_db, inline_previews, signed_in
+):
     case.call_and_validate(
         headers=signed_in,
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )

@@ -20,16 +20,26 @@ def cancel(*args) -> list[str]:
 
 
 def test_jobs_named_by_id_are_cancelled_or_asked_to_stop_and_ended_ones_skipped():
-    waiting, busy, done = JobFactory(), JobFactory(running=True, started_at=ago(minutes=2)), JobFactory(state=JobState.COMPLETED)
+    waiting, busy, done = (
+        JobFactory(),
+        JobFactory(running=True, started_at=ago(minutes=2)),
+        JobFactory(state=JobState.COMPLETED),
+    )
 
     lines = cancel(waiting.pk, busy.pk, done.pk)
 
-    assert sorted(lines[:-1]) == sorted([
-        f"{waiting.pk} text-to-3d WAIT (pending): cancelled",
-        f"{busy.pk} text-to-3d RUN (processing): asked to stop",
-        f"{done.pk} text-to-3d DONE (completed): skipped: already ended",
-    ])
-    assert sorted(lines[-1].split("; ")) == ["1 asked to stop", "1 cancelled", "1 skipped: already ended"]
+    assert sorted(lines[:-1]) == sorted(
+        [
+            f"{waiting.pk} text-to-3d WAIT (pending): cancelled",
+            f"{busy.pk} text-to-3d RUN (processing): asked to stop",
+            f"{done.pk} text-to-3d DONE (completed): skipped: already ended",
+        ]
+    )
+    assert sorted(lines[-1].split("; ")) == [
+        "1 asked to stop",
+        "1 cancelled",
+        "1 skipped: already ended",
+    ]
     waiting.refresh_from_db()
     assert (waiting.state, waiting.error_code) == (JobState.CANCELLED, "CANCELLED")
     busy.refresh_from_db()
@@ -64,10 +74,12 @@ def test_dry_run_changes_nothing():
 
     lines = cancel("--older-than", "0s", "--dry-run")
 
-    assert sorted(lines[:-1]) == sorted([
-        f"{waiting.pk} text-to-3d WAIT (pending): would be cancelled",
-        f"{busy.pk} text-to-3d RUN (processing): would be asked to stop",
-    ])
+    assert sorted(lines[:-1]) == sorted(
+        [
+            f"{waiting.pk} text-to-3d WAIT (pending): would be cancelled",
+            f"{busy.pk} text-to-3d RUN (processing): would be asked to stop",
+        ]
+    )
     assert lines[-1].startswith("Dry run, nothing changed; would be: ")
     assert Job.objects.get(pk=waiting.pk).state == JobState.PENDING
     assert Job.objects.get(pk=busy.pk).cancel_requested is False

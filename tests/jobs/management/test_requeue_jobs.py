@@ -37,8 +37,18 @@ def test_a_failed_job_starts_clean_keeps_its_attempts_and_is_sent_to_the_broker(
     assert lines == [f"{job.pk} text-to-3d FAIL (failed): requeued", "1 requeued"]
     job.refresh_from_db()
     assert job.state == JobState.PENDING
-    assert (job.progress, job.message, job.error_code, job.error_message) == (0, "Queued", None, None)
-    assert (job.worker, job.started_at, job.finished_at, job.elapsed_seconds) == ("", None, None, None)
+    assert (job.progress, job.message, job.error_code, job.error_message) == (
+        0,
+        "Queued",
+        None,
+        None,
+    )
+    assert (job.worker, job.started_at, job.finished_at, job.elapsed_seconds) == (
+        "",
+        None,
+        None,
+        None,
+    )
     assert job.attempts == 2
     assert enqueued == [str(job.pk)]
 
@@ -67,7 +77,9 @@ def test_status_takes_an_internal_state_in_any_case(enqueued, django_capture_on_
     assert Job.objects.get(pk=failed.pk).state == JobState.FAILED
 
 
-def test_older_than_picks_jobs_created_before_that_long_ago(enqueued, django_capture_on_commit_callbacks):
+def test_older_than_picks_jobs_created_before_that_long_ago(
+    enqueued, django_capture_on_commit_callbacks
+):
     old, recent = JobFactory(failed=True), JobFactory(failed=True)
     backdate(old, created_at=timedelta(hours=3))
 
@@ -77,7 +89,9 @@ def test_older_than_picks_jobs_created_before_that_long_ago(enqueued, django_cap
     assert Job.objects.get(pk=recent.pk).state == JobState.FAILED
 
 
-def test_dry_run_says_what_it_would_do_and_changes_nothing(enqueued, django_capture_on_commit_callbacks):
+def test_dry_run_says_what_it_would_do_and_changes_nothing(
+    enqueued, django_capture_on_commit_callbacks
+):
     failed = JobFactory(failed=True)
     stuck = JobFactory(running=True, started_at=ago(hours=2))
     busy = JobFactory(running=True, started_at=ago(minutes=1))
@@ -85,14 +99,18 @@ def test_dry_run_says_what_it_would_do_and_changes_nothing(enqueued, django_capt
 
     lines = run(django_capture_on_commit_callbacks, failed.pk, stuck.pk, busy.pk, "--dry-run")
 
-    assert sorted(lines[:-1]) == sorted([
-        f"{failed.pk} text-to-3d FAIL (failed): would be requeued",
-        f"{stuck.pk} text-to-3d RUN (processing): would be released (stuck) and requeued",
-        f"{busy.pk} text-to-3d RUN (processing): would be refused: running and not stuck",
-    ])
+    assert sorted(lines[:-1]) == sorted(
+        [
+            f"{failed.pk} text-to-3d FAIL (failed): would be requeued",
+            f"{stuck.pk} text-to-3d RUN (processing): would be released (stuck) and requeued",
+            f"{busy.pk} text-to-3d RUN (processing): would be refused: running and not stuck",
+        ]
+    )
     assert lines[-1].startswith("Dry run, nothing changed; would be: ")
     assert enqueued == []
-    assert {job.pk: Job.objects.filter(pk=job.pk).values().get() for job in (failed, stuck, busy)} == before
+    assert {
+        job.pk: Job.objects.filter(pk=job.pk).values().get() for job in (failed, stuck, busy)
+    } == before
 
 
 def test_a_running_job_that_is_not_stuck_is_refused(enqueued, django_capture_on_commit_callbacks):
@@ -100,14 +118,18 @@ def test_a_running_job_that_is_not_stuck_is_refused(enqueued, django_capture_on_
 
     lines = run(django_capture_on_commit_callbacks, busy.pk)
 
-    assert lines == [f"{busy.pk} text-to-3d RUN (processing): refused: running and not stuck",
-                     "1 refused: running and not stuck"]
+    assert lines == [
+        f"{busy.pk} text-to-3d RUN (processing): refused: running and not stuck",
+        "1 refused: running and not stuck",
+    ]
     busy.refresh_from_db()
     assert (busy.state, busy.progress, busy.attempts) == (JobState.PROCESSING, 30, 1)
     assert enqueued == []
 
 
-def test_stuck_picks_long_running_and_long_waiting_jobs_only(enqueued, django_capture_on_commit_callbacks):
+def test_stuck_picks_long_running_and_long_waiting_jobs_only(
+    enqueued, django_capture_on_commit_callbacks
+):
     stuck_running = JobFactory(running=True, started_at=ago(hours=2))
     busy = JobFactory(running=True, started_at=ago(minutes=5))
     stuck_waiting, fresh_waiting = JobFactory(), JobFactory()
@@ -116,26 +138,38 @@ def test_stuck_picks_long_running_and_long_waiting_jobs_only(enqueued, django_ca
 
     lines = run(django_capture_on_commit_callbacks, "--stuck")
 
-    assert sorted(lines[:-1]) == sorted([
-        f"{stuck_running.pk} text-to-3d RUN (processing): released (stuck) and requeued",
-        f"{stuck_waiting.pk} text-to-3d WAIT (pending): requeued",
-    ])
+    assert sorted(lines[:-1]) == sorted(
+        [
+            f"{stuck_running.pk} text-to-3d RUN (processing): released (stuck) and requeued",
+            f"{stuck_waiting.pk} text-to-3d WAIT (pending): requeued",
+        ]
+    )
     assert sorted(enqueued) == sorted([str(stuck_running.pk), str(stuck_waiting.pk)])
     stuck_running.refresh_from_db()
-    assert (stuck_running.state, stuck_running.progress, stuck_running.error_code) == (JobState.PENDING, 0, None)
+    assert (stuck_running.state, stuck_running.progress, stuck_running.error_code) == (
+        JobState.PENDING,
+        0,
+        None,
+    )
     assert stuck_running.attempts == 1
     for untouched in (busy, fresh_waiting, failed):
         assert Job.objects.get(pk=untouched.pk).state == untouched.state
 
 
-def test_stuck_picks_a_job_whose_worker_stopped_sending_heartbeats(enqueued, django_capture_on_commit_callbacks):
-    silent = JobFactory(running=True, started_at=ago(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=3))
+def test_stuck_picks_a_job_whose_worker_stopped_sending_heartbeats(
+    enqueued, django_capture_on_commit_callbacks
+):
+    silent = JobFactory(
+        running=True, started_at=ago(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=3)
+    )
     alive = JobFactory(running=True, started_at=ago(minutes=5))
 
     lines = run(django_capture_on_commit_callbacks, "--stuck")
 
-    assert lines == [f"{silent.pk} text-to-3d RUN (processing): released (stuck) and requeued",
-                     "1 released (stuck) and requeued"]
+    assert lines == [
+        f"{silent.pk} text-to-3d RUN (processing): released (stuck) and requeued",
+        "1 released (stuck) and requeued",
+    ]
     assert enqueued == [str(silent.pk)]
     assert Job.objects.get(pk=alive.pk).state == JobState.PROCESSING
 
@@ -151,28 +185,37 @@ def test_stuck_after_sets_the_limit(enqueued, django_capture_on_commit_callbacks
     assert Job.objects.get(pk=five_minutes.pk).state == JobState.PROCESSING
 
 
-def test_a_stuck_running_job_named_by_id_is_released_then_requeued(enqueued, django_capture_on_commit_callbacks):
+def test_a_stuck_running_job_named_by_id_is_released_then_requeued(
+    enqueued, django_capture_on_commit_callbacks
+):
     stuck = JobFactory(running=True, started_at=ago(hours=2), kind=JobKind.PREVIEW)
 
     lines = run(django_capture_on_commit_callbacks, stuck.pk)
 
-    assert lines == [f"{stuck.pk} text-to-image RUN (processing): released (stuck) and requeued",
-                     "1 released (stuck) and requeued"]
+    assert lines == [
+        f"{stuck.pk} text-to-image RUN (processing): released (stuck) and requeued",
+        "1 released (stuck) and requeued",
+    ]
     assert Job.objects.get(pk=stuck.pk).state == JobState.PENDING
     assert enqueued == [str(stuck.pk)]
 
 
-def test_a_job_that_changed_since_it_was_read_is_left_alone(enqueued, django_capture_on_commit_callbacks):
+def test_a_job_that_changed_since_it_was_read_is_left_alone(
+    enqueued, django_capture_on_commit_callbacks
+):
     """A waiting job that a worker finished between the check and the reset keeps its result."""
     seen_waiting = JobFactory()
-    Job.objects.filter(pk=seen_waiting.pk).update(state=JobState.COMPLETED, result_glb="results/mug.glb")
+    Job.objects.filter(pk=seen_waiting.pk).update(
+        state=JobState.COMPLETED, result_glb="results/mug.glb"
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         outcome = staff.requeue_by_staff(seen_waiting)
 
     assert outcome == staff.StaffOutcome.CHANGED
     assert Job.objects.filter(pk=seen_waiting.pk).values_list("state", "result_glb").get() == (
-        JobState.COMPLETED, "results/mug.glb"
+        JobState.COMPLETED,
+        "results/mug.glb",
     )
     assert enqueued == []
 
@@ -184,8 +227,14 @@ def test_a_job_that_changed_since_it_was_read_is_left_alone(enqueued, django_cap
         (("--dry-run",), "refusing to act on every job"),
         (("--stuck-after", "10m"), "refusing to act on every job"),
         (("not-a-uuid",), "'not-a-uuid' is not a job id"),
-        (("--status", "BROKEN"), "unknown status 'BROKEN'; use one of DONE, FAIL, RUN, WAIT, pending"),
-        (("--status", "FAIL", "--older-than", "soon"), "'soon' is not a duration like 30m, 2h or 1d"),
+        (
+            ("--status", "BROKEN"),
+            "unknown status 'BROKEN'; use one of DONE, FAIL, RUN, WAIT, pending",
+        ),
+        (
+            ("--status", "FAIL", "--older-than", "soon"),
+            "'soon' is not a duration like 30m, 2h or 1d",
+        ),
         (("--stuck", "--stuck-after", "2 weeks"), "is not a duration"),
     ],
 )
@@ -214,13 +263,20 @@ def test_an_unknown_job_id_is_refused_before_any_job_is_touched(enqueued):
 def test_workers_send_an_orphaned_stage_again_and_leave_the_job_as_it_was(enqueued):
     """A client polling meanwhile never reads the job as failed, nor back to waiting at 0 %: the
     next worker of its stage's queue takes it over where it was."""
-    silent = JobFactory(running=True, started_at=ago(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=3))
+    silent = JobFactory(
+        running=True, started_at=ago(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=3)
+    )
     alive = JobFactory(running=True, started_at=ago(minutes=5))
 
     recovered = workers.recover_orphaned_jobs()
 
     assert [job.pk for job in recovered] == [silent.pk]
     silent.refresh_from_db()
-    assert (silent.state, silent.attempts, silent.error_code, silent.progress) == (JobState.PROCESSING, 1, None, 30)
+    assert (silent.state, silent.attempts, silent.error_code, silent.progress) == (
+        JobState.PROCESSING,
+        1,
+        None,
+        30,
+    )
     assert enqueued == [str(silent.pk)]
     assert Job.objects.get(pk=alive.pk).state == JobState.PROCESSING

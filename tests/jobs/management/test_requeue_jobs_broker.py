@@ -1,4 +1,5 @@
-"""A requeue reaches the real broker: its first stage's task, on the ``gpu`` queue, with the job's id.
+"""A requeue reaches the real broker: its first stage's task, on the ``gpu`` queue, with the job's
+id.
 
 Other suites may publish to ``gpu`` (or consume it) on the same broker at the same time, so the
 queue is read without consuming what isn't ours: other messages stay unacknowledged until the
@@ -21,7 +22,8 @@ from tests.factories import JobFactory
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
-        not settings.CELERY_BROKER_URL.startswith("amqp"), reason="needs RabbitMQ (scripts/test-services.sh)"
+        not settings.CELERY_BROKER_URL.startswith("amqp"),
+        reason="needs RabbitMQ (scripts/test-services.sh)",
     ),
 ]
 

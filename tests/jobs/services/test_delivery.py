@@ -63,7 +63,9 @@ def test_a_requeue_while_the_broker_is_down_is_sent_once_it_is_back(broker, gpu_
     assert Job.objects.get(pk=job.pk).queued_at is not None
 
 
-def test_orphans_swept_while_the_broker_is_down_wait_for_it_and_are_sent_once_it_is_back(broker, gpu_queue):
+def test_orphans_swept_while_the_broker_is_down_wait_for_it_and_are_sent_once_it_is_back(
+    broker, gpu_queue
+):
     silent_since = timezone.now() - timedelta(minutes=5)
     first = JobFactory(running=True, started_at=ago(minutes=6), heartbeat_at=silent_since)
     second = JobFactory(running=True, started_at=ago(minutes=6), heartbeat_at=silent_since)
@@ -95,8 +97,12 @@ def test_a_staff_requeue_is_confirmed(gpu_queue):
 
 
 def test_an_orphan_whose_cancel_was_asked_for_ends_cancelled_instead_of_running_again(gpu_queue):
-    job = JobFactory(running=True, started_at=ago(minutes=6), heartbeat_at=timezone.now() - timedelta(minutes=5),
-                      cancel_requested=True)
+    job = JobFactory(
+        running=True,
+        started_at=ago(minutes=6),
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+        cancel_requested=True,
+    )
 
     assert workers.recover_orphaned_jobs() == []
 
@@ -111,7 +117,9 @@ def test_an_orphan_whose_cancel_was_asked_for_ends_cancelled_instead_of_running_
 def finished_process() -> str:
     """The identity of a process of this machine that has exited."""
     script = "from generation import processes; print(processes.current())"
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return result.stdout.strip()
 
 
@@ -122,7 +130,11 @@ def held_by(process: str) -> Job:
 
 def claim(job: Job) -> workers.Lease | None:
     return workers.claim_stage(
-        job.pk, job.stage, worker="gpu@here", process=processes.current(), holder_gone=processes.is_gone
+        job.pk,
+        job.stage,
+        worker="gpu@here",
+        process=processes.current(),
+        holder_gone=processes.is_gone,
     )
 
 
@@ -132,8 +144,15 @@ def test_a_job_whose_process_is_gone_is_taken_over_at_once():
     assert claim(job).attempt == 2
 
     job.refresh_from_db()
-    assert (job.state, job.attempts, job.worker_process) == (JobState.PROCESSING, 2, processes.current())
-    assert workers.report_progress(workers.Lease(job.pk, 1, job.stage), 50, "the dead attempt") is False
+    assert (job.state, job.attempts, job.worker_process) == (
+        JobState.PROCESSING,
+        2,
+        processes.current(),
+    )
+    assert (
+        workers.report_progress(workers.Lease(job.pk, 1, job.stage), 50, "the dead attempt")
+        is False
+    )
 
 
 def test_a_job_whose_process_is_alive_is_not_taken_over():

@@ -11,19 +11,21 @@ import pytest
 from celery import Celery
 
 import celery_app
+from generation import processes
 from hydrilla.queues import RUNNING, WAITING, CeleryQueue, message_priority
 from hydrilla.settings import broker_transport_options
-from generation import processes
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import clients, shared, staff, workers
-from tests.helpers import QueueReader, end_stage, job_ids, past_the_sweep_delay
 from tests.factories import UserFactory
+from tests.helpers import QueueReader, end_stage, job_ids, past_the_sweep_delay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def photo_job() -> Job:
-    return clients.create_job(kind=JobKind.IMAGE_TO_3D, user=UserFactory(), input_image="uploads/photo.png")
+    return clients.create_job(
+        kind=JobKind.IMAGE_TO_3D, user=UserFactory(), input_image="uploads/photo.png"
+    )
 
 
 def claim(job: Job, stage: str) -> workers.Lease | None:
@@ -34,14 +36,18 @@ def priority(message) -> int:
     return message.properties["priority"]
 
 
-def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done_once(cpu_queue, gpu_queue):
+def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done_once(
+    cpu_queue, gpu_queue
+):
     job = photo_job()
     [message] = cpu_queue.wait()
     assert (message.headers["task"], priority(message)) == ("generation.prepare", 0)
 
     prepare = claim(job, Stage.PREPARE)
     assert workers.report_progress(prepare, 5, "Downloading image…")
-    assert Job.objects.get(pk=job.pk).state == JobState.PENDING  # still waiting for a GPU, in its place
+    assert (
+        Job.objects.get(pk=job.pk).state == JobState.PENDING
+    )  # still waiting for a GPU, in its place
     assert end_stage(prepare)
     [message] = gpu_queue.wait()
     assert (message.headers["task"], priority(message)) == ("generation.image_to_3d", 0)
@@ -62,7 +68,11 @@ def test_a_photo_job_goes_cpu_gpu_cpu_waiting_until_its_model_call_and_ends_done
 
     job.refresh_from_db()
     assert (job.state, job.progress, job.attempts, job.result_glb, job.raw_mesh) == (
-        JobState.COMPLETED, 100, 1, "jobs/x/model.glb", ""
+        JobState.COMPLETED,
+        100,
+        1,
+        "jobs/x/model.glb",
+        "",
     )
 
 
@@ -84,14 +94,19 @@ def test_cancel_works_in_every_stage(where):
     if where == "between stages":
         assert end_stage(lease)  # waiting for a worker of the cpu queue: nobody to tell
 
-    assert clients.request_cancel(job) == (JobState.CANCELLED if where == "between stages" else JobState.PROCESSING)
+    assert clients.request_cancel(job) == (
+        JobState.CANCELLED if where == "between stages" else JobState.PROCESSING
+    )
 
     if where == "between stages":
         assert claim(job, Stage.FINISH) is None
     else:
         assert not workers.report_progress(lease, 60, "Generating 3D mesh…")
         assert not end_stage(lease)
-        assert workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
+        assert (
+            workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped")
+            == JobState.CANCELLED
+        )
     job.refresh_from_db()
     assert (job.state, job.error_code, job.heartbeat_at) == (JobState.CANCELLED, "CANCELLED", None)
 
@@ -106,7 +121,9 @@ def test_a_job_cancelled_while_its_input_is_prepared_ends_at_once():
     assert claim(job, Stage.IMAGE_TO_3D) is None
 
 
-def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is_back(broker, gpu_queue):
+def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is_back(
+    broker, gpu_queue
+):
     job = photo_job()
     prepare = claim(job, Stage.PREPARE)
     broker.down()
@@ -114,7 +131,11 @@ def test_a_handoff_the_broker_refuses_waits_for_the_sweep_and_is_sent_once_it_is
     assert end_stage(prepare)  # handed on; its message refused
 
     waiting = Job.objects.get(pk=job.pk)
-    assert (waiting.stage, waiting.queued_at, waiting.heartbeat_at) == (Stage.IMAGE_TO_3D, None, None)
+    assert (waiting.stage, waiting.queued_at, waiting.heartbeat_at) == (
+        Stage.IMAGE_TO_3D,
+        None,
+        None,
+    )
     past_the_sweep_delay(job)
     with pytest.raises(shared.QueueUnavailable):
         workers.republish_unconfirmed_jobs()
@@ -129,11 +150,18 @@ def test_a_held_stage_taken_over_is_a_new_attempt_where_the_job_was():
     lease = end_stage(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
     assert workers.report_progress(lease, 40, "Generating 3D mesh…")
 
-    taken = workers.claim_stage(job.pk, Stage.IMAGE_TO_3D, worker="other@here", process="gone", holder_gone=lambda _: True)
+    taken = workers.claim_stage(
+        job.pk, Stage.IMAGE_TO_3D, worker="other@here", process="gone", holder_gone=lambda _: True
+    )
 
     assert taken.attempt == 2
     job.refresh_from_db()
-    assert (job.state, job.stage, job.progress, job.attempts) == (JobState.PROCESSING, Stage.IMAGE_TO_3D, 40, 2)
+    assert (job.state, job.stage, job.progress, job.attempts) == (
+        JobState.PROCESSING,
+        Stage.IMAGE_TO_3D,
+        40,
+        2,
+    )
     assert not end_stage(lease)  # the lost holder
 
 
@@ -141,14 +169,21 @@ def test_a_requeued_job_starts_again_at_its_first_stage(cpu_queue):
     job = photo_job()
     lease = end_stage(claim(job, Stage.PREPARE)) and claim(job, Stage.IMAGE_TO_3D)
     assert end_stage(lease)
-    assert workers.end_job_unsuccessfully(claim(job, Stage.FINISH), code="MODEL_ERROR", message="boom") == JobState.FAILED
+    assert (
+        workers.end_job_unsuccessfully(claim(job, Stage.FINISH), code="MODEL_ERROR", message="boom")
+        == JobState.FAILED
+    )
     cpu_queue.messages()
 
     assert staff.requeue_job(Job.objects.get(pk=job.pk))
 
     job.refresh_from_db()
     assert (job.state, job.stage, job.stage_runs, job.raw_mesh, job.step_seconds) == (
-        JobState.PENDING, Stage.PREPARE, [], "", {}
+        JobState.PENDING,
+        Stage.PREPARE,
+        [],
+        "",
+        {},
     )
     assert job_ids(cpu_queue.wait()) == [str(job.pk)]
     assert claim(job, Stage.PREPARE).attempt == 2
@@ -157,7 +192,10 @@ def test_a_requeued_job_starts_again_at_its_first_stage(cpu_queue):
 def test_the_broker_serves_a_running_job_s_stage_before_the_stages_of_waiting_jobs(gpu_queue):
     """The gpu queue is a priority queue: a job coming back for its model call (text-to-3D: after
     its cut-out) does not queue again behind every job that arrived after it."""
-    waiting = [clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt=f"a mug {n}") for n in range(3)]
+    waiting = [
+        clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt=f"a mug {n}")
+        for n in range(3)
+    ]
     running = clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a kettle")
     gpu_queue.wait(4)
     for job in (*waiting, running):
@@ -173,7 +211,8 @@ def test_the_broker_serves_a_running_job_s_stage_before_the_stages_of_waiting_jo
 
 
 def test_on_a_redis_broker_too_a_running_job_s_stage_is_served_first():
-    """kombu's Redis transport keeps a list per priority: the same order comes out as on RabbitMQ."""
+    """kombu's Redis transport keeps a list per priority: the same order comes out as on
+    RabbitMQ."""
     redis_url = os.environ.get("REDIS_URL")  # scripts/test-services.sh starts Redis and sets it
     if not redis_url:
         pytest.skip("needs Redis (run through scripts/test-services.sh)")
@@ -187,8 +226,17 @@ def test_on_a_redis_broker_too_a_running_job_s_stage_is_served_first():
     try:
         with app.connection_for_write() as connection:
             queue(connection.default_channel).purge()
-            for job_id, job_is in (("waiting-1", WAITING), ("running", RUNNING), ("waiting-2", WAITING)):
-                app.send_task("generation.image_to_3d", args=[job_id], queue=queue.name, priority=message_priority(job_is))
+            for job_id, job_is in (
+                ("waiting-1", WAITING),
+                ("running", RUNNING),
+                ("waiting-2", WAITING),
+            ):
+                app.send_task(
+                    "generation.image_to_3d",
+                    args=[job_id],
+                    queue=queue.name,
+                    priority=message_priority(job_is),
+                )
             reader = QueueReader(queue(connection.default_channel))
             assert job_ids(reader.wait(3)) == ["running", "waiting-1", "waiting-2"]
     finally:

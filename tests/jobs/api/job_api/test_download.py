@@ -2,6 +2,7 @@
 (trimesh for OBJ, STL, PLY and 3MF; usd-core and its ARKit compliance checker for USDZ), made on
 the first request, kept in storage and deleted with the job."""
 
+import contextlib
 import io
 import zipfile
 from pathlib import Path
@@ -25,7 +26,9 @@ def model_files():
     sphere = trimesh.creation.icosphere(subdivisions=3)
     top = sphere.vertices[:, 1] > 0
     colours = np.where(top[:, None], [220, 20, 20, 255], [20, 20, 220, 255]).astype(np.uint8)
-    source = prepare_mesh(trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=colours, process=False))
+    source = prepare_mesh(
+        trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=colours, process=False)
+    )
     return finish_mesh(source, face_count=FACES, texture_size=256), save_source_mesh(source)
 
 
@@ -58,7 +61,9 @@ def read_back(format_name: str, data: bytes, folder: Path):
 
 def red_on_top(colours: np.ndarray, vertices: np.ndarray) -> bool:
     top, bottom = vertices[:, 1] > 0.25, vertices[:, 1] < -0.25
-    return colours[top, 0].mean() > 200 > colours[bottom, 0].mean() and colours[bottom, 2].mean() > 200
+    return (
+        colours[top, 0].mean() > 200 > colours[bottom, 0].mean() and colours[bottom, 2].mean() > 200
+    )
 
 
 @pytest.mark.parametrize("format_name", ["glb", "obj", "stl", "ply", "3mf"])
@@ -73,14 +78,20 @@ def test_each_format_reads_back_with_every_face_and_its_colours_where_the_format
     mesh = read_back(format_name, response.content, tmp_path)
     assert len(mesh.faces) == FACES
     if format_name in ("glb", "obj"):
-        texture = mesh.visual.material.baseColorTexture if format_name == "glb" else mesh.visual.material.image
+        texture = (
+            mesh.visual.material.baseColorTexture
+            if format_name == "glb"
+            else mesh.visual.material.image
+        )
         assert texture is not None and texture.size == (256, 256)
         assert red_on_top(mesh.visual.to_color().vertex_colors, mesh.vertices)
     elif format_name == "ply":
         assert red_on_top(mesh.visual.vertex_colors, mesh.vertices)
 
 
-def test_usdz_passes_the_arkit_compliance_checker_with_its_texture(s3_media, auth_client, finished_job, tmp_path):
+def test_usdz_passes_the_arkit_compliance_checker_with_its_texture(
+    s3_media, auth_client, finished_job, tmp_path
+):
     from pxr import Sdr, Tf, Usd, UsdGeom, UsdShade, UsdUtils
 
     response = download(auth_client(finished_job.user), finished_job, "usdz")
@@ -92,15 +103,17 @@ def test_usdz_passes_the_arkit_compliance_checker_with_its_texture(s3_media, aut
     # first look-up raises that they are missing, later ones find no node. So the checker's
     # ShaderPropertyTypeConformanceChecker finds none for UsdPreviewSurface and friends: that
     # rule, and only that rule and only for that reason, cannot pass here.
-    try:
+    with contextlib.suppress(Tf.ErrorException):
         Sdr.Registry().GetShaderNodeByIdentifier("UsdPreviewSurface")
-    except Tf.ErrorException:
-        pass
     checker = UsdUtils.ComplianceChecker(arkit=True)
     checker.CheckCompliance(str(path))
     unrelated = [
-        failure for failure in checker.GetFailedChecks()
-        if not ("has invalid shader node" in failure and "ShaderPropertyTypeConformanceChecker" in failure)
+        failure
+        for failure in checker.GetFailedChecks()
+        if not (
+            "has invalid shader node" in failure
+            and "ShaderPropertyTypeConformanceChecker" in failure
+        )
     ]
     assert checker.GetErrors() == [] and unrelated == []
     with zipfile.ZipFile(path) as package:
@@ -112,9 +125,14 @@ def test_usdz_passes_the_arkit_compliance_checker_with_its_texture(s3_media, aut
     (mesh,) = [prim for prim in stage.Traverse() if prim.IsA(UsdGeom.Mesh)]
     assert len(UsdGeom.Mesh(mesh).GetFaceVertexCountsAttr().Get()) == FACES
     material, _ = UsdShade.MaterialBindingAPI(mesh).ComputeBoundMaterial()
-    textures = [prim for prim in material.GetPrim().GetChildren()
-                if UsdShade.Shader(prim).GetShaderId() == "UsdUVTexture"]
-    assert textures and str(UsdShade.Shader(textures[0]).GetInput("file").Get().path).endswith(".png")
+    textures = [
+        prim
+        for prim in material.GetPrim().GetChildren()
+        if UsdShade.Shader(prim).GetShaderId() == "UsdUVTexture"
+    ]
+    assert textures and str(UsdShade.Shader(textures[0]).GetInput("file").Get().path).endswith(
+        ".png"
+    )
 
 
 def test_a_format_is_made_once_kept_in_storage_and_deleted_with_the_job(
@@ -137,20 +155,31 @@ def test_a_format_is_made_once_kept_in_storage_and_deleted_with_the_job(
     assert not media.exists(stored_name) and not media.exists(finished_job.source_mesh)
 
 
-def test_glb_is_the_default_and_the_status_lists_every_format(local_media, auth_client, finished_job):
+def test_glb_is_the_default_and_the_status_lists_every_format(
+    local_media, auth_client, finished_job
+):
     client = auth_client(finished_job.user)
 
     assert download(client, finished_job).content == storage.read(finished_job.result_glb)
     body = client.get(f"/api/3d/status/{finished_job.pk}").json()
 
-    assert [entry["format"] for entry in body["formats"]] == ["glb", "obj", "stl", "ply", "3mf", "usdz"]
+    assert [entry["format"] for entry in body["formats"]] == [
+        "glb",
+        "obj",
+        "stl",
+        "ply",
+        "3mf",
+        "usdz",
+    ]
     assert body["formats"][1]["url"] == (
         f"http://testserver/api/3d/jobs/{finished_job.pk}/download?format=obj"
     )
     assert set(body) == {"job", "queue", "formats"} and body["job"]["status"] == "DONE"
 
 
-def test_downloads_follow_the_status_ownership_rules(local_media, auth_client, api_client, finished_job):
+def test_downloads_follow_the_status_ownership_rules(
+    local_media, auth_client, api_client, finished_job
+):
     someone_else = download(auth_client(UserFactory()), finished_job, "stl")
     anonymous = download(api_client, finished_job, "stl")
     staff = download(auth_client(UserFactory(is_staff=True)), finished_job, "stl")
@@ -158,10 +187,14 @@ def test_downloads_follow_the_status_ownership_rules(local_media, auth_client, a
     assert someone_else.status_code == 403
     assert someone_else.json() == {"error": "You don't have permission to download this job"}
     assert anonymous.status_code == 403 and staff.status_code == 200
-    assert download(api_client, JobFactory(user=None), "stl").status_code == 409  # ownerless: anyone
+    assert (
+        download(api_client, JobFactory(user=None), "stl").status_code == 409
+    )  # ownerless: anyone
 
 
-def test_unknown_formats_unfinished_jobs_and_unknown_ids_are_clear_errors(local_media, auth_client, finished_job, user):
+def test_unknown_formats_unfinished_jobs_and_unknown_ids_are_clear_errors(
+    local_media, auth_client, finished_job, user
+):
     client = auth_client(user)
     running = JobFactory(user=user, state=JobState.PROCESSING)
 
@@ -170,7 +203,9 @@ def test_unknown_formats_unfinished_jobs_and_unknown_ids_are_clear_errors(local_
     unknown_job = client.get("/api/3d/jobs/7d3c2f9e-0000-4000-8000-000000000000/download")
 
     assert unknown_format.status_code == 400
-    assert unknown_format.json() == {"error": "Unknown format 'fbx'; use one of glb, obj, stl, ply, 3mf, usdz"}
+    assert unknown_format.json() == {
+        "error": "Unknown format 'fbx'; use one of glb, obj, stl, ply, 3mf, usdz"
+    }
     assert unfinished.status_code == 409
     assert unfinished.json() == {"error": "This job has no finished model to download"}
     assert unknown_job.status_code == 404

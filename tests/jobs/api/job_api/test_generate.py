@@ -1,4 +1,5 @@
-"""POST /api/3d/generate: input, validation, the job it writes. (Queueing: tests/jobs/services/test_enqueue.py.)"""
+"""POST /api/3d/generate: input, validation, the job it writes. (Queueing:
+tests/jobs/services/test_enqueue.py.)"""
 
 import uuid
 
@@ -49,7 +50,9 @@ def test_image_url_makes_an_image_to_3d_job(auth_client, user):
     assert (seen["imageUrl"], seen["prompt"]) == (IMAGE_URL, None)
 
 
-def test_an_s3_outage_while_checking_our_own_image_url_is_a_503(s3_down, auth_client, user, settings):
+def test_an_s3_outage_while_checking_our_own_image_url_is_a_503(
+    s3_down, auth_client, user, settings
+):
     bucket = settings.STORAGES["default"]["OPTIONS"]["bucket_name"]
 
     response = generate(auth_client(user), {"imageUrl": f"{s3_down}/{bucket}/uploads/image-1.png"})
@@ -59,7 +62,9 @@ def test_an_s3_outage_while_checking_our_own_image_url_is_a_503(s3_down, auth_cl
     assert not Job.objects.exists()
 
 
-def test_an_address_of_ours_naming_a_file_outside_the_storage_is_a_foreign_url(media, auth_client, user, settings):
+def test_an_address_of_ours_naming_a_file_outside_the_storage_is_a_foreign_url(
+    media, auth_client, user, settings
+):
     """``/media//etc/passwd``: not a file of ours, so checked like any foreign URL (and this one
     leads to loopback), not a storage error."""
     client = auth_client(user)
@@ -73,11 +78,15 @@ def test_an_address_of_ours_naming_a_file_outside_the_storage_is_a_foreign_url(m
     response = generate(client, {"imageUrl": address})
 
     assert response.status_code == 400
-    assert response.json() == {"error": "The image URL is not allowed: 127.0.0.1 is not a public host"}
+    assert response.json() == {
+        "error": "The image URL is not allowed: 127.0.0.1 is not a public host"
+    }
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("address", ["http://127.0.0.1:5432/x.png", "http://10.0.0.7/x.png", "http://[::1]/x.png"])
+@pytest.mark.parametrize(
+    "address", ["http://127.0.0.1:5432/x.png", "http://10.0.0.7/x.png", "http://[::1]/x.png"]
+)
 def test_an_image_url_into_a_private_network_is_refused(auth_client, user, address):
     response = generate(auth_client(user), {"imageUrl": address})
 
@@ -87,7 +96,12 @@ def test_an_image_url_into_a_private_network_is_refused(auth_client, user, addre
 
 
 def test_options_are_stored_and_shown(auth_client, user):
-    options = {"generateType": "LowPoly", "faceCount": 5000, "enablePBR": True, "polygonType": "triangle"}
+    options = {
+        "generateType": "LowPoly",
+        "faceCount": 5000,
+        "enablePBR": True,
+        "polygonType": "triangle",
+    }
     response = generate(auth_client(user), {"prompt": "a teapot", **options})
 
     assert response.status_code == 200
@@ -212,7 +226,12 @@ def test_text_to_3d_reuses_the_callers_preview_for_the_same_prompt(auth_client, 
 def test_no_preview_is_reused_unless_same_user_same_prompt_and_finished(auth_client, user, preview):
     owner = UserFactory() if preview.get("owner") else user
     extra = {key: preview[key] for key in ("state",) if key in preview}
-    make_preview(owner, preview.get("prompt", "A red sports car"), preview.get("image", "previews/x.png"), **extra)
+    make_preview(
+        owner,
+        preview.get("prompt", "A red sports car"),
+        preview.get("image", "previews/x.png"),
+        **extra,
+    )
 
     response = generate(auth_client(user), {"prompt": "A red sports car"})
 

@@ -27,12 +27,16 @@ def test_the_owner_renames_a_job(auth_client, user):
 
     assert response.status_code == 200
     assert response.json() == {"success": True, "message": "Job name updated"}
-    assert auth_client(user).get(f"/api/3d/status/{job.pk}").json()["job"]["name"] == "My Custom Name"
+    assert (
+        auth_client(user).get(f"/api/3d/status/{job.pk}").json()["job"]["name"] == "My Custom Name"
+    )
 
 
 def test_staff_rename_any_job(auth_client, user):
     job = JobFactory(user=user)
-    assert rename(auth_client(UserFactory(is_staff=True)), job.pk, {"name": "Tidy"}).status_code == 200
+    assert (
+        rename(auth_client(UserFactory(is_staff=True)), job.pk, {"name": "Tidy"}).status_code == 200
+    )
     job.refresh_from_db()
     assert job.name == "Tidy"
 
@@ -48,7 +52,9 @@ def test_another_user_may_not_rename(auth_client, user):
     assert job.name == "Mine"
 
 
-@pytest.mark.parametrize("payload", [{}, {"name": ""}, {"name": "   "}, {"name": None}, {"name": "x" * 256}])
+@pytest.mark.parametrize(
+    "payload", [{}, {"name": ""}, {"name": "   "}, {"name": None}, {"name": "x" * 256}]
+)
 def test_an_invalid_name_is_a_400(auth_client, user, payload):
     job = JobFactory(user=user, name="Kept")
 
@@ -113,8 +119,14 @@ def test_an_ownerless_job_is_renamed_or_deleted_by_nobody_but_staff(auth_client,
     renamed = rename(auth_client(user), job.pk, {"name": "Adopted"})
     deleted = delete(auth_client(user), job.pk)
 
-    assert (renamed.status_code, renamed.json()) == (403, {"error": "You don't have permission to rename this job"})
-    assert (deleted.status_code, deleted.json()) == (403, {"error": "You don't have permission to delete this job"})
+    assert (renamed.status_code, renamed.json()) == (
+        403,
+        {"error": "You don't have permission to rename this job"},
+    )
+    assert (deleted.status_code, deleted.json()) == (
+        403,
+        {"error": "You don't have permission to delete this job"},
+    )
     job.refresh_from_db()
     assert job.name == "Anonymous"
     staff = auth_client(UserFactory(is_staff=True))
@@ -125,7 +137,10 @@ def test_an_ownerless_job_is_renamed_or_deleted_by_nobody_but_staff(auth_client,
 
 @pytest.mark.parametrize("job_id", [uuid.uuid4(), "not-a-uuid", "12345"])
 def test_unknown_and_malformed_ids_are_404(auth_client, user, job_id):
-    for response in (rename(auth_client(user), job_id, {"name": "x"}), delete(auth_client(user), job_id)):
+    for response in (
+        rename(auth_client(user), job_id, {"name": "x"}),
+        delete(auth_client(user), job_id),
+    ):
         assert response.status_code == 404
         assert response.json() == {"error": "Job not found"}
 
@@ -137,7 +152,9 @@ def stored(prefix, filename, data=b"file body"):
     return storage.save(prefix, filename, data)
 
 
-def test_delete_removes_the_jobs_files(media, auth_client, user, django_capture_on_commit_callbacks):
+def test_delete_removes_the_jobs_files(
+    media, auth_client, user, django_capture_on_commit_callbacks
+):
     job = JobFactory(
         user=user,
         state=JobState.COMPLETED,
@@ -154,11 +171,18 @@ def test_delete_removes_the_jobs_files(media, auth_client, user, django_capture_
     assert [name for name in files if media.exists(name)] == []
 
 
-def test_delete_keeps_a_preview_another_job_still_uses(media, auth_client, user, django_capture_on_commit_callbacks):
+def test_delete_keeps_a_preview_another_job_still_uses(
+    media, auth_client, user, django_capture_on_commit_callbacks
+):
     shared = stored("previews", "car.png")
-    preview = JobFactory(user=user, kind=JobKind.PREVIEW, state=JobState.COMPLETED, preview_image=shared)
+    preview = JobFactory(
+        user=user, kind=JobKind.PREVIEW, state=JobState.COMPLETED, preview_image=shared
+    )
     model = JobFactory(
-        user=user, state=JobState.COMPLETED, preview_image=shared, result_glb=stored("results", "car.glb")
+        user=user,
+        state=JobState.COMPLETED,
+        preview_image=shared,
+        result_glb=stored("results", "car.glb"),
     )
 
     with django_capture_on_commit_callbacks(execute=True):

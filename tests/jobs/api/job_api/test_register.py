@@ -26,7 +26,10 @@ def test_a_preview_is_recorded_as_a_finished_job(auth_client, user):
     assert response.status_code == 200
     assert response.json() == {"success": True, "job_id": str(job_id)}
     record = auth_client(user).get(f"/api/3d/status/{job_id}").json()["job"]
-    assert {key: record[key] for key in ("id", "userId", "status", "prompt", "previewImageUrl", "resultGlbUrl")} == {
+    assert {
+        key: record[key]
+        for key in ("id", "userId", "status", "prompt", "previewImageUrl", "resultGlbUrl")
+    } == {
         "id": str(job_id),
         "userId": user.pk,
         "status": "DONE",
@@ -34,21 +37,31 @@ def test_a_preview_is_recorded_as_a_finished_job(auth_client, user):
         "previewImageUrl": FOREIGN_PREVIEW,
         "resultGlbUrl": None,
     }
-    assert [job["id"] for job in auth_client(user).get("/api/3d/history").json()["jobs"]] == [str(job_id)]
+    assert [job["id"] for job in auth_client(user).get("/api/3d/history").json()["jobs"]] == [
+        str(job_id)
+    ]
 
 
 def test_registering_again_changes_nothing(auth_client, user):
     job_id = uuid.uuid4()
     first = register(auth_client(user), job_id, prompt="A red sports car")
-    again = register(auth_client(user), job_id, "https://cdn.example.com/other.png", prompt="Something else")
+    again = register(
+        auth_client(user), job_id, "https://cdn.example.com/other.png", prompt="Something else"
+    )
 
     assert again.status_code == 200
     assert again.json() == first.json()
     job = Job.objects.get()
-    assert (job.prompt, job.registered_preview_url, job.user_id) == ("A red sports car", FOREIGN_PREVIEW, user.pk)
+    assert (job.prompt, job.registered_preview_url, job.user_id) == (
+        "A red sports car",
+        FOREIGN_PREVIEW,
+        user.pk,
+    )
 
 
-def test_an_anonymous_registration_is_claimed_by_the_first_user_who_registers_it(api_client, auth_client, user):
+def test_an_anonymous_registration_is_claimed_by_the_first_user_who_registers_it(
+    api_client, auth_client, user
+):
     job_id = uuid.uuid4()
     assert register(api_client, job_id).status_code == 200
     assert Job.objects.get(pk=job_id).user_id is None
@@ -61,12 +74,18 @@ def test_an_anonymous_registration_is_claimed_by_the_first_user_who_registers_it
 
 def test_registering_an_existing_preview_attaches_the_user(auth_client, user):
     """The row /text-to-image wrote: registration keeps its file and state, adds the owner."""
-    preview = JobFactory(user=None, kind=JobKind.PREVIEW, state=JobState.PROCESSING, preview_image="")
+    preview = JobFactory(
+        user=None, kind=JobKind.PREVIEW, state=JobState.PROCESSING, preview_image=""
+    )
 
     assert register(auth_client(user), preview.pk, prompt="ignored").status_code == 200
 
     preview.refresh_from_db()
-    assert (preview.user_id, preview.state, preview.registered_preview_url) == (user.pk, JobState.PROCESSING, "")
+    assert (preview.user_id, preview.state, preview.registered_preview_url) == (
+        user.pk,
+        JobState.PROCESSING,
+        "",
+    )
 
 
 @pytest.mark.parametrize("caller", ["another user", "anonymous"])
@@ -89,7 +108,10 @@ def test_someone_elses_job_cannot_be_registered_over(auth_client, api_client, us
         ({"job_id": "not-a-uuid", "previewImageUrl": FOREIGN_PREVIEW}, "job_id"),
         ({"job_id": str(uuid.uuid4())}, "previewImageUrl"),
         ({"job_id": str(uuid.uuid4()), "previewImageUrl": "file:///etc/passwd"}, "previewImageUrl"),
-        ({"job_id": str(uuid.uuid4()), "previewImageUrl": FOREIGN_PREVIEW, "prompt": "x" * 1001}, "prompt"),
+        (
+            {"job_id": str(uuid.uuid4()), "previewImageUrl": FOREIGN_PREVIEW, "prompt": "x" * 1001},
+            "prompt",
+        ),
     ],
 )
 def test_invalid_input_is_a_400(api_client, db, payload, field):
@@ -133,7 +155,9 @@ def test_another_jobs_preview_is_kept_as_a_foreign_url_and_goes_with_its_own_job
     no claim on the file, and deleting the job that made it deletes it."""
     data = b"preview image bytes"
     name = storage.save("previews", "car.png", data)
-    theirs = JobFactory(user=UserFactory(), kind=JobKind.PREVIEW, state=JobState.COMPLETED, preview_image=name)
+    theirs = JobFactory(
+        user=UserFactory(), kind=JobKind.PREVIEW, state=JobState.COMPLETED, preview_image=name
+    )
     client = own.client(auth_client(user))
     job_id = uuid.uuid4()
 
@@ -190,7 +214,9 @@ def test_registration_does_not_depend_on_the_storage(s3_down, api_client, db):
 
 
 @pytest.mark.parametrize("kind", [JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D])
-def test_an_anonymous_3d_job_cannot_be_claimed_by_registering_its_id(api_client, auth_client, user, kind):
+def test_an_anonymous_3d_job_cannot_be_claimed_by_registering_its_id(
+    api_client, auth_client, user, kind
+):
     """Its anonymous submitter keeps it: /cancel still works for them, nobody became its owner."""
     job = JobFactory(user=None, kind=kind, state=JobState.PENDING)
 

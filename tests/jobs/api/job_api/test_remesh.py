@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from hydrilla.queues import CeleryQueue
 from generation import registry, runner
 from generation.pipelines import prepare_mesh, save_source_mesh
+from hydrilla.queues import CeleryQueue
 from jobs import stages, storage
 from jobs.models import Job, JobKind, JobState, Stage
 from tests.factories import JobFactory, UserFactory
@@ -19,7 +19,9 @@ from tests.factories import JobFactory, UserFactory
 def source_job(local_media, user):
     sphere = trimesh.creation.icosphere(subdivisions=4)  # 5120 faces
     colours = np.tile(np.array([200, 40, 40, 255], dtype=np.uint8), (len(sphere.vertices), 1))
-    source = prepare_mesh(trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=colours, process=False))
+    source = prepare_mesh(
+        trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=colours, process=False)
+    )
     return JobFactory(
         user=user,
         state=JobState.COMPLETED,
@@ -40,15 +42,28 @@ def test_a_remesh_is_a_new_job_of_the_sources_owner_on_the_cpu_queue(
     staff = UserFactory(is_staff=True)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = remesh(auth_client(staff), source_job, {"faceCount": 300, "generateType": "LowPoly"})
+        response = remesh(
+            auth_client(staff), source_job, {"faceCount": 300, "generateType": "LowPoly"}
+        )
 
     assert response.status_code == 200
     job = Job.objects.get(pk=response.json()["jobId"])
     assert enqueued == [str(job.pk)] and job.stage == Stage.REMESH
-    assert (job.kind, job.state, job.user_id) == (JobKind.REMESH, JobState.PENDING, source_job.user_id)
-    assert (job.face_count, job.generate_type, job.enable_pbr) == (300, "LowPoly", source_job.enable_pbr)
+    assert (job.kind, job.state, job.user_id) == (
+        JobKind.REMESH,
+        JobState.PENDING,
+        source_job.user_id,
+    )
+    assert (job.face_count, job.generate_type, job.enable_pbr) == (
+        300,
+        "LowPoly",
+        source_job.enable_pbr,
+    )
     assert job.source_mesh == source_job.source_mesh and job.prompt == source_job.prompt
-    assert stages.SEQUENCES[JobKind.REMESH] == (Stage.REMESH,) and stages.QUEUES[Stage.REMESH] == CeleryQueue.CPU
+    assert (
+        stages.SEQUENCES[JobKind.REMESH] == (Stage.REMESH,)
+        and stages.QUEUES[Stage.REMESH] == CeleryQueue.CPU
+    )
     history = auth_client(source_job.user).get("/api/3d/history").json()["jobs"]
     assert [entry["id"] for entry in history][:1] == [str(job.pk)]
     assert history[0]["status"] == "WAIT" and history[0]["faceCount"] == 300
@@ -66,7 +81,9 @@ def test_the_remesh_job_runs_with_no_model_loaded(auth_client, source_job, enque
 
     job = Job.objects.get(pk=job_id)
     assert job.state == JobState.COMPLETED, job.error_message
-    (mesh,) = trimesh.load(io.BytesIO(storage.read(job.result_glb)), file_type="glb").geometry.values()
+    (mesh,) = trimesh.load(
+        io.BytesIO(storage.read(job.result_glb)), file_type="glb"
+    ).geometry.values()
     assert 0 < len(mesh.faces) <= 800 and mesh.visual.material.baseColorTexture is not None
     body = auth_client(source_job.user).get(f"/api/3d/status/{job_id}").json()
     assert body["job"]["status"] == "DONE" and body["job"]["resultGlbUrl"] and body["formats"]
@@ -85,10 +102,14 @@ def test_deleting_the_source_keeps_the_mesh_its_remesh_still_uses(
     assert not local_media.exists(source_job.result_glb)
     with django_capture_on_commit_callbacks(execute=True):
         client.delete(f"/api/3d/jobs/{job_id}")
-    assert not local_media.exists(source_job.source_mesh) and not local_media.exists(source_job.preview_image)
+    assert not local_media.exists(source_job.source_mesh) and not local_media.exists(
+        source_job.preview_image
+    )
 
 
-def test_remeshing_needs_a_stored_mesh_valid_options_and_the_right_owner(auth_client, api_client, source_job, user):
+def test_remeshing_needs_a_stored_mesh_valid_options_and_the_right_owner(
+    auth_client, api_client, source_job, user
+):
     without_mesh = JobFactory(user=user, state=JobState.COMPLETED, result_glb="jobs/old/model.glb")
     client = auth_client(user)
 

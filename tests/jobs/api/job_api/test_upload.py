@@ -25,7 +25,9 @@ TEN_MB = 10 * 1024 * 1024
     ],
     ids=["png", "jpeg", "webp", "mpo"],
 )
-def test_an_image_is_stored_under_uploads_and_served_as_the_same_picture(media, api_client, db, data, extension):
+def test_an_image_is_stored_under_uploads_and_served_as_the_same_picture(
+    media, api_client, db, data, extension
+):
     response = upload(api_client, data, filename="anything.bin")
 
     assert response.status_code == 200
@@ -35,8 +37,14 @@ def test_an_image_is_stored_under_uploads_and_served_as_the_same_picture(media, 
     assert "/uploads/image-" in path and path.endswith(f".{extension}")
     [name] = media.names("uploads")
     assert path.endswith(name)
-    with Image.open(io.BytesIO(data)) as sent, Image.open(io.BytesIO(media.fetch(body["url"], api_client))) as served:
-        assert (served.format, served.size) == ("JPEG" if sent.format == "MPO" else sent.format, sent.size)
+    with (
+        Image.open(io.BytesIO(data)) as sent,
+        Image.open(io.BytesIO(media.fetch(body["url"], api_client))) as served,
+    ):
+        assert (served.format, served.size) == (
+            "JPEG" if sent.format == "MPO" else sent.format,
+            sent.size,
+        )
         if extension == "png":
             assert served.tobytes() == sent.tobytes()  # lossless: the very same pixels
 
@@ -71,7 +79,10 @@ def test_a_photo_is_served_upright_and_without_what_the_phone_wrote_about_it(
         (b"just some text, not an image\n" * 10, "File is not a valid image"),
         (b"", "File is not a valid image"),
         (images.png_claiming(100_000, 100_000), "Image dimensions are too large"),
-        (images.png_claiming(7_000, 7_000), "Image dimensions are too large"),  # 49 Mpx: under Pillow's own limit
+        (
+            images.png_claiming(7_000, 7_000),
+            "Image dimensions are too large",
+        ),  # 49 Mpx: under Pillow's own limit
     ],
     ids=["gif", "bmp", "truncated-png", "text", "empty", "bomb", "49-megapixels"],
 )
@@ -162,7 +173,9 @@ def test_unwritable_local_storage_is_a_503_and_nothing_is_stored(local_media, ap
 def test_an_uploaded_image_url_is_accepted_by_generate(media, auth_client, user):
     client = auth_client(user)
     if media.kind == "local":
-        client.defaults["SERVER_NAME"] = "localhost"  # URL validation refuses the dotless "testserver"
+        client.defaults["SERVER_NAME"] = (
+            "localhost"  # URL validation refuses the dotless "testserver"
+        )
     url = upload(client, images.png()).json()["url"]
 
     response = client.post("/api/3d/generate", {"imageUrl": url}, format="json")

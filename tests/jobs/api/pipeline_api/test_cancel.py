@@ -8,12 +8,15 @@ import pytest
 from generation import processes
 from jobs.models import Job, JobState, Stage
 from jobs.services import workers
-from tests.helpers import assert_matches_schema, fail, finish_3d, start
 from tests.factories import JobFactory, UserFactory
+from tests.helpers import assert_matches_schema, fail, finish_3d, start
 
 pytestmark = pytest.mark.django_db
 
-CANCELLED_BODY = {"status": "cancelled", "message": "Job cancellation requested. It will stop at the next checkpoint."}
+CANCELLED_BODY = {
+    "status": "cancelled",
+    "message": "Job cancellation requested. It will stop at the next checkpoint.",
+}
 
 
 def cancel(client, job_id):
@@ -22,7 +25,10 @@ def cancel(client, job_id):
 
 def assert_cancel_accepted(response, job_id):
     assert response.status_code == 200, response.content
-    assert assert_matches_schema(response, "/cancel/{job_id}", "POST") == {"job_id": str(job_id), **CANCELLED_BODY}
+    assert assert_matches_schema(response, "/cancel/{job_id}", "POST") == {
+        "job_id": str(job_id),
+        **CANCELLED_BODY,
+    }
 
 
 def test_a_pending_job_is_cancelled_and_never_starts(api_client):
@@ -31,11 +37,20 @@ def test_a_pending_job_is_cancelled_and_never_starts(api_client):
     assert_cancel_accepted(cancel(api_client, job_id), job_id)
 
     # the worker's delivery is dropped
-    assert workers.claim_stage(job_id, Stage.TEXT_TO_IMAGE, worker="gpu@test", process=processes.current()) is None
+    assert (
+        workers.claim_stage(
+            job_id, Stage.TEXT_TO_IMAGE, worker="gpu@test", process=processes.current()
+        )
+        is None
+    )
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.attempts, job.started_at) == (JobState.CANCELLED, 0, None)
     status = api_client.get(f"/status/{job_id}").json()
-    assert (status["status"], status["error"], status["error_code"]) == ("cancelled", "Job was cancelled", "CANCELLED")
+    assert (status["status"], status["error"], status["error_code"]) == (
+        "cancelled",
+        "Job was cancelled",
+        "CANCELLED",
+    )
 
 
 def test_a_running_job_is_asked_to_stop_at_its_next_step(api_client):
@@ -48,7 +63,10 @@ def test_a_running_job_is_asked_to_stop_at_its_next_step(api_client):
     assert (job.state, job.cancel_requested) == (JobState.PROCESSING, True)
     assert workers.report_progress(lease, 60, "Generating 3D mesh…") is False
     assert workers.complete_job(lease, result_glb="x.glb") is False
-    assert workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped") == JobState.CANCELLED
+    assert (
+        workers.end_job_unsuccessfully(lease, code="CANCELLED", message="stopped")
+        == JobState.CANCELLED
+    )
     assert api_client.get(f"/status/{job_id}").json()["status"] == "cancelled"
     assert api_client.get(f"/api/3d/status/{job_id}").json()["job"]["status"] == "FAIL"
 

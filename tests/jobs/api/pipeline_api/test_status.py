@@ -9,12 +9,18 @@ import pytest
 
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, workers
-from tests.helpers import assert_matches_schema, fail, finish_3d, finish_preview, start
 from tests.factories import JobFactory
+from tests.helpers import assert_matches_schema, fail, finish_3d, finish_preview, start
 
 pytestmark = pytest.mark.django_db
 
-NODE_WORD = {"pending": "WAIT", "processing": "RUN", "completed": "DONE", "failed": "FAIL", "cancelled": "FAIL"}
+NODE_WORD = {
+    "pending": "WAIT",
+    "processing": "RUN",
+    "completed": "DONE",
+    "failed": "FAIL",
+    "cancelled": "FAIL",
+}
 
 
 def generation_status(client, job_id) -> dict:
@@ -80,12 +86,18 @@ def test_a_job_made_by_text_to_3d_reads_the_same_through_the_job_api(auth_client
 @pytest.mark.parametrize("state", STATES)
 def test_a_job_made_by_the_job_api_reads_the_same_through_status(auth_client, user, state):
     client = auth_client(user)
-    job_id = client.post("/api/3d/generate", {"prompt": "a brass lamp"}, format="json").json()["jobId"]
+    job_id = client.post("/api/3d/generate", {"prompt": "a brass lamp"}, format="json").json()[
+        "jobId"
+    ]
     drive(job_id, state)
 
     assert job_api_status(client, job_id)["job"]["status"] == NODE_WORD[state]
     python_half = generation_status(client, job_id)
-    assert (python_half["job_id"], python_half["status"], python_half["user_id"]) == (job_id, state, user.pk)
+    assert (python_half["job_id"], python_half["status"], python_half["user_id"]) == (
+        job_id,
+        state,
+        user.pk,
+    )
 
 
 def test_a_pending_job_shows_its_place_in_the_queue(api_client):
@@ -115,7 +127,11 @@ def test_status_has_unix_seconds_and_the_running_jobs_progress(api_client):
 
     body = generation_status(api_client, job_id)
 
-    assert (body["status"], body["progress"], body["message"]) == ("processing", 50, "Generating 3D mesh…")
+    assert (body["status"], body["progress"], body["message"]) == (
+        "processing",
+        50,
+        "Generating 3D mesh…",
+    )
     assert before <= body["created_at"] <= body["updated_at"] <= int(time.time())
     assert body["queue"]["position"] == 0 and body["queue"]["currently_processing"] is True
 
@@ -128,13 +144,17 @@ def test_a_completed_3d_job_has_its_result(api_client):
 
     assert result["job_id"] == job_id
     assert (result["mode"], result["prompt"]) == ("text-to-3d", "a chair")
-    assert result["mesh_url"].startswith("http") and result["mesh_url"].split("?")[0].endswith("/model.glb")
+    assert result["mesh_url"].startswith("http") and result["mesh_url"].split("?")[0].endswith(
+        "/model.glb"
+    )
     assert result["processed_image_url"].split("?")[0].endswith("/processed.png")
     assert isinstance(result["elapsed_seconds"], float) and result["elapsed_seconds"] >= 0
 
 
 def test_a_completed_image_to_3d_job_has_no_generated_image(api_client):
-    job_id = api_client.post("/image-to-3d", {"image_url": "https://images.example.com/a.png"}).json()["job_id"]
+    job_id = api_client.post(
+        "/image-to-3d", {"image_url": "https://images.example.com/a.png"}
+    ).json()["job_id"]
     finish_3d(job_id, start(job_id))
 
     result = generation_status(api_client, job_id)["result"]
@@ -159,7 +179,11 @@ def test_a_failed_job_says_why(api_client):
 
     body = generation_status(api_client, job_id)
 
-    assert (body["status"], body["error"], body["error_code"]) == ("failed", "The GPU ran out of memory", "OUT_OF_MEMORY")
+    assert (body["status"], body["error"], body["error_code"]) == (
+        "failed",
+        "The GPU ran out of memory",
+        "OUT_OF_MEMORY",
+    )
 
 
 @pytest.mark.parametrize("job_id", [uuid.uuid4(), "not-a-uuid", "1"])

@@ -8,20 +8,30 @@ import threading
 import time
 
 import pytest
-from django.conf import settings
 import requests
+from django.conf import settings
 from django.db import connection
 
 from jobs.models import Job
 from jobs.services import clients, workers
 from jobs.views.common import WAITING_VIEWS_THREADS
-from jobs.watch import JobWatcher, POLL_SECONDS
-from tests.helpers import Background, assert_matches_schema, chunks_of, fail, finish_3d, response_schema, sse_events, start
+from jobs.watch import POLL_SECONDS, JobWatcher
 from tests.factories import JobFactory
+from tests.helpers import (
+    Background,
+    assert_matches_schema,
+    chunks_of,
+    fail,
+    finish_3d,
+    response_schema,
+    sse_events,
+    start,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_postgres = pytest.mark.skipif(
-    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="counts PostgreSQL connections"
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="counts PostgreSQL connections",
 )
 
 
@@ -119,7 +129,12 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
     if body["status"] == "processing":  # the claim may or may not be seen on its own
         name, body = stream.next()
 
-    assert (name, body["status"], body["error"], body["error_code"]) == ("message", "failed", "The GPU ran out of memory", "OUT_OF_MEMORY")
+    assert (name, body["status"], body["error"], body["error_code"]) == (
+        "message",
+        "failed",
+        "The GPU ran out of memory",
+        "OUT_OF_MEMORY",
+    )
     assert stream.next()[0] == "end" and stream.next() is None
 
 
@@ -129,7 +144,9 @@ def test_heartbeats_keep_an_idle_stream_open_until_the_job_is_cancelled(api_clie
     stream = open_stream(api_client, job.pk)
     assert stream.next()[1]["status"] == "pending"
 
-    canceller = threading.Timer(1.0, lambda: (api_client.post(f"/cancel/{job.pk}"), connection.close()))
+    canceller = threading.Timer(
+        1.0, lambda: (api_client.post(f"/cancel/{job.pk}"), connection.close())
+    )
     canceller.start()
     name, body = stream.next()
     canceller.join()
@@ -159,7 +176,9 @@ def test_streaming_an_unknown_job_is_a_404(api_client, accept):
 
 
 def test_the_schema_documents_the_stream_as_an_event_stream():
-    assert response_schema("/stream/{job_id}", "GET", 200, "text/event-stream") == {"type": "string"}
+    assert response_schema("/stream/{job_id}", "GET", 200, "text/event-stream") == {
+        "type": "string"
+    }
 
 
 # --- Over a real HTTP server, many at once ------------------------------------------------------
@@ -169,7 +188,8 @@ def other_connections() -> int:
     """Database connections open to the test database, besides this thread's."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname "
+            "= current_database() AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0]
 
@@ -181,9 +201,10 @@ def read_events(response, into: list):
             into.append((name, body))
 
 
-
 @needs_postgres
-def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(asgi_server, monkeypatch, no_limits):
+def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(
+    asgi_server, monkeypatch, no_limits
+):
     streams = 16
     refreshes = []
     refresh = JobWatcher._refresh
@@ -194,15 +215,25 @@ def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(asg
 
     monkeypatch.setattr(JobWatcher, "_refresh", counted)
     jobs = [
-        requests.post(f"{asgi_server.url}/text-to-3d", data={"prompt": f"a chair {n}"}, timeout=10).json()["job_id"]
+        requests.post(
+            f"{asgi_server.url}/text-to-3d", data={"prompt": f"a chair {n}"}, timeout=10
+        ).json()["job_id"]
         for n in range(streams)
     ]
     responses = [
-        requests.get(f"{asgi_server.url}/stream/{job_id}", headers={"Accept": "text/event-stream"}, stream=True, timeout=10)
+        requests.get(
+            f"{asgi_server.url}/stream/{job_id}",
+            headers={"Accept": "text/event-stream"},
+            stream=True,
+            timeout=10,
+        )
         for job_id in jobs
     ]
     received = [[] for _ in jobs]
-    readers = [threading.Thread(target=read_events, args=pair, daemon=True) for pair in zip(responses, received)]
+    readers = [
+        threading.Thread(target=read_events, args=pair, daemon=True)
+        for pair in zip(responses, received, strict=False)
+    ]
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + 10
@@ -220,10 +251,12 @@ def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(asg
         reader.join(10)
 
     # The watcher's and the waiting views' pool: bounded, however many streams wait.
-    assert open_connections <= 1 + WAITING_VIEWS_THREADS, f"{open_connections} connections for {streams} waiting streams"
+    assert open_connections <= 1 + WAITING_VIEWS_THREADS, (
+        f"{open_connections} connections for {streams} waiting streams"
+    )
     assert max(refreshes) == streams  # every stream's job read in one query per tick ...
     assert ticks_while_waiting <= 12  # ... and ticks are per process, not per stream
-    for job_id, events in zip(jobs, received):
+    for job_id, events in zip(jobs, received, strict=False):
         assert [name for name, _ in events][-2:] == ["message", "end"], events
         assert events[-1][1]["job_id"] == job_id and events[-1][1]["status"] == "completed"
         assert events[0][1]["status"] == "pending"
@@ -233,7 +266,9 @@ def test_many_open_streams_share_one_watcher_and_hold_no_database_connection(asg
 
 
 def test_a_stream_over_http_from_submission_to_completion(asgi_server):
-    job_id = requests.post(f"{asgi_server.url}/text-to-3d", data={"prompt": "a lamp"}, timeout=10).json()["job_id"]
+    job_id = requests.post(
+        f"{asgi_server.url}/text-to-3d", data={"prompt": "a lamp"}, timeout=10
+    ).json()["job_id"]
 
     def worker():
         time.sleep(0.5)
@@ -256,4 +291,6 @@ def test_a_stream_over_http_from_submission_to_completion(asgi_server):
     assert [name for name, _ in events][-1] == "end"
     assert progress == sorted(progress) and progress[-1] == 100
     assert {10, 40, 80} <= set(progress)
-    assert all(seen(a) != seen(b) for (_, a), (_, b) in zip(events[:-2], events[1:-1])), "an event repeated"
+    assert all(
+        seen(a) != seen(b) for (_, a), (_, b) in zip(events[:-2], events[1:-1], strict=False)
+    ), "an event repeated"

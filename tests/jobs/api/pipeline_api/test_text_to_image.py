@@ -7,19 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 import requests
+from django.conf import settings
 
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
 from jobs.views.common import WAITING_VIEWS_THREADS
-from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
 from tests.factories import JobFactory
+from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_postgres = pytest.mark.skipif(
-    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="counts PostgreSQL connections"
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="counts PostgreSQL connections",
 )
 
 
@@ -46,7 +47,9 @@ def test_the_answer_comes_when_the_preview_is_ready(api_client, enqueued):
     worker = Background(make_preview, "A red sports car")
 
     response = api_client.post(
-        "/text-to-image", "prompt=A+red+sports+car", content_type="application/x-www-form-urlencoded"
+        "/text-to-image",
+        "prompt=A+red+sports+car",
+        content_type="application/x-www-form-urlencoded",
     )
 
     preview_id = worker.join()
@@ -58,7 +61,10 @@ def test_the_answer_comes_when_the_preview_is_ready(api_client, enqueued):
         "prompt": "A red sports car",
         "message": "Preview image generated successfully",
     }
-    assert body["image_url"].startswith("http") and f"{storage.job_folder(preview_id)}/preview" in body["image_url"]
+    assert (
+        body["image_url"].startswith("http")
+        and f"{storage.job_folder(preview_id)}/preview" in body["image_url"]
+    )
     assert preview_id not in body["image_url"]  # a shared picture does not give the job's id away
     assert body["queue"] == {  # where it stood on arrival: behind one waiting preview
         "position": 2,
@@ -72,7 +78,9 @@ def test_the_answer_comes_when_the_preview_is_ready(api_client, enqueued):
     assert api_client.get(f"/status/{preview_id}").json()["status"] == "completed"
 
 
-def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(api_client, auth_client, user, settings):
+def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(
+    api_client, auth_client, user, settings
+):
     settings.PREVIEW_WAIT_SECONDS = 1
     started = time.monotonic()
 
@@ -83,7 +91,8 @@ def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(api_client, auth
     body = assert_matches_schema(response, "/text-to-image", "POST")
     preview_id = body["preview_id"]
     assert body == {
-        "error": f"The preview is taking longer than expected. It will still be finished: check /status/{preview_id}.",
+        "error": f"The preview is taking longer than expected. It will "
+        f"still be finished: check /status/{preview_id}.",
         "preview_id": preview_id,
         "status_url": f"/status/{preview_id}",
     }
@@ -101,7 +110,10 @@ def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(api_client, auth
         format="json",
         SERVER_NAME="localhost",
     )
-    assert registered.status_code == 200 and registered.json() == {"success": True, "job_id": preview_id}
+    assert registered.status_code == 200 and registered.json() == {
+        "success": True,
+        "job_id": preview_id,
+    }
     history = auth_client(user).get("/api/3d/history").json()["jobs"]
     assert [(job["id"], job["status"]) for job in history] == [(preview_id, "DONE")]
     assert urlsplit(history[0]["previewImageUrl"]).path == urlsplit(image_url).path
@@ -109,14 +121,18 @@ def test_a_preview_that_takes_too_long_is_a_503_and_is_not_lost(api_client, auth
 
 def test_a_failed_preview_is_a_500_with_the_reason(api_client):
     worker = Background(
-        make_preview, "a cursed vase", lambda job_id, lease: fail(job_id, lease, message="The model crashed")
+        make_preview,
+        "a cursed vase",
+        lambda job_id, lease: fail(job_id, lease, message="The model crashed"),
     )
 
     response = api_client.post("/text-to-image", {"prompt": "a cursed vase"})
 
     worker.join()
     assert response.status_code == 500
-    assert assert_matches_schema(response, "/text-to-image", "POST") == {"error": "The model crashed"}
+    assert assert_matches_schema(response, "/text-to-image", "POST") == {
+        "error": "The model crashed"
+    }
 
 
 def test_a_preview_cancelled_while_waiting_is_a_409(api_client):
@@ -130,21 +146,27 @@ def test_a_preview_cancelled_while_waiting_is_a_409(api_client):
 
     worker.join()
     assert response.status_code == 409
-    assert assert_matches_schema(response, "/text-to-image", "POST") == {"error": "Job was cancelled"}
+    assert assert_matches_schema(response, "/text-to-image", "POST") == {
+        "error": "Job was cancelled"
+    }
 
 
 def test_a_bad_prompt_is_refused_at_once(api_client):
     response = api_client.post("/text-to-image", {"prompt": ""})
 
     assert response.status_code == 400
-    assert assert_matches_schema(response, "/text-to-image", "POST") == {"error": "prompt: This field may not be blank."}
+    assert assert_matches_schema(response, "/text-to-image", "POST") == {
+        "error": "prompt: This field may not be blank."
+    }
     assert not Job.objects.exists()
 
 
 def test_a_preview_for_a_user_is_theirs(auth_client, user):
     worker = Background(make_preview, "my own lamp")
 
-    response = auth_client(user).post("/text-to-image", {"prompt": "my own lamp", "user_id": user.pk})
+    response = auth_client(user).post(
+        "/text-to-image", {"prompt": "my own lamp", "user_id": user.pk}
+    )
 
     preview_id = worker.join()
     assert response.status_code == 200
@@ -165,7 +187,9 @@ def test_many_waiting_previews_hold_no_connection_and_block_no_one(asgi_server, 
     prompts = [f"a waiting teapot {n}" for n in range(previews)]
     pool = ThreadPoolExecutor(max_workers=previews)
     answers = [
-        pool.submit(requests.post, f"{asgi_server.url}/text-to-image", data={"prompt": prompt}, timeout=30)
+        pool.submit(
+            requests.post, f"{asgi_server.url}/text-to-image", data={"prompt": prompt}, timeout=30
+        )
         for prompt in prompts
     ]
     waiting = [wait_for_preview(prompt) for prompt in prompts]
@@ -181,7 +205,10 @@ def test_many_waiting_previews_hold_no_connection_and_block_no_one(asgi_server, 
         assert status.status_code == info.status_code == 200
         assert status.json()["status"] == "pending"
     deadline = time.monotonic() + 3  # the queue figures are a queue tick old at most
-    while requests.get(f"{asgi_server.url}/queue/info", timeout=5).json()["preview_waiting"] != previews:
+    while (
+        requests.get(f"{asgi_server.url}/queue/info", timeout=5).json()["preview_waiting"]
+        != previews
+    ):
         assert time.monotonic() < deadline, "the queue figures never counted every waiting preview"
         time.sleep(0.1)
     assert not any(answer.done() for answer in answers)
@@ -191,11 +218,15 @@ def test_many_waiting_previews_hold_no_connection_and_block_no_one(asgi_server, 
     results = [answer.result(timeout=15) for answer in answers]
     pool.shutdown()
 
-    assert connections <= 2 + WAITING_VIEWS_THREADS, f"{connections} database connections while {previews} previews waited"
+    assert connections <= 2 + WAITING_VIEWS_THREADS, (
+        f"{connections} database connections while {previews} previews waited"
+    )
     assert max(polls) < 2, f"status polls took {polls}"
     assert [result.status_code for result in results] == [200] * previews
     assert [result.json()["preview_id"] for result in results] == [str(job.pk) for job in waiting]
-    assert all(result.json()["image_url"].split("?")[0].endswith("/preview.png") for result in results)
+    assert all(
+        result.json()["image_url"].split("?")[0].endswith("/preview.png") for result in results
+    )
 
 
 def test_a_client_that_goes_away_frees_its_wait_at_once(asgi_server):
@@ -206,8 +237,10 @@ def test_a_client_that_goes_away_frees_its_wait_at_once(asgi_server):
     body = b"prompt=a+teapot+nobody+waits+for"
     client = socket.create_connection(("127.0.0.1", asgi_server.port), timeout=5)
     client.sendall(
-        b"POST /text-to-image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        b"POST /text-to-image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+        b"application/x-www-form-urlencoded\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
     )
     deadline = time.monotonic() + 10
     while watcher.waiting() != 1:
@@ -220,4 +253,6 @@ def test_a_client_that_goes_away_frees_its_wait_at_once(asgi_server):
     while watcher.waiting():
         assert time.monotonic() < deadline, "the wait outlived its client"
         time.sleep(0.02)
-    assert Job.objects.get(prompt="a teapot nobody waits for").state == JobState.PENDING  # the preview goes on
+    assert (
+        Job.objects.get(prompt="a teapot nobody waits for").state == JobState.PENDING
+    )  # the preview goes on
