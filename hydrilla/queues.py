@@ -36,6 +36,7 @@ RUNNING, WAITING = "running", "waiting"
 
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
+DELETE_EXPIRED_IDEMPOTENCY_KEYS = "idempotency.delete_expired"
 
 
 def stage_task(stage: str) -> str:

@@ -7,7 +7,12 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, PRIORITY_QUEUES, CeleryQueue
+from hydrilla.queues import (
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+    DELETE_UNUSED_UPLOADS,
+    PRIORITY_QUEUES,
+    CeleryQueue,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -33,6 +38,7 @@ INSTALLED_APPS = [
     "storages",
     "accounts",
     "jobs",
+    "idempotency",
     "generation",
 ]
 
@@ -180,6 +186,11 @@ MAX_STREAMS_PER_CALLER = env.int("MAX_STREAMS_PER_CALLER", default=20)
 MAX_WAITING_PREVIEWS_PER_CALLER = env.int("MAX_WAITING_PREVIEWS_PER_CALLER", default=4)
 # Uploads that no job uses are deleted after this long (housekeeping on the default queue).
 UNUSED_UPLOAD_MAX_AGE_SECONDS = env.int("UNUSED_UPLOAD_MAX_AGE_SECONDS", default=24 * 3600)
+# Idempotency-Key on a POST that creates something: its answer is given again to retries for this
+# long (then the key is forgotten, by housekeeping on the default queue). A retry that arrives
+# while the first request is still handled waits this long for its answer, then gets 409.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 
 # --- HTTP ------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
@@ -293,6 +304,11 @@ ORPHAN_AFTER_SECONDS = env.int("ORPHAN_AFTER_SECONDS", default=60)
 # /text-to-image answers when the preview is ready, or 503 after this long (the preview still
 # finishes and can be registered).
 PREVIEW_WAIT_SECONDS = env.int("PREVIEW_WAIT_SECONDS", default=60)
+# A request with an Idempotency-Key still unanswered after this long died with its process (no
+# request runs longer than a preview's wait): the next retry takes its key over.
+IDEMPOTENCY_ABANDONED_AFTER_SECONDS = env.int(
+    "IDEMPOTENCY_ABANDONED_AFTER_SECONDS", default=PREVIEW_WAIT_SECONDS + 60
+)
 
 # --- Queue estimates -------------------------------------------------------------------------
 ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0, "remesh": 20.0}
@@ -402,9 +418,16 @@ CELERY_TASK_QUEUES = [
     for queue in CeleryQueue
 ]
 # The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
-CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
+CELERY_TASK_ROUTES = {
+    DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS: {"queue": CeleryQueue.DEFAULT},
+}
 CELERY_BEAT_SCHEDULE = {
-    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}
+    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
+    "delete-expired-idempotency-keys": {
+        "task": DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+        "schedule": 3600.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Fail fast when the broker is down, so the API can answer 503 instead of hanging.
