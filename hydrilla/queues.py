@@ -39,6 +39,10 @@ DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
 DELETE_EXPIRED_IDEMPOTENCY_KEYS = "idempotency.delete_expired"
 
 
+# The header of a stage's message that carries the X-Request-ID of the request that made the job.
+REQUEST_ID_HEADER = "hydrilla_request_id"
+
+
 def stage_task(stage: str) -> str:
     """The name of the task that runs ``stage`` of a job: a contract between the web service and
     the workers, which send and implement it by name with one argument, the job id as a string."""

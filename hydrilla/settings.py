@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import botocore.config
+import corsheaders.defaults
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "hydrilla.request_id.request_id_middleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "jobs.middleware.request_body_limit",
@@ -195,6 +197,16 @@ IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 # --- HTTP ------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
 CORS_ALLOW_CREDENTIALS = True
+# What a browser may send and read beyond CORS's safe headers: retries, request ids, limits.
+CORS_ALLOW_HEADERS = (*corsheaders.defaults.default_headers, "idempotency-key", "x-request-id")
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 # A little room above the image limit for the multipart envelope; larger bodies are refused unread.
@@ -356,8 +368,18 @@ TEXTURE_SIZE = env.int("TEXTURE_SIZE", default=1024)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Each line names the request it was written for (hydrilla.request_id), "-" for none.
+    "filters": {"request_id": {"()": "hydrilla.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 

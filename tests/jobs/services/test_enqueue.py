@@ -8,9 +8,14 @@ import time
 import pytest
 from django.db import transaction
 
-from jobs.models import Job, JobKind, JobState
+from generation import runner
+from generation.tasks import STAGE_TASKS
+from hydrilla.queues import REQUEST_ID_HEADER
+from hydrilla.request_id import current
+from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import clients
 from tests.factories import UserFactory
+from tests.helpers import claim, end_stage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,3 +66,32 @@ def test_broker_outage_is_a_503_and_leaves_no_job(auth_client, broker_down):
     assert not Job.objects.exists()
     history = auth_client(user).get("/api/3d/history").json()
     assert history == {"jobs": []}
+
+
+def test_every_stage_message_carries_the_id_of_the_request_that_made_the_job(
+    auth_client, gpu_queue, cpu_queue
+):
+    user = UserFactory()
+    response = auth_client(user).post(
+        "/api/3d/generate",
+        {"imageUrl": "https://images.example.com/chair.png"},
+        format="json",
+        headers={"X-Request-ID": "trace-7"},
+    )
+    job_id = response.json()["jobId"]
+    [prepare] = cpu_queue.wait()
+    end_stage(claim(job_id))  # the next stage's message, sent by a worker
+    [image_to_3d] = gpu_queue.wait()
+
+    assert Job.objects.get(pk=job_id).request_id == "trace-7"
+    assert prepare.headers[REQUEST_ID_HEADER] == image_to_3d.headers[REQUEST_ID_HEADER] == "trace-7"
+
+
+def test_a_stage_s_task_logs_under_the_request_id_its_message_carries(monkeypatch, caplog):
+    seen = []
+    monkeypatch.setattr(runner, "run_stage", lambda *args, **kwargs: seen.append(current()))
+
+    STAGE_TASKS[Stage.FINISH].apply(args=["some-job"], headers={REQUEST_ID_HEADER: "trace-9"})
+    STAGE_TASKS[Stage.FINISH].apply(args=["made-by-no-request"])
+
+    assert seen == ["trace-9", ""]
