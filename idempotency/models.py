@@ -19,7 +19,8 @@ class IdempotentRequest(models.Model):
     started_at = models.DateTimeField()
     # Empty while the first request is being handled.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    # JSON text, not a JSON column: PostgreSQL's jsonb would reorder the keys of the replay.
+    response_body = models.TextField(blank=True)
 
     class Meta:
         constraints = [

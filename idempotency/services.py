@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -102,7 +103,7 @@ def _claim(caller: str, key: str, request_fingerprint: str) -> IdempotentRequest
     if existing.fingerprint != request_fingerprint:
         raise KeyReused(key)
     if existing.response_status is not None:
-        return Answer(existing.response_status, existing.response_body)
+        return Answer(existing.response_status, json.loads(existing.response_body))
     abandoned = now - timedelta(seconds=settings.IDEMPOTENCY_ABANDONED_AFTER_SECONDS)
     if existing.started_at < abandoned and _take_over(existing, now):
         logger.warning(
@@ -129,7 +130,9 @@ def _held(claimed: IdempotentRequest):
 
 def finish(claimed: IdempotentRequest, status: int, body) -> None:
     """Keep the answer of the request that holds ``claimed``: retries get it again."""
-    _held(claimed).update(response_status=status, response_body=body)
+    _held(claimed).update(
+        response_status=status, response_body=json.dumps(body, cls=DjangoJSONEncoder)
+    )
 
 
 def release(claimed: IdempotentRequest) -> None:
