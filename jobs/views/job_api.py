@@ -11,9 +11,10 @@ from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
 from accounts import services as account_services
-from jobs import errors, formats, inputs, selectors, storage, throttles
-from jobs.models import JobKind
-from jobs.openapi import (
+from jobs import errors, formats, selectors, storage
+from jobs.api import inputs, throttles
+from jobs.api.common import create_job_or_503, job_for, save_uploaded_image, site
+from jobs.api.openapi import (
     INVALID_TOKEN,
     JOB_API_TAG,
     JOB_ID,
@@ -24,7 +25,7 @@ from jobs.openapi import (
     UNAUTHENTICATED,
     error,
 )
-from jobs.outputs import (
+from jobs.api.outputs import (
     Done,
     ImageUploaded,
     JobCreated,
@@ -35,8 +36,8 @@ from jobs.outputs import (
     QueueInfo,
     UserSynced,
 )
+from jobs.models import JobKind
 from jobs.services import clients, shared
-from jobs.views.common import create_job_or_503, job_for, save_uploaded_image, site
 from jobs.watch import watcher
 
 

@@ -28,11 +28,9 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from jobs import errors, events, health, openapi, outputs, selectors, storage, throttles
-from jobs.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
-from jobs.models import FINAL_STATES, JobKind, JobState
-from jobs.services import clients
-from jobs.views.common import (
+from jobs import errors, events, health, selectors, storage
+from jobs.api import openapi, outputs, throttles
+from jobs.api.common import (
     create_job_or_503,
     in_thread,
     job_for,
@@ -40,6 +38,9 @@ from jobs.views.common import (
     save_uploaded_image,
     site,
 )
+from jobs.api.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
+from jobs.models import FINAL_STATES, JobKind, JobState
+from jobs.services import clients
 from jobs.watch import watcher
 
 PREVIEW_RETRY_AFTER_SECONDS = 5
