@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.views import job_api
+from jobs.api.job_api import views as job_api
 
 urlpatterns = [
     path("generate", job_api.generate),
