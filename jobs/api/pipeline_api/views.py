@@ -28,7 +28,7 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from jobs import errors, events, health, selectors, storage
+from jobs import errors, health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
     create_job_or_503,
@@ -39,6 +39,7 @@ from jobs.api.common import (
     site,
 )
 from jobs.api.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
+from jobs.api.pipeline_api import events
 from jobs.models import FINAL_STATES, JobKind, JobState
 from jobs.services import clients
 from jobs.watch import watcher
