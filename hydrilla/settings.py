@@ -39,7 +39,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "jobs.middleware.request_body_limit",
+    "hydrilla.middleware.request_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -195,11 +195,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.parsers.JSONParser",
-        "jobs.parsers.FormParser",
-        "jobs.parsers.MultiPartParser",
+        "hydrilla.parsers.JSONParser",
+        "hydrilla.parsers.FormParser",
+        "hydrilla.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "hydrilla.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Rates: jobs/api/throttles.py reads the SUBMIT_RATE_* settings.

@@ -18,7 +18,7 @@ if settings.SERVE_MEDIA:
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
     )
 
-handler400 = "jobs.errors.json_bad_request"
-handler403 = "jobs.errors.json_permission_denied"
-handler404 = "jobs.errors.json_not_found"
-handler500 = "jobs.errors.json_server_error"
+handler400 = "hydrilla.errors.json_bad_request"
+handler403 = "hydrilla.errors.json_permission_denied"
+handler404 = "hydrilla.errors.json_not_found"
+handler500 = "hydrilla.errors.json_server_error"

@@ -8,7 +8,8 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from rest_framework.request import Request
 
-from jobs import errors, remote_images, selectors, submissions, uploads
+from hydrilla import errors
+from jobs import remote_images, selectors, submissions, uploads
 from jobs.api import throttles
 from jobs.models import Job
 from jobs.services import clients, shared

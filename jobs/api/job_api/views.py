@@ -11,7 +11,8 @@ from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
 from accounts import services as account_services
-from jobs import errors, formats, selectors, storage
+from hydrilla import errors
+from jobs import formats, selectors, storage
 from jobs.api import inputs, throttles
 from jobs.api.common import create_job_or_503, job_for, save_uploaded_image, site
 from jobs.api.openapi import (

@@ -28,7 +28,8 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from jobs import errors, health, selectors, storage
+from hydrilla import errors
+from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
     create_job_or_503,
