@@ -15,6 +15,7 @@ from jobs.models import Job
 from jobs.services import clients, shared
 
 CHANGING_ACTIONS = ("rename", "delete")
+JOB_NOT_FOUND = "Job not found"
 
 
 def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) -> Job:
@@ -22,7 +23,7 @@ def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) ->
     ``read`` finds it (the database, or what the process's watcher already knows)."""
     job = read(job_id)
     if job is None:
-        raise errors.not_found()
+        raise errors.not_found(JOB_NOT_FOUND)
     allowed = selectors.can_change if action in CHANGING_ACTIONS else selectors.can_manage
     if not allowed(request.user, job):
         raise errors.forbidden(f"You don't have permission to {action} this job")

@@ -32,6 +32,7 @@ from hydrilla import errors
 from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
+    JOB_NOT_FOUND,
     create_job_or_503,
     in_thread,
     job_for,
@@ -257,7 +258,7 @@ def image_to_3d(request):
 def status(request, job_id):
     job = watcher.job(job_id)
     if job is None:
-        raise errors.not_found()
+        raise errors.not_found(JOB_NOT_FOUND)
     return Response(_status_body(job, site(request)))
 
 
@@ -349,7 +350,7 @@ def readiness(request):
 async def stream(request, job_id):
     job = await in_thread(watcher.job)(job_id)
     if job is None:
-        return errors.json_response("Job not found", 404)
+        return errors.json_response(JOB_NOT_FOUND, 404)
     slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
     status_body = in_thread(functools.partial(_status_body, site=site(request)))
     response = StreamingHttpResponse(
