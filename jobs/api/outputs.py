@@ -9,7 +9,7 @@ absolute, on the ``site`` (``scheme://host``) the client reached, and a job's st
 from django.urls import reverse
 from rest_framework import serializers
 
-from accounts.serializers import IsoDateTimeField, SyncedUser, UserProfile
+from accounts.serializers import IsoDateTimeField
 from hydrilla.rendering import Output, context
 from jobs import storage
 from jobs.formats import FORMATS
@@ -312,18 +312,3 @@ class JobRegistered(Output):
 class ImageUploaded(Output):
     success = serializers.BooleanField()
     url = serializers.URLField()
-
-
-class UserStats(Output):
-    totalJobs = serializers.IntegerField(min_value=0)
-    completedJobs = serializers.IntegerField(min_value=0)
-
-
-class Me(Output):
-    user = UserProfile()
-    stats = UserStats()
-
-
-class UserSynced(Output):
-    success = serializers.BooleanField()
-    user = SyncedUser()

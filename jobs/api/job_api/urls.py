@@ -13,6 +13,4 @@ urlpatterns = [
     path("register-job", job_api.register_job),
     path("upload-image", job_api.upload_image),
     path("queue/info", job_api.queue_info),
-    path("me", job_api.me),
-    path("sync-user", job_api.sync_user),
 ]
