@@ -1,11 +1,7 @@
 """What both API halves share: looking a job up for a caller, the site that URLs in bodies are
-on, the threads of the views that wait, and the spec's errors for what submitting refuses."""
+on, giving a slot back from the views that wait, and the spec's errors for what submitting
+refuses."""
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
 from rest_framework.request import Request
 
 from hydrilla import errors
@@ -13,6 +9,7 @@ from jobs import remote_images, selectors, submissions, uploads
 from jobs.api import throttles
 from jobs.models import Job
 from jobs.services import clients, shared
+from jobs.watch import WAITING_VIEWS_POOL
 
 CHANGING_ACTIONS = ("rename", "delete")
 JOB_NOT_FOUND = "Job not found"
@@ -35,33 +32,10 @@ def site(request: Request) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
-# The threads that do the database and storage work of the views that wait (a few short queries
-# each): however many requests arrive at once, a process opens no more connections than this.
-WAITING_VIEWS_THREADS = 4
-WAITING_VIEWS_POOL = ThreadPoolExecutor(
-    max_workers=WAITING_VIEWS_THREADS, thread_name_prefix="waiting-views"
-)
-
-
 def release_soon(slot: throttles.Slot) -> None:
     """Give a slot back from a coroutine without waiting, and without touching the cache from the
     event loop (there each request's context would open a cache connection of its own)."""
     WAITING_VIEWS_POOL.submit(slot.release)
-
-
-def in_thread(function):
-    """``function`` called from a coroutine, in WAITING_VIEWS_POOL, whose threads keep their
-    database connections as request threads do (``DATABASE_CONN_MAX_AGE``)."""
-
-    @functools.wraps(function)
-    def pooled(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(pooled, thread_sensitive=False, executor=WAITING_VIEWS_POOL)
 
 
 def create_job_or_503(request: Request, **fields) -> Job:

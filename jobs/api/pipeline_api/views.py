@@ -34,7 +34,6 @@ from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
     JOB_NOT_FOUND,
     create_job_or_503,
-    in_thread,
     job_for,
     release_soon,
     save_uploaded_image,
@@ -44,7 +43,7 @@ from jobs.api.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.api.pipeline_api import events
 from jobs.models import FINAL_STATES, JobKind, JobState
 from jobs.services import clients
-from jobs.watch import watcher
+from jobs.watch import in_thread, watcher
 
 PREVIEW_RETRY_AFTER_SECONDS = 5
 SUBMITTED_MESSAGE = "Job created successfully. Use /status/{job_id} to check progress."

@@ -12,10 +12,9 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from jobs.api.common import WAITING_VIEWS_THREADS
 from jobs.models import Job
 from jobs.services import clients, workers
-from jobs.watch import POLL_SECONDS, JobWatcher
+from jobs.watch import POLL_SECONDS, WAITING_VIEWS_THREADS, JobWatcher
 from tests.factories import JobFactory
 from tests.helpers import (
     Background,

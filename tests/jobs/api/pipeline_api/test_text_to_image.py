@@ -11,9 +11,9 @@ import requests
 from django.conf import settings
 
 from jobs import storage
-from jobs.api.common import WAITING_VIEWS_THREADS
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
+from jobs.watch import WAITING_VIEWS_THREADS
 from tests.factories import JobFactory
 from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
 
