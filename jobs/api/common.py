@@ -1,11 +1,11 @@
 """What both API halves share: looking a job up for a caller, the site that URLs in bodies are
-on, giving a slot back from the views that wait, and the spec's errors for what submitting
-refuses."""
+on, submitting a job and storing an uploaded image (their refusals as the spec's errors), and
+giving a slot back from the views that wait."""
 
 from rest_framework.request import Request
 
 from hydrilla import errors
-from jobs import remote_images, selectors, submissions, uploads
+from jobs import remote_images, selectors, storage, uploads
 from jobs.api import throttles
 from jobs.models import Job
 from jobs.services import clients, shared
@@ -38,11 +38,19 @@ def release_soon(slot: throttles.Slot) -> None:
     WAITING_VIEWS_POOL.submit(slot.release)
 
 
-def create_job_or_503(request: Request, **fields) -> Job:
-    """``submissions.submit``, its refusals as the spec's errors."""
+def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
+    """Create the job (``clients.create_job``), its refusals as the spec's errors. An image URL
+    into our own storage (on the request's site) is kept by name, read directly by the worker; any
+    other is checked now, so that a forbidden address is refused before a job exists."""
     try:
-        return submissions.submit(
-            site=site(request), submitted_from=throttles.client_address(request), **fields
+        input_image = storage.name_from_url(image_url, site(request)) if image_url else None
+        if image_url and not input_image:
+            remote_images.resolve_public(image_url)
+        return clients.create_job(
+            image_url=image_url,
+            input_image=input_image or "",
+            submitted_from=throttles.client_address(request),
+            **fields,
         )
     except remote_images.RemoteImageError as exc:
         raise errors.bad_request(exc.message) from None

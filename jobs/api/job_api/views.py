@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from hydrilla import errors
 from jobs import formats, selectors, storage
 from jobs.api import inputs, throttles
-from jobs.api.common import create_job_or_503, job_for, save_uploaded_image, site
+from jobs.api.common import job_for, save_uploaded_image, site, submit
 from jobs.api.openapi import (
     INVALID_TOKEN,
     JOB_API_TAG,
@@ -61,7 +61,7 @@ def generate(request):
     form = inputs.GenerateInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
-    job = create_job_or_503(
+    job = submit(
         request,
         kind=JobKind.IMAGE_TO_3D if data.get("imageUrl") else JobKind.TEXT_TO_3D,
         user=request.user,

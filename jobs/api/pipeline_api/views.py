@@ -33,11 +33,11 @@ from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
     JOB_NOT_FOUND,
-    create_job_or_503,
     job_for,
     release_soon,
     save_uploaded_image,
     site,
+    submit,
 )
 from jobs.api.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.api.pipeline_api import events
@@ -142,7 +142,7 @@ async def text_to_image(request):
     data, user = _submission(request, PromptInput)
     slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
     try:
-        job = await in_thread(create_job_or_503)(
+        job = await in_thread(submit)(
             request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
         )
         snapshot = watcher.snapshot(job)
@@ -201,7 +201,7 @@ def _preview_timeout(job) -> Response:
 @submit_endpoint
 def text_to_3d(request):
     data, user = _submission(request, PromptInput)
-    job = create_job_or_503(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
+    job = submit(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
     return _submitted(job)
 
 
@@ -231,12 +231,10 @@ def image_to_3d(request):
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")
-        return _submitted(
-            create_job_or_503(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url)
-        )
+        return _submitted(submit(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url))
     name = save_uploaded_image(request, "image_file")
     try:
-        job = create_job_or_503(
+        job = submit(
             request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=storage.url(name, site(request))
         )
     except errors.ApiError:
