@@ -47,7 +47,7 @@ MIDDLEWARE = [
     "hydrilla.request_id.request_id_middleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "jobs.middleware.request_body_limit",
+    "hydrilla.middleware.request_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -222,18 +222,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.parsers.JSONParser",
-        "jobs.parsers.FormParser",
-        "jobs.parsers.MultiPartParser",
+        "hydrilla.parsers.JSONParser",
+        "hydrilla.parsers.FormParser",
+        "hydrilla.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "hydrilla.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # rates: jobs/throttles.py reads the SUBMIT_RATE_* settings
+    # Rates: jobs/api/throttles.py reads the SUBMIT_RATE_* settings.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 # OpenAPI 3 schema of both halves at /api/schema/, browsable at /api/docs/ (Swagger UI, loaded
-# from its CDN by the browser). Response shapes are described in jobs/openapi.py.
+# from its CDN by the browser). Response shapes are described in jobs/api/openapi.py.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hydrilla API",
     "DESCRIPTION": (
@@ -253,7 +254,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "jobs.openapi.document_authentication_outage",
+        "jobs.api.openapi.document_authentication_outage",
     ],
 }
 

@@ -7,8 +7,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from jobs import storage
+from jobs.api.outputs import preview_url
 from jobs.models import JOB_API_STATUS, MODEL_STEPS, STEPS, Job
-from jobs.outputs import preview_url
 from jobs.services import clients, staff
 
 # <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's

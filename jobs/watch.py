@@ -15,11 +15,14 @@ thread's own connection cannot see: a transaction that is never committed).
 """
 
 import asyncio
+import functools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
 from jobs import selectors
@@ -297,3 +300,27 @@ def _close_quietly() -> None:
 
 
 watcher = JobWatcher()
+
+
+# The threads that do the database and storage work of the views that wait on the watcher (a few
+# short queries each): however many requests arrive at once, a process opens no more connections
+# than this.
+WAITING_VIEWS_THREADS = 4
+WAITING_VIEWS_POOL = ThreadPoolExecutor(
+    max_workers=WAITING_VIEWS_THREADS, thread_name_prefix="waiting-views"
+)
+
+
+def in_thread(function):
+    """``function`` called from a coroutine, in WAITING_VIEWS_POOL, whose threads keep their
+    database connections as request threads do (``DATABASE_CONN_MAX_AGE``)."""
+
+    @functools.wraps(function)
+    def pooled(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(pooled, thread_sensitive=False, executor=WAITING_VIEWS_POOL)

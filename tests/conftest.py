@@ -13,8 +13,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
-from jobs.views.common import WAITING_VIEWS_POOL
-from jobs.watch import watcher
+from jobs.watch import WAITING_VIEWS_POOL, watcher
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
 from tests.helpers import s3_client

@@ -14,8 +14,7 @@ from django.db import connection
 
 from jobs.models import Job
 from jobs.services import clients, workers
-from jobs.views.common import WAITING_VIEWS_THREADS
-from jobs.watch import POLL_SECONDS, JobWatcher
+from jobs.watch import POLL_SECONDS, WAITING_VIEWS_THREADS, JobWatcher
 from tests.factories import JobFactory
 from tests.helpers import (
     Background,
@@ -72,7 +71,7 @@ def seen(body):
 
 
 def test_the_stream_follows_a_job_from_submission_to_completion(api_client, monkeypatch):
-    monkeypatch.setattr("jobs.events.STREAM_KEEPALIVE_SECONDS", 1)
+    monkeypatch.setattr("jobs.api.pipeline_api.events.STREAM_KEEPALIVE_SECONDS", 1)
     job_id = api_client.post("/text-to-3d", {"prompt": "a red car"}).json()["job_id"]
     steps = [threading.Event() for _ in range(4)]
 
@@ -139,7 +138,7 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
 
 
 def test_heartbeats_keep_an_idle_stream_open_until_the_job_is_cancelled(api_client, monkeypatch):
-    monkeypatch.setattr("jobs.events.STREAM_KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr("jobs.api.pipeline_api.events.STREAM_KEEPALIVE_SECONDS", 0.2)
     job = JobFactory(user=None)
     stream = open_stream(api_client, job.pk)
     assert stream.next()[1]["status"] == "pending"

@@ -13,7 +13,7 @@ from django.conf import settings
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
-from jobs.views.common import WAITING_VIEWS_THREADS
+from jobs.watch import WAITING_VIEWS_THREADS
 from tests.factories import JobFactory
 from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
 
