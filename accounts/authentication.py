@@ -81,6 +81,10 @@ class ClerkAuthentication(authentication.BaseAuthentication):
         token, from_cookie = self._token(request)
         if token is None:
             return None
+        if not from_cookie and api_keys.is_api_key(token):
+            # Only where keys are not accepted (managing keys: ApiKeyAuthentication comes first
+            # everywhere else).
+            raise exceptions.AuthenticationFailed("An API key cannot be used here: sign in")
         if from_cookie and request.method not in permissions.SAFE_METHODS:
             require_allowed_origin(request)
         try:

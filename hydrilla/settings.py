@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hydrilla.middleware.request_body_limit",
+    "hydrilla.rate_limit.rate_limit_headers",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,6 +181,10 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # the answer is 429 {"error": ...} with Retry-After.
 SUBMIT_RATE_USER = env("SUBMIT_RATE_USER", default="20/min")
 SUBMIT_RATE_IP = env("SUBMIT_RATE_IP", default="30/min")
+# API keys (servers) have limits of their own instead of the two above: submissions, and requests
+# of any kind (polls included), per key.
+SUBMIT_RATE_API_KEY = env("SUBMIT_RATE_API_KEY", default="60/min")
+API_KEY_RATE = env("API_KEY_RATE", default="600/min")
 # The generation half's submit endpoints, which the spec says no browser calls.
 GENERATION_SUBMIT_RATE_ANON = env("GENERATION_SUBMIT_RATE_ANON", default="5/min")
 GENERATION_API_REQUIRE_TOKEN = env.bool("GENERATION_API_REQUIRE_TOKEN", default=False)
@@ -226,9 +231,10 @@ REST_FRAMEWORK = {
         "hydrilla.parsers.FormParser",
         "hydrilla.parsers.MultiPartParser",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttles.RequestsPerApiKey"],
     "EXCEPTION_HANDLER": "hydrilla.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.openapi.AutoSchema",
     # Rates: jobs/api/throttles.py reads the SUBMIT_RATE_* settings.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
@@ -250,11 +256,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GenerateTypeEnum": "jobs.models.GenerateType",
         "PolygonTypeEnum": "jobs.models.PolygonType",
+        "ApiKeyModeEnum": "accounts.models.ApiKeyMode",
     },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.api.openapi.document_authentication_outage",
+        "jobs.api.openapi.document_integration_headers",
     ],
 }
 

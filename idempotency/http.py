@@ -48,8 +48,18 @@ class StillInFlight(exceptions.APIException):
         self.wait = IN_FLIGHT_RETRY_AFTER_SECONDS  # DRF answers it as Retry-After
 
 
-def idempotent(view):
-    """The view, honouring ``Idempotency-Key`` (see the module's description)."""
+def idempotent(view=None, *, unkept: tuple[str, ...] = ()):
+    """The view, honouring ``Idempotency-Key`` (see the module's description). ``unkept``: fields
+    of the answer that are never stored (a secret shown once): a replay has them null."""
+    if view is None:
+        return functools.partial(idempotent, unkept=unkept)
+
+    def keep(claimed, response) -> None:
+        body = response.data
+        if unkept and isinstance(body, dict):
+            body = {**body, **dict.fromkeys(set(unkept) & set(body))}
+        services.finish(claimed, response.status_code, body)
+
     if iscoroutinefunction(view):
 
         @functools.wraps(view)
@@ -64,7 +74,7 @@ def idempotent(view):
             except BaseException:
                 await sync_to_async(services.release, thread_sensitive=False)(claimed)
                 raise
-            await sync_to_async(_keep, thread_sensitive=False)(claimed, response)
+            await sync_to_async(keep, thread_sensitive=False)(claimed, response)
             return response
 
         return asynchronous
@@ -81,7 +91,7 @@ def idempotent(view):
         except BaseException:
             services.release(claimed)
             raise
-        _keep(claimed, response)
+        keep(claimed, response)
         return response
 
     return synchronous
@@ -103,10 +113,6 @@ def _begin(request):
     if isinstance(claimed, services.Answer):
         return Response(claimed.body, status=claimed.status, headers={REPLAYED_HEADER: "true"})
     return claimed
-
-
-def _keep(claimed, response) -> None:
-    services.finish(claimed, response.status_code, response.data)
 
 
 def _fingerprint(request) -> str:

@@ -54,10 +54,16 @@ def can_change(user: User | None, job: Job) -> bool:
     )
 
 
-def history(user: User | None):
+def history(user: User | None, *, states=(), kinds=()):
+    """The user's jobs (in ``states`` and of ``kinds`` when given), newest first."""
     if user is None:
         return Job.objects.none()
-    return Job.objects.filter(user=user).order_by("-created_at")
+    jobs = Job.objects.filter(user=user).order_by("-created_at", "-id")
+    if states:
+        jobs = jobs.filter(state__in=states)
+    if kinds:
+        jobs = jobs.filter(kind__in=kinds)
+    return jobs
 
 
 HISTORY_PAGE_MAX = 100
@@ -81,11 +87,7 @@ def history_page(
 
     Keyset paging on (created_at, id): a cursor names the last job of its page, so jobs made
     (or deleted) between two pages shift nothing, and no page repeats or skips a job."""
-    jobs = history(user).order_by("-created_at", "-id")
-    if states:
-        jobs = jobs.filter(state__in=states)
-    if kinds:
-        jobs = jobs.filter(kind__in=kinds)
+    jobs = history(user, states=states, kinds=kinds)
     if cursor is not None:
         created_at, job_id = _decoded_cursor(cursor)
         jobs = jobs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=job_id))

@@ -7,7 +7,14 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
-from hydrilla.queues import REQUEST_ID_HEADER, RUNNING, WAITING, message_priority, stage_task
+from hydrilla.queues import (
+    REQUEST_ID_HEADER,
+    RUNNING,
+    WAITING,
+    CeleryQueue,
+    message_priority,
+    stage_task,
+)
 from jobs import error_codes, selectors, stages
 from jobs.models import Job, JobState
 
@@ -35,7 +42,7 @@ def enqueue(job: Job) -> None:
         celery.send_task(
             stage_task(job.stage),
             args=[str(job.pk)],
-            queue=stages.QUEUES[job.stage],
+            queue=queue_of(job),
             priority=message_priority(job_is),
             headers={REQUEST_ID_HEADER: job.request_id},
         )
@@ -51,6 +58,12 @@ def enqueue(job: Job) -> None:
     except DatabaseError:
         # The job is queued; unmarked, the sweep only sends a duplicate, which claiming drops.
         logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)
+
+
+def queue_of(job: Job) -> str:
+    """The queue of the job's current stage; every stage of a test-mode job (a test API key's)
+    runs on a CPU worker, with the weight-free models (generation.registry), never on a GPU."""
+    return CeleryQueue.CPU if job.test_mode else stages.QUEUES[job.stage]
 
 
 def cancelled_fields(now) -> dict:

@@ -29,6 +29,7 @@ from rest_framework.decorators import (
 from rest_framework.response import Response
 
 from hydrilla import errors
+from idempotency.http import idempotent
 from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
@@ -75,13 +76,19 @@ class TokenRequiredWhenConfigured(permissions.BasePermission):
     """``GENERATION_API_REQUIRE_TOKEN``: the submit endpoints of this half take signed-in callers
     only."""
 
+    @property
+    def allows_anonymous(self) -> bool:
+        """For the schema's ``security`` (jobs.api.openapi.AutoSchema)."""
+        return not settings.GENERATION_API_REQUIRE_TOKEN
+
     def has_permission(self, request, view):
-        return request.user is not None or not settings.GENERATION_API_REQUIRE_TOKEN
+        return request.user is not None or self.allows_anonymous
 
 
 def submit_endpoint(view):
-    """The limits of this half's submit endpoints: a token where required, and the throttles."""
-    view = permission_classes([TokenRequiredWhenConfigured])(view)
+    """What this half's submit endpoints share: a token where required, the throttles, and
+    ``Idempotency-Key``."""
+    view = permission_classes([TokenRequiredWhenConfigured])(idempotent(view))
     return throttle_classes(throttles.GENERATION_API_SUBMIT)(view)
 
 
@@ -117,6 +124,7 @@ SUBMIT_RESPONSES = {
     description="Runs a preview on the preview queue and answers when the image is stored. A "
     "request that would wait longer than PREVIEW_WAIT_SECONDS gets a 503 with the preview's id: "
     "the preview still finishes, and can be read at /status or registered.",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={media: PromptInput for media in FORM_TYPES},
     responses={
         200: outputs.PreviewReady,
@@ -193,6 +201,7 @@ def _preview_timeout(job) -> Response:
 
 @extend_schema(
     summary="Submit a text-to-3D job",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={media: PromptInput for media in FORM_TYPES},
     responses=SUBMIT_RESPONSES,
     **TAG,
@@ -210,6 +219,7 @@ def text_to_3d(request):
     description="From `image_url`, or from `image_file` (multipart; it wins when both are sent). "
     "An image URL into this service's storage is read from the storage; any other must be "
     "http(s) and resolve to public addresses only.",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={
         "multipart/form-data": ImageTo3DUpload,
         "application/x-www-form-urlencoded": ImageTo3DInput,
