@@ -320,3 +320,18 @@ def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
 
     requests.delete(f"{base}/api/3d/jobs/{job_id}", headers=owner, timeout=10)
     assert set(seen_everywhere()) == {404}
+
+
+def test_a_revoked_api_key_is_refused_by_every_process_at_once(server):
+    from accounts import api_keys
+    from accounts.models import User
+
+    api_key, key = api_keys.create_key(User.objects.create(id="user_keyholder"), name="server")
+    url, headers = f"{server['base']}/api/3d/history", {"Authorization": f"Bearer {key}"}
+    assert {r.status_code for r in reads_from_every_process(url, headers)} == {200}
+
+    api_keys.revoke(api_key)  # as the DELETE in any one process does
+
+    refused = reads_from_every_process(url, headers)
+    assert {r.status_code for r in refused} == {401}
+    assert {r.json()["error"] for r in refused} == {"Invalid or revoked API key"}

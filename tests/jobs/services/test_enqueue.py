@@ -7,13 +7,16 @@ import time
 
 import pytest
 from django.db import transaction
+from rest_framework.test import APIClient
 
+from accounts import api_keys
 from generation import runner
 from generation.tasks import STAGE_TASKS
-from hydrilla.queues import REQUEST_ID_HEADER
+from hydrilla.queues import REQUEST_ID_HEADER, stage_task
 from hydrilla.request_id import current
+from jobs import stages
 from jobs.models import Job, JobKind, JobState, Stage
-from jobs.services import clients
+from jobs.services import clients, workers
 from tests.factories import UserFactory
 from tests.helpers import claim, end_stage
 
@@ -95,3 +98,44 @@ def test_a_stage_s_task_logs_under_the_request_id_its_message_carries(monkeypatc
     STAGE_TASKS[Stage.FINISH].apply(args=["made-by-no-request"])
 
     assert seen == ["trace-9", ""]
+
+
+def test_a_test_keys_job_never_reaches_the_gpu_queue(gpu_queue, cpu_queue):
+    """Each stage of a text-to-3D job, two of them model calls, goes to the CPU queue, handed on
+    by the worker of the stage before as in production."""
+    user = UserFactory()
+    _, key = api_keys.create_key(user, name="CI", mode="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    job_id = client.post("/api/3d/generate", {"prompt": "a brass key"}, format="json").json()[
+        "jobId"
+    ]
+    sent = []
+    for stage in stages.SEQUENCES[JobKind.TEXT_TO_3D]:
+        [message] = cpu_queue.wait()
+        sent.append(message.headers["task"])
+        lease = claim(job_id)
+        if stages.after(JobKind.TEXT_TO_3D, stage) is None:
+            assert workers.complete_job(lease, result_glb=f"jobs/{job_id}/model.glb")
+        else:
+            assert end_stage(lease)
+    time.sleep(0.1)
+
+    assert sent == [stage_task(stage) for stage in stages.SEQUENCES[JobKind.TEXT_TO_3D]]
+    assert gpu_queue.messages() == []
+    assert Job.objects.get(pk=job_id).state == JobState.COMPLETED
+
+
+def test_a_test_keys_preview_runs_on_the_cpu_queue_too(cpu_queue, monkeypatch, settings):
+    user = UserFactory()
+    _, key = api_keys.create_key(user, name="CI", mode="test")
+    settings.PREVIEW_WAIT_SECONDS = 0
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    response = client.post("/text-to-image", {"prompt": "a brass key"}, format="json")
+
+    [message] = cpu_queue.wait()
+    assert message.headers["task"] == stage_task(Stage.PREVIEW)
+    assert message.decode()[0] == [response.json()["preview_id"]]
