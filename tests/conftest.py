@@ -17,7 +17,7 @@ from jobs.views.common import WAITING_VIEWS_POOL
 from jobs.watch import watcher
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
-from tests.helpers import s3_client
+from tests.helpers.jobs import s3_client
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import BACKEND_JOB_FIELDS, backdate
+from tests.helpers.jobs import BACKEND_JOB_FIELDS, backdate
 
 # --- History ---------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import BACKEND_JOB_FIELDS, backdate
+from tests.helpers.jobs import BACKEND_JOB_FIELDS, backdate
 
 QUEUE_FIELDS = {
     "position",

@@ -17,7 +17,7 @@ from jobs.services import clients, workers
 from jobs.views.common import WAITING_VIEWS_THREADS
 from jobs.watch import POLL_SECONDS, JobWatcher
 from tests.factories import JobFactory
-from tests.helpers import (
+from tests.helpers.jobs import (
     Background,
     assert_matches_schema,
     chunks_of,

@@ -15,7 +15,7 @@ from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
 from jobs.views.common import WAITING_VIEWS_THREADS
 from tests.factories import JobFactory
-from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
+from tests.helpers.jobs import Background, assert_matches_schema, fail, finish_preview, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_postgres = pytest.mark.skipif(

@@ -1,0 +1,1 @@
+"""The tests' helpers, one module per concern, each imported from its own module."""
