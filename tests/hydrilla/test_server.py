@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from tests.helpers.processes import ROOT, database_url, free_port, log_text, stop_process_group
+from tests.helpers.network import free_port
+from tests.helpers.processes import ROOT, database_url, log_text, stop_process_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

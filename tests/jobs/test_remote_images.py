@@ -24,7 +24,8 @@ from jobs.remote_images import (
     resolve_public,
 )
 from tests.helpers import images
-from tests.helpers.jobs import closed_loopback_port, run_inline
+from tests.helpers.jobs import run_inline
+from tests.helpers.network import closed_loopback_port
 
 MB = 1024 * 1024
 # How long the dripping routes would go on: far past the time limit of the fetches they serve.

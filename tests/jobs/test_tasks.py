@@ -11,7 +11,7 @@ from jobs import storage, tasks
 from jobs.models import Job, Upload
 from tests.factories import JobFactory
 from tests.helpers import images
-from tests.helpers.jobs import upload
+from tests.helpers.job_api import upload
 
 pytestmark = pytest.mark.django_db
 

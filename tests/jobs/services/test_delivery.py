@@ -16,7 +16,8 @@ from generation import processes
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, shared, staff, workers
 from tests.factories import JobFactory, UserFactory
-from tests.helpers.jobs import ago, backdate, job_ids, past_the_sweep_delay
+from tests.helpers.broker import job_ids
+from tests.helpers.clock import ago, backdate, past_the_sweep_delay
 from tests.helpers.processes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)

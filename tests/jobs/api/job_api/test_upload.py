@@ -10,7 +10,7 @@ from PIL import Image
 
 from jobs.models import Job, JobKind
 from tests.helpers import images
-from tests.helpers.jobs import UPLOAD_URL, upload
+from tests.helpers.job_api import UPLOAD_URL, upload
 
 TEN_MB = 10 * 1024 * 1024
 

@@ -8,7 +8,7 @@ from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import UserFactory
 from tests.helpers import images
-from tests.helpers.jobs import assert_matches_schema
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
