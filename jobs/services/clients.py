@@ -218,8 +218,8 @@ def download(job: Job, format_name: str) -> str:
     converted from its GLB and stored on the first request, then kept until the job goes.
 
     Converted here, in the web process: the formats module imports no torch, and one conversion
-    of a finished model takes well under a second (README). Raises NoModel for a job without a
-    result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
+    of a finished model takes well under a second (docs/measurements.md). Raises NoModel for a
+    job without a result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
     """
     if job.state != JobState.COMPLETED or not job.result_glb:
         raise NoModel(job.pk)

@@ -10,7 +10,7 @@ from generation import registry, runner, tasks
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import workers
 from tests.factories import JobFactory
-from tests.helpers import run_inline
+from tests.helpers.jobs import run_inline
 
 # Real commits: the runner drops its broken connection, which a test transaction would not survive.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.worker_process import ROOT
+from tests.helpers.processes import ROOT
 
 # On the GPU image's packages: there torch is a CUDA build, whose context a fork would break.
 pytestmark = pytest.mark.gpu_image

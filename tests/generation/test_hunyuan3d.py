@@ -24,7 +24,7 @@ from generation.pipelines.image_to_3d.hunyuan3d import (
     hy3dgen_importable,
 )
 from generation.tiny_models import FOLDERS
-from tests.helpers import cancel_at, disc_cutout
+from tests.helpers.pipelines import cancel_at, disc_cutout
 
 # On the GPU image's packages, the ones with hy3dgen (make test-gpu-packages).
 pytestmark = pytest.mark.gpu_image

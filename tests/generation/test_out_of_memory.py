@@ -10,7 +10,7 @@ import trimesh
 from generation import registry, runner
 from jobs.models import JobState
 from jobs.services import workers
-from tests.helpers import run_inline
+from tests.helpers.jobs import run_inline
 
 pytestmark = pytest.mark.django_db
 

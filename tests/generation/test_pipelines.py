@@ -33,7 +33,8 @@ from generation.pipelines.marching_cubes import marching_cubes_table
 from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
 from generation.tiny_models import FOLDERS
-from tests.helpers import cancel_at, disc_cutout, load_glb
+from tests.helpers.meshes import load_glb
+from tests.helpers.pipelines import cancel_at, disc_cutout
 
 CPU = torch.device("cpu")
 

@@ -19,7 +19,7 @@ from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
 from tests.factories import JobFactory, UserFactory
-from tests.worker_process import WorkerProcess
+from tests.helpers.processes import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

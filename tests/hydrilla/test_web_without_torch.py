@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.worker_process import ROOT
+from tests.helpers.processes import ROOT
 
 
 def test_the_web_application_and_a_usdz_conversion_import_no_torch():

@@ -10,7 +10,7 @@ from django.urls import reverse
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import ago
+from tests.helpers.clock import ago
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,9 @@ from jobs.remote_images import (
     is_public_address,
     resolve_public,
 )
-from tests.helpers import closed_loopback_port, run_inline
-from tests.jobs import images
+from tests.helpers import images
+from tests.helpers.jobs import run_inline
+from tests.helpers.network import closed_loopback_port
 
 MB = 1024 * 1024
 # How long the dripping routes would go on: far past the time limit of the fetches they serve.

@@ -1,7 +1,7 @@
 """Tencent's Hunyuan3D-2 shape model (image conditioned), through its ``hy3dgen`` package.
 
 Hunyuan3D-2 comes under Tencent's own licence, with limits on where and by whom it may be used: read
-the README before offering it. Only the shape model is used (no texture), so meshes come out
+docs/backends.md before offering it. Only the shape model is used (no texture), so meshes come out
 uncoloured.
 """
 

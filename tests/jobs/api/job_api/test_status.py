@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import BACKEND_JOB_FIELDS, backdate
+from tests.helpers.clock import backdate
+from tests.helpers.job_api import BACKEND_JOB_FIELDS
 
 QUEUE_FIELDS = {
     "position",

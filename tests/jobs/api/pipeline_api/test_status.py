@@ -10,7 +10,8 @@ import pytest
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, workers
 from tests.factories import JobFactory
-from tests.helpers import assert_matches_schema, fail, finish_3d, finish_preview, start
+from tests.helpers.jobs import fail, finish_3d, finish_preview, start
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 

@@ -16,16 +16,9 @@ from jobs.models import Job
 from jobs.services import clients, workers
 from jobs.watch import POLL_SECONDS, WAITING_VIEWS_THREADS, JobWatcher
 from tests.factories import JobFactory
-from tests.helpers import (
-    Background,
-    assert_matches_schema,
-    chunks_of,
-    fail,
-    finish_3d,
-    response_schema,
-    sse_events,
-    start,
-)
+from tests.helpers.events import chunks_of, sse_events
+from tests.helpers.jobs import Background, fail, finish_3d, start
+from tests.helpers.schema import assert_matches_schema, response_schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_postgres = pytest.mark.skipif(

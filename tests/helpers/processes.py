@@ -1,9 +1,8 @@
 """Real processes of the service for tests: a Celery worker configured like production but with
-tiny models, and what starting a server needs (a free loopback port, its log)."""
+tiny models, and what starting a server needs (the database it shares, its log, its end)."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,13 +11,7 @@ from pathlib import Path
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
