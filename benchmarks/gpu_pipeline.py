@@ -44,10 +44,10 @@ from generation.pipelines import (
     BACKENDS,
     DEFAULT_FACE_COUNT,
     TextToImagePipeline,
+    job_steps,
     load_backend,
     select_device,
     select_dtype,
-    sequence,
 )
 from generation.pipelines.image_to_3d.shap_e import mesh_from_decoder
 from generation.tiny_models import FOLDERS as TINY_FOLDERS
@@ -386,7 +386,7 @@ def _targets(name: str, ratio: float | None, job_3d: float, preview: float) -> l
 
 class _Clock:
     """Seconds and peak GPU memory of each stage of one job; GPU work is waited for at both ends.
-    Ours is timed as the runner reports it (``sequence.StepReporter``: ``step`` ends the running
+    Ours is timed as the runner reports it (``job_steps.StepReporter``: ``step`` ends the running
     stage and starts the next), the bare job by ``with clock.stage(name)``."""
 
     def __init__(self, device: torch.device):
@@ -425,20 +425,20 @@ class _Clock:
 
 
 def _our_job(text_to_image, backend, photo, storage) -> dict:
-    """A text-to-3D job through the stages' own work (``generation.pipelines.sequence``, which the
+    """A text-to-3D job through the stages' own work (``generation.pipelines.job_steps``, which the
     worker's runner calls), less its database writes and the handoffs between stages."""
     clock = _Clock(text_to_image.device)
-    preview = sequence.prompt_image(text_to_image, PROMPT, SEED, clock, until=30)
+    preview = job_steps.prompt_image(text_to_image, PROMPT, SEED, clock, until=30)
     clock.step("preview_upload", 30, 30, "")
-    storage.save("preview.png", sequence.png(preview))
+    storage.save("preview.png", job_steps.png(preview))
     # From a drawn object: a random text-to-image model paints nothing to cut out.
-    cutout = sequence.object_cut_out(photo, clock, at=30)
-    mesh = sequence.raw_mesh(backend, cutout, SEED, clock, span=(35, 85))
-    _source, glb = sequence.finished_model(
-        mesh, cutout, sequence.Finish(face_count=DEFAULT_FACE_COUNT), clock
+    cutout = job_steps.object_cut_out(photo, clock, at=30)
+    mesh = job_steps.raw_mesh(backend, cutout, SEED, clock, span=(35, 85))
+    _source, glb = job_steps.finished_model(
+        mesh, cutout, job_steps.Finish(face_count=DEFAULT_FACE_COUNT), clock
     )
     clock.step("upload", 95, 99, "")
-    storage.save("processed.png", sequence.png(cutout))
+    storage.save("processed.png", job_steps.png(cutout))
     storage.save("model.glb", glb)
     clock.stop()
     clock.seconds["upload"] += clock.seconds["preview_upload"]

@@ -23,9 +23,9 @@ from generation.pipelines import (
     JobCancelled,
     OutOfGPUMemory,
     classify,
+    job_steps,
     load_source_mesh,
     save_source_mesh,
-    sequence,
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
@@ -139,8 +139,8 @@ def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
         else:
             data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
         image, cut_at = _image(data), 5
-    foreground = sequence.object_cut_out(image, reporter, at=cut_at)
-    return {"processed_image": _store(job, "processed.png", sequence.png(foreground), stored)}
+    foreground = job_steps.object_cut_out(image, reporter, at=cut_at)
+    return {"processed_image": _store(job, "processed.png", job_steps.png(foreground), stored)}
 
 
 def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
@@ -163,13 +163,13 @@ def _prompt_image(
     """The model call up to ``model_until`` percent, then the step (name, end, message) that
     stores its image."""
     image = _model_call(
-        lambda: sequence.prompt_image(
+        lambda: job_steps.prompt_image(
             registry.text_to_image_pipeline(), job.prompt, job.seed, reporter, until=model_until
         )
     )
     step, end, message = storing
     reporter.step(step, model_until, end, message)
-    return {"preview_image": _store(job, "preview.png", sequence.png(image), stored)}
+    return {"preview_image": _store(job, "preview.png", job_steps.png(image), stored)}
 
 
 def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
@@ -178,7 +178,7 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     reporter.step("handoff", start, start, "Generating 3D mesh…")
     foreground = _image(storage.read(job.processed_image))
     mesh = _model_call(
-        lambda: sequence.raw_mesh(
+        lambda: job_steps.raw_mesh(
             registry.image_to_3d_pipeline(), foreground, job.seed, reporter, span=(start, end)
         )
     )
@@ -191,7 +191,7 @@ def _finish(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     reporter.step("input", 85, 85, "Optimizing mesh…")
     photo = _image(storage.read(job.processed_image))
     raw = load_source_mesh(storage.read(job.raw_mesh))
-    source, glb = sequence.finished_model(raw, photo, _finish_options(job), reporter)
+    source, glb = job_steps.finished_model(raw, photo, _finish_options(job), reporter)
     reporter.step("upload", 95, 99, "Uploading…")
     source_name = _store(job, "source.ply", save_source_mesh(source), stored)
     return {"source_mesh": source_name, "result_glb": _store(job, "model.glb", glb, stored)}
@@ -201,7 +201,7 @@ def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """Finish the stored full-resolution mesh again: no model runs, on a CPU worker."""
     reporter.step("input", 0, 10, "Reading the full-resolution mesh…")
     source = load_source_mesh(storage.read(job.source_mesh))
-    glb = sequence.finished_glb(source, _finish_options(job), reporter, start=10)
+    glb = job_steps.finished_glb(source, _finish_options(job), reporter, start=10)
     reporter.step("upload", 95, 99, "Uploading…")
     return {"result_glb": _store(job, "model.glb", glb, stored)}
 
@@ -216,8 +216,8 @@ STAGES = {
 }
 
 
-def _finish_options(job: Job) -> sequence.Finish:
-    return sequence.Finish(
+def _finish_options(job: Job) -> job_steps.Finish:
+    return job_steps.Finish(
         face_count=job.face_count or settings.DEFAULT_FACE_COUNT,
         generate_type=job.generate_type or GenerateType.NORMAL,
         enable_pbr=job.enable_pbr,
