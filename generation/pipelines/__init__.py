@@ -7,6 +7,7 @@ diffusers is imported inside the ``load`` methods: it takes seconds, and only mo
 processes need it.
 """
 
+from .denoising import OnStep
 from .device import select_device, select_dtype
 from .errors import (
     BadInputImage,
@@ -26,7 +27,6 @@ from .mesh import (
     prepare_mesh,
     save_source_mesh,
 )
-from .steps import OnStep
 from .text_to_image import TextToImagePipeline
 
 __all__ = [

@@ -6,7 +6,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from .steps import OnStep, diffusers_step_callback, releases_device_memory
+from .denoising import OnStep, diffusers_step_callback, releases_device_memory
 
 # A single centred object on a plain background gives a clean cut-out and a better 3D
 # reconstruction.

@@ -123,7 +123,7 @@ def test_generate_stops_when_cancelled_in_either_phase(step):
         backend(disc_cutout(), seed=0, on_step=cancel_at(step))
     # Only the memory-releasing wrapper's frame: nothing keeps the run's tensors alive.
     assert [name for name in functions_in_traceback(cancelled.value) if name[0] != __name__] == [
-        ("generation.pipelines.steps", "run")
+        ("generation.pipelines.denoising", "run")
     ]
     assert not backend.pipe.vae.geo_decoder._forward_hooks
 

@@ -6,7 +6,7 @@ import PIL.Image
 import torch
 import trimesh
 
-from ..steps import OnStep
+from ..denoising import OnStep
 
 
 class ImageTo3DBackend(ABC):

@@ -12,8 +12,8 @@ import PIL.Image
 import torch
 import trimesh
 
+from ..denoising import OnStep, releases_device_memory, report_forward_passes
 from ..errors import ModelError
-from ..steps import OnStep, releases_device_memory, report_forward_passes
 from .base import ImageTo3DBackend
 
 DEFAULT_SUBFOLDER = "hunyuan3d-dit-v2-0"

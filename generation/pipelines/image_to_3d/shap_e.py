@@ -7,8 +7,8 @@ import PIL.Image
 import torch
 import trimesh
 
+from ..denoising import OnStep, releases_device_memory, report_forward_passes
 from ..foreground import composite_on_background
-from ..steps import OnStep, releases_device_memory, report_forward_passes
 from .base import ImageTo3DBackend, register_backend
 
 # Shap-E meshes are z-up; glTF is y-up. A -90 degree turn about x maps z to y (and keeps the

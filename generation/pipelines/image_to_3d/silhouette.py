@@ -14,9 +14,9 @@ import torch
 import trimesh
 from scipy import ndimage
 
+from ..denoising import OnStep
 from ..errors import BadInputImage
 from ..marching_cubes import marching_cubes_table
-from ..steps import OnStep
 from ..texture import photo_colours
 from .base import ImageTo3DBackend, register_backend
 
