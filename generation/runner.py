@@ -29,7 +29,7 @@ from generation.pipelines import (
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
-from jobs import remote_images, stages, storage
+from jobs import plan, remote_images, storage
 from jobs.models import GenerateType, Job, JobKind, Stage
 from jobs.services import workers
 
@@ -85,7 +85,7 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
     try:
         with Heartbeat(lease, settings.HEARTBEAT_SECONDS):
             results = STAGES[stage](job, reporter, stored)
-        following = stages.after(job.kind, stage)
+        following = plan.after(job.kind, stage)
         if following is None:
             ended = patiently(
                 lambda: workers.complete_job(lease, **results, **record()),

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def _stage_task(stage: Stage):
-    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.stages)."""
+    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.plan)."""
 
     @shared_task(name=stage_task(stage), bind=True)
     def run(task, job_id: str) -> None:

@@ -4,7 +4,7 @@ by the settings (Celery's options), by the services that publish, by the workers
 
 One queue per kind of work, each consumed by its own kind of worker, so that a GPU only ever runs
 model calls and a cheap preview never waits behind a long 3D job. A job's stages and the queue of
-each are in ``jobs.stages``; every stage is one task, named after it (``stage_task``).
+each are in ``jobs.plan``; every stage is one task, named after it (``stage_task``).
 
     python -m hydrilla.queues gpu     # the -Q list of a kind of worker (scripts/serve.sh)
 """

@@ -15,7 +15,7 @@ THREE_D_KINDS = (JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D)
 
 
 class Stage(models.TextChoices):
-    """The parts of a job, each run by a worker of its own queue (see ``jobs.stages``)."""
+    """The parts of a job, each run by a worker of its own queue (see ``jobs.plan``)."""
 
     PREPARE = "prepare"  # fetch and check the input image, cut the object out
     TEXT_TO_IMAGE = "text_to_image"  # the prompt's image: a model call
@@ -135,7 +135,7 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.FloatField(null=True, blank=True)
-    # Where the job is in its sequence of stages (jobs.stages), each run by a worker of its own
+    # Where the job is in its sequence of stages (jobs.plan), each run by a worker of its own
     # queue. A stage is held by one worker while ``heartbeat_at`` is set; between stages it is
     # empty, and the stage waits for its message (``queued_at`` once the broker confirmed it).
     stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)

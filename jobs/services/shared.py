@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from celery_app import app as celery
 from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
-from jobs import error_codes, selectors, stages
+from jobs import error_codes, plan, selectors
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def enqueue(job: Job) -> None:
         celery.send_task(
             stage_task(job.stage),
             args=[str(job.pk)],
-            queue=stages.QUEUES[job.stage],
+            queue=plan.QUEUES[job.stage],
             priority=message_priority(job_is),
         )
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import error_codes, selectors, stages, storage
+from jobs import error_codes, plan, selectors, storage
 from jobs.models import Job, JobKind, JobState, Upload
 from jobs.services import clients, shared
 
@@ -45,7 +45,7 @@ def requeue_job(job: Job) -> bool:
         if previous["kind"] != JobKind.REMESH:
             previous_files.append(shared.unshared_file(job.pk, "source_mesh"))
             fresh_mesh = {"source_mesh": ""}
-        first_stage = stages.first(previous["kind"], has_preview=bool(previous["preview_image"]))
+        first_stage = plan.first(previous["kind"], has_preview=bool(previous["preview_image"]))
         reset = (
             Job.objects.filter(pk=job.pk)
             .exclude(state=JobState.PROCESSING)
