@@ -1,4 +1,5 @@
-"""Celery tasks: thin, they hand the job to the runner. Names and queues are in hydrilla.queues."""
+"""Celery tasks: thin, they hand the job to the runner. One per stage of jobs.plan, named there;
+the queues are in hydrilla.queues."""
 
 import logging
 import threading
@@ -13,8 +14,8 @@ from django.db import DatabaseError, connection
 
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
-from hydrilla.queues import stage_task
 from jobs.models import Stage
+from jobs.plan import stage_task
 from jobs.services import shared, workers
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ diffusers is imported inside the ``load`` methods: it takes seconds, and only mo
 processes need it.
 """
 
-from .denoising import OnStep
+from .denoising import OnDenoisingStep
 from .device import select_device, select_dtype
 from .errors import (
     BadInputImage,
@@ -38,7 +38,7 @@ __all__ = [
     "ImageTo3DBackend",
     "JobCancelled",
     "ModelError",
-    "OnStep",
+    "OnDenoisingStep",
     "OutOfGPUMemory",
     "TextToImagePipeline",
     "classify",

@@ -7,7 +7,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
-from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
+from hydrilla.queues import RUNNING, WAITING, message_priority
 from jobs import error_codes, plan, selectors
 from jobs.models import Job, JobState
 
@@ -28,7 +28,7 @@ def enqueue(job: Job) -> None:
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
-            stage_task(job.stage),
+            plan.stage_task(job.stage),
             args=[str(job.pk)],
             queue=plan.QUEUES[job.stage],
             priority=message_priority(job_is),

@@ -65,7 +65,9 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
         )
     ):
         return None
-    new_attempt = held or plan.begins_attempt(row["kind"], stage, row["state"])
+    # A waiting job's first stage begins an attempt (a text-to-3D job waits at ``prepare`` only
+    # when it begins there, with a preview already made); so does taking over a held stage.
+    new_attempt = held or (row["state"] == JobState.PENDING and plan.is_first(row["kind"], stage))
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1

@@ -9,7 +9,7 @@ import pytest
 import trimesh
 from PIL import Image, ImageDraw
 
-from generation import progress, registry
+from generation import progress, registry, runner
 from generation.pipelines import prepare_mesh, save_source_mesh
 from jobs import storage
 from jobs.models import JobKind, JobState, Stage
@@ -70,7 +70,7 @@ def written(monkeypatch):
         return report(lease, percent, message)
 
     monkeypatch.setattr(workers, "report_progress", recording)
-    monkeypatch.setattr(progress.ProgressReporter, "on_step", lambda *_: None)
+    monkeypatch.setattr(progress.ProgressReporter, "on_denoising_step", lambda *_: None)
     monkeypatch.setattr(registry, "text_to_image_pipeline", lambda: object_photo)
     monkeypatch.setattr(registry, "image_to_3d_pipeline", lambda: sphere)
     return points
@@ -111,3 +111,7 @@ def test_a_text_to_3d_job_with_its_preview_made_begins_where_the_preview_ends(wr
 
     assert job.state == JobState.COMPLETED
     assert written == CUT_OUT_PREVIEW + MESH_FROM_PREVIEW + FINISH
+
+
+def test_every_stage_of_the_plan_has_its_function_on_the_workers():
+    assert set(runner.STAGES) == set(Stage)

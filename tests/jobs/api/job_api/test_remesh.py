@@ -61,7 +61,7 @@ def test_a_remesh_is_a_new_job_of_the_sources_owner_on_the_cpu_queue(
     )
     assert job.source_mesh == source_job.source_mesh and job.prompt == source_job.prompt
     assert (
-        plan.SEQUENCES[JobKind.REMESH] == (Stage.REMESH,)
+        plan.stages(JobKind.REMESH) == (Stage.REMESH,)
         and plan.QUEUES[Stage.REMESH] == CeleryQueue.CPU
     )
     history = auth_client(source_job.user).get("/api/3d/history").json()["jobs"]
