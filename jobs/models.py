@@ -3,17 +3,19 @@ from enum import StrEnum
 
 from django.db import models
 
-from jobs import plan
+from jobs import options, plan
 
 
 def _choices(words: type[StrEnum]) -> type[models.TextChoices]:
-    """The model field choices of a Django-free set of words (``jobs.plan``)."""
+    """The model field choices of a Django-free set of words (``jobs.plan``, ``jobs.options``)."""
     return models.TextChoices(words.__name__, [(word.name, word.value) for word in words])
 
 
 JobKind = _choices(plan.JobKind)
 THREE_D_KINDS = (JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D)
 Stage = _choices(plan.Stage)
+GenerateType = _choices(options.GenerateType)
+PolygonType = _choices(options.PolygonType)
 
 
 class JobState(models.TextChoices):
@@ -35,18 +37,6 @@ JOB_API_STATUS = {
 
 ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
 FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
-
-
-class GenerateType(models.TextChoices):
-    NORMAL = "Normal"
-    LOW_POLY = "LowPoly"
-    GEOMETRY = "Geometry"
-    SKETCH = "Sketch"
-
-
-class PolygonType(models.TextChoices):
-    TRIANGLE = "triangle"
-    QUADRILATERAL = "quadrilateral"
 
 
 class Job(models.Model):

@@ -10,6 +10,7 @@ from typing import Protocol
 import PIL.Image
 import trimesh
 
+from jobs.options import GenerateType
 from jobs.plan import Step
 
 from .foreground import cut_out
@@ -30,7 +31,7 @@ class Finish:
     ``enablePBR``)."""
 
     face_count: int | None = None
-    generate_type: str = "Normal"
+    generate_type: str = GenerateType.NORMAL
     enable_pbr: bool = False
     texture_size: int = DEFAULT_TEXTURE_SIZE
 

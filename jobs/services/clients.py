@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from jobs import formats, plan, selectors, storage
-from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
+from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class NoModel(Exception):
 
 @dataclass(frozen=True)
 class JobOptions:
-    generate_type: str = "Normal"
+    generate_type: str = GenerateType.NORMAL
     face_count: int | None = None
     enable_pbr: bool = False
     polygon_type: str | None = None
