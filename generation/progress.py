@@ -15,6 +15,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from generation.database import drop_connection
 from generation.pipelines import GenerationError, JobCancelled
+from jobs.error_codes import ErrorCode
 from jobs.plan import StepShare
 from jobs.services import workers
 
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 class JobTimedOut(GenerationError):
     def __init__(self, limit_seconds: int):
         super().__init__(
-            "TIMEOUT",
+            ErrorCode.TIMEOUT,
             f"The job took longer than {limit_seconds} s and was stopped. Please try again.",
         )
 

@@ -30,6 +30,7 @@ from generation.pipelines import (
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
 from jobs import plan, remote_images, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import GenerateType, Job, JobKind, Stage
 from jobs.plan import Step
 from jobs.services import workers
@@ -39,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 class StorageFailed(GenerationError):
     def __init__(self):
-        super().__init__("STORAGE_ERROR", "The result could not be stored. Please try again.")
+        super().__init__(
+            ErrorCode.STORAGE_ERROR, "The result could not be stored. Please try again."
+        )
 
 
 def run_stage(job_id: str, stage: str, *, worker: str) -> None:

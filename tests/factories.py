@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from jobs import plan
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobKind, JobState
 
 
@@ -36,7 +37,7 @@ class JobFactory(factory.django.DjangoModelFactory):
             state=JobState.FAILED,
             progress=40,
             message="Failed",
-            error_code="GENERATION_FAILED",
+            error_code=ErrorCode.GPU_OUT_OF_MEMORY,
             error_message="CUDA out of memory",
             attempts=2,
             worker="gpu@host",

@@ -108,7 +108,7 @@ def run_inline(job_id, worker=WORKER) -> Job:
 def fail(
     job_id,
     lease: workers.Lease,
-    code="GENERATION_FAILED",
+    code="MODEL_ERROR",
     message="The mesh could not be generated",
 ) -> None:
     assert workers.end_job_unsuccessfully(lease, code=code, message=message) == "failed"

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from celery_app import app as celery
 from hydrilla.queues import RUNNING, WAITING, message_priority
-from jobs import error_codes, plan, selectors
+from jobs import plan, selectors
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def cancelled_fields(now) -> dict:
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
-        "error_code": error_codes.CANCELLED,
+        "error_code": ErrorCode.CANCELLED,
         "error_message": "Job was cancelled",
         "heartbeat_at": None,
         "finished_at": now,

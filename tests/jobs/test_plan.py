@@ -11,7 +11,7 @@ from jobs import plan
 from jobs.plan import JobKind, Stage
 from tests.worker_process import ROOT
 
-DJANGO_FREE = ("jobs.plan", "jobs.options")
+DJANGO_FREE = ("jobs.plan", "jobs.options", "jobs.error_codes")
 
 
 @pytest.mark.parametrize("kind", list(JobKind))
