@@ -2,14 +2,11 @@
 each stage runs on a queue; the plan and the other words that pipelines and benchmarks read
 import no Django."""
 
-import subprocess
-import sys
-
 import pytest
 
 from jobs import plan
 from jobs.plan import JobKind, Stage
-from tests.worker_process import ROOT
+from tests.worker_process import fresh_python
 
 DJANGO_FREE = ("jobs.plan", "jobs.options", "jobs.error_codes")
 
@@ -32,13 +29,5 @@ def test_every_stage_runs_on_a_queue_and_in_a_kind_of_job():
 
 def test_the_words_the_pipelines_read_import_no_django():
     script = f"import sys\nimport {', '.join(DJANGO_FREE)}\nprint('django' in sys.modules)\n"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+
+    assert fresh_python(script, timeout=60) == "False"
