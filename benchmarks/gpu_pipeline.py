@@ -452,7 +452,7 @@ def _our_job(text_to_image, backend, photo, storage) -> dict:
     storage.save("processed.png", job_steps.png(cutout))
     storage.save("model.glb", glb)
     clock.stop()
-    clock.seconds["upload"] += clock.seconds["preview_upload"]
+    clock.seconds[Step.UPLOAD] += clock.seconds["preview_upload"]
     faces = len(trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh").faces)
     return {"seconds": clock.seconds, "peak_bytes": clock.peak_bytes, "faces": faces}
 
