@@ -36,9 +36,9 @@ def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") 
 class Sphere:
     """An image-to-3D backend that reports its steps and returns a sphere."""
 
-    def __call__(self, image_rgba, seed, on_step=None):
+    def __call__(self, image_rgba, seed, on_denoising_step=None):
         for step in range(1, 9):
-            on_step(step, 8)
+            on_denoising_step(step, 8)
         return trimesh.creation.icosphere(subdivisions=2)
 
 

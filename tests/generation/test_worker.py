@@ -14,9 +14,9 @@ from django.core.management import call_command
 from PIL import Image, ImageDraw
 
 from celery_app import app as celery
-from hydrilla.queues import stage_task
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
+from jobs.plan import stage_task
 from jobs.services import clients
 from tests.factories import JobFactory, UserFactory
 from tests.helpers.processes import WorkerProcess

@@ -6,7 +6,7 @@ import threading
 from django.db import connection
 
 from generation import processes
-from jobs import stages, storage
+from jobs import plan, storage
 from jobs.models import ACTIVE_STATES, Job, Stage
 from jobs.services import workers
 from tests.helpers.watch import settled
@@ -25,7 +25,7 @@ HANDED_ON = {
 def start(job_id) -> workers.Lease:
     """Run the job's stages as their workers would, up to its first model call: the job runs."""
     lease = claim(job_id)
-    while not stages.starts_job(lease.stage):
+    while not plan.starts_job(lease.stage):
         lease = hand_on(job_id, lease)
     settled(job_id)
     return lease
@@ -45,7 +45,7 @@ def end_stage(lease: workers.Lease) -> bool:
     field, filename = HANDED_ON[lease.stage]
     kind = Job.objects.values_list("kind", flat=True).get(pk=lease.job_id)
     stored = {field: f"{storage.job_folder(lease.job_id)}/{filename}"}
-    return workers.hand_over(lease, stages.after(kind, lease.stage), **stored)
+    return workers.hand_over(lease, plan.after(kind, lease.stage), **stored)
 
 
 def hand_on(job_id, lease: workers.Lease) -> workers.Lease:
@@ -78,7 +78,7 @@ def run_inline(job_id, worker=WORKER) -> Job:
 def fail(
     job_id,
     lease: workers.Lease,
-    code="GENERATION_FAILED",
+    code="MODEL_ERROR",
     message="The mesh could not be generated",
 ) -> None:
     assert workers.end_job_unsuccessfully(lease, code=code, message=message) == "failed"

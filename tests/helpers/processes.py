@@ -14,6 +14,21 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def fresh_python(script: str, *, timeout: float = 120, **env: str) -> str:
+    """The last line ``script`` prints, run by a fresh interpreter at the repository's root with
+    only ``env`` and a PATH in its environment; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
     """SIGTERM to the process and its children; SIGKILL past ``grace`` seconds."""
     os.killpg(process.pid, signal.SIGTERM)

@@ -440,7 +440,7 @@ def test_a_body_that_is_not_an_image_is_refused(server):
     with pytest.raises(NotAnImage) as refused:
         fetch(server.url("/text"))
 
-    assert refused.value.code == "IMAGE_INVALID"
+    assert refused.value.code == "INVALID_IMAGE"
 
 
 def test_an_http_error_is_a_fetch_failure(server):

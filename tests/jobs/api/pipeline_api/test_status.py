@@ -176,14 +176,14 @@ def test_a_completed_preview_has_its_image(api_client):
 
 def test_a_failed_job_says_why(api_client):
     job_id = api_client.post("/text-to-3d", {"prompt": "a tree"}).json()["job_id"]
-    fail(job_id, start(job_id), code="OUT_OF_MEMORY", message="The GPU ran out of memory")
+    fail(job_id, start(job_id), code="GPU_OUT_OF_MEMORY", message="The GPU ran out of memory")
 
     body = generation_status(api_client, job_id)
 
     assert (body["status"], body["error"], body["error_code"]) == (
         "failed",
         "The GPU ran out of memory",
-        "OUT_OF_MEMORY",
+        "GPU_OUT_OF_MEMORY",
     )
 
 

@@ -116,7 +116,7 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
     stream = open_stream(api_client, job_id)
     assert seen(stream.next()[1]) == ("pending", 0, "Queued")
 
-    fail(job_id, start(job_id), code="OUT_OF_MEMORY", message="The GPU ran out of memory")
+    fail(job_id, start(job_id), code="GPU_OUT_OF_MEMORY", message="The GPU ran out of memory")
     name, body = stream.next()
     if body["status"] == "processing":  # the claim may or may not be seen on its own
         name, body = stream.next()
@@ -125,7 +125,7 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
         "message",
         "failed",
         "The GPU ran out of memory",
-        "OUT_OF_MEMORY",
+        "GPU_OUT_OF_MEMORY",
     )
     assert stream.next()[0] == "end" and stream.next() is None
 
