@@ -44,7 +44,7 @@ def dtype():
 
 
 # Test mode (jobs made with a test API key): the weight-free path, on the CPU of whichever worker
-# runs the stage (a CPU worker: jobs.stages never sends a test job to a GPU), whatever the settings.
+# runs the stage (a CPU worker: jobs.plan never sends a test job to a GPU), whatever the settings.
 TEST_MODE_IMAGE_TO_3D_BACKEND = "silhouette"
 
 

@@ -1,4 +1,5 @@
-"""Celery tasks: thin, they hand the job to the runner. Names and queues are in hydrilla.queues."""
+"""Celery tasks: thin, they hand the job to the runner. One per stage of jobs.plan, named there;
+the queues are in hydrilla.queues."""
 
 import logging
 import threading
@@ -14,15 +15,16 @@ from django.db import DatabaseError, connection
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
 from hydrilla import request_id
-from hydrilla.queues import REQUEST_ID_HEADER, stage_task
+from hydrilla.queues import REQUEST_ID_HEADER
 from jobs.models import Stage
+from jobs.plan import stage_task
 from jobs.services import shared, workers
 
 logger = logging.getLogger(__name__)
 
 
 def _stage_task(stage: Stage):
-    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.stages)."""
+    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.plan)."""
 
     @shared_task(name=stage_task(stage), bind=True)
     def run(task, job_id: str) -> None:

@@ -257,6 +257,7 @@ SPECTACULAR_SETTINGS = {
         "GenerateTypeEnum": "jobs.models.GenerateType",
         "PolygonTypeEnum": "jobs.models.PolygonType",
         "ApiKeyModeEnum": "accounts.models.ApiKeyMode",
+        "ErrorCodeEnum": "jobs.error_codes.ErrorCode",
     },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
@@ -448,7 +449,7 @@ CELERY_TASK_QUEUES = [
     )
     for queue in CeleryQueue
 ]
-# The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
+# The stages' messages name their queue when sent (jobs.plan); housekeeping goes by route.
 CELERY_TASK_ROUTES = {
     DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
     DELETE_EXPIRED_IDEMPOTENCY_KEYS: {"queue": CeleryQueue.DEFAULT},

@@ -7,15 +7,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
-from hydrilla.queues import (
-    REQUEST_ID_HEADER,
-    RUNNING,
-    WAITING,
-    CeleryQueue,
-    message_priority,
-    stage_task,
-)
-from jobs import error_codes, selectors, stages
+from hydrilla.queues import REQUEST_ID_HEADER, RUNNING, WAITING, message_priority
+from jobs import plan, selectors
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -40,9 +34,9 @@ def enqueue(job: Job) -> None:
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
-            stage_task(job.stage),
+            plan.stage_task(job.stage),
             args=[str(job.pk)],
-            queue=queue_of(job),
+            queue=plan.queue_of(job.stage, test_mode=job.test_mode),
             priority=message_priority(job_is),
             headers={REQUEST_ID_HEADER: job.request_id},
         )
@@ -60,18 +54,12 @@ def enqueue(job: Job) -> None:
         logger.warning("Job %s is queued but could not be marked so", job.pk, exc_info=True)
 
 
-def queue_of(job: Job) -> str:
-    """The queue of the job's current stage; every stage of a test-mode job (a test API key's)
-    runs on a CPU worker, with the weight-free models (generation.registry), never on a GPU."""
-    return CeleryQueue.CPU if job.test_mode else stages.QUEUES[job.stage]
-
-
 def cancelled_fields(now) -> dict:
     """The fields of a job that ends cancelled."""
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
-        "error_code": error_codes.CANCELLED,
+        "error_code": ErrorCode.CANCELLED,
         "error_message": "Job was cancelled",
         "heartbeat_at": None,
         "finished_at": now,

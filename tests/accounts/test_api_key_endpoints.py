@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from accounts import api_keys
 from accounts.models import ApiKey
 from tests.factories import UserFactory
-from tests.helpers import assert_matches_schema
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.db import connection
 from jobs.models import Job, JobKind, JobState, Upload
 from jobs.services import shared
 from tests.factories import JobFactory
-from tests.helpers import finish_preview, start
-from tests.jobs.images import png
+from tests.helpers.images import png
+from tests.helpers.jobs import finish_preview, start
 
 SOME_PREVIEW = "3f1c1a9e-9d3b-4a52-9a51-2f4f3b1f0c11"
 

@@ -12,13 +12,13 @@ from rest_framework.test import APIClient
 from accounts import api_keys
 from generation import runner
 from generation.tasks import STAGE_TASKS
-from hydrilla.queues import REQUEST_ID_HEADER, stage_task
+from hydrilla.queues import REQUEST_ID_HEADER
 from hydrilla.request_id import current
-from jobs import stages
+from jobs import plan
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import clients, workers
 from tests.factories import UserFactory
-from tests.helpers import claim, end_stage
+from tests.helpers.jobs import claim, end_stage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,17 +112,17 @@ def test_a_test_keys_job_never_reaches_the_gpu_queue(gpu_queue, cpu_queue):
         "jobId"
     ]
     sent = []
-    for stage in stages.SEQUENCES[JobKind.TEXT_TO_3D]:
+    for stage in plan.stages(JobKind.TEXT_TO_3D):
         [message] = cpu_queue.wait()
         sent.append(message.headers["task"])
         lease = claim(job_id)
-        if stages.after(JobKind.TEXT_TO_3D, stage) is None:
+        if plan.after(JobKind.TEXT_TO_3D, stage) is None:
             assert workers.complete_job(lease, result_glb=f"jobs/{job_id}/model.glb")
         else:
             assert end_stage(lease)
     time.sleep(0.1)
 
-    assert sent == [stage_task(stage) for stage in stages.SEQUENCES[JobKind.TEXT_TO_3D]]
+    assert sent == [plan.stage_task(stage) for stage in plan.stages(JobKind.TEXT_TO_3D)]
     assert gpu_queue.messages() == []
     assert Job.objects.get(pk=job_id).state == JobState.COMPLETED
 
@@ -137,5 +137,5 @@ def test_a_test_keys_preview_runs_on_the_cpu_queue_too(cpu_queue, monkeypatch, s
     response = client.post("/text-to-image", {"prompt": "a brass key"}, format="json")
 
     [message] = cpu_queue.wait()
-    assert message.headers["task"] == stage_task(Stage.PREVIEW)
+    assert message.headers["task"] == plan.stage_task(Stage.PREVIEW)
     assert message.decode()[0] == [response.json()["preview_id"]]

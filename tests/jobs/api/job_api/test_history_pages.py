@@ -5,7 +5,7 @@ import pytest
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import assert_matches_schema
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
