@@ -21,8 +21,8 @@ from django.http import QueryDict
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from hydrilla.callers import caller
 from idempotency import services
-from jobs.api.throttles import caller
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

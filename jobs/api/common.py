@@ -5,7 +5,7 @@ giving a slot back from the views that wait."""
 from rest_framework.request import Request
 
 from accounts.authentication import uses_test_key
-from hydrilla import errors
+from hydrilla import callers, errors
 from jobs import remote_images, selectors, storage, uploads
 from jobs.api import throttles
 from jobs.models import Job
@@ -51,7 +51,7 @@ def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
         return clients.create_job(
             image_url=image_url,
             input_image=input_image or "",
-            submitted_from=throttles.client_address(request),
+            submitted_from=callers.client_address(request),
             test_mode=uses_test_key(request),
             **fields,
         )

@@ -27,17 +27,6 @@ SLOT_REFRESH_SECONDS = 15
 SLOT_TTL_SECONDS = 4 * SLOT_REFRESH_SECONDS
 
 
-def client_address(request) -> str:
-    """The caller's IP address: the socket's, or the one ``TRUSTED_PROXY_COUNT`` proxies vouch
-    for."""
-    return throttling.BaseThrottle().get_ident(request)
-
-
-def caller(request) -> str:
-    user = getattr(request, "user", None)
-    return f"user:{user.pk}" if user is not None else f"ip:{client_address(request)}"
-
-
 def api_key(request) -> ApiKey | None:
     """The API key the caller presented; None for a Clerk token or no credentials."""
     return request.auth if isinstance(request.auth, ApiKey) else None

@@ -28,7 +28,7 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from hydrilla import errors
+from hydrilla import callers, errors
 from idempotency.http import idempotent
 from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
@@ -148,7 +148,7 @@ SUBMIT_RESPONSES = {
 @submit_endpoint
 async def text_to_image(request):
     data, user = _submission(request, PromptInput)
-    slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
+    slot = await in_thread(throttles.waiting_previews.take)(callers.caller(request))
     try:
         job = await in_thread(submit)(
             request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
@@ -358,7 +358,7 @@ async def stream(request, job_id):
     job = await in_thread(watcher.job)(job_id)
     if job is None:
         return errors.json_response(JOB_NOT_FOUND, 404)
-    slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
+    slot = await in_thread(throttles.open_streams.take)(callers.caller(request))
     status_body = in_thread(functools.partial(_status_body, site=site(request)))
     response = StreamingHttpResponse(
         events.job_events(watcher.snapshot(job), status_body, on_close=lambda: release_soon(slot)),
