@@ -336,3 +336,16 @@ def test_a_revoked_api_key_is_refused_by_every_process_at_once(server):
     refused = reads_from_every_process(url, headers)
     assert {r.status_code for r in refused} == {401}
     assert {r.json()["error"] for r in refused} == {"Invalid or revoked API key"}
+
+
+def test_the_access_log_names_each_requests_id(server):
+    answer = requests.get(
+        f"{server['base']}/api/3d/queue/info", headers={"X-Request-ID": "trace-access-1"}, timeout=5
+    )
+    made = requests.get(f"{server['base']}/health", timeout=5).headers["X-Request-ID"]
+
+    assert answer.headers["X-Request-ID"] == "trace-access-1"
+    time.sleep(0.2)  # the log is written as the answer goes
+    lines = server["access_log"].read_text().splitlines()
+    assert any("/api/3d/queue/info" in line and line.endswith("[trace-access-1]") for line in lines)
+    assert any("/health" in line and line.endswith(f"[{made}]") for line in lines)
