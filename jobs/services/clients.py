@@ -78,7 +78,7 @@ def create_job(
         test_mode=test_mode,
     )
     if kind == JobKind.TEXT_TO_3D:
-        job.preview_image = _reusable_preview(user, prompt)
+        job.preview_image = _reusable_preview(user, prompt, test_mode)
     job.stage = plan.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
@@ -106,12 +106,19 @@ def _check_waiting_jobs(user: User | None, address: str | None) -> None:
         raise TooManyWaitingJobs(cap)
 
 
-def _reusable_preview(user: User | None, prompt: str | None) -> str:
-    """A preview this user already made for this prompt, so the 3D job need not make another."""
+def _reusable_preview(user: User | None, prompt: str | None, test_mode: bool) -> str:
+    """A preview this user already made for this prompt, so the 3D job need not make another; in
+    the job's own mode (a test key's preview is the weight-free model's, no picture of it)."""
     if not prompt:
         return ""
     preview = (
-        Job.objects.filter(kind=JobKind.PREVIEW, state=JobState.COMPLETED, user=user, prompt=prompt)
+        Job.objects.filter(
+            kind=JobKind.PREVIEW,
+            state=JobState.COMPLETED,
+            user=user,
+            prompt=prompt,
+            test_mode=test_mode,
+        )
         .exclude(preview_image="")
         .order_by("-created_at")
         .values_list("preview_image", flat=True)
