@@ -82,6 +82,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "the key with another body is a 422; a retry while the first is still handled waits for it, "
     "then gets a 409. Keys are kept a day.",
 )
+API_KEY_LIMITED = "Too many requests with this API key (API_KEY_RATE; see Retry-After)."
 KEY_REUSED = "This Idempotency-Key was already used with another request."
 KEY_IN_FLIGHT = "A request with this Idempotency-Key is still being handled (see Retry-After)."
 REQUEST_ID_DESCRIPTION = (
@@ -98,13 +99,16 @@ RATE_LIMIT_HEADERS = {
 
 def document_integration_headers(result, generator, request, public):
     """Postprocessing hook: the headers every operation shares. ``X-Request-ID`` on every
-    request and answer; the ``RateLimit`` headers on every answer of an operation with limits (it
-    documents a 429); for operations that take an ``Idempotency-Key``, its 409 and 422 and the
-    ``Idempotent-Replayed`` header of a replay."""
+    request and answer; the 429 of an API key's own limit wherever a key is accepted; the
+    ``RateLimit`` headers on every answer of an operation with limits (it documents a 429); for
+    operations that take an ``Idempotency-Key``, its 409 and 422 and the ``Idempotent-Replayed``
+    header of a replay."""
     for operations in result["paths"].values():
         for operation in operations.values():
             parameters = operation.setdefault("parameters", [])
             parameters.append(_header_parameter(request_id.HEADER, REQUEST_ID_DESCRIPTION))
+            if {"apiKey": []} in operation.get("security", []):
+                _add_error(operation["responses"], "429", API_KEY_LIMITED)
             idempotent = any(p["name"] == IDEMPOTENCY_KEY.name for p in parameters)
             if idempotent:
                 _add_error(operation["responses"], "409", KEY_IN_FLIGHT)
