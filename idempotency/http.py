@@ -18,7 +18,7 @@ import hashlib
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import QueryDict
-from rest_framework import exceptions, status
+from rest_framework import exceptions, permissions, status
 from rest_framework.response import Response
 
 from hydrilla.callers import caller
@@ -98,9 +98,10 @@ def idempotent(view=None, *, unkept: tuple[str, ...] = ()):
 
 
 def _begin(request):
-    """None without a key; the kept answer to give again; or the claimed row."""
+    """None without a key (or for a read: only what creates is kept); the kept answer to give
+    again; or the claimed row."""
     key = request.headers.get(HEADER)
-    if key is None:
+    if key is None or request.method in permissions.SAFE_METHODS:
         return None
     if not services.is_valid_key(key):
         raise InvalidKey()

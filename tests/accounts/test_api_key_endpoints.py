@@ -135,3 +135,5 @@ def test_a_retried_creation_makes_one_key_and_never_keeps_the_key_itself(auth_cl
     assert retry.json() == {**first.json(), "key": None}
     assert_matches_schema(retry, KEYS, "POST")
     assert ApiKey.objects.count() == 1
+    listed = client.get(KEYS, headers={"Idempotency-Key": "k-1"})  # a read is never a replay
+    assert listed.status_code == 200 and "Idempotent-Replayed" not in listed
