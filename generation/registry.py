@@ -43,37 +43,60 @@ def dtype():
     return select_dtype(device(), settings.TORCH_DTYPE or None)
 
 
+# Test mode (jobs made with a test API key): the weight-free path, on the CPU of whichever worker
+# runs the stage (a CPU worker: jobs.plan never sends a test job to a GPU), whatever the settings.
+TEST_MODE_IMAGE_TO_3D_BACKEND = "silhouette"
+
+
+def _placement(test_mode: bool):
+    """The device and dtype a model runs on: the CPU in full precision in test mode."""
+    if not test_mode:
+        return device(), dtype()
+    from generation.pipelines import select_device, select_dtype
+
+    cpu = select_device("cpu")
+    return cpu, select_dtype(cpu)
+
+
 @functools.cache
-def text_to_image_pipeline():
+def text_to_image_pipeline(test_mode: bool = False):
+    """The text-to-image model: ``TEXT_TO_IMAGE_MODEL``, else (and always in test mode) the tiny
+    random one."""
     from generation.pipelines import TextToImagePipeline
 
-    model = settings.TEXT_TO_IMAGE_MODEL or str(
-        tiny_models_dir() / tiny_models.FOLDERS["text-to-image"]
-    )
-    logger.info("Loading text-to-image model %s on %s (%s)", model, device(), dtype())
+    tiny = str(tiny_models_dir() / tiny_models.FOLDERS["text-to-image"])
+    model = tiny if test_mode else settings.TEXT_TO_IMAGE_MODEL or tiny
+    on, as_dtype = _placement(test_mode)
+    logger.info("Loading text-to-image model %s on %s (%s)", model, on, as_dtype)
     options = {
         "steps": settings.TEXT_TO_IMAGE_STEPS,
         "guidance_scale": settings.TEXT_TO_IMAGE_GUIDANCE,
         "size": settings.TEXT_TO_IMAGE_SIZE,
     }
-    return TextToImagePipeline.load(model, device(), dtype(), **_configured(options))
+    return TextToImagePipeline.load(
+        model, on, as_dtype, **({} if test_mode else _configured(options))
+    )
 
 
 @functools.cache
-def image_to_3d_pipeline():
+def image_to_3d_pipeline(test_mode: bool = False):
+    """The image-to-3D backend: ``IMAGE_TO_3D_BACKEND`` with ``IMAGE_TO_3D_MODEL`` (or its tiny
+    model); in test mode the weight-free silhouette backend."""
     from generation.pipelines import load_backend
 
-    backend = settings.IMAGE_TO_3D_BACKEND
+    backend = TEST_MODE_IMAGE_TO_3D_BACKEND if test_mode else settings.IMAGE_TO_3D_BACKEND
     tiny = tiny_models.FOLDERS[backend]
-    model = settings.IMAGE_TO_3D_MODEL or (str(tiny_models_dir() / tiny) if tiny else None)
+    model = None if test_mode else settings.IMAGE_TO_3D_MODEL
+    model = model or (str(tiny_models_dir() / tiny) if tiny else None)
+    on, as_dtype = _placement(test_mode)
     logger.info(
         "Loading image-to-3D backend %s (%s) on %s (%s)",
         backend,
         model or "no weights",
-        device(),
-        dtype(),
+        on,
+        as_dtype,
     )
-    return load_backend(backend, model, device(), dtype(), **_configured(_backend_options(backend)))
+    return load_backend(backend, model, on, as_dtype, **_configured(_backend_options(backend)))
 
 
 def _backend_options(backend: str) -> dict:

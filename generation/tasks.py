@@ -14,6 +14,8 @@ from django.db import DatabaseError, connection
 
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
+from hydrilla import request_id
+from hydrilla.queues import REQUEST_ID_HEADER
 from jobs.models import Stage
 from jobs.plan import stage_task
 from jobs.services import shared, workers
@@ -26,13 +28,16 @@ def _stage_task(stage: Stage):
 
     @shared_task(name=stage_task(stage), bind=True)
     def run(task, job_id: str) -> None:
-        try:
-            runner.run_stage(job_id, stage, worker=task.request.hostname)
-        except DatabaseUnreachable as exc:
-            # Acknowledging now would lose the job: the broker takes the message back and delivers
-            # it again (a message is acknowledged only once its stage is claimed or finished).
-            logger.error("Handing job %s back to the broker: %s", job_id, exc)
-            raise Reject(str(exc), requeue=True) from exc
+        # The stage's log lines name the request that made the job (hydrilla.request_id).
+        with request_id.bound((task.request.headers or {}).get(REQUEST_ID_HEADER)):
+            try:
+                runner.run_stage(job_id, stage, worker=task.request.hostname)
+            except DatabaseUnreachable as exc:
+                # Acknowledging now would lose the job: the broker takes the message back and
+                # delivers it again (a message is acknowledged only once its stage is claimed or
+                # finished).
+                logger.error("Handing job %s back to the broker: %s", job_id, exc)
+                raise Reject(str(exc), requeue=True) from exc
 
     return run
 

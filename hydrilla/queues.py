@@ -36,6 +36,11 @@ RUNNING, WAITING = "running", "waiting"
 
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
+DELETE_EXPIRED_IDEMPOTENCY_KEYS = "idempotency.delete_expired"
+
+
+# The header of a stage's message that carries the X-Request-ID of the request that made the job.
+REQUEST_ID_HEADER = "hydrilla_request_id"
 
 
 def message_priority(job_is: str) -> int:

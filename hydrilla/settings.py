@@ -3,11 +3,17 @@
 from pathlib import Path
 
 import botocore.config
+import corsheaders.defaults
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, PRIORITY_QUEUES, CeleryQueue
+from hydrilla.queues import (
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+    DELETE_UNUSED_UPLOADS,
+    PRIORITY_QUEUES,
+    CeleryQueue,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -33,13 +39,16 @@ INSTALLED_APPS = [
     "storages",
     "accounts",
     "jobs",
+    "idempotency",
     "generation",
 ]
 
 MIDDLEWARE = [
+    "hydrilla.request_id.request_id_middleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hydrilla.middleware.request_body_limit",
+    "hydrilla.rate_limit.rate_limit_headers",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -172,6 +181,10 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # the answer is 429 {"error": ...} with Retry-After.
 SUBMIT_RATE_USER = env("SUBMIT_RATE_USER", default="20/min")
 SUBMIT_RATE_IP = env("SUBMIT_RATE_IP", default="30/min")
+# API keys (servers) have limits of their own instead of the two above: submissions, and requests
+# of any kind (polls included), per key.
+SUBMIT_RATE_API_KEY = env("SUBMIT_RATE_API_KEY", default="60/min")
+API_KEY_RATE = env("API_KEY_RATE", default="600/min")
 # The generation half's submit endpoints, which the spec says no browser calls.
 GENERATION_SUBMIT_RATE_ANON = env("GENERATION_SUBMIT_RATE_ANON", default="5/min")
 GENERATION_API_REQUIRE_TOKEN = env.bool("GENERATION_API_REQUIRE_TOKEN", default=False)
@@ -180,10 +193,25 @@ MAX_STREAMS_PER_CALLER = env.int("MAX_STREAMS_PER_CALLER", default=20)
 MAX_WAITING_PREVIEWS_PER_CALLER = env.int("MAX_WAITING_PREVIEWS_PER_CALLER", default=4)
 # Uploads that no job uses are deleted after this long (housekeeping on the default queue).
 UNUSED_UPLOAD_MAX_AGE_SECONDS = env.int("UNUSED_UPLOAD_MAX_AGE_SECONDS", default=24 * 3600)
+# Idempotency-Key on a POST that creates something: its answer is given again to retries for this
+# long (then the key is forgotten, by housekeeping on the default queue). A retry that arrives
+# while the first request is still handled waits this long for its answer, then gets 409.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 
 # --- HTTP ------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
 CORS_ALLOW_CREDENTIALS = True
+# What a browser may send and read beyond CORS's safe headers: retries, request ids, limits.
+CORS_ALLOW_HEADERS = (*corsheaders.defaults.default_headers, "idempotency-key", "x-request-id")
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 # A little room above the image limit for the multipart envelope; larger bodies are refused unread.
@@ -191,7 +219,11 @@ REQUEST_BODY_MAX_BYTES = UPLOAD_MAX_BYTES + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ClerkAuthentication"],
+    # API keys first: a bearer token that is not one of ours (hyd_…) is left to Clerk.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.ClerkAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -199,9 +231,10 @@ REST_FRAMEWORK = {
         "hydrilla.parsers.FormParser",
         "hydrilla.parsers.MultiPartParser",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttles.RequestsPerApiKey"],
     "EXCEPTION_HANDLER": "hydrilla.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.openapi.AutoSchema",
     # Rates: jobs/api/throttles.py reads the SUBMIT_RATE_* settings.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
@@ -223,12 +256,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GenerateTypeEnum": "jobs.models.GenerateType",
         "PolygonTypeEnum": "jobs.models.PolygonType",
+        "ApiKeyModeEnum": "accounts.models.ApiKeyMode",
         "ErrorCodeEnum": "jobs.error_codes.ErrorCode",
     },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.api.openapi.document_authentication_outage",
+        "jobs.api.openapi.document_integration_headers",
     ],
 }
 
@@ -291,6 +326,11 @@ ORPHAN_AFTER_SECONDS = env.int("ORPHAN_AFTER_SECONDS", default=60)
 # /text-to-image answers when the preview is ready, or 503 after this long (the preview still
 # finishes and can be registered).
 PREVIEW_WAIT_SECONDS = env.int("PREVIEW_WAIT_SECONDS", default=60)
+# A request with an Idempotency-Key still unanswered after this long died with its process (no
+# request runs longer than a preview's wait): the next retry takes its key over.
+IDEMPOTENCY_ABANDONED_AFTER_SECONDS = env.int(
+    "IDEMPOTENCY_ABANDONED_AFTER_SECONDS", default=PREVIEW_WAIT_SECONDS + 60
+)
 
 # --- Queue estimates -------------------------------------------------------------------------
 ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0, "remesh": 20.0}
@@ -338,8 +378,18 @@ TEXTURE_SIZE = env.int("TEXTURE_SIZE", default=1024)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Each line names the request it was written for (hydrilla.request_id), "-" for none.
+    "filters": {"request_id": {"()": "hydrilla.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
@@ -400,9 +450,16 @@ CELERY_TASK_QUEUES = [
     for queue in CeleryQueue
 ]
 # The stages' messages name their queue when sent (jobs.plan); housekeeping goes by route.
-CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
+CELERY_TASK_ROUTES = {
+    DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS: {"queue": CeleryQueue.DEFAULT},
+}
 CELERY_BEAT_SCHEDULE = {
-    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}
+    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
+    "delete-expired-idempotency-keys": {
+        "task": DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+        "schedule": 3600.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Fail fast when the broker is down, so the API can answer 503 instead of hanging.

@@ -113,6 +113,11 @@ class Job(models.Model):
     step_seconds = models.JSONField(default=dict, blank=True)
     # Each stage the last attempt ran: [{"stage", "worker", "started" (Unix time), "seconds"}].
     stage_runs = models.JSONField(default=list, blank=True)
+    # The X-Request-ID of the request that made the job (hydrilla.request_id): every stage's log
+    # lines carry it.
+    request_id = models.CharField(max_length=128, blank=True)
+    # Made with a test API key: every stage runs on the weight-free CPU path, never on a GPU.
+    test_mode = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

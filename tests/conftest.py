@@ -129,9 +129,14 @@ def auth_client(token_minter):
 @pytest.fixture
 def no_limits(settings):
     """Per-caller limits out of the way, for tests that submit or stream a lot from one address."""
-    settings.SUBMIT_RATE_USER = settings.SUBMIT_RATE_IP = settings.GENERATION_SUBMIT_RATE_ANON = (
-        "10000/min"
-    )
+    for rate in (
+        "SUBMIT_RATE_USER",
+        "SUBMIT_RATE_IP",
+        "GENERATION_SUBMIT_RATE_ANON",
+        "SUBMIT_RATE_API_KEY",
+        "API_KEY_RATE",
+    ):
+        setattr(settings, rate, "10000/min")
     settings.MAX_WAITING_JOBS_PER_CALLER = settings.MAX_STREAMS_PER_CALLER = 10000
     settings.MAX_WAITING_PREVIEWS_PER_CALLER = 10000
 

@@ -4,7 +4,8 @@ giving a slot back from the views that wait."""
 
 from rest_framework.request import Request
 
-from hydrilla import errors
+from accounts.authentication import uses_test_key
+from hydrilla import callers, errors
 from jobs import remote_images, selectors, storage, uploads
 from jobs.api import throttles
 from jobs.models import Job
@@ -39,9 +40,10 @@ def release_soon(slot: throttles.Slot) -> None:
 
 
 def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
-    """Create the job (``clients.create_job``), its refusals as the spec's errors. An image URL
-    into our own storage (on the request's site) is kept by name, read directly by the worker; any
-    other is checked now, so that a forbidden address is refused before a job exists."""
+    """Create the job (``clients.create_job``; a test API key's in test mode), its refusals as the
+    spec's errors. An image URL into our own storage (on the request's site) is kept by name, read
+    directly by the worker; any other is checked now, so that a forbidden address is refused before
+    a job exists."""
     try:
         input_image = storage.name_from_url(image_url, site(request)) if image_url else None
         if image_url and not input_image:
@@ -49,7 +51,8 @@ def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
         return clients.create_job(
             image_url=image_url,
             input_image=input_image or "",
-            submitted_from=throttles.client_address(request),
+            submitted_from=callers.client_address(request),
+            test_mode=uses_test_key(request),
             **fields,
         )
     except remote_images.RemoteImageError as exc:

@@ -5,7 +5,8 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
-from jobs.models import GenerateType, PolygonType
+from jobs.models import JOB_API_STATUS, GenerateType, JobKind, PolygonType
+from jobs.selectors import HISTORY_PAGE_MAX
 
 MAX_PROMPT_LENGTH = 1000
 MIN_FACE_COUNT = 100
@@ -164,3 +165,28 @@ class ImageTo3DUpload(ImageTo3DInput):
     image_file = serializers.FileField(
         required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most."
     )
+
+
+class HistoryQuery(serializers.Serializer):
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=HISTORY_PAGE_MAX,
+        required=False,
+        help_text="Answer in pages of this many jobs, with `nextCursor`; without it, every job.",
+    )
+    cursor = serializers.CharField(
+        required=False, help_text="The `nextCursor` of the page before (with `limit`)."
+    )
+    status = serializers.ChoiceField(
+        choices=sorted(set(JOB_API_STATUS.values())),
+        required=False,
+        help_text="Only jobs with this status.",
+    )
+    kind = serializers.ChoiceField(
+        choices=JobKind.values, required=False, help_text="Only jobs of this kind."
+    )
+
+    def validate(self, data):
+        if "cursor" in data and "limit" not in data:
+            raise serializers.ValidationError("cursor needs limit")
+        return data

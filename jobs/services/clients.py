@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from hydrilla import request_id
 from jobs import formats, plan, selectors, storage
 from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
@@ -49,8 +50,11 @@ def create_job(
     input_image: str = "",
     options: JobOptions = JobOptions(),
     submitted_from: str | None = None,
+    test_mode: bool = False,
 ) -> Job:
-    """Write a pending job and hand it to its queue once the row is committed.
+    """Write a pending job and hand it to its queue once the row is committed. It keeps the id of
+    the request being handled (``hydrilla.request_id``), for its stages' logs; a ``test_mode`` job
+    (a test API key's) runs on the weight-free CPU path.
 
     Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
@@ -70,14 +74,17 @@ def create_job(
         seed=secrets.randbits(31),
         message="Queued",
         submitted_from=None if user else submitted_from,
+        request_id=request_id.current(),
+        test_mode=test_mode,
     )
     if kind == JobKind.TEXT_TO_3D:
-        job.preview_image = _reusable_preview(user, prompt)
+        job.preview_image = _reusable_preview(user, prompt, test_mode)
     job.stage = plan.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()
         transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+    logger.info("Created %s job %s%s", kind, job.pk, " (test mode)" if test_mode else "")
     return job
 
 
@@ -99,12 +106,19 @@ def _check_waiting_jobs(user: User | None, address: str | None) -> None:
         raise TooManyWaitingJobs(cap)
 
 
-def _reusable_preview(user: User | None, prompt: str | None) -> str:
-    """A preview this user already made for this prompt, so the 3D job need not make another."""
+def _reusable_preview(user: User | None, prompt: str | None, test_mode: bool) -> str:
+    """A preview this user already made for this prompt, so the 3D job need not make another; in
+    the job's own mode (a test key's preview is the weight-free model's, no picture of it)."""
     if not prompt:
         return ""
     preview = (
-        Job.objects.filter(kind=JobKind.PREVIEW, state=JobState.COMPLETED, user=user, prompt=prompt)
+        Job.objects.filter(
+            kind=JobKind.PREVIEW,
+            state=JobState.COMPLETED,
+            user=user,
+            prompt=prompt,
+            test_mode=test_mode,
+        )
         .exclude(preview_image="")
         .order_by("-created_at")
         .values_list("preview_image", flat=True)
@@ -205,11 +219,14 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
         enable_pbr=options.enable_pbr,
         polygon_type=options.polygon_type,
         message="Queued",
+        request_id=request_id.current(),
+        test_mode=source.test_mode,
     )
     with transaction.atomic():
         _check_waiting_jobs(job.user, None)
         job.save()
         transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+    logger.info("Created remesh job %s of job %s", job.pk, source.pk)
     return job
 
 

@@ -157,7 +157,7 @@ def hand_over(lease: Lease, next_stage: str, **fields) -> bool:
             updated_at=now,
         )
         if handed:
-            job = Job.objects.only("pk", "state", "stage").get(pk=lease.job_id)
+            job = Job.objects.only(*shared.ENQUEUE_READS).get(pk=lease.job_id)
             transaction.on_commit(lambda: _enqueue_or_leave_to_sweep(job))
     return bool(handed)
 

@@ -12,10 +12,12 @@ from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
 from hydrilla import errors
+from idempotency.http import idempotent
 from jobs import formats, selectors, storage
 from jobs.api import inputs, throttles
 from jobs.api.common import job_for, save_uploaded_image, site, submit
 from jobs.api.openapi import (
+    IDEMPOTENCY_KEY,
     INVALID_TOKEN,
     JOB_API_TAG,
     JOB_ID,
@@ -44,6 +46,7 @@ from jobs.watch import watcher
     summary="Submit a 3D job",
     description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
     "are given). A URL to a private or reserved address is refused here.",
+    parameters=[IDEMPOTENCY_KEY],
     request={"application/json": inputs.GenerateInput},
     responses={
         200: JobCreated,
@@ -57,6 +60,7 @@ from jobs.watch import watcher
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 @throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
 def generate(request):
     form = inputs.GenerateInput(data=request.data)
     form.is_valid(raise_exception=True)
@@ -162,7 +166,7 @@ class Download(APIView):
     description="A new job (in the caller's history, owned like its source) that finishes the "
     "source's stored full-resolution mesh with these options on a CPU worker, no model running. "
     "An option not given keeps the source's.",
-    parameters=[JOB_ID],
+    parameters=[JOB_ID, IDEMPOTENCY_KEY],
     request={"application/json": inputs.RemeshInput},
     responses={
         200: JobCreated,
@@ -182,6 +186,7 @@ class Download(APIView):
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 @throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
 def remesh(request, job_id):
     source = job_for(request, job_id, action="remesh")
     form = inputs.RemeshInput(data=request.data)
@@ -206,14 +211,36 @@ def remesh(request, job_id):
 
 @extend_schema(
     summary="The caller's jobs",
-    description="Newest first; empty without a token.",
-    responses={200: JobHistory, 401: INVALID_TOKEN},
+    description="Newest first; empty without a token. With `limit`, in pages: each answer's "
+    "`nextCursor` is the `cursor` of the next page (null on the last); jobs made or deleted "
+    "between pages shift nothing.",
+    parameters=[inputs.HistoryQuery],
+    responses={200: JobHistory, 400: error("Invalid limit, cursor or filter."), 401: INVALID_TOKEN},
     tags=[JOB_API_TAG],
 )
 @api_view(["GET"])
 def history(request):
-    jobs = selectors.history(request.user)
-    return Response(JobHistory.render({"jobs": jobs}, site=site(request)))
+    query = inputs.HistoryQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    wanted = query.validated_data
+    states = selectors.states_for_status(wanted["status"]) if "status" in wanted else ()
+    kinds = (wanted["kind"],) if "kind" in wanted else ()
+    if "limit" not in wanted:
+        jobs = selectors.history(request.user, states=states, kinds=kinds)
+        return Response(JobHistory.render({"jobs": jobs}, site=site(request)))
+    try:
+        page = selectors.history_page(
+            request.user,
+            limit=wanted["limit"],
+            cursor=wanted.get("cursor"),
+            states=states,
+            kinds=kinds,
+        )
+    except selectors.InvalidCursor:
+        raise errors.bad_request("Invalid cursor") from None
+    return Response(
+        JobHistory.render({"jobs": page.jobs, "next_cursor": page.next_cursor}, site=site(request))
+    )
 
 
 @extend_schema(
@@ -265,6 +292,7 @@ def delete(request, job_id):
     description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
     "unknown id becomes a finished preview job, which keeps `previewImageUrl` as given. The id "
     "of a 3D job cannot be registered.",
+    parameters=[IDEMPOTENCY_KEY],
     request={"application/json": inputs.RegisterJobInput},
     responses={
         200: JobRegistered,
@@ -275,6 +303,7 @@ def delete(request, job_id):
     tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
+@idempotent
 def register_job(request):
     form = inputs.RegisterJobInput(data=request.data)
     form.is_valid(raise_exception=True)
@@ -294,6 +323,7 @@ def register_job(request):
 
 @extend_schema(
     summary="Upload an image",
+    parameters=[IDEMPOTENCY_KEY],
     request={"multipart/form-data": inputs.ImageUpload},
     responses={
         200: ImageUploaded,
@@ -307,6 +337,7 @@ def register_job(request):
 )
 @api_view(["POST"])
 @throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
 def upload_image(request):
     name = save_uploaded_image(request, "image")
     return Response(

@@ -28,7 +28,8 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from hydrilla import errors
+from hydrilla import callers, errors
+from idempotency.http import idempotent
 from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
@@ -75,13 +76,19 @@ class TokenRequiredWhenConfigured(permissions.BasePermission):
     """``GENERATION_API_REQUIRE_TOKEN``: the submit endpoints of this half take signed-in callers
     only."""
 
+    @property
+    def allows_anonymous(self) -> bool:
+        """For the schema's ``security`` (jobs.api.openapi.AutoSchema)."""
+        return not settings.GENERATION_API_REQUIRE_TOKEN
+
     def has_permission(self, request, view):
-        return request.user is not None or not settings.GENERATION_API_REQUIRE_TOKEN
+        return request.user is not None or self.allows_anonymous
 
 
 def submit_endpoint(view):
-    """The limits of this half's submit endpoints: a token where required, and the throttles."""
-    view = permission_classes([TokenRequiredWhenConfigured])(view)
+    """What this half's submit endpoints share: a token where required, the throttles, and
+    ``Idempotency-Key``."""
+    view = permission_classes([TokenRequiredWhenConfigured])(idempotent(view))
     return throttle_classes(throttles.GENERATION_API_SUBMIT)(view)
 
 
@@ -117,6 +124,7 @@ SUBMIT_RESPONSES = {
     description="Runs a preview on the preview queue and answers when the image is stored. A "
     "request that would wait longer than PREVIEW_WAIT_SECONDS gets a 503 with the preview's id: "
     "the preview still finishes, and can be read at /status or registered.",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={media: PromptInput for media in FORM_TYPES},
     responses={
         200: outputs.PreviewReady,
@@ -140,7 +148,7 @@ SUBMIT_RESPONSES = {
 @submit_endpoint
 async def text_to_image(request):
     data, user = _submission(request, PromptInput)
-    slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
+    slot = await in_thread(throttles.waiting_previews.take)(callers.caller(request))
     try:
         job = await in_thread(submit)(
             request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
@@ -193,6 +201,7 @@ def _preview_timeout(job) -> Response:
 
 @extend_schema(
     summary="Submit a text-to-3D job",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={media: PromptInput for media in FORM_TYPES},
     responses=SUBMIT_RESPONSES,
     **TAG,
@@ -210,6 +219,7 @@ def text_to_3d(request):
     description="From `image_url`, or from `image_file` (multipart; it wins when both are sent). "
     "An image URL into this service's storage is read from the storage; any other must be "
     "http(s) and resolve to public addresses only.",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={
         "multipart/form-data": ImageTo3DUpload,
         "application/x-www-form-urlencoded": ImageTo3DInput,
@@ -348,7 +358,7 @@ async def stream(request, job_id):
     job = await in_thread(watcher.job)(job_id)
     if job is None:
         return errors.json_response(JOB_NOT_FOUND, 404)
-    slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
+    slot = await in_thread(throttles.open_streams.take)(callers.caller(request))
     status_body = in_thread(functools.partial(_status_body, site=site(request)))
     response = StreamingHttpResponse(
         events.job_events(watcher.snapshot(job), status_body, on_close=lambda: release_soon(slot)),

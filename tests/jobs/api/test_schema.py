@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -52,6 +53,8 @@ JOB_API_PATHS = {
     "/api/3d/queue/info": {"get"},
     "/api/3d/me": {"get"},
     "/api/3d/sync-user": {"post"},
+    "/api/3d/api-keys": {"get", "post"},
+    "/api/3d/api-keys/{key_id}": {"delete"},
 }
 
 
@@ -103,7 +106,8 @@ def test_every_operation_documents_its_errors_as_error_bodies():
     document = openapi_document()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            assert "200" in operation["responses"], (method, path)
+            # 201 where the interface says so: a new API key
+            assert {"200", "201"} & set(operation["responses"]), (method, path)
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")) and path != "/health/ready":
                     schema = response["content"]["application/json"]["schema"]["$ref"]
@@ -187,6 +191,7 @@ def test_the_api_answers_as_its_schema_says_and_never_with_a_5xx(
             status_code_conformance,
             content_type_conformance,
             response_schema_conformance,
+            ignored_auth,
         ]
     )
 
@@ -218,3 +223,68 @@ def test_signed_in_calls_never_answer_a_5xx_either(
             response_schema_conformance,
         ],
     )
+
+
+# --- What integrators rely on: who may call, retries, ids, limits -------------------------------
+
+CLERK = [{"clerkBearer": []}, {"clerkSession": []}]
+KEY_OR_CLERK = [{"apiKey": []}, *CLERK]
+CREATING_POSTS = {
+    "/api/3d/generate",
+    "/api/3d/jobs/{job_id}/remesh",
+    "/api/3d/register-job",
+    "/api/3d/upload-image",
+    "/api/3d/api-keys",
+    "/text-to-image",
+    "/text-to-3d",
+    "/image-to-3d",
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "security"),
+    [
+        ("/api/3d/generate", "post", KEY_OR_CLERK),
+        ("/api/3d/history", "get", [*KEY_OR_CLERK, {}]),
+        ("/text-to-image", "post", [*KEY_OR_CLERK, {}]),
+        ("/text-to-3d", "post", [*KEY_OR_CLERK, {}]),
+        ("/image-to-3d", "post", [*KEY_OR_CLERK, {}]),
+        ("/api/3d/api-keys", "get", CLERK),
+        ("/api/3d/api-keys", "post", CLERK),
+        ("/api/3d/api-keys/{key_id}", "delete", CLERK),
+        ("/status/{job_id}", "get", None),
+    ],
+)
+def test_each_operation_says_exactly_what_it_accepts(path, method, security):
+    assert openapi_document()["paths"][path][method].get("security") == security
+
+
+def test_the_anonymous_option_follows_generation_api_require_token(api_client, settings):
+    settings.GENERATION_API_REQUIRE_TOKEN = True
+
+    served = api_client.get("/api/schema/", {"format": "json"}).json()  # made afresh
+    assert served["paths"]["/text-to-3d"]["post"]["security"] == KEY_OR_CLERK
+
+
+def test_every_creating_post_takes_an_idempotency_key_and_documents_its_refusals():
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
+            takes_key = (path, method) in {(p, "post") for p in CREATING_POSTS}
+            assert ("Idempotency-Key" in names) is takes_key, (method, path)
+            if takes_key:
+                assert {"409", "422"} <= set(operation["responses"]), (method, path)
+                success = operation["responses"].get("200") or operation["responses"]["201"]
+                assert "Idempotent-Replayed" in success["headers"]
+
+
+def test_every_operation_takes_and_answers_a_request_id_and_limits_show_their_headers():
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            names = {parameter["name"] for parameter in operation["parameters"]}
+            assert "X-Request-ID" in names, (method, path)
+            for status, response in operation["responses"].items():
+                headers = set(response["headers"])
+                assert "X-Request-ID" in headers, (method, path, status)
+                if "429" in operation["responses"]:
+                    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= headers
