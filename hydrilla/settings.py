@@ -7,7 +7,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, PRIORITY_QUEUES, CeleryQueue
+from hydrilla.queues import (
+    DELETE_UNUSED_UPLOADS,
+    DELIVER_WEBHOOK,
+    EXPIRE_JOBS,
+    PRIORITY_QUEUES,
+    SWEEP_WEBHOOKS,
+    CeleryQueue,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -34,6 +41,7 @@ INSTALLED_APPS = [
     "accounts",
     "jobs",
     "generation",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +188,48 @@ MAX_STREAMS_PER_CALLER = env.int("MAX_STREAMS_PER_CALLER", default=20)
 MAX_WAITING_PREVIEWS_PER_CALLER = env.int("MAX_WAITING_PREVIEWS_PER_CALLER", default=4)
 # Uploads that no job uses are deleted after this long (housekeeping on the default queue).
 UNUSED_UPLOAD_MAX_AGE_SECONDS = env.int("UNUSED_UPLOAD_MAX_AGE_SECONDS", default=24 * 3600)
+
+# --- Retention (issue 20) --------------------------------------------------------------------
+# How long each kind of job is kept after it ended, in seconds; unset, forever. An expired job goes
+# as a user's delete does (row and files), in small batches (jobs.tasks.expire_jobs, hourly).
+RETAIN_ANONYMOUS_JOBS_SECONDS = env.int("RETAIN_ANONYMOUS_JOBS_SECONDS", default=None)
+# Previews (/text-to-image) that no register-job call ever put in a history.
+RETAIN_UNREGISTERED_PREVIEWS_SECONDS = env.int("RETAIN_UNREGISTERED_PREVIEWS_SECONDS", default=None)
+# Failed and cancelled jobs, with their inputs (uploaded image, cut-out, preview).
+RETAIN_FAILED_JOBS_SECONDS = env.int("RETAIN_FAILED_JOBS_SECONDS", default=None)
+# Completed jobs: their models and every other file.
+RETAIN_FINISHED_JOBS_SECONDS = env.int("RETAIN_FINISHED_JOBS_SECONDS", default=None)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=100)
+
+# --- Webhooks (issue 20) ---------------------------------------------------------------------
+# Private and loopback receivers, and http:// ones, for development and tests only: otherwise a
+# receiver must be https on a public address (outside DEBUG), checked at every attempt.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
+# One attempt, connection to answer, ends within this.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The waits before each retry of a failed delivery (Standard Webhooks' schedule: some 27 hours in
+# all); after the last, the delivery is given up.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = env.list(
+    "WEBHOOK_RETRY_SCHEDULE_SECONDS",
+    cast=float,
+    default=[5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600],
+)
+# An account endpoint with no successful delivery for this long is disabled (so is one that
+# answers 410 Gone, at once); its owner sees why.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# At most one job.progress event per job this often.
+WEBHOOK_PROGRESS_SECONDS = env.float("WEBHOOK_PROGRESS_SECONDS", default=5.0)
+# After a user rotates their signing secret, the old one signs too for this long.
+WEBHOOK_SECRET_ROTATION_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_SECONDS", default=24 * 3600)
+# How often the beat sends the sweep that publishes the deliveries due (the first retry's delay is
+# only as exact as this).
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5.0)
+# A due delivery published this long ago that no worker took is published again (lost with the
+# broker): a duplicate is dropped, attempts being claimed by a conditional UPDATE.
+WEBHOOK_REPUBLISH_SECONDS = env.int("WEBHOOK_REPUBLISH_SECONDS", default=300)
+# This service's address as clients reach it (https://api.example.com): the base of the URLs in
+# webhook payloads, which no request carries. Empty: local files' URLs stay paths.
+SITE_URL = env("SITE_URL", default="").rstrip("/")
 
 # --- HTTP ------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
@@ -398,9 +448,21 @@ CELERY_TASK_QUEUES = [
     for queue in CeleryQueue
 ]
 # The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
-CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
+CELERY_TASK_ROUTES = {
+    DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
+    EXPIRE_JOBS: {"queue": CeleryQueue.DEFAULT},
+    DELIVER_WEBHOOK: {"queue": CeleryQueue.WEBHOOKS},
+    SWEEP_WEBHOOKS: {"queue": CeleryQueue.WEBHOOKS},
+}
 CELERY_BEAT_SCHEDULE = {
-    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}
+    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
+    "expire-jobs": {"task": EXPIRE_JOBS, "schedule": 3600.0},
+    # A sweep not taken by the next one's time is dropped: sweeps never pile up behind an outage.
+    "sweep-webhooks": {
+        "task": SWEEP_WEBHOOKS,
+        "schedule": WEBHOOK_SWEEP_SECONDS,
+        "options": {"expires": WEBHOOK_SWEEP_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Fail fast when the broker is down, so the API can answer 503 instead of hanging.
