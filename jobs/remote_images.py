@@ -246,7 +246,7 @@ class _Deadline:
 
     def remaining(self) -> float:
         if self.expired or time.monotonic() >= self.ends_at:
-            raise FetchFailed("the download took too long")
+            raise FetchFailed("the transfer took too long")
         return self.ends_at - time.monotonic()
 
     def watch(self, sock: socket.socket) -> None:
@@ -371,11 +371,11 @@ def _read_limited(response, max_bytes: int, deadline: _Deadline) -> bytes:
     except urllib3.exceptions.HTTPError as exc:
         raise _transfer_failed(exc, deadline) from None
     if deadline.expired:  # shut down between two reads: the body may look complete but is not
-        raise FetchFailed("the download took too long")
+        raise FetchFailed("the transfer took too long")
     return bytes(body)
 
 
 def _transfer_failed(exc: Exception, deadline: _Deadline) -> FetchFailed:
     if deadline.expired:
-        return FetchFailed("the download took too long")
+        return FetchFailed("the transfer took too long")
     return FetchFailed(type(exc).__name__)
