@@ -350,3 +350,13 @@ def test_deliveries_and_the_sweep_go_to_the_webhooks_queue_every_few_seconds(set
     sweep = settings.CELERY_BEAT_SCHEDULE["sweep-webhooks"]
     assert settings.CELERY_TASK_ROUTES[sweep["task"]] == {"queue": CeleryQueue.WEBHOOKS}
     assert sweep["schedule"] == settings.WEBHOOK_SWEEP_SECONDS == 5.0
+
+
+@pytest.mark.embedded
+def test_an_event_is_written_and_delivered_on_the_embedded_defaults_too(endpoint, receiver):
+    hooks = receiver()
+    account = endpoint(hooks.url)
+    message = started(account.user)  # SQLite returns the messages' ids from their bulk insert
+
+    assert services.deliver(message.pk).status == DeliveryStatus.SUCCEEDED
+    assert verify(account.secret, hooks.wait(1)[0])["type"] == "job.started"
