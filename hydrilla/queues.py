@@ -47,6 +47,8 @@ EXPIRE_JOBS = "jobs.expire_jobs"
 # broker).
 DELIVER_WEBHOOK = "webhooks.deliver"
 SWEEP_WEBHOOKS = "webhooks.sweep"
+# Hourly, on the webhooks queue: events whose deliveries are all over, past WEBHOOK_HISTORY_SECONDS.
+FORGET_WEBHOOK_EVENTS = "webhooks.forget_old_events"
 
 
 def stage_task(stage: str) -> str:

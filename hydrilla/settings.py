@@ -11,6 +11,7 @@ from hydrilla.queues import (
     DELETE_UNUSED_UPLOADS,
     DELIVER_WEBHOOK,
     EXPIRE_JOBS,
+    FORGET_WEBHOOK_EVENTS,
     PRIORITY_QUEUES,
     SWEEP_WEBHOOKS,
     CeleryQueue,
@@ -227,6 +228,8 @@ WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5.0)
 # A due delivery published this long ago that no worker took is published again (lost with the
 # broker): a duplicate is dropped, attempts being claimed by a conditional UPDATE.
 WEBHOOK_REPUBLISH_SECONDS = env.int("WEBHOOK_REPUBLISH_SECONDS", default=300)
+# Events, with their deliveries' records, are kept this long once every delivery of them is over.
+WEBHOOK_HISTORY_SECONDS = env.int("WEBHOOK_HISTORY_SECONDS", default=30 * 24 * 3600)
 # This service's address as clients reach it (https://api.example.com): the base of the URLs in
 # webhook payloads, which no request carries. Empty: local files' URLs stay paths.
 SITE_URL = env("SITE_URL", default="").rstrip("/")
@@ -454,6 +457,7 @@ CELERY_TASK_ROUTES = {
     EXPIRE_JOBS: {"queue": CeleryQueue.DEFAULT},
     DELIVER_WEBHOOK: {"queue": CeleryQueue.WEBHOOKS},
     SWEEP_WEBHOOKS: {"queue": CeleryQueue.WEBHOOKS},
+    FORGET_WEBHOOK_EVENTS: {"queue": CeleryQueue.WEBHOOKS},
 }
 CELERY_BEAT_SCHEDULE = {
     "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
@@ -464,6 +468,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": WEBHOOK_SWEEP_SECONDS,
         "options": {"expires": WEBHOOK_SWEEP_SECONDS},
     },
+    "forget-webhook-events": {"task": FORGET_WEBHOOK_EVENTS, "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Fail fast when the broker is down, so the API can answer 503 instead of hanging.

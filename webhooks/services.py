@@ -318,6 +318,18 @@ def resend(delivery: Delivery) -> Message:
     return message
 
 
+def forget_old_events() -> int:
+    """Delete the events older than WEBHOOK_HISTORY_SECONDS whose every delivery is over, with
+    their messages and attempts, a batch at a time (each its own short transaction); returns how
+    many went."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_HISTORY_SECONDS)
+    old = Event.objects.filter(created_at__lt=cutoff).exclude(messages__state=MessageState.PENDING)
+    forgotten = 0
+    while ids := list(old.values_list("pk", flat=True)[:SWEEP_BATCH]):
+        forgotten += Event.objects.filter(pk__in=ids).delete()[1].get(Event._meta.label, 0)
+    return forgotten
+
+
 # --- Secrets and endpoints -------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@ webhooks.services."""
 
 from celery import shared_task
 
-from hydrilla.queues import DELIVER_WEBHOOK, SWEEP_WEBHOOKS
+from hydrilla.queues import DELIVER_WEBHOOK, FORGET_WEBHOOK_EVENTS, SWEEP_WEBHOOKS
 from webhooks import services
 
 
@@ -15,3 +15,8 @@ def deliver(message_id: int) -> None:
 @shared_task(name=SWEEP_WEBHOOKS)
 def sweep() -> None:
     services.publish_due()
+
+
+@shared_task(name=FORGET_WEBHOOK_EVENTS)
+def forget_old_events() -> None:
+    services.forget_old_events()

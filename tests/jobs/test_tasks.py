@@ -6,7 +6,13 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, EXPIRE_JOBS, SWEEP_WEBHOOKS, CeleryQueue
+from hydrilla.queues import (
+    DELETE_UNUSED_UPLOADS,
+    EXPIRE_JOBS,
+    FORGET_WEBHOOK_EVENTS,
+    SWEEP_WEBHOOKS,
+    CeleryQueue,
+)
 from jobs import storage, tasks
 from jobs.models import Job, Upload
 from tests.factories import JobFactory
@@ -48,4 +54,5 @@ def test_the_housekeeping_runs_hourly_on_the_default_queue():
         DELETE_UNUSED_UPLOADS: 3600.0,
         EXPIRE_JOBS: 3600.0,
         SWEEP_WEBHOOKS: settings.WEBHOOK_SWEEP_SECONDS,
+        FORGET_WEBHOOK_EVENTS: 3600.0,
     }

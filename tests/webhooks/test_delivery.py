@@ -19,6 +19,7 @@ from webhooks.models import (
     Delivery,
     DeliveryStatus,
     Endpoint,
+    Event,
     EventType,
     Message,
     MessageState,
@@ -360,3 +361,20 @@ def test_an_event_is_written_and_delivered_on_the_embedded_defaults_too(endpoint
 
     assert services.deliver(message.pk).status == DeliveryStatus.SUCCEEDED
     assert verify(account.secret, hooks.wait(1)[0])["type"] == "job.started"
+
+
+def test_events_whose_deliveries_are_over_are_forgotten_after_the_history_s_time(
+    endpoint, receiver, settings
+):
+    settings.WEBHOOK_RETRY_SCHEDULE_SECONDS = [0]
+    account = endpoint(receiver().url)
+    delivered, waiting, recent = (started(account.user) for _ in range(3))
+    services.deliver(delivered.pk)
+    services.deliver(recent.pk)
+    month_ago = timezone.now() - timedelta(days=31)
+    Event.objects.exclude(pk=recent.event_id).update(created_at=month_ago)
+
+    assert services.forget_old_events() == 1
+
+    assert set(Event.objects.values_list("pk", flat=True)) == {waiting.event_id, recent.event_id}
+    assert not Delivery.objects.filter(message=delivered.pk).exists()
