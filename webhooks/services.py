@@ -244,13 +244,15 @@ def _send(message: Message) -> int:
     )
 
 
-def _record(message: Message, response_status, error: str, duration_ms: int) -> Delivery:
+def _record(message: Message, response_status, error: str, duration_ms: int) -> Delivery | None:
     now = timezone.now()
     succeeded = response_status is not None and 200 <= response_status < 300
     if response_status is not None and not succeeded:
         error = f"The receiver answered HTTP {response_status}"
     attempt = message.attempts
     with transaction.atomic():
+        if not Message.objects.select_for_update().filter(pk=message.pk).exists():
+            return None  # its endpoint was deleted meanwhile: nothing to record it on
         delivery = Delivery.objects.create(
             message=message,
             attempt=attempt,
@@ -306,7 +308,8 @@ class EndpointDisabled(Exception):
 
 
 def resend(delivery: Delivery) -> Message:
-    """Deliver the delivery's event to its receiver again, now, under the same ``webhook-id``."""
+    """Deliver the delivery's event to its receiver again, now, under the same ``webhook-id``: one
+    more attempt, then the retries the schedule has left."""
     message = delivery.message
     if message.endpoint is not None and message.endpoint.disabled_at is not None:
         raise EndpointDisabled(message.endpoint_id)

@@ -114,7 +114,8 @@ def deliveries(request, endpoint_id):
 
 @extend_schema(
     summary="Send a delivery's event again",
-    description="Now, under the same `webhook-id`, then retried as any delivery is.",
+    description="Now, under the same `webhook-id`: one more attempt, then the retries the "
+    "schedule has left.",
     parameters=[ENDPOINT_ID, DELIVERY_ID],
     request=None,
     responses={
