@@ -3,7 +3,7 @@ receiver (``JobWebhookFields``)."""
 
 from rest_framework import serializers
 
-from jobs.inputs import HttpUrlField
+from jobs.api.inputs import HttpUrlField
 from webhooks.models import EventType
 
 MAX_URL_LENGTH = 2048

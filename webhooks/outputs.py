@@ -1,9 +1,9 @@
-"""The JSON bodies of the webhooks' endpoints (rendered like every other body: jobs.outputs)."""
+"""The JSON bodies of the webhooks' endpoints, rendered like every other (hydrilla.rendering)."""
 
 from rest_framework import serializers
 
 from accounts.serializers import IsoDateTimeField, OptionalText
-from jobs.outputs import Output
+from hydrilla.rendering import Output
 from webhooks.models import DeliveryStatus, EventType
 
 

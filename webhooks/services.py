@@ -27,8 +27,8 @@ from accounts.serializers import IsoDateTimeField
 from celery_app import app as celery
 from hydrilla.queues import DELIVER_WEBHOOK
 from jobs import remote_images, selectors
+from jobs.api.outputs import JobStatus
 from jobs.models import Job
-from jobs.outputs import JobStatus
 from webhooks import signing
 from webhooks.models import (
     Delivery,

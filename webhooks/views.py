@@ -7,9 +7,9 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from jobs import errors
-from jobs.openapi import UNAUTHENTICATED, error
-from jobs.outputs import Done
+from hydrilla import errors
+from jobs.api.openapi import UNAUTHENTICATED, error
+from jobs.api.outputs import Done
 from webhooks import selectors, services
 from webhooks.inputs import WebhookInput
 from webhooks.outputs import WebhookDeliveries, WebhookEndpoint, WebhookEndpoints, WebhookSecret

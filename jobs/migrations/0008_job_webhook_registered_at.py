@@ -14,7 +14,7 @@ def previews_made_before_count_as_registered(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0005_job_stages'),
+        ('jobs', '0006_merge_invalid_image_codes'),
     ]
 
     operations = [

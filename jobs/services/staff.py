@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import error_codes, selectors, stages, storage
+from jobs import plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import FINAL_STATES, Job, JobKind, JobState, Upload
 from jobs.services import clients, shared
 
@@ -46,7 +47,7 @@ def requeue_job(job: Job) -> bool:
         if previous["kind"] != JobKind.REMESH:
             previous_files.append(shared.unshared_file(job.pk, "source_mesh"))
             fresh_mesh = {"source_mesh": ""}
-        first_stage = stages.first(previous["kind"], has_preview=bool(previous["preview_image"]))
+        first_stage = plan.first(previous["kind"], has_preview=bool(previous["preview_image"]))
         reset = (
             Job.objects.filter(pk=job.pk)
             .exclude(state=JobState.PROCESSING)
@@ -87,7 +88,7 @@ def fail_stuck_job(job: Job, reason: str) -> bool:
     return bool(
         Job.objects.filter(pk=job.pk, state=job.state, attempts=job.attempts).update(
             state=JobState.FAILED,
-            error_code=error_codes.WORKER_LOST,
+            error_code=ErrorCode.WORKER_LOST,
             error_message=reason,
             finished_at=now,
             updated_at=now,

@@ -14,7 +14,7 @@ from jobs import storage, tasks
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, staff
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import Background
+from tests.helpers.jobs import Background
 
 DAY = 24 * 3600
 SETTINGS = (

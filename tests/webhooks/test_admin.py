@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import JobFactory
-from tests.helpers import start
+from tests.helpers.jobs import start
 from webhooks import services
 from webhooks.models import Delivery, Message, MessageState
 

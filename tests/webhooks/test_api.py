@@ -4,7 +4,8 @@ and resends; every body as the published schema describes it."""
 import pytest
 
 from tests.factories import JobFactory
-from tests.helpers import assert_matches_schema, start
+from tests.helpers.jobs import start
+from tests.helpers.schema import assert_matches_schema
 from webhooks import services
 from webhooks.models import Endpoint, EventType, Message, MessageState, SigningSecret
 

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from hydrilla.queues import DELIVER_WEBHOOK, CeleryQueue
 from tests.factories import JobFactory
-from tests.helpers import start
+from tests.helpers.jobs import start
 from tests.jobs.conftest import _read_queue
 from webhooks import services
 from webhooks.models import (

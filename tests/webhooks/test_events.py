@@ -11,7 +11,7 @@ from django.utils import timezone
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import clients, workers
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import claim, fail, finish_3d, finish_preview, hand_on, start
+from tests.helpers.jobs import claim, fail, finish_3d, finish_preview, hand_on, start
 from webhooks import services
 from webhooks.models import Event, EventType, Message
 

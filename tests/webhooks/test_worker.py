@@ -9,8 +9,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import start
-from tests.worker_process import WorkerProcess
+from tests.helpers.jobs import start
+from tests.helpers.processes import WorkerProcess
 from webhooks import services
 from webhooks.models import Delivery, Message, MessageState
 
