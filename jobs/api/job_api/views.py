@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from hydrilla import errors
 from jobs import formats, selectors, storage
 from jobs.api import inputs, throttles
-from jobs.api.common import job_for, save_uploaded_image, site, submit
+from jobs.api.common import job_for, job_webhook, save_uploaded_image, site, submit
 from jobs.api.openapi import (
     INVALID_TOKEN,
     JOB_API_TAG,
@@ -38,6 +38,7 @@ from jobs.api.outputs import (
 from jobs.models import JobKind
 from jobs.services import clients, shared
 from jobs.watch import watcher
+from webhooks.services import WebhookRefused
 
 
 @extend_schema(
@@ -47,7 +48,10 @@ from jobs.watch import watcher
     request={"application/json": inputs.GenerateInput},
     responses={
         200: JobCreated,
-        400: error("Invalid input, or an image URL that may not be fetched."),
+        400: error(
+            "Invalid input, an image URL that may not be fetched, or a webhook receiver that is "
+            "refused."
+        ),
         401: UNAUTHENTICATED,
         429: SUBMISSIONS_LIMITED,
         503: error("The job could not be queued."),
@@ -67,6 +71,7 @@ def generate(request):
         user=request.user,
         prompt=data.get("prompt"),
         image_url=data.get("imageUrl"),
+        **job_webhook(data, request.user),
         options=clients.JobOptions(
             generate_type=data["generateType"],
             face_count=data.get("faceCount"),
@@ -166,7 +171,7 @@ class Download(APIView):
     request={"application/json": inputs.RemeshInput},
     responses={
         200: JobCreated,
-        400: error("Invalid options."),
+        400: error("Invalid options, or a webhook receiver that is refused."),
         401: UNAUTHENTICATED,
         403: error("The job has another owner."),
         404: NOT_FOUND,
@@ -194,9 +199,11 @@ def remesh(request, job_id):
         polygon_type=data.get("polygonType", source.polygon_type),
     )
     try:
-        job = clients.remesh_job(source, options)
+        job = clients.remesh_job(source, options, **job_webhook(data, source.user))
     except clients.NoModel:
         raise errors.conflict("This job has no full-resolution mesh to remesh") from None
+    except WebhookRefused as exc:  # its address changed since job_webhook checked it
+        raise errors.bad_request(exc.message) from None
     except shared.QueueUnavailable:
         raise errors.service_unavailable() from None
     except clients.TooManyWaitingJobs as exc:
