@@ -17,7 +17,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
@@ -133,12 +133,23 @@ def emit(job_id, event_type: str) -> Event | None:
         ).exists()
     ):
         return None
+    job = Job.objects.get(pk=job_id)
+    try:
+        body = _body(job, event_type, now)
+    except DatabaseError:
+        raise  # the change itself cannot be written either: its caller retries or gives up
+    except Exception:
+        # A bug in rendering must never stop a job: the change goes on without its event.
+        logger.exception(
+            "No %s event for job %s: its body could not be rendered", event_type, job_id
+        )
+        return None
     event = Event.objects.create(
         id=uuid.uuid4(),
         user_id=row["user_id"],
         job_id=job_id,
         type=event_type,
-        body=_body(Job.objects.get(pk=job_id), event_type, now),
+        body=body,
         created_at=now,
     )
     messages = Message.objects.bulk_create(

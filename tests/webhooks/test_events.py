@@ -187,3 +187,16 @@ def test_a_preview_tells_started_and_completed(job):
     finish_preview(preview.pk, claim(preview.pk))
 
     assert events_of(preview) == [EventType.STARTED, EventType.COMPLETED]
+
+
+def test_a_body_that_cannot_be_rendered_never_stops_the_job(job, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in rendering")
+
+    monkeypatch.setattr(services.JobStatus, "render", broken)
+
+    lease = start(job.pk)
+
+    assert lease is not None and Job.objects.get(pk=job.pk).state == JobState.PROCESSING
+    assert events_of(job) == []
+    assert "No job.started event for job" in caplog.text
