@@ -10,10 +10,12 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
+import celery_app
 from hydrilla.queues import DELIVER_WEBHOOK, CeleryQueue
+from jobs.models import Job, JobState
 from tests.factories import JobFactory
 from tests.helpers.jobs import start
-from tests.jobs.conftest import _read_queue
+from tests.jobs.conftest import BrokerSwitch, _read_queue
 from webhooks import services
 from webhooks.models import (
     Delivery,
@@ -378,3 +380,22 @@ def test_events_whose_deliveries_are_over_are_forgotten_after_the_history_s_time
 
     assert set(Event.objects.values_list("pk", flat=True)) == {waiting.event_id, recent.event_id}
     assert not Delivery.objects.filter(message=delivered.pk).exists()
+
+
+def test_an_event_committed_while_the_broker_is_down_is_published_once_it_is_back(
+    endpoint, receiver, webhooks_queue, monkeypatch, django_capture_on_commit_callbacks
+):
+    broker = BrokerSwitch(monkeypatch)
+    monkeypatch.setattr(services, "celery", broker.outage)
+    account = endpoint(receiver().url)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            message = started(account.user)  # the job's change commits; the publish fails
+    finally:
+        broker.close()
+
+    assert Job.objects.get(pk=message.event.job_id).state == JobState.PROCESSING
+    assert Message.objects.get(pk=message.pk).published_at is None
+    monkeypatch.setattr(services, "celery", celery_app.app)
+    assert services.publish_due() == 1
+    assert [m.decode()[0] for m in webhooks_queue.wait(1)] == [[message.pk]]
