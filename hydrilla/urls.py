@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/3d/", include("jobs.api.job_api.urls")),
     path("api/3d/", include("accounts.urls")),
     path("", include("jobs.api.pipeline_api.urls")),
+    path("api/3d/", include("webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

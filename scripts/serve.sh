@@ -63,7 +63,8 @@ supervise gpu-worker $BIN/celery -A celery_app worker -Q "$(queues gpu)" --hostn
   --pool prefork "${gpu_concurrency[@]}" --loglevel INFO
 
 # Previews and housekeeping, apart so that a preview never waits behind a 3D job; the beat
-# scheduler beside it sends the periodic housekeeping (compose.yaml runs it as a service of its own).
+# scheduler beside it sends the periodic housekeeping and the webhooks' sweep (compose.yaml runs it
+# as a service of its own).
 supervise preview-worker $BIN/celery -A celery_app worker -Q "$(queues preview)" --hostname "preview@%h" --beat \
   --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO
 
@@ -71,6 +72,11 @@ supervise preview-worker $BIN/celery -A celery_app worker -Q "$(queues preview)"
 # exporting and storing the mesh) and remeshing: CPU only, and no model ever loads in it.
 supervise cpu-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q "$(queues cpu)" --hostname "cpu@%h" \
   --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-2}" --loglevel INFO
+
+# Webhook deliveries and their sweep: a slow or dead receiver holds only these workers (each
+# attempt ends within WEBHOOK_TIMEOUT_SECONDS), never one that runs jobs; no model loads in them.
+supervise webhooks-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q "$(queues webhooks)" --hostname "webhooks@%h" \
+  --pool prefork --concurrency "${WEBHOOK_WORKER_CONCURRENCY:-2}" --loglevel INFO
 
 echo "Hydrilla is serving on http://${HOST:-127.0.0.1}:$PORT (Ctrl-C stops it)"
 wait

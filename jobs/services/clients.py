@@ -17,6 +17,8 @@ from hydrilla import request_id
 from jobs import formats, plan, selectors, storage
 from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
+from webhooks.models import EventType
+from webhooks.services import emit, job_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def create_job(
     options: JobOptions = JobOptions(),
     submitted_from: str | None = None,
     test_mode: bool = False,
+    webhook_url: str = "",
+    webhook_events=None,
 ) -> Job:
     """Write a pending job and hand it to its queue once the row is committed. It keeps the id of
     the request being handled (``hydrilla.request_id``), for its stages' logs; a ``test_mode`` job
@@ -59,8 +63,10 @@ def create_job(
     Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
     A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
-    waiting or running gets TooManyWaitingJobs, and nothing is written.
+    waiting or running gets TooManyWaitingJobs, and nothing is written; so does a job's own
+    webhook receiver (``webhook_url``, ``webhook_events``) that is refused (WebhookRefused).
     """
+    webhook = job_webhook(user, webhook_url, webhook_events)
     job = Job(
         kind=kind,
         user=user,
@@ -76,6 +82,7 @@ def create_job(
         submitted_from=None if user else submitted_from,
         request_id=request_id.current(),
         test_mode=test_mode,
+        **webhook,
     )
     if kind == JobKind.TEXT_TO_3D:
         job.preview_image = _reusable_preview(user, prompt, test_mode)
@@ -144,10 +151,12 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
 
     A preview made by ``/text-to-image`` already has its row: registering it attaches the user,
     when it has no owner yet. Only previews: a 3D job's id cannot be registered into another
-    owner's hands. An unknown id becomes a finished preview job that keeps the address it was
-    given as a foreign URL, even one into our own storage: that file belongs to the job that made
-    it, goes when that job is deleted, and never when this one is.
+    owner's hands; a registered preview never expires as unregistered (retention). An unknown id
+    becomes a finished preview job that keeps the address it was given as a foreign URL, even one
+    into our own storage: that file belongs to the job that made it, goes when that job is
+    deleted, and never when this one is.
     """
+    now = timezone.now()
     with transaction.atomic():
         job, created = Job.objects.select_for_update().get_or_create(
             pk=job_id,
@@ -159,16 +168,21 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
                 "registered_preview_url": preview_image_url,
                 "progress": 100,
                 "message": "Preview image registered",
-                "finished_at": timezone.now(),
+                "finished_at": now,
+                "registered_at": now,
             },
         )
         if created:
             return job
         if job.kind != JobKind.PREVIEW or not selectors.can_manage(user, job):
             raise RegistrationRefused(job.pk)
+        registered = ["registered_at"] if job.registered_at is None else []
+        job.registered_at = job.registered_at or now
         if job.user_id is None and user is not None:
             job.user = user
-            job.save(update_fields=["user", "updated_at"])
+            registered.append("user")
+        if registered:
+            job.save(update_fields=[*registered, "updated_at"])
     return job
 
 
@@ -197,14 +211,16 @@ def record_upload(name: str) -> None:
     Upload.objects.create(name=name)
 
 
-def remesh_job(source: Job, options: JobOptions) -> Job:
+def remesh_job(source: Job, options: JobOptions, webhook_url: str = "", webhook_events=None) -> Job:
     """A new job that finishes ``source``'s stored full-resolution mesh with ``options``, on the
     CPU queue. It belongs to the source's owner and shows its prompt, image and preview.
 
-    Raises NoModel when the source has no stored mesh (unfinished, or made before meshes were kept).
+    Raises NoModel when the source has no stored mesh (unfinished, or made before meshes were
+    kept), WebhookRefused for a webhook receiver that is refused.
     """
     if source.state != JobState.COMPLETED or not source.source_mesh:
         raise NoModel(source.pk)
+    webhook = job_webhook(source.user, webhook_url, webhook_events)
     job = Job(
         kind=JobKind.REMESH,
         user=source.user,
@@ -221,6 +237,7 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
         message="Queued",
         request_id=request_id.current(),
         test_mode=source.test_mode,
+        **webhook,
     )
     with transaction.atomic():
         _check_waiting_jobs(job.user, None)
@@ -277,7 +294,11 @@ def request_cancel(job: Job) -> str:
         now = timezone.now()
         between_stages = selectors.unheld() & Q(state=JobState.PROCESSING)
         ended = Job.objects.filter(Q(state=JobState.PENDING) | between_stages, pk=job.pk)
-        if ended.update(**shared.cancelled_fields(now), cancel_requested=True):
+        with transaction.atomic():
+            cancelled = ended.update(**shared.cancelled_fields(now), cancel_requested=True)
+            if cancelled:
+                emit(job.pk, EventType.CANCELLED)
+        if cancelled:
             job.state = JobState.CANCELLED
             return job.state
         held = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING, heartbeat_at__isnull=False)

@@ -17,6 +17,8 @@ from django.utils import timezone
 from jobs import plan, selectors, storage
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.services import shared
+from webhooks.models import EventType
+from webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +73,16 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1
-    if plan.starts_job(stage) and row["state"] == JobState.PENDING:
+    starts = plan.starts_job(stage) and row["state"] == JobState.PENDING
+    if starts:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     as_read = selectors.held_as_read(row["heartbeat_at"])
-    claimed = current.filter(
-        as_read, attempts=row["attempts"], worker_process=row["worker_process"]
-    ).update(**fields)
+    with transaction.atomic():
+        claimed = current.filter(
+            as_read, attempts=row["attempts"], worker_process=row["worker_process"]
+        ).update(**fields)
+        if claimed and starts:
+            emit(job_id, EventType.STARTED)
     if not claimed:
         return None
     return Lease(job_id, row["attempts"] + new_attempt, stage)
@@ -93,8 +99,13 @@ def recover_orphaned_jobs() -> list[Job]:
     now = timezone.now()
     # One whose cancel was asked for ends as the user wanted, instead of running again; so does
     # one whose cancel came as its stage was being handed over.
-    stopping = selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))
-    Job.objects.filter(stopping, cancel_requested=True).update(**shared.cancelled_fields(now))
+    stopping = (selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))) & Q(
+        cancel_requested=True
+    )
+    for job_id in Job.objects.filter(stopping).values_list("pk", flat=True):
+        with transaction.atomic():
+            if Job.objects.filter(stopping, pk=job_id).update(**shared.cancelled_fields(now)):
+                emit(job_id, EventType.CANCELLED)
     recovered = []
     not_sent_since_silent = Q(queued_at__isnull=True) | Q(queued_at__lt=F("heartbeat_at"))
     for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by(
@@ -129,12 +140,15 @@ def report_progress(lease: Lease, progress: int, message: str) -> bool:
     """Record progress (never lower than before: a stage taken over starts where the job was);
     returns False when the holder should stop (cancelled, deleted, taken over)."""
     now = timezone.now()
-    updated = Job.objects.filter(lease.owned(), cancel_requested=False).update(
-        progress=Greatest(F("progress"), progress),
-        message=message,
-        heartbeat_at=now,
-        updated_at=now,
-    )
+    with transaction.atomic():
+        updated = Job.objects.filter(lease.owned(), cancel_requested=False).update(
+            progress=Greatest(F("progress"), progress),
+            message=message,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+        if updated:
+            emit(lease.job_id, EventType.PROGRESS)
     return bool(updated)
 
 
@@ -195,6 +209,7 @@ def complete_job(lease: Lease, **fields) -> bool:
             updated_at=now,
         )
         if completed:
+            emit(lease.job_id, EventType.COMPLETED)
             transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
     return bool(completed)
 
@@ -207,17 +222,20 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
     """
     now = timezone.now()
     owned = Job.objects.filter(lease.owned())
-    if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
-        return JobState.CANCELLED
-    if owned.update(
-        **fields,
-        state=JobState.FAILED,
-        heartbeat_at=None,
-        message="Failed",
-        error_code=code,
-        error_message=message,
-        finished_at=now,
-        updated_at=now,
-    ):
-        return JobState.FAILED
+    with transaction.atomic():
+        if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
+            emit(lease.job_id, EventType.CANCELLED)
+            return JobState.CANCELLED
+        if owned.update(
+            **fields,
+            state=JobState.FAILED,
+            heartbeat_at=None,
+            message="Failed",
+            error_code=code,
+            error_message=message,
+            finished_at=now,
+            updated_at=now,
+        ):
+            emit(lease.job_id, EventType.FAILED)
+            return JobState.FAILED
     return None

@@ -15,7 +15,7 @@ from hydrilla import errors
 from idempotency.http import idempotent
 from jobs import formats, selectors, storage
 from jobs.api import inputs, throttles
-from jobs.api.common import job_for, save_uploaded_image, site, submit
+from jobs.api.common import job_for, job_webhook, save_uploaded_image, site, submit
 from jobs.api.openapi import (
     IDEMPOTENCY_KEY,
     INVALID_TOKEN,
@@ -40,6 +40,7 @@ from jobs.api.outputs import (
 from jobs.models import JobKind
 from jobs.services import clients, shared
 from jobs.watch import watcher
+from webhooks.services import WebhookRefused
 
 
 @extend_schema(
@@ -50,7 +51,10 @@ from jobs.watch import watcher
     request={"application/json": inputs.GenerateInput},
     responses={
         200: JobCreated,
-        400: error("Invalid input, or an image URL that may not be fetched."),
+        400: error(
+            "Invalid input, an image URL that may not be fetched, or a webhook receiver that is "
+            "refused."
+        ),
         401: UNAUTHENTICATED,
         429: SUBMISSIONS_LIMITED,
         503: error("The job could not be queued."),
@@ -71,6 +75,7 @@ def generate(request):
         user=request.user,
         prompt=data.get("prompt"),
         image_url=data.get("imageUrl"),
+        **job_webhook(data, request.user),
         options=clients.JobOptions(
             generate_type=data["generateType"],
             face_count=data.get("faceCount"),
@@ -170,7 +175,7 @@ class Download(APIView):
     request={"application/json": inputs.RemeshInput},
     responses={
         200: JobCreated,
-        400: error("Invalid options."),
+        400: error("Invalid options, or a webhook receiver that is refused."),
         401: UNAUTHENTICATED,
         403: error("The job has another owner."),
         404: NOT_FOUND,
@@ -199,9 +204,11 @@ def remesh(request, job_id):
         polygon_type=data.get("polygonType", source.polygon_type),
     )
     try:
-        job = clients.remesh_job(source, options)
+        job = clients.remesh_job(source, options, **job_webhook(data, source.user))
     except clients.NoModel:
         raise errors.conflict("This job has no full-resolution mesh to remesh") from None
+    except WebhookRefused as exc:  # its address changed since job_webhook checked it
+        raise errors.bad_request(exc.message) from None
     except shared.QueueUnavailable:
         raise errors.service_unavailable() from None
     except clients.TooManyWaitingJobs as exc:

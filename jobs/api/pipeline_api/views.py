@@ -35,6 +35,7 @@ from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
     JOB_NOT_FOUND,
     job_for,
+    job_webhook,
     release_soon,
     save_uploaded_image,
     site,
@@ -108,7 +109,7 @@ def _submitted(job) -> Response:
 
 SUBMIT_RESPONSES = {
     200: outputs.JobSubmitted,
-    400: openapi.error("Invalid input."),
+    400: openapi.error("Invalid input, or a webhook receiver that is refused."),
     401: openapi.error(
         "An invalid token, a user_id given without a "
         "valid token, or no token where one is required."
@@ -128,7 +129,7 @@ SUBMIT_RESPONSES = {
     request={media: PromptInput for media in FORM_TYPES},
     responses={
         200: outputs.PreviewReady,
-        400: openapi.error("Invalid input."),
+        400: openapi.error("Invalid input, or a webhook receiver that is refused."),
         401: SUBMIT_RESPONSES[401],
         403: SUBMIT_RESPONSES[403],
         404: openapi.error("The preview was deleted while it ran."),
@@ -148,10 +149,11 @@ SUBMIT_RESPONSES = {
 @submit_endpoint
 async def text_to_image(request):
     data, user = _submission(request, PromptInput)
+    webhook = await in_thread(job_webhook)(data, user)  # a name to resolve, a secret to make
     slot = await in_thread(throttles.waiting_previews.take)(callers.caller(request))
     try:
         job = await in_thread(submit)(
-            request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
+            request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"], **webhook
         )
         snapshot = watcher.snapshot(job)
         queue = await in_thread(watcher.queue)(job)
@@ -210,7 +212,13 @@ def _preview_timeout(job) -> Response:
 @submit_endpoint
 def text_to_3d(request):
     data, user = _submission(request, PromptInput)
-    job = submit(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
+    job = submit(
+        request,
+        kind=JobKind.TEXT_TO_3D,
+        user=user,
+        prompt=data["prompt"],
+        **job_webhook(data, user),
+    )
     return _submitted(job)
 
 
@@ -227,7 +235,10 @@ def text_to_3d(request):
     },
     responses={
         **SUBMIT_RESPONSES,
-        400: openapi.error("Invalid input, or an image URL that may not be fetched."),
+        400: openapi.error(
+            "Invalid input, an image URL that may not be fetched, or a webhook receiver that is "
+            "refused."
+        ),
         413: openapi.error("The image file is larger than 10 MB."),
         503: openapi.error("The job could not be queued, or the upload not stored."),
     },
@@ -238,15 +249,14 @@ def text_to_3d(request):
 def image_to_3d(request):
     data, user = _submission(request, ImageTo3DInput)
     image_url = data.get("image_url")
+    fields = {"kind": JobKind.IMAGE_TO_3D, "user": user, **job_webhook(data, user)}
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")
-        return _submitted(submit(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url))
+        return _submitted(submit(request, image_url=image_url, **fields))
     name = save_uploaded_image(request, "image_file")
     try:
-        job = submit(
-            request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=storage.url(name, site(request))
-        )
+        job = submit(request, image_url=storage.url(name, site(request)), **fields)
     except errors.ApiError:
         storage.delete(name)  # no job, no orphan file
         raise

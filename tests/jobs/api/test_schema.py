@@ -56,6 +56,13 @@ JOB_API_PATHS = {
     "/api/3d/api-keys": {"get", "post"},
     "/api/3d/api-keys/{key_id}": {"delete"},
 }
+WEBHOOK_PATHS = {
+    "/api/3d/webhooks": {"get", "post"},
+    "/api/3d/webhooks/secret": {"get", "post"},
+    "/api/3d/webhooks/{endpoint_id}": {"delete"},
+    "/api/3d/webhooks/{endpoint_id}/deliveries": {"get"},
+    "/api/3d/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {"post"},
+}
 
 
 def test_the_schema_is_served_as_json_and_yaml_and_is_valid_openapi_3(api_client):
@@ -79,7 +86,7 @@ def test_every_endpoint_of_both_halves_is_described_with_its_method():
     paths = openapi_document()["paths"]
 
     described = {path: set(operations) - {"parameters"} for path, operations in paths.items()}
-    assert described == GENERATION_PATHS | JOB_API_PATHS
+    assert described == GENERATION_PATHS | JOB_API_PATHS | WEBHOOK_PATHS
 
 
 def _routes(resolver: URLResolver, prefix=""):
@@ -99,7 +106,7 @@ def test_no_route_of_the_api_is_left_out_of_the_schema():
         for route in _routes(get_resolver())
         if not route.startswith(("admin/", "api/schema", "api/docs", "^media"))
     }
-    assert served == set(GENERATION_PATHS) | set(JOB_API_PATHS)
+    assert served == set(GENERATION_PATHS) | set(JOB_API_PATHS) | set(WEBHOOK_PATHS)
 
 
 def test_every_operation_documents_its_errors_as_error_bodies():
@@ -202,7 +209,7 @@ def signed_in(token_minter, user):
 
 
 @schema.include(
-    path_regex=r"^/(api/3d/(generate|jobs/|me|sync-user|history)|text-to-|image-to-3d|cancel/)"
+    path_regex=r"^/(api/3d/(generate|jobs/|me|sync-user|history|webhooks)|text-to-|image-to-3d|cancel/)"
 ).parametrize()
 @settings(
     max_examples=10,
@@ -235,6 +242,7 @@ CREATING_POSTS = {
     "/api/3d/register-job",
     "/api/3d/upload-image",
     "/api/3d/api-keys",
+    "/api/3d/webhooks",
     "/text-to-image",
     "/text-to-3d",
     "/image-to-3d",
