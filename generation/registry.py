@@ -7,11 +7,13 @@ that Celery forks from never initialises CUDA.
 import functools
 import logging
 import os
+import time
 from pathlib import Path
 
 from django.conf import settings
 
 from generation import tiny_models
+from hydrilla import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,25 @@ def dtype():
     return select_dtype(device(), settings.TORCH_DTYPE or None)
 
 
+def _timed_load(model: str):
+    """Count each load of ``model`` and its seconds (``hydrilla_model_load_seconds``)."""
+
+    def decorate(load):
+        @functools.wraps(load)
+        def timed():
+            began = time.perf_counter()
+            pipeline = load()
+            metrics.MODEL_LOADS.labels(model=model).inc()
+            metrics.MODEL_LOAD_SECONDS.labels(model=model).observe(time.perf_counter() - began)
+            return pipeline
+
+        return timed
+
+    return decorate
+
+
 @functools.cache
+@_timed_load("text-to-image")
 def text_to_image_pipeline():
     from generation.pipelines import TextToImagePipeline
 
@@ -60,6 +80,7 @@ def text_to_image_pipeline():
 
 
 @functools.cache
+@_timed_load("image-to-3d")
 def image_to_3d_pipeline():
     from generation.pipelines import load_backend
 
@@ -97,6 +118,13 @@ def _configured(options: dict) -> dict:
 
 
 LOADERS = {"text-to-image": text_to_image_pipeline, "image-to-3d": image_to_3d_pipeline}
+
+
+def backend(model: str) -> str:
+    """What a model call of ``model`` ("text-to-image", "image-to-3d") runs, as the
+    ``backend`` label of ``hydrilla_model_call_seconds``: the diffusion pipeline, or the
+    configured image-to-3D backend (silhouette, shap-e, hunyuan3d)."""
+    return model if model == "text-to-image" else settings.IMAGE_TO_3D_BACKEND
 
 
 def tiny_models_dir() -> Path:

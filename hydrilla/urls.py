@@ -4,12 +4,15 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hydrilla.monitoring import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/3d/", include("jobs.job_api_urls")),
     path("", include("jobs.pipeline_api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 if settings.SERVE_MEDIA:

@@ -13,7 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from jobs import formats, selectors, stages, storage
+from hydrilla import metrics
+from jobs import error_codes, formats, selectors, stages, storage
 from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 
@@ -261,6 +262,7 @@ def request_cancel(job: Job) -> str:
         between_stages = selectors.unheld() & Q(state=JobState.PROCESSING)
         ended = Job.objects.filter(Q(state=JobState.PENDING) | between_stages, pk=job.pk)
         if ended.update(**shared.cancelled_fields(now), cancel_requested=True):
+            metrics.job_finished(job.kind, JobState.CANCELLED, error_codes.CANCELLED)
             job.state = JobState.CANCELLED
             return job.state
         held = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING, heartbeat_at__isnull=False)

@@ -7,6 +7,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
+from hydrilla import metrics
 from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
 from jobs import error_codes, selectors, stages
 from jobs.models import Job, JobState
@@ -58,6 +59,19 @@ def cancelled_fields(now) -> dict:
         "finished_at": now,
         "updated_at": now,
     }
+
+
+def cancel_where(condition, now) -> int:
+    """End every job matching ``condition`` cancelled (each conditional on it still matching),
+    counted by kind; returns how many."""
+    cancelled = 0
+    for kind in Job.objects.filter(condition).values_list("kind", flat=True).order_by().distinct():
+        count = Job.objects.filter(condition, kind=kind).update(**cancelled_fields(now))
+        metrics.JOBS_FINISHED.labels(
+            kind=kind, outcome=JobState.CANCELLED, error_code=error_codes.CANCELLED
+        ).inc(count)
+        cancelled += count
+    return cancelled
 
 
 def unshared_file(job_id, field: str) -> str:

@@ -14,7 +14,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from jobs import selectors, stages, storage
+from hydrilla import metrics
+from jobs import error_codes, selectors, stages, storage
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.services import shared
 
@@ -30,6 +31,7 @@ class Lease:
     job_id: object
     attempt: int
     stage: str
+    kind: str
 
     def owned(self) -> Q:
         return (
@@ -54,7 +56,9 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     current = Job.objects.filter(
         pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False
     )
-    row = current.values("kind", "state", "heartbeat_at", "worker_process", "attempts").first()
+    row = current.values(
+        "kind", "state", "heartbeat_at", "worker_process", "attempts", "created_at"
+    ).first()
     if row is None:
         return None
     held = row["heartbeat_at"] is not None
@@ -69,7 +73,8 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1
-    if stages.starts_job(stage) and row["state"] == JobState.PENDING:
+    starts = stages.starts_job(stage) and row["state"] == JobState.PENDING
+    if starts:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     as_read = selectors.held_as_read(row["heartbeat_at"])
     claimed = current.filter(
@@ -77,7 +82,14 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     ).update(**fields)
     if not claimed:
         return None
-    return Lease(job_id, row["attempts"] + new_attempt, stage)
+    if new_attempt:
+        metrics.STAGE_ATTEMPTS.labels(kind=row["kind"]).inc()
+    if held:
+        metrics.STAGE_TAKEOVERS.labels(stage=stage).inc()
+    if starts:
+        waited = (now - row["created_at"]).total_seconds()
+        metrics.JOB_WAIT_SECONDS.labels(kind=row["kind"]).observe(waited)
+    return Lease(job_id, row["attempts"] + new_attempt, stage, row["kind"])
 
 
 def recover_orphaned_jobs() -> list[Job]:
@@ -92,13 +104,14 @@ def recover_orphaned_jobs() -> list[Job]:
     # One whose cancel was asked for ends as the user wanted, instead of running again; so does
     # one whose cancel came as its stage was being handed over.
     stopping = selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))
-    Job.objects.filter(stopping, cancel_requested=True).update(**shared.cancelled_fields(now))
+    shared.cancel_where(Q(stopping, cancel_requested=True), now)
     recovered = []
     not_sent_since_silent = Q(queued_at__isnull=True) | Q(queued_at__lt=F("heartbeat_at"))
     for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by(
         "created_at"
     ):
         shared.enqueue(job)  # QueueUnavailable: the next sweep tries again
+        metrics.SWEEP_REPUBLISHED.labels(reason="orphaned").inc()
         recovered.append(job)
     return recovered
 
@@ -114,6 +127,7 @@ def republish_unconfirmed_jobs() -> list[Job]:
         "created_at"
     ):
         shared.enqueue(job)
+        metrics.SWEEP_REPUBLISHED.labels(reason="unconfirmed").inc()
         sent.append(job)
     return sent
 
@@ -194,6 +208,7 @@ def complete_job(lease: Lease, **fields) -> bool:
         )
         if completed:
             transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
+            transaction.on_commit(lambda: metrics.job_finished(lease.kind, JobState.COMPLETED))
     return bool(completed)
 
 
@@ -206,6 +221,7 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
     now = timezone.now()
     owned = Job.objects.filter(lease.owned())
     if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
+        metrics.job_finished(lease.kind, JobState.CANCELLED, error_codes.CANCELLED)
         return JobState.CANCELLED
     if owned.update(
         **fields,
@@ -217,5 +233,6 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
         finished_at=now,
         updated_at=now,
     ):
+        metrics.job_finished(lease.kind, JobState.FAILED, code)
         return JobState.FAILED
     return None

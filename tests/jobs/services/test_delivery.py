@@ -150,7 +150,9 @@ def test_a_job_whose_process_is_gone_is_taken_over_at_once():
         processes.current(),
     )
     assert (
-        workers.report_progress(workers.Lease(job.pk, 1, job.stage), 50, "the dead attempt")
+        workers.report_progress(
+            workers.Lease(job.pk, 1, job.stage, job.kind), 50, "the dead attempt"
+        )
         is False
     )
 
