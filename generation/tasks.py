@@ -1,4 +1,5 @@
-"""Celery tasks: thin, they hand the job to the runner. Names and queues are in hydrilla.queues."""
+"""Celery tasks: thin, they hand the job to the runner. One per stage of jobs.plan, named there;
+the queues are in hydrilla.queues."""
 
 import logging
 import os
@@ -20,20 +21,21 @@ from django.db import DatabaseError, connection
 from generation import gpu_metrics, registry, runner
 from generation.database import DatabaseUnreachable
 from hydrilla import log_context, metrics
-from hydrilla.queues import stage_task
 from jobs.models import Stage
+from jobs.plan import stage_task
 from jobs.services import shared, workers
 
 logger = logging.getLogger(__name__)
 
 
 def _stage_task(stage: Stage):
-    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.stages)."""
+    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.plan)."""
 
     @shared_task(name=stage_task(stage), bind=True)
     def run(task, job_id: str) -> None:
         try:
-            with log_context.bound(job_id=job_id, stage=stage):
+            # The runner sets the attempt once it has claimed the stage; reset here with the rest.
+            with log_context.bound(job_id=job_id, stage=stage, attempt=None):
                 runner.run_stage(job_id, stage, worker=task.request.hostname)
         except DatabaseUnreachable as exc:
             # Acknowledging now would lose the job: the broker takes the message back and delivers

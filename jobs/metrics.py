@@ -22,10 +22,10 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from hydrilla.queues import CeleryQueue
-from jobs import selectors, stages
-from jobs.models import Stage
+from jobs import plan, selectors
+from jobs.plan import Stage
 
-GPU_STAGES = tuple(stage for stage, queue in stages.QUEUES.items() if queue == CeleryQueue.GPU)
+GPU_STAGES = tuple(stage for stage, queue in plan.QUEUES.items() if queue == CeleryQueue.GPU)
 # How long the mean stage times are kept between two reads of the finished jobs.
 STAGE_MEANS_MAX_AGE_SECONDS = 60
 
@@ -53,7 +53,7 @@ stage_means = _StageMeans()
 def gpu_seconds_left(kind: str, stage: str, means: dict[str, float]) -> float:
     """The GPU seconds a job of ``kind`` at ``stage`` has still to spend, its current stage
     included."""
-    sequence = stages.SEQUENCES[kind]
+    sequence = plan.stages(kind)
     return sum(means.get(later, 0.0) for later in sequence[sequence.index(stage) :])
 
 
@@ -74,7 +74,7 @@ class QueueCollector:
         for group in load:
             if not group["stage"]:
                 continue
-            queue, stage = by_queue[stages.QUEUES[group["stage"]]], by_stage[group["stage"]]
+            queue, stage = by_queue[plan.QUEUES[group["stage"]]], by_stage[group["stage"]]
             for count in ("waiting", "running"):
                 queue[count] += group[count]
                 stage[count] += group[count]

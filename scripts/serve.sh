@@ -18,7 +18,7 @@ find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 
 # Run "$@" in the background, and again whenever it exits, until this script is stopped. A TERM
 # to the supervisor passes to its part, whose own shutdown is awaited: Celery's warm shutdown
-# hands back its unfinished message. Production uses its own supervisor instead (README).
+# hands back its unfinished message. Production uses its own supervisor instead (docs/operations.md).
 supervise() {
   local name=$1
   shift

@@ -6,6 +6,7 @@ gets an exception and nothing is written."""
 import logging
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -14,8 +15,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from hydrilla import metrics
-from jobs import error_codes, formats, selectors, stages, storage
-from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
+from jobs import formats, plan, selectors, storage
+from jobs.error_codes import ErrorCode
+from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 
 logger = logging.getLogger(__name__)
@@ -23,6 +25,13 @@ logger = logging.getLogger(__name__)
 
 class JobNotCancellable(Exception):
     """The job has already ended."""
+
+
+class ApiHalf(StrEnum):
+    """The API half a job was submitted through (``hydrilla_jobs_submitted_total{api}``)."""
+
+    JOB = "job"  # /api/3d/...
+    GENERATION = "generation"  # the root's /text-to-image, /text-to-3d, /image-to-3d
 
 
 class TooManyWaitingJobs(Exception):
@@ -35,7 +44,7 @@ class NoModel(Exception):
 
 @dataclass(frozen=True)
 class JobOptions:
-    generate_type: str = "Normal"
+    generate_type: str = GenerateType.NORMAL
     face_count: int | None = None
     enable_pbr: bool = False
     polygon_type: str | None = None
@@ -44,6 +53,7 @@ class JobOptions:
 def create_job(
     *,
     kind: str,
+    api: ApiHalf,
     user: User | None,
     prompt: str | None = None,
     image_url: str | None = None,
@@ -56,7 +66,8 @@ def create_job(
     Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
     A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
-    waiting or running gets TooManyWaitingJobs, and nothing is written.
+    waiting or running gets TooManyWaitingJobs, and nothing is written. A job the broker took is
+    counted as submitted through ``api``.
     """
     job = Job(
         kind=kind,
@@ -74,11 +85,11 @@ def create_job(
     )
     if kind == JobKind.TEXT_TO_3D:
         job.preview_image = _reusable_preview(user, prompt)
-    job.stage = stages.first(kind, has_preview=bool(job.preview_image))
+    job.stage = plan.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()
-        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job, api))
     return job
 
 
@@ -114,12 +125,13 @@ def _reusable_preview(user: User | None, prompt: str | None) -> str:
     return preview or ""
 
 
-def _enqueue_or_withdraw(job: Job) -> None:
+def _enqueue_or_withdraw(job: Job, api: ApiHalf) -> None:
     try:
         shared.enqueue(job)
     except shared.QueueUnavailable:
         Job.objects.filter(pk=job.pk).delete()
         raise
+    metrics.JOBS_SUBMITTED.labels(kind=job.kind, api=api).inc()
 
 
 class RegistrationRefused(Exception):
@@ -210,7 +222,7 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
     with transaction.atomic():
         _check_waiting_jobs(job.user, None)
         job.save()
-        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job, ApiHalf.JOB))
     return job
 
 
@@ -219,8 +231,8 @@ def download(job: Job, format_name: str) -> str:
     converted from its GLB and stored on the first request, then kept until the job goes.
 
     Converted here, in the web process: the formats module imports no torch, and one conversion
-    of a finished model takes well under a second (README). Raises NoModel for a job without a
-    result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
+    of a finished model takes well under a second (docs/measurements.md). Raises NoModel for a
+    job without a result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
     """
     if job.state != JobState.COMPLETED or not job.result_glb:
         raise NoModel(job.pk)
@@ -262,7 +274,7 @@ def request_cancel(job: Job) -> str:
         between_stages = selectors.unheld() & Q(state=JobState.PROCESSING)
         ended = Job.objects.filter(Q(state=JobState.PENDING) | between_stages, pk=job.pk)
         if ended.update(**shared.cancelled_fields(now), cancel_requested=True):
-            metrics.job_finished(job.kind, JobState.CANCELLED, error_codes.CANCELLED)
+            metrics.job_finished(job.kind, JobState.CANCELLED, ErrorCode.CANCELLED)
             job.state = JobState.CANCELLED
             return job.state
         held = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING, heartbeat_at__isnull=False)

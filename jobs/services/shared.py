@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from celery_app import app as celery
 from hydrilla import metrics
-from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
-from jobs import error_codes, selectors, stages
+from hydrilla.queues import RUNNING, WAITING, message_priority
+from jobs import plan, selectors
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,9 @@ def enqueue(job: Job) -> None:
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
-            stage_task(job.stage),
+            plan.stage_task(job.stage),
             args=[str(job.pk)],
-            queue=stages.QUEUES[job.stage],
+            queue=plan.QUEUES[job.stage],
             priority=message_priority(job_is),
         )
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
@@ -53,7 +54,7 @@ def cancelled_fields(now) -> dict:
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
-        "error_code": error_codes.CANCELLED,
+        "error_code": ErrorCode.CANCELLED,
         "error_message": "Job was cancelled",
         "heartbeat_at": None,
         "finished_at": now,
@@ -68,7 +69,7 @@ def cancel_where(condition, now) -> int:
     for kind in Job.objects.filter(condition).values_list("kind", flat=True).order_by().distinct():
         count = Job.objects.filter(condition, kind=kind).update(**cancelled_fields(now))
         metrics.JOBS_FINISHED.labels(
-            kind=kind, outcome=JobState.CANCELLED, error_code=error_codes.CANCELLED
+            kind=kind, outcome=JobState.CANCELLED, error_code=ErrorCode.CANCELLED
         ).inc(count)
         cancelled += count
     return cancelled

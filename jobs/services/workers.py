@@ -15,7 +15,8 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from hydrilla import metrics
-from jobs import error_codes, selectors, stages, storage
+from jobs import plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.services import shared
 
@@ -69,11 +70,13 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
         )
     ):
         return None
-    new_attempt = held or stages.begins_attempt(row["kind"], stage, row["state"])
+    # A waiting job's first stage begins an attempt (a text-to-3D job waits at ``prepare`` only
+    # when it begins there, with a preview already made); so does taking over a held stage.
+    new_attempt = held or (row["state"] == JobState.PENDING and plan.is_first(row["kind"], stage))
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1
-    starts = stages.starts_job(stage) and row["state"] == JobState.PENDING
+    starts = plan.starts_job(stage) and row["state"] == JobState.PENDING
     if starts:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     as_read = selectors.held_as_read(row["heartbeat_at"])
@@ -221,7 +224,7 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
     now = timezone.now()
     owned = Job.objects.filter(lease.owned())
     if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
-        metrics.job_finished(lease.kind, JobState.CANCELLED, error_codes.CANCELLED)
+        metrics.job_finished(lease.kind, JobState.CANCELLED, ErrorCode.CANCELLED)
         return JobState.CANCELLED
     if owned.update(
         **fields,

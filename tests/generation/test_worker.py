@@ -14,12 +14,12 @@ from django.core.management import call_command
 from PIL import Image, ImageDraw
 
 from celery_app import app as celery
-from hydrilla.queues import stage_task
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
+from jobs.plan import stage_task
 from jobs.services import clients
 from tests.factories import JobFactory, UserFactory
-from tests.worker_process import WorkerProcess
+from tests.helpers.processes import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -112,7 +112,9 @@ def drawn_photo() -> bytes:
 
 
 def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
-    return clients.create_job(kind=kind, user=fields.pop("user", None), **fields)
+    return clients.create_job(
+        api=clients.ApiHalf.JOB, kind=kind, user=fields.pop("user", None), **fields
+    )
 
 
 def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(

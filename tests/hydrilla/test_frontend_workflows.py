@@ -12,7 +12,7 @@ import requests
 import trimesh
 from PIL import Image, ImageDraw
 
-from tests.worker_process import Service, log_text, serving
+from tests.helpers.processes import Service, log_text, serving
 
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

@@ -16,10 +16,12 @@ from django.test import Client
 
 from generation import gpu_metrics
 from hydrilla import metrics
+from jobs.api import throttles
 from jobs.models import JobKind, Stage
 from tests.factories import JobFactory
-from tests.metrics import needs_promtool, promtool, sample
-from tests.worker_process import ROOT, free_port
+from tests.helpers.metrics import needs_promtool, promtool, sample
+from tests.helpers.network import free_port
+from tests.helpers.processes import ROOT
 
 TOKEN = "scraper-token-for-tests"
 
@@ -95,6 +97,36 @@ def test_a_worker_only_host_serves_the_same_on_its_port_behind_the_token():
         text = response.read().decode()
     assert "# TYPE hydrilla_model_call_seconds histogram" in text
     assert "hydrilla_jobs_waiting" not in text  # the web host's, scraped there only
+
+
+# --- Limits ----------------------------------------------------------------------------------
+
+
+def test_open_streams_are_a_gauge_and_a_refused_one_is_counted_by_its_limit(settings):
+    settings.MAX_STREAMS_PER_CALLER = 1
+    open_before = sample("hydrilla_open_streams")
+    refused_before = sample("hydrilla_limited_requests_total", limit="event-streams")
+
+    slot = throttles.open_streams.take("ip:192.0.2.7")
+    with pytest.raises(throttles.TooMany):
+        throttles.open_streams.take("ip:192.0.2.7")
+    assert sample("hydrilla_open_streams") - open_before == 1
+    slot.release()
+    slot.release()  # given back once only
+
+    assert sample("hydrilla_open_streams") == open_before
+    assert sample("hydrilla_limited_requests_total", limit="event-streams") - refused_before == 1
+
+
+@pytest.mark.django_db
+def test_a_request_over_a_submit_rate_is_counted_by_the_rate_s_scope(settings):
+    settings.GENERATION_SUBMIT_RATE_ANON = "0/min"
+    before = sample("hydrilla_limited_requests_total", limit="generation-submit-anon")
+
+    response = Client().post("/text-to-3d", {"prompt": "a cup"}, content_type="application/json")
+
+    assert response.status_code == 429
+    assert sample("hydrilla_limited_requests_total", limit="generation-submit-anon") - before == 1
 
 
 # --- GPUs, through NVML ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The metrics of the whole service as `make run` starts it (scripts/serve.sh: gunicorn and the
 Celery workers, each process writing to one multiprocess folder), scraped over HTTP: after a known
-set of jobs the counters moved by exactly those jobs, the exposition passes promtool, no label
-holds a job id, and /metrics refuses a scraper without the token."""
+set of jobs (completed, failed with a known code, cancelled, throttled) the counters moved by
+exactly those jobs, the exposition passes promtool, no label holds a job id, and /metrics refuses
+a scraper without the token."""
 
 import io
 import re
@@ -12,8 +13,8 @@ import requests
 from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.metrics import needs_promtool, promtool
-from tests.worker_process import log_text, serving
+from tests.helpers.metrics import needs_promtool, promtool
+from tests.helpers.processes import log_text, serving
 
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +35,8 @@ def service(django_db_setup, token_minter, tmp_path_factory, tiny_models_dir):
         "WEB_THREADS": "8",
         "METRICS_TOKEN": TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics"),
+        # Every anonymous submission to the generation half is over its limit: a known refusal.
+        "GENERATION_SUBMIT_RATE_ANON": "0/min",
     }
     with serving(folder, env) as running:
         yield running
@@ -107,6 +110,9 @@ def test_the_counters_move_by_exactly_the_jobs_that_ran(service, session):
     assert cancelled.ok, cancelled.text
     cancelled = cancelled.json()["job_id"]
     assert session.post(f"{base}/cancel/{cancelled}", timeout=10).ok
+    for _ in range(2):  # anonymous, over GENERATION_SUBMIT_RATE_ANON: refused, nothing written
+        refused = requests.post(f"{base}/text-to-3d", json={"prompt": "a cup"}, timeout=10)
+        assert refused.status_code == 429
 
     assert wait_for_end(base, session, done)["status"] == "DONE"
     failed = wait_for_end(base, session, blank)
@@ -127,11 +133,23 @@ def test_the_counters_move_by_exactly_the_jobs_that_ran(service, session):
         if key[0] == "hydrilla_jobs_finished_total" and after[key] != before.get(key, 0.0)
     }
     assert sum(ended.values()) == 3, ended  # nothing else ended, nothing twice
+    submitted = "hydrilla_jobs_submitted_total"
+    assert moved(before, after, submitted, kind="image-to-3d", api="job") == 2
+    assert moved(before, after, submitted, kind="text-to-3d", api="generation") == 1
+    limited = "hydrilla_limited_requests_total"
+    assert moved(before, after, limited, limit="generation-submit-anon") == 2
+    refused = {"route": "/text-to-3d", "method": "POST", "status": "429"}
+    assert moved(before, after, "hydrilla_http_requests_total", **refused) == 2
     # The three submissions and the cancel, answered 200, by route template.
     generate = {"route": "/api/3d/generate", "method": "POST", "status": "200"}
     assert moved(before, after, "hydrilla_http_requests_total", **generate) == 2
     cancel = {"route": "/cancel/<str:job_id>", "method": "POST", "status": "200"}
     assert moved(before, after, "hydrilla_http_requests_total", **cancel) == 1
+    # The stages ran on the workers, whose processes are in the same scrape: one prepare, model
+    # call and finish for each photo, the prepare alone for the blank one (it failed there).
+    assert moved(before, after, "hydrilla_stage_seconds_count", stage="prepare") >= 2
+    assert moved(before, after, "hydrilla_stage_seconds_count", stage="image_to_3d") >= 1
+    assert moved(before, after, "hydrilla_model_call_seconds_count", backend="silhouette") >= 1
     # Nothing waits any more.
     assert after[("hydrilla_jobs_waiting", (("queue", "gpu"),))] == 0
     # No job id anywhere in a label.

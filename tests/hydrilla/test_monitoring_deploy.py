@@ -11,9 +11,9 @@ import pytest
 import yaml
 from django.test import Client
 
+from tests.helpers.metrics import needs_promtool, promtool
+from tests.helpers.processes import ROOT
 from tests.hydrilla.test_compose import SECRETS, docker_compose_config, needs_docker_compose
-from tests.metrics import needs_promtool, promtool
-from tests.worker_process import ROOT
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"

@@ -16,14 +16,17 @@ from generation import processes
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, shared, staff, workers
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import ago, backdate, job_ids, past_the_sweep_delay
-from tests.worker_process import ROOT
+from tests.helpers.broker import job_ids
+from tests.helpers.clock import ago, backdate, past_the_sweep_delay
+from tests.helpers.processes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_new_job_records_when_the_broker_confirmed_its_message(gpu_queue):
-    job = clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a brass key")
+    job = clients.create_job(
+        api=clients.ApiHalf.JOB, kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a brass key"
+    )
 
     assert job_ids(gpu_queue.wait()) == [str(job.pk)]
     assert Job.objects.get(pk=job.pk).queued_at is not None

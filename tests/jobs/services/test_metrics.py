@@ -7,10 +7,11 @@ import pytest
 from generation import registry
 from jobs import metrics as job_metrics
 from jobs.models import Job, JobKind, JobState, Stage
-from jobs.services import clients, workers
-from tests.factories import JobFactory
-from tests.helpers import ago, claim, fail, finish_3d, start
-from tests.metrics import collected, finished, sample
+from jobs.services import clients, shared, workers
+from tests.factories import JobFactory, UserFactory
+from tests.helpers.clock import ago
+from tests.helpers.jobs import claim, fail, finish_3d, start
+from tests.helpers.metrics import collected, finished, sample
 
 # --- Counted in the job services -------------------------------------------------------------
 
@@ -38,6 +39,26 @@ def test_a_job_s_end_is_counted_once_by_kind_outcome_and_error_code(gpu_queue, c
     assert sample("hydrilla_job_attempts_total", kind="image-to-3d") - before["attempts"] == 2
     # Each of the two began its first model call once: its wait ended there.
     assert sample("hydrilla_job_wait_seconds_count", kind="image-to-3d") - before["waits"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_is_counted_by_kind_and_api_half_once_the_broker_took_it(gpu_queue, broker):
+    def submitted(kind, api):
+        return sample("hydrilla_jobs_submitted_total", kind=kind, api=api)
+
+    before = submitted("text-to-3d", "generation"), submitted("text-to-3d", "job")
+
+    clients.create_job(
+        kind=JobKind.TEXT_TO_3D, api=clients.ApiHalf.GENERATION, user=UserFactory(), prompt="a key"
+    )
+    broker.down()
+    with pytest.raises(shared.QueueUnavailable):
+        clients.create_job(
+            kind=JobKind.TEXT_TO_3D, api=clients.ApiHalf.JOB, user=UserFactory(), prompt="a lock"
+        )
+
+    assert submitted("text-to-3d", "generation") - before[0] == 1
+    assert submitted("text-to-3d", "job") == before[1]  # withdrawn: never submitted
 
 
 @pytest.mark.django_db(transaction=True)

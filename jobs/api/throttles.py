@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework import exceptions, throttling
 
+from hydrilla import metrics
+
 logger = logging.getLogger(__name__)
 
 # Each web process refreshes the counters it holds slots in this often (one thread, one touch per
@@ -41,6 +43,12 @@ class RateFromSettings(throttling.SimpleRateThrottle):
 
     def get_rate(self):
         return getattr(settings, self.rate_setting)
+
+    def allow_request(self, request, view):
+        allowed = super().allow_request(request, view)
+        if not allowed:
+            metrics.LIMITED_REQUESTS.labels(limit=self.scope).inc()
+        return allowed
 
 
 class SubmitPerUser(RateFromSettings):
@@ -83,6 +91,7 @@ class TooMany(exceptions.Throttled):
     """A cap on things a caller holds at once: try again once one of them has ended."""
 
     def __init__(self, what: str, limit: int):
+        metrics.LIMITED_REQUESTS.labels(limit=what.replace(" ", "-")).inc()
         super().__init__(
             wait=SLOT_REFRESH_SECONDS, detail=f"Too many {what} at once (at most {limit})."
         )
@@ -91,8 +100,9 @@ class TooMany(exceptions.Throttled):
 class Slots:
     """At most ``limit`` things of one kind held at once per caller."""
 
-    def __init__(self, name: str, what: str, limit_setting: str):
+    def __init__(self, name: str, what: str, limit_setting: str, gauge):
         self.name, self.what, self.limit_setting = name, what, limit_setting
+        self.gauge = gauge  # the slots of this kind held in this process
 
     def take(self, caller: str) -> "Slot":
         """A slot for the caller, or TooMany."""
@@ -109,16 +119,18 @@ class Slots:
             raise TooMany(self.what, limit)
         cache.touch(key, SLOT_TTL_SECONDS)
         _held.hold(key)
-        return Slot(key)
+        self.gauge.inc()
+        return Slot(key, self.gauge)
 
 
 class Slot:
-    def __init__(self, key: str):
-        self.key, self.released = key, False
+    def __init__(self, key: str, gauge):
+        self.key, self.gauge, self.released = key, gauge, False
 
     def release(self) -> None:
         if not self.released:
             self.released = True
+            self.gauge.dec()
             _held.let_go(self.key)
             _decrement(self.key)
 
@@ -171,5 +183,7 @@ def _decrement(key: str) -> None:
         pass
 
 
-open_streams = Slots("streams", "event streams", "MAX_STREAMS_PER_CALLER")
-waiting_previews = Slots("previews", "waiting previews", "MAX_WAITING_PREVIEWS_PER_CALLER")
+open_streams = Slots("streams", "event streams", "MAX_STREAMS_PER_CALLER", metrics.OPEN_STREAMS)
+waiting_previews = Slots(
+    "previews", "waiting previews", "MAX_WAITING_PREVIEWS_PER_CALLER", metrics.WAITING_PREVIEWS
+)
