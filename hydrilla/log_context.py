@@ -1,6 +1,7 @@
 """What a log line is about: the job, its stage and attempt, the HTTP request. Set where each is
-known (the web middleware sets ``request_id`` from the request's X-Request-ID; a worker's task
-binds ``job_id`` and ``stage``, its runner ``attempt`` once the stage is claimed) and added to every
+known (the web tier's request-id middleware sets ``request_id`` from the request's X-Request-ID,
+with ``bound(request_id=...)`` around the request; a worker's task binds ``job_id`` and ``stage``,
+its runner ``attempt`` once the stage is claimed) and added to every
 record logged meanwhile by ``ContextFilter``: ``LOG_FORMAT=json`` writes them as fields.
 
 Django-free (the settings import it). Context variables, so that each thread and each coroutine
