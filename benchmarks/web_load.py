@@ -11,6 +11,8 @@ previews and slow clients from an asyncio client in this process.
 
     .venv/bin/python benchmarks/web_load.py                  # the whole run, some 10 minutes
     .venv/bin/python benchmarks/web_load.py --levels 10 --streams 1000 --previews 100
+    .venv/bin/python benchmarks/web_load.py --metrics-cost   # the status poll with and without
+                                                             # the metrics middleware, alone
 """
 
 import argparse
@@ -305,6 +307,12 @@ def main() -> None:
     parser.add_argument("--previews", type=int, default=1000)
     parser.add_argument("--slow-clients", type=int, default=500)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="only the status poll with and without the metrics middleware (--rounds of each)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--metrics-cost's alternations")
     options = parser.parse_args()
     levels = [int(level) for level in options.levels.split(",")]
 
@@ -317,6 +325,11 @@ def main() -> None:
     auth = f"Authorization: Bearer {token}"
     prepare_database()
     env = service_env(public_key, **LOOSE_LIMITS)
+    if options.metrics_cost:
+        figures = metrics_cost(env, auth, options.seconds, options.rounds)
+        if options.json:
+            Path(options.json).write_text(json.dumps(figures, indent=2))
+        return
     servers = {
         "uvicorn (serve.sh web)": Server("uvicorn", [str(ROOT / "scripts/serve.sh"), "web"], env),
         "gthread (before)": Server("gthread", ["bash", "-c", " ".join(gthread_command())], env),
@@ -405,6 +418,65 @@ def main() -> None:
             server.stop()
     if options.json:
         Path(options.json).write_text(json.dumps(figures, indent=2))
+
+
+def metrics_cost(env: dict, auth: str, seconds: int, rounds: int) -> dict:
+    """The status poll's throughput on `serve.sh web` with the metrics middleware (and the
+    multiprocess folder it writes to) and without it, alternating ``rounds`` times so that both
+    see the same machine; the ratio is with / without."""
+    job_id = fill_queue(10)
+    with tempfile.TemporaryDirectory() as folder:
+        servers = {
+            "with metrics": Server(
+                "with-metrics",
+                [str(ROOT / "scripts/serve.sh"), "web"],
+                {**env, "PROMETHEUS_MULTIPROC_DIR": f"{folder}/with", "METRICS_TOKEN": "bench"},
+            ),
+            "without": Server(
+                "without-metrics",
+                [str(ROOT / "scripts/serve.sh"), "web"],
+                {
+                    **env,
+                    "PROMETHEUS_MULTIPROC_DIR": f"{folder}/without",
+                    "BENCH_WITHOUT_METRICS": "1",
+                },
+            ),
+        }
+        runs = {name: [] for name in servers}
+        try:
+            for _ in range(rounds):
+                for name, server in servers.items():
+                    url = f"{server.base}/api/3d/status/{job_id}"
+                    runs[name].append(wrk(url, seconds=seconds, headers=[auth]))
+            counted = subprocess.run(
+                [
+                    "curl",
+                    "-s",
+                    "-H",
+                    "Authorization: Bearer bench",
+                    f"{servers['with metrics'].base}/metrics",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
+        finally:
+            for server in servers.values():
+                server.stop()
+    rps = {name: sum(run["rps"] for run in results) / rounds for name, results in runs.items()}
+    figures = {
+        "machine": f"{os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+        "rounds": runs,
+        "rps": rps,
+        "ratio": round(rps["with metrics"] / rps["without"], 3),
+    }
+    # The middleware did count the polls it was measured on.
+    assert 'route="/api/3d/status/<str:job_id>"' in counted, counted[:2000]
+    print(
+        f"status poll, {rounds} x {seconds} s each: with metrics {rps['with metrics']:.0f} req/s, "
+        f"without {rps['without']:.0f} req/s, ratio {figures['ratio']:.3f}"
+    )
+    return figures
 
 
 async def under_load(server: Server, what: str, count: int, opener, job_id: str) -> dict:

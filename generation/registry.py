@@ -7,11 +7,13 @@ that Celery forks from never initialises CUDA.
 import functools
 import logging
 import os
+import time
 from pathlib import Path
 
 from django.conf import settings
 
 from generation import tiny_models
+from hydrilla import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,25 @@ def _placement(test_mode: bool):
     return cpu, select_dtype(cpu)
 
 
+def _timed_load(model: str):
+    """Count each load of ``model`` and its seconds (``hydrilla_model_load_seconds``)."""
+
+    def decorate(load):
+        @functools.wraps(load)
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            pipeline = load(*args, **kwargs)
+            metrics.MODEL_LOADS.labels(model=model).inc()
+            metrics.MODEL_LOAD_SECONDS.labels(model=model).observe(time.perf_counter() - began)
+            return pipeline
+
+        return timed
+
+    return decorate
+
+
 @functools.cache
+@_timed_load("text-to-image")
 def text_to_image_pipeline(test_mode: bool = False):
     """The text-to-image model: ``TEXT_TO_IMAGE_MODEL``, else (and always in test mode) the tiny
     random one."""
@@ -79,6 +99,7 @@ def text_to_image_pipeline(test_mode: bool = False):
 
 
 @functools.cache
+@_timed_load("image-to-3d")
 def image_to_3d_pipeline(test_mode: bool = False):
     """The image-to-3D backend: ``IMAGE_TO_3D_BACKEND`` with ``IMAGE_TO_3D_MODEL`` (or its tiny
     model); in test mode the weight-free silhouette backend."""
@@ -120,6 +141,15 @@ def _configured(options: dict) -> dict:
 
 
 LOADERS = {"text-to-image": text_to_image_pipeline, "image-to-3d": image_to_3d_pipeline}
+
+
+def backend(model: str, *, test_mode: bool = False) -> str:
+    """What a model call of ``model`` ("text-to-image", "image-to-3d") runs, as the
+    ``backend`` label of ``hydrilla_model_call_seconds``: the diffusion pipeline, or the
+    image-to-3D backend (silhouette, shap-e, hunyuan3d) configured, or test mode's."""
+    if model == "text-to-image":
+        return model
+    return TEST_MODE_IMAGE_TO_3D_BACKEND if test_mode else settings.IMAGE_TO_3D_BACKEND
 
 
 def tiny_models_dir() -> Path:

@@ -12,10 +12,11 @@ import contextlib
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 
 from asgiref.sync import iscoroutinefunction
 from django.utils.decorators import sync_and_async_middleware
+
+from hydrilla import log_context
 
 HEADER = "X-Request-ID"
 META_KEY = "HTTP_X_REQUEST_ID"
@@ -24,7 +25,8 @@ META_KEY = "HTTP_X_REQUEST_ID"
 ACCEPTED = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 NONE = "-"  # in the log lines of work that no request caused
 
-_current: ContextVar[str | None] = ContextVar("request_id", default=None)
+# One variable with the other facts a log line is about (hydrilla.log_context: JSON logs' fields).
+_current = log_context.request_id
 
 
 def accepted_or_new(sent: str | None) -> str:

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "hydrilla.monitoring.count_requests",
     "hydrilla.request_id.request_id_middleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -425,23 +426,50 @@ PRELOAD_MODELS = env.list("PRELOAD_MODELS", default=[])
 TEXTURE_SIZE = env.int("TEXTURE_SIZE", default=1024)
 
 # --- Logging -------------------------------------------------------------------------------------
+# "json": one JSON object a line, with the job id, stage, attempt and request id where there is
+# one (hydrilla.log_context), for a log store to search; "plain": a line of text.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Each line names the request it was written for (hydrilla.request_id), "-" for none.
-    "filters": {"request_id": {"()": "hydrilla.request_id.RequestIdFilter"}},
+    # Each line names the request it was written for (hydrilla.request_id), "-" for none; JSON
+    # lines also the job, its stage and attempt (hydrilla.log_context).
+    "filters": {
+        "context": {"()": "hydrilla.log_context.ContextFilter"},
+        "request_id": {"()": "hydrilla.request_id.RequestIdFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            # The context fields (hydrilla.log_context) come as extras, on the records that have
+            # them.
+            "fmt": ["asctime", "levelname", "name", "message"],
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "request_id"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Metrics (hydrilla.metrics) --------------------------------------------------------------
+# GET /metrics answers `Authorization: Bearer <METRICS_TOKEN>` only; empty, the endpoint is off.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A worker on a host of its own serves its host's metrics on this port (same token); 0: none.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+# How often a GPU worker samples its GPU through NVML (utilisation, memory, busy share).
+GPU_METRICS_SECONDS = env.float("GPU_METRICS_SECONDS", default=15.0)
+# The scaling signal: GPU workers enough to run the current backlog within this time.
+GPU_DRAIN_TARGET_SECONDS = env.float("GPU_DRAIN_TARGET_SECONDS", default=600.0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -4,6 +4,8 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hydrilla.monitoring import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/3d/", include("jobs.api.job_api.urls")),
@@ -12,6 +14,7 @@ urlpatterns = [
     path("api/3d/", include("webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 if settings.SERVE_MEDIA:

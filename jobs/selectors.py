@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, Min, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -339,3 +339,37 @@ def jobs_for_staff(
     if stuck:
         jobs = jobs.filter(stuck_filter(stuck_after))
     return jobs
+
+
+def stage_load() -> list[dict]:
+    """The active jobs by kind and current stage: how many wait for a worker of the stage's queue
+    (``waiting``), how many a worker holds (``running``), and since when the longest waiting one
+    has waited (``waiting_since``: its submission, or its last handoff or requeue). One grouped
+    query, made once per scrape (``jobs.metrics``)."""
+    return list(
+        Job.objects.filter(state__in=ACTIVE_STATES)
+        .values("kind", "stage")
+        .annotate(
+            waiting=Count("pk", filter=unheld()),
+            running=Count("pk", filter=~unheld()),
+            waiting_since=Min("updated_at", filter=unheld()),
+        )
+        .order_by()
+    )
+
+
+def recent_stage_seconds(stages) -> dict[str, float]:
+    """The mean seconds of each of ``stages`` in the latest ESTIMATE_SAMPLE_SIZE completed 3D
+    jobs (their ``stage_runs``); a stage none of them ran is left out."""
+    runs = (
+        Job.objects.filter(kind__in=THREE_D_KINDS, state=JobState.COMPLETED)
+        .exclude(finished_at=None)
+        .order_by("-finished_at")
+        .values_list("stage_runs", flat=True)[: settings.ESTIMATE_SAMPLE_SIZE]
+    )
+    seconds: dict[str, list[float]] = {stage: [] for stage in stages}
+    for job_runs in runs:
+        for run in job_runs:
+            if run.get("stage") in seconds:
+                seconds[run["stage"]].append(float(run["seconds"]))
+    return {stage: sum(values) / len(values) for stage, values in seconds.items() if values}

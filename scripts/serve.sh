@@ -9,6 +9,13 @@ BIN=${BIN:-.venv/bin}
 PORT=${PORT:-4000}
 RESTART_DELAY_SECONDS=${RESTART_DELAY_SECONDS:-2}
 
+# Prometheus' multiprocess mode: every process started here (the server's, the workers' pool
+# children) writes its metrics into this folder, and a scrape of any of them reads them all
+# (hydrilla.metrics). Emptied at start: what is there belongs to processes of an earlier run.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+
 # Run "$@" in the background, and again whenever it exits, until this script is stopped. A TERM
 # to the supervisor passes to its part, whose own shutdown is awaited: Celery's warm shutdown
 # hands back its unfinished message. Production uses its own supervisor instead (docs/operations.md).
@@ -38,7 +45,7 @@ web() {
   exec $BIN/gunicorn hydrilla.asgi:application \
     --bind "${HOST:-127.0.0.1}:$PORT" --backlog 4096 \
     --worker-class hydrilla.server.Worker --workers "${WEB_PROCESSES:-2}" \
-    --timeout 120 --graceful-timeout 20 \
+    --timeout 120 --graceful-timeout 20 --config python:hydrilla.gunicorn_hooks \
     --access-logfile "${ACCESS_LOG:--}"
 }
 if [ "${1:-}" = web ]; then

@@ -13,6 +13,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
+from jobs import metrics as queue_metrics
 from jobs.watch import WAITING_VIEWS_POOL
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
@@ -193,3 +194,9 @@ def pytest_collection_modifyitems(items):
     ]
     if both:
         raise pytest.UsageError(f"marked for two suites: {both}")
+
+
+@pytest.fixture
+def fresh_stage_means(monkeypatch):
+    """The GPU stages' mean times read afresh (they are kept a minute otherwise)."""
+    monkeypatch.setattr(queue_metrics, "stage_means", queue_metrics._StageMeans())

@@ -25,6 +25,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from accounts.models import User
 from accounts.serializers import IsoDateTimeField
 from celery_app import app as celery
+from hydrilla import metrics
 from hydrilla.queues import DELIVER_WEBHOOK
 from jobs import remote_images, selectors
 from jobs.api.outputs import JobStatus
@@ -277,13 +278,16 @@ def _record(message: Message, response_status, error: str, duration_ms: int) -> 
         if succeeded:
             this_claim.update(state=MessageState.DELIVERED, next_attempt_at=None)
             endpoint.update(failing_since=None)
+            transaction.on_commit(lambda: metrics.webhook_delivered("delivered"))
             return delivery
         schedule = settings.WEBHOOK_RETRY_SCHEDULE_SECONDS
         if response_status == 410 or attempt > len(schedule):
             this_claim.update(state=MessageState.FAILED, next_attempt_at=None)
+            transaction.on_commit(lambda: metrics.webhook_delivered("failed"))
         else:
             wait = timedelta(seconds=schedule[attempt - 1])
             this_claim.update(next_attempt_at=now + wait)
+            transaction.on_commit(lambda: metrics.webhook_delivered("retrying"))
         endpoint.filter(failing_since=None).update(failing_since=now)
         if response_status == 410:
             _disable(message.endpoint_id, "It answered 410 Gone")

@@ -54,16 +54,20 @@ def job_webhook(data: dict, user) -> dict:
     return {"webhook_url": url, "webhook_events": events}
 
 
-def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
-    """Create the job (``clients.create_job``; a test API key's in test mode), its refusals as the
-    spec's errors. An image URL into our own storage (on the request's site) is kept by name, read
-    directly by the worker; any other is checked now, so that a forbidden address is refused before
-    a job exists; so is a webhook receiver that may not be (``webhooks.services.job_webhook``)."""
+def submit(
+    request: Request, *, api: clients.ApiHalf, image_url: str | None = None, **fields
+) -> Job:
+    """Create the job (``clients.create_job``) through the ``api`` half (a test API key's in test
+    mode), its refusals as the spec's errors. An image URL into our own storage (on the request's
+    site) is kept by name, read directly by the worker; any other is checked now, so that a
+    forbidden address is refused before a job exists; so is a webhook receiver that may not be
+    (``webhooks.services.job_webhook``)."""
     try:
         input_image = storage.name_from_url(image_url, site(request)) if image_url else None
         if image_url and not input_image:
             remote_images.resolve_public(image_url)
         return clients.create_job(
+            api=api,
             image_url=image_url,
             input_image=input_image or "",
             submitted_from=callers.client_address(request),

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from rest_framework import exceptions, throttling
 
 from accounts.models import ApiKey
-from hydrilla import rate_limit
+from hydrilla import metrics, rate_limit
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class RateFromSettings(throttling.SimpleRateThrottle):
                     reset_seconds=oldest + self.duration - self.now,
                 ),
             )
+        if not allowed:
+            metrics.LIMITED_REQUESTS.labels(limit=self.scope).inc()
         return allowed
 
 
@@ -125,6 +127,7 @@ class TooMany(exceptions.Throttled):
     """A cap on things a caller holds at once: try again once one of them has ended."""
 
     def __init__(self, what: str, limit: int):
+        metrics.LIMITED_REQUESTS.labels(limit=what.replace(" ", "-")).inc()
         super().__init__(
             wait=SLOT_REFRESH_SECONDS, detail=f"Too many {what} at once (at most {limit})."
         )
@@ -133,8 +136,9 @@ class TooMany(exceptions.Throttled):
 class Slots:
     """At most ``limit`` things of one kind held at once per caller."""
 
-    def __init__(self, name: str, what: str, limit_setting: str):
+    def __init__(self, name: str, what: str, limit_setting: str, gauge):
         self.name, self.what, self.limit_setting = name, what, limit_setting
+        self.gauge = gauge  # the slots of this kind held in this process
 
     def take(self, caller: str) -> "Slot":
         """A slot for the caller, or TooMany."""
@@ -151,16 +155,18 @@ class Slots:
             raise TooMany(self.what, limit)
         cache.touch(key, SLOT_TTL_SECONDS)
         _held.hold(key)
-        return Slot(key)
+        self.gauge.inc()
+        return Slot(key, self.gauge)
 
 
 class Slot:
-    def __init__(self, key: str):
-        self.key, self.released = key, False
+    def __init__(self, key: str, gauge):
+        self.key, self.gauge, self.released = key, gauge, False
 
     def release(self) -> None:
         if not self.released:
             self.released = True
+            self.gauge.dec()
             _held.let_go(self.key)
             _decrement(self.key)
 
@@ -213,5 +219,7 @@ def _decrement(key: str) -> None:
         pass
 
 
-open_streams = Slots("streams", "event streams", "MAX_STREAMS_PER_CALLER")
-waiting_previews = Slots("previews", "waiting previews", "MAX_WAITING_PREVIEWS_PER_CALLER")
+open_streams = Slots("streams", "event streams", "MAX_STREAMS_PER_CALLER", metrics.OPEN_STREAMS)
+waiting_previews = Slots(
+    "previews", "waiting previews", "MAX_WAITING_PREVIEWS_PER_CALLER", metrics.WAITING_PREVIEWS
+)

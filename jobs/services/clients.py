@@ -6,6 +6,7 @@ gets an exception and nothing is written."""
 import logging
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -13,8 +14,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from hydrilla import request_id
+from hydrilla import metrics, request_id
 from jobs import formats, plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 from webhooks.models import EventType
@@ -25,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 class JobNotCancellable(Exception):
     """The job has already ended."""
+
+
+class ApiHalf(StrEnum):
+    """The API half a job was submitted through (``hydrilla_jobs_submitted_total{api}``)."""
+
+    JOB = "job"  # /api/3d/...
+    GENERATION = "generation"  # the root's /text-to-image, /text-to-3d, /image-to-3d
 
 
 class TooManyWaitingJobs(Exception):
@@ -46,6 +55,7 @@ class JobOptions:
 def create_job(
     *,
     kind: str,
+    api: ApiHalf,
     user: User | None,
     prompt: str | None = None,
     image_url: str | None = None,
@@ -64,7 +74,8 @@ def create_job(
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
     A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
     waiting or running gets TooManyWaitingJobs, and nothing is written; so does a job's own
-    webhook receiver (``webhook_url``, ``webhook_events``) that is refused (WebhookRefused).
+    webhook receiver (``webhook_url``, ``webhook_events``) that is refused (WebhookRefused). A job
+    the broker took is counted as submitted through ``api``.
     """
     webhook = job_webhook(user, webhook_url, webhook_events)
     job = Job(
@@ -90,7 +101,7 @@ def create_job(
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()
-        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job, api))
     logger.info("Created %s job %s%s", kind, job.pk, " (test mode)" if test_mode else "")
     return job
 
@@ -134,12 +145,13 @@ def _reusable_preview(user: User | None, prompt: str | None, test_mode: bool) ->
     return preview or ""
 
 
-def _enqueue_or_withdraw(job: Job) -> None:
+def _enqueue_or_withdraw(job: Job, api: ApiHalf) -> None:
     try:
         shared.enqueue(job)
     except shared.QueueUnavailable:
         Job.objects.filter(pk=job.pk).delete()
         raise
+    metrics.JOBS_SUBMITTED.labels(kind=job.kind, api=api).inc()
 
 
 class RegistrationRefused(Exception):
@@ -242,7 +254,7 @@ def remesh_job(source: Job, options: JobOptions, webhook_url: str = "", webhook_
     with transaction.atomic():
         _check_waiting_jobs(job.user, None)
         job.save()
-        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job, ApiHalf.JOB))
     logger.info("Created remesh job %s of job %s", job.pk, source.pk)
     return job
 
@@ -299,6 +311,7 @@ def request_cancel(job: Job) -> str:
             if cancelled:
                 emit(job.pk, EventType.CANCELLED)
         if cancelled:
+            metrics.job_finished(job.kind, JobState.CANCELLED, ErrorCode.CANCELLED)
             job.state = JobState.CANCELLED
             return job.state
         held = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING, heartbeat_at__isnull=False)

@@ -14,7 +14,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from hydrilla import metrics
 from jobs import plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.services import shared
 from webhooks.models import EventType
@@ -32,6 +34,7 @@ class Lease:
     job_id: object
     attempt: int
     stage: str
+    kind: str
 
     def owned(self) -> Q:
         return (
@@ -56,7 +59,9 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     current = Job.objects.filter(
         pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False
     )
-    row = current.values("kind", "state", "heartbeat_at", "worker_process", "attempts").first()
+    row = current.values(
+        "kind", "state", "heartbeat_at", "worker_process", "attempts", "created_at"
+    ).first()
     if row is None:
         return None
     held = row["heartbeat_at"] is not None
@@ -85,7 +90,14 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
             emit(job_id, EventType.STARTED)
     if not claimed:
         return None
-    return Lease(job_id, row["attempts"] + new_attempt, stage)
+    if new_attempt:
+        metrics.STAGE_ATTEMPTS.labels(kind=row["kind"]).inc()
+    if held:
+        metrics.STAGE_TAKEOVERS.labels(stage=stage).inc()
+    if starts:
+        waited = (now - row["created_at"]).total_seconds()
+        metrics.JOB_WAIT_SECONDS.labels(kind=row["kind"]).observe(waited)
+    return Lease(job_id, row["attempts"] + new_attempt, stage, row["kind"])
 
 
 def recover_orphaned_jobs() -> list[Job]:
@@ -102,16 +114,18 @@ def recover_orphaned_jobs() -> list[Job]:
     stopping = (selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))) & Q(
         cancel_requested=True
     )
-    for job_id in Job.objects.filter(stopping).values_list("pk", flat=True):
+    for job_id, kind in Job.objects.filter(stopping).values_list("pk", "kind"):
         with transaction.atomic():
             if Job.objects.filter(stopping, pk=job_id).update(**shared.cancelled_fields(now)):
                 emit(job_id, EventType.CANCELLED)
+                metrics.job_finished(kind, JobState.CANCELLED, ErrorCode.CANCELLED)
     recovered = []
     not_sent_since_silent = Q(queued_at__isnull=True) | Q(queued_at__lt=F("heartbeat_at"))
     for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by(
         "created_at"
     ):
         shared.enqueue(job)  # QueueUnavailable: the next sweep tries again
+        metrics.SWEEP_REPUBLISHED.labels(reason="orphaned").inc()
         recovered.append(job)
     return recovered
 
@@ -127,6 +141,7 @@ def republish_unconfirmed_jobs() -> list[Job]:
         "created_at"
     ):
         shared.enqueue(job)
+        metrics.SWEEP_REPUBLISHED.labels(reason="unconfirmed").inc()
         sent.append(job)
     return sent
 
@@ -211,6 +226,7 @@ def complete_job(lease: Lease, **fields) -> bool:
         if completed:
             emit(lease.job_id, EventType.COMPLETED)
             transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
+            transaction.on_commit(lambda: metrics.job_finished(lease.kind, JobState.COMPLETED))
     return bool(completed)
 
 
@@ -225,6 +241,7 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
     with transaction.atomic():
         if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
             emit(lease.job_id, EventType.CANCELLED)
+            metrics.job_finished(lease.kind, JobState.CANCELLED, ErrorCode.CANCELLED)
             return JobState.CANCELLED
         if owned.update(
             **fields,
@@ -237,5 +254,6 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
             updated_at=now,
         ):
             emit(lease.job_id, EventType.FAILED)
+            metrics.job_finished(lease.kind, JobState.FAILED, code)
             return JobState.FAILED
     return None

@@ -71,6 +71,7 @@ def generate(request):
     data = form.validated_data
     job = submit(
         request,
+        api=clients.ApiHalf.JOB,
         kind=JobKind.IMAGE_TO_3D if data.get("imageUrl") else JobKind.TEXT_TO_3D,
         user=request.user,
         prompt=data.get("prompt"),

@@ -52,6 +52,7 @@ SUBMITTED_MESSAGE = "Job created successfully. Use /status/{job_id} to check pro
 CANCEL_MESSAGE = "Job cancellation requested. It will stop at the next checkpoint."
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 TAG = {"tags": [openapi.PIPELINE_API_TAG]}
+GENERATION = clients.ApiHalf.GENERATION
 
 
 def _submission(request, input_class) -> tuple[dict, object]:
@@ -153,7 +154,12 @@ async def text_to_image(request):
     slot = await in_thread(throttles.waiting_previews.take)(callers.caller(request))
     try:
         job = await in_thread(submit)(
-            request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"], **webhook
+            request,
+            api=GENERATION,
+            kind=JobKind.PREVIEW,
+            user=user,
+            prompt=data["prompt"],
+            **webhook,
         )
         snapshot = watcher.snapshot(job)
         queue = await in_thread(watcher.queue)(job)
@@ -214,6 +220,7 @@ def text_to_3d(request):
     data, user = _submission(request, PromptInput)
     job = submit(
         request,
+        api=GENERATION,
         kind=JobKind.TEXT_TO_3D,
         user=user,
         prompt=data["prompt"],
@@ -249,7 +256,12 @@ def text_to_3d(request):
 def image_to_3d(request):
     data, user = _submission(request, ImageTo3DInput)
     image_url = data.get("image_url")
-    fields = {"kind": JobKind.IMAGE_TO_3D, "user": user, **job_webhook(data, user)}
+    fields = {
+        "api": GENERATION,
+        "kind": JobKind.IMAGE_TO_3D,
+        "user": user,
+        **job_webhook(data, user),
+    }
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")

@@ -43,7 +43,9 @@ def test_generate_puts_the_job_on_the_gpu_queue(auth_client, gpu_queue):
 def test_the_message_is_sent_only_when_the_transaction_commits(gpu_queue):
     user = UserFactory()
     with transaction.atomic():
-        job = clients.create_job(kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key")
+        job = clients.create_job(
+            api=clients.ApiHalf.JOB, kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key"
+        )
         time.sleep(0.05)
         assert gpu_queue.messages() == []
     [message] = gpu_queue.wait()
@@ -53,7 +55,9 @@ def test_the_message_is_sent_only_when_the_transaction_commits(gpu_queue):
 def test_a_rolled_back_job_is_never_sent(gpu_queue):
     user = UserFactory()
     with pytest.raises(RuntimeError), transaction.atomic():
-        clients.create_job(kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key")
+        clients.create_job(
+            api=clients.ApiHalf.JOB, kind=JobKind.TEXT_TO_3D, user=user, prompt="a brass key"
+        )
         raise RuntimeError("the request failed after the job was written")
     time.sleep(0.1)
     assert gpu_queue.messages() == []
