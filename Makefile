@@ -24,7 +24,7 @@ endef
 install: $(STAMP)
 
 $(STAMP):
-	$(call make_venv,$(VENV),$(REQUIREMENTS),requirements/blender-no-deps.txt)
+	$(call make_venv,$(VENV),$(REQUIREMENTS),requirements/blender-no-deps.txt requirements/test-no-deps.txt)
 
 $(GPU_STAMP):
 	$(call make_venv,$(GPU_VENV),requirements/hunyuan3d.txt requirements/test.txt,requirements/hunyuan3d-no-deps.txt requirements/blender-no-deps.txt)
