@@ -36,6 +36,8 @@ RUNNING, WAITING = "running", "waiting"
 
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
+# A finished job's formats that take seconds (FBX through Blender), made on the cpu queue.
+MAKE_HEAVY_DOWNLOADS = "jobs.make_heavy_downloads"
 
 
 def stage_task(stage: str) -> str:

@@ -7,7 +7,12 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, PRIORITY_QUEUES, CeleryQueue
+from hydrilla.queues import (
+    DELETE_UNUSED_UPLOADS,
+    MAKE_HEAVY_DOWNLOADS,
+    PRIORITY_QUEUES,
+    CeleryQueue,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -408,7 +413,10 @@ CELERY_TASK_QUEUES = [
     for queue in CeleryQueue
 ]
 # The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
-CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
+CELERY_TASK_ROUTES = {
+    DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
+    MAKE_HEAVY_DOWNLOADS: {"queue": CeleryQueue.CPU},
+}
 CELERY_BEAT_SCHEDULE = {
     "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}
 }

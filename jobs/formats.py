@@ -65,6 +65,8 @@ FORMATS = {
 QUAD_FORMATS = ("obj", "fbx", "usdz")
 # The formats a printer reads: sized by ``height_mm``, standing on z = 0, repaired.
 PRINT_FORMATS = ("stl", "3mf")
+# The formats that take seconds to make (Blender): made on the cpu queue once a job is finished.
+HEAVY_FORMATS = ("fbx",)
 DEFAULT_FORMAT = "glb"
 OBJ_STEM = "model"
 

@@ -122,6 +122,8 @@ def for_print(
     needs_repair = not (watertight and manifold) or crossing
     printed = repaired(sized) if needs_repair else sized
     if needs_repair:
+        if not len(printed.faces):
+            raise ValueError("The model encloses no volume: it cannot be repaired into a solid")
         # MeshFix keeps the size; the model may have lost loose parts, so it stands again.
         printed.apply_translation([0, 0, -printed.bounds[0][2]])
     report = PrintReport(

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from jobs import formats, selectors, stages, storage
+from jobs import formats, mesh_uploads, selectors, stages, storage
 from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 
@@ -168,6 +168,7 @@ def delete_job(job: Job) -> None:
     finds the row gone and stops at its next step). A preview image or full-resolution mesh that
     another job shares (a reused preview, a remesh) stays."""
     files = [job.result_glb, job.processed_image, job.raw_mesh, *job.downloads.values()]
+    files += [job.quad_mesh, *job.view_images.values(), *job.processed_views.values()]
     files += [
         name
         for field in ("preview_image", "source_mesh")
@@ -213,32 +214,35 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
     return job
 
 
-def download(job: Job, format_name: str) -> str:
+def download(job: Job, format_name: str, height_mm: float | None = None) -> str:
     """The storage name of the job's model in ``format_name`` (one of ``formats.FORMATS``),
-    converted from its GLB and stored on the first request, then kept until the job goes.
+    converted from its GLB (and its quads, for a quad model) and stored on the first request,
+    then kept until the job goes. ``height_mm``: the printed height of the print formats, the
+    job's own (or PRINT_HEIGHT_MM) when None; each height is stored apart.
 
-    Converted here, in the web process: the formats module imports no torch, and one conversion
-    of a finished model takes well under a second (README). Raises NoModel for a job without a
+    Converted here, in the web process (the formats module imports no torch), except what
+    ``make_heavy_downloads`` already made on the cpu queue. Raises NoModel for a job without a
     result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
     """
     if job.state != JobState.COMPLETED or not job.result_glb:
         raise NoModel(job.pk)
     if format_name == formats.DEFAULT_FORMAT:
         return job.result_glb
-    if name := job.downloads.get(format_name):
+    key = _download_key(format_name, height_mm)
+    if name := job.downloads.get(key):
         return name
-    data = formats.convert(storage.read(job.result_glb), format_name)
+    data = _converted(job, format_name, height_mm)
     made = storage.save(
-        storage.job_folder(job.pk), f"model.{formats.FORMATS[format_name].extension}", data
+        storage.job_folder(job.pk), f"{key}.{formats.FORMATS[format_name].extension}", data
     )
     with transaction.atomic():
         current = (
             Job.objects.select_for_update().filter(pk=job.pk, result_glb=job.result_glb).first()
         )
-        kept = current.downloads.get(format_name) if current else None
+        kept = current.downloads.get(key) if current else None
         if current is not None and not kept:
             # A plain UPDATE: a download is no change to the job, so updated_at stays.
-            Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {format_name: made})
+            Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {key: made})
             return made
     # A concurrent first download won, or the job was deleted or requeued meanwhile: this file
     # belongs to nobody.
@@ -246,6 +250,80 @@ def download(job: Job, format_name: str) -> str:
     if current is None:
         raise NoModel(job.pk)
     return kept
+
+
+def _download_key(format_name: str, height_mm: float | None) -> str:
+    """The ``downloads`` key of a format: its name, and the height a print was asked at."""
+    if format_name in formats.PRINT_FORMATS and height_mm is not None:
+        return f"{format_name}-{height_mm:g}mm"
+    return format_name
+
+
+def _converted(job: Job, format_name: str, height_mm: float | None) -> bytes:
+    quads = storage.read(job.quad_mesh) if job.quad_mesh else None
+    height = height_mm or job.height_mm or settings.PRINT_HEIGHT_MM
+    return formats.convert(
+        storage.read(job.result_glb), format_name, quad_obj=quads, height_mm=height
+    )
+
+
+def make_heavy_downloads(job_id) -> None:
+    """Make the formats that take seconds (``formats.HEAVY_FORMATS``) of a finished job ahead of
+    their first download: run by a cpu-queue worker (``jobs.tasks``), so the web process rarely
+    converts them itself."""
+    job = Job.objects.filter(pk=job_id, state=JobState.COMPLETED).first()
+    if job is None:
+        return
+    for format_name in formats.HEAVY_FORMATS:
+        download(job, format_name)
+        job.refresh_from_db()
+
+
+def upload_mesh(*, user: User | None, data: bytes, name: str | None = None) -> Job:
+    """A finished job of a model the user brought (``POST /api/3d/upload-mesh``), with its print
+    report; its heavy formats are then made on the cpu queue.
+
+    The file is read and checked before anything is written: a refused one
+    (``mesh_uploads.MeshRefused``) leaves no row and no file. Raises StorageUnavailable too.
+    """
+    limits = mesh_uploads.Limits(
+        max_bytes=settings.UPLOAD_MESH_MAX_BYTES,
+        max_vertices=settings.UPLOAD_MESH_MAX_VERTICES,
+        max_faces=settings.UPLOAD_MESH_MAX_FACES,
+    )
+    model = mesh_uploads.read_model(data, limits)
+    glb = model.glb()
+    try:
+        report = formats.print_report(
+            glb, settings.PRINT_HEIGHT_MM, min_wall_mm=settings.PRINT_MIN_WALL_MM
+        )
+    except ValueError as exc:  # a flat model: nothing to stand up and print
+        raise mesh_uploads.MeshRefused(str(exc)) from None
+    now = timezone.now()
+    job = Job(
+        kind=JobKind.UPLOADED_MESH,
+        user=user,
+        name=name or None,
+        state=JobState.COMPLETED,
+        stage="",
+        progress=100,
+        message=f"Uploaded {model.file_type.upper()} model",
+        printability=report.as_api(),
+        started_at=now,
+        finished_at=now,
+        elapsed_seconds=0.0,
+    )
+    folder = storage.job_folder(job.pk)
+    job.result_glb = storage.save(folder, "model.glb", glb)
+    try:
+        job.source_mesh = storage.save(folder, "source.ply", model.source_mesh())
+        with transaction.atomic():
+            job.save()
+            transaction.on_commit(lambda: shared.send_heavy_downloads(job))
+    except BaseException:
+        storage.delete(job.result_glb, job.source_mesh)
+        raise
+    return job
 
 
 def request_cancel(job: Job) -> str:
