@@ -149,11 +149,12 @@ def _ply(mesh: trimesh.Trimesh) -> bytes:
 
 
 def _3mf(mesh: trimesh.Trimesh, height_mm: float) -> bytes:
-    """Coloured by the model's colour at each corner. A repaired model has new triangles: each of
-    its corners takes the colour of the nearest corner of the model as it was."""
-    printed, report = printing.for_print(mesh, height_mm)
+    """Coloured by the model's colour at each corner: the printed model's corners are joined at
+    the texture's seams, or new where it was repaired, so each takes the colour of the nearest
+    corner of the model as it was."""
+    printed, _ = printing.for_print(mesh, height_mm)
     colours = _vertex_colours(mesh)
-    if colours is not None and report.repaired:
+    if colours is not None:
         _, nearest = printing.standing(mesh, height_mm).kdtree.query(printed.vertices)
         colours = colours[nearest]
     return printing.colour_3mf(printed, colours)

@@ -115,8 +115,10 @@ def for_print(
     min_wall_mm: float = DEFAULT_MIN_WALL_MM,
 ) -> tuple[trimesh.Trimesh, PrintReport]:
     """``mesh`` standing at ``height_mm``, repaired when it is not watertight, and the report on
-    the model as it was (``repaired`` says whether the printed one was changed)."""
-    sized = standing(mesh, height_mm)
+    the model as it was (``repaired`` says whether the printed one was changed). Geometry only:
+    corners that a texture's seams split are joined first, as a printer sees one surface."""
+    placed = standing(mesh, height_mm)
+    sized = trimesh.Trimesh(placed.vertices, placed.faces, process=True)
     watertight, manifold = sized.is_watertight, is_manifold(sized)
     crossing = self_intersecting(sized)
     needs_repair = not (watertight and manifold) or crossing
