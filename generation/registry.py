@@ -60,6 +60,17 @@ def text_to_image_pipeline():
 
 
 @functools.cache
+def segmentation_model():
+    """The cut-out's segmentation model (CUT_OUT_MODEL), or None: plain backgrounds only."""
+    if not settings.CUT_OUT_MODEL:
+        return None
+    from generation.pipelines.segmentation import SegmentationModel
+
+    logger.info("Loading cut-out model %s", settings.CUT_OUT_MODEL)
+    return SegmentationModel.load(settings.CUT_OUT_MODEL)
+
+
+@functools.cache
 def image_to_3d_pipeline():
     from generation.pipelines import load_backend
 
