@@ -27,6 +27,10 @@ class Stage(models.TextChoices):
     REMESH = "remesh"  # a finished model's stored mesh, finished again
 
 
+# The views of an object a 3D job may take beside its front one (``imageUrls``; ``left_image_…``).
+EXTRA_VIEWS = ("left", "back", "right")
+
+
 class JobState(models.TextChoices):
     PENDING = "pending"
     PROCESSING = "processing"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from jobs import formats, mesh_uploads, selectors, stages, storage
-from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
+from jobs.models import ACTIVE_STATES, EXTRA_VIEWS, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def create_job(
     prompt: str | None = None,
     image_url: str | None = None,
     input_image: str = "",
+    view_urls: dict[str, str] | None = None,
+    view_images: dict[str, str] | None = None,
     options: JobOptions = JobOptions(),
     submitted_from: str | None = None,
 ) -> Job:
@@ -55,14 +57,20 @@ def create_job(
     Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
     A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
-    waiting or running gets TooManyWaitingJobs, and nothing is written.
+    waiting or running gets TooManyWaitingJobs, and nothing is written. ``view_urls`` and
+    ``view_images``: the extra views (``EXTRA_VIEWS``), as given and by storage name.
     """
+    unknown = (set(view_urls or {}) | set(view_images or {})) - set(EXTRA_VIEWS)
+    if unknown:
+        raise ValueError(f"Unknown views {sorted(unknown)}; use {', '.join(EXTRA_VIEWS)}")
     job = Job(
         kind=kind,
         user=user,
         prompt=prompt or None,
         image_url=image_url or None,
         input_image=input_image,
+        view_urls=view_urls or {},
+        view_images=view_images or {},
         generate_type=options.generate_type,
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,

@@ -12,6 +12,7 @@ the front camera's left; its image runs from the back to the front), right at +x
 import numpy as np
 import PIL.Image
 import trimesh
+from scipy import ndimage
 
 from ..errors import BadInputImage
 from ..marching_cubes import marching_cubes_table
@@ -82,7 +83,9 @@ def carve(views: dict[str, PIL.Image.Image], cells_high: int = 96) -> trimesh.Tr
         across = across * silhouette.width_cells / extent
         cover = silhouette.coverage(across.reshape(-1), y.reshape(-1)).reshape(shape)
         inside = np.minimum(inside, cover)
-    field = inside - 0.5
+    # Half a cell of blur: the hull's faces come out flat instead of in the grid's steps (a flat
+    # face stays where the 0.5 level crosses it).
+    field = ndimage.gaussian_filter(inside, sigma=0.7) - 0.5
     field[:MARGIN], field[-MARGIN:] = -0.5, -0.5
     field[:, :MARGIN], field[:, -MARGIN:] = -0.5, -0.5
     field[:, :, :MARGIN], field[:, :, -MARGIN:] = -0.5, -0.5

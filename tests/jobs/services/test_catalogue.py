@@ -159,3 +159,75 @@ def test_deleting_a_job_deletes_its_views_quads_and_every_download(s3_media, use
 
 def test_heavy_formats_are_named():
     assert set(formats.HEAVY_FORMATS) <= set(formats.FORMATS)
+
+
+# --- Several views ---------------------------------------------------------------------------
+
+
+def submit(**fields):
+    from jobs import submissions
+
+    return submissions.submit(
+        site="http://testserver", submitted_from="127.0.0.1", kind="image-to-3d", **fields
+    )
+
+
+def test_extra_views_are_kept_by_name_beside_the_front_one(local_media, user, enqueued):
+    names = {view: storage.save("uploads", f"{view}.png", b"png") for view in ("left", "back")}
+
+    job = submit(
+        user=user,
+        image_url=storage.url(storage.save("uploads", "front.png", b"png"), "http://testserver"),
+        view_urls={"left": storage.url(names["left"], "http://testserver")},
+        view_images={"back": names["back"]},
+    )
+
+    job = Job.objects.get(pk=job.pk)
+    assert job.view_images == names and list(job.view_urls) == ["left"]
+    assert job.input_image and enqueued == [str(job.pk)]
+
+
+def test_a_view_at_a_forbidden_address_is_refused_before_a_job_exists(local_media, user):
+    from jobs import remote_images
+
+    with pytest.raises(remote_images.RemoteImageError):
+        submit(
+            user=user,
+            image_url=storage.url(storage.save("uploads", "f.png", b"png"), "http://testserver"),
+            view_urls={"right": "http://127.0.0.1:9/secret.png"},
+        )
+
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("backend", "subfolder", "taken"),
+    [
+        ("silhouette", None, True),
+        ("hunyuan3d", "hunyuan3d-dit-v2-mv-turbo", True),
+        ("hunyuan3d", "hunyuan3d-dit-v2-0", False),
+        ("shap-e", None, False),
+    ],
+)
+def test_a_backend_that_reads_one_view_refuses_views_and_writes_nothing(
+    local_media, user, enqueued, settings, backend, subfolder, taken
+):
+    from jobs import submissions
+
+    settings.IMAGE_TO_3D_BACKEND, settings.HUNYUAN3D_SUBFOLDER = backend, subfolder
+    front = storage.url(storage.save("uploads", "f.png", b"png"), "http://testserver")
+    left = storage.save("uploads", "l.png", b"png")
+
+    if taken:
+        assert submit(user=user, image_url=front, view_images={"left": left}).view_images
+    else:
+        with pytest.raises(submissions.ViewsNotTaken, match="one photo: send the front view only"):
+            submit(user=user, image_url=front, view_images={"left": left})
+        assert not Job.objects.exists() and enqueued == []
+
+
+def test_unknown_view_names_are_refused(local_media, user, enqueued):
+    with pytest.raises(ValueError, match="Unknown views"):
+        clients.create_job(kind="image-to-3d", user=user, view_images={"top": "x.png"})
+
+    assert not Job.objects.exists()
