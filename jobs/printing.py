@@ -66,13 +66,7 @@ def repaired(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     crossing triangles."""
     if mesh.is_watertight:
         parts = [
-            manifold3d.Manifold(
-                manifold3d.Mesh(
-                    vert_properties=np.asarray(part.vertices, dtype=np.float32),
-                    tri_verts=np.asarray(part.faces, dtype=np.uint32),
-                )
-            )
-            for part in mesh.split(only_watertight=False)
+            manifold3d.Manifold(_manifold_mesh(part)) for part in mesh.split(only_watertight=False)
         ]
         union = manifold3d.Manifold.batch_boolean(parts, manifold3d.OpType.Add).to_mesh()
         return trimesh.Trimesh(union.vert_properties[:, :3], union.tri_verts, process=True)
@@ -98,15 +92,30 @@ def is_manifold(mesh: trimesh.Trimesh) -> bool:
 
 def thin_walls(mesh: trimesh.Trimesh, min_wall_mm: float, seed: int = 0) -> bool:
     """Whether more than THIN_WALL_SHARE of the surface is thinner than ``min_wall_mm``: from
-    points sampled on it, the distance to the surface behind them, straight inwards."""
+    points sampled on it, whether the surface behind them, straight inwards, is that near.
+
+    Manifold's ray casts (its own bounding-volume hierarchy) on a closed model; trimesh's, a
+    hundred times slower, on one Manifold does not take."""
     points, faces = trimesh.sample.sample_surface(mesh, WALL_SAMPLES, seed=seed)
     inwards = -mesh.face_normals[faces]
-    start = points + inwards * 1e-4 * mesh.scale
-    hits, rays, _ = mesh.ray.intersects_location(start, inwards, multiple_hits=False)
-    if not len(rays):
-        return False
-    thickness = np.linalg.norm(hits - points[rays], axis=1)
-    return bool((thickness < min_wall_mm).sum() > THIN_WALL_SHARE * len(points))
+    start = points + inwards * 1e-6 * mesh.scale  # off the surface the point lies on
+    solid = manifold3d.Manifold(_manifold_mesh(mesh))
+    if solid.status() == manifold3d.Error.NoError:
+        ends = points + inwards * min_wall_mm
+        thin = sum(
+            bool(solid.ray_cast(tuple(a), tuple(b))) for a, b in zip(start, ends, strict=True)
+        )
+    else:
+        hits, rays, _ = mesh.ray.intersects_location(start, inwards, multiple_hits=False)
+        thin = int((np.linalg.norm(hits - points[rays], axis=1) < min_wall_mm).sum())
+    return thin > THIN_WALL_SHARE * len(points)
+
+
+def _manifold_mesh(mesh: trimesh.Trimesh) -> manifold3d.Mesh:
+    return manifold3d.Mesh(
+        vert_properties=np.asarray(mesh.vertices, dtype=np.float32),
+        tri_verts=np.asarray(mesh.faces, dtype=np.uint32),
+    )
 
 
 def for_print(

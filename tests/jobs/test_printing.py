@@ -133,3 +133,12 @@ def test_the_colour_3mf_is_read_back_by_lib3mf_with_its_colours():
     bottom = vertices[printed.faces].mean(axis=1)[:, 2] < 10
     assert near(corner_colours[top], RED).all()
     assert near(corner_colours[bottom], BLUE).all()
+
+
+def test_thin_walls_are_found_on_a_surface_manifold_refuses_too():
+    plate = printing.standing(trimesh.creation.box((10, 10, 0.2)), height_mm=10)
+    open_plate = trimesh.Trimesh(plate.vertices, plate.faces[1:])
+    thick = printing.standing(trimesh.creation.box((10, 10, 4)), height_mm=10)
+    open_thick = trimesh.Trimesh(thick.vertices, thick.faces[1:])
+
+    assert printing.thin_walls(open_plate, 0.8) and not printing.thin_walls(open_thick, 0.8)
