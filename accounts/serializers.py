@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from hydrilla.rendering import Output
+
 
 class IsoDateTimeField(serializers.DateTimeField):
     """ISO 8601 in UTC with a Z and milliseconds, as JavaScript's Date.toISOString writes it."""
@@ -46,3 +48,18 @@ class SyncedUser(serializers.Serializer):
 class UserProfile(SyncedUser):
     imageUrl = OptionalUrl(source="image_url", allow_null=True)
     createdAt = SignUpTime(allow_null=True)
+
+
+class UserStats(Output):
+    totalJobs = serializers.IntegerField(min_value=0)
+    completedJobs = serializers.IntegerField(min_value=0)
+
+
+class Me(Output):
+    user = UserProfile()
+    stats = UserStats()
+
+
+class UserSynced(Output):
+    success = serializers.BooleanField()
+    user = SyncedUser()

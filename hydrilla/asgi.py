@@ -25,8 +25,8 @@ from django.urls import Resolver404, resolve
 
 django_asgi = get_asgi_application()
 
+from hydrilla.middleware import refused_body  # noqa: E402
 from hydrilla.wsgi import application as django_wsgi  # noqa: E402
-from jobs.middleware import refused_body  # noqa: E402
 
 threaded_wsgi = WSGIMiddleware(django_wsgi, workers=settings.WEB_THREADS)
 

@@ -3,8 +3,8 @@ by the settings (Celery's options), by the services that publish, by the workers
 ``scripts/serve.sh``.
 
 One queue per kind of work, each consumed by its own kind of worker, so that a GPU only ever runs
-model calls and a cheap preview never waits behind a long 3D job. A job's stages and the queue of
-each are in ``jobs.stages``; every stage is one task, named after it (``stage_task``).
+model calls and a cheap preview never waits behind a long 3D job. A job's stages, the queue of
+each and the task that runs it are in ``jobs.plan``.
 
     python -m hydrilla.queues gpu     # the -Q list of a kind of worker (scripts/serve.sh)
 """
@@ -38,12 +38,6 @@ RUNNING, WAITING = "running", "waiting"
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
 # A finished job's formats that take seconds (FBX through Blender), made on the cpu queue.
 MAKE_HEAVY_DOWNLOADS = "jobs.make_heavy_downloads"
-
-
-def stage_task(stage: str) -> str:
-    """The name of the task that runs ``stage`` of a job: a contract between the web service and
-    the workers, which send and implement it by name with one argument, the job id as a string."""
-    return f"generation.{stage}"
 
 
 def message_priority(job_is: str) -> int:

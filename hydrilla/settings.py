@@ -44,7 +44,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "jobs.middleware.request_body_limit",
+    "hydrilla.middleware.request_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -200,18 +200,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.parsers.JSONParser",
-        "jobs.parsers.FormParser",
-        "jobs.parsers.MultiPartParser",
+        "hydrilla.parsers.JSONParser",
+        "hydrilla.parsers.FormParser",
+        "hydrilla.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "jobs.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "hydrilla.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # rates: jobs/throttles.py reads the SUBMIT_RATE_* settings
+    # Rates: jobs/api/throttles.py reads the SUBMIT_RATE_* settings.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 # OpenAPI 3 schema of both halves at /api/schema/, browsable at /api/docs/ (Swagger UI, loaded
-# from its CDN by the browser). Response shapes are described in jobs/openapi.py.
+# from its CDN by the browser). Response shapes are described in jobs/api/openapi.py.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hydrilla API",
     "DESCRIPTION": (
@@ -227,11 +228,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GenerateTypeEnum": "jobs.models.GenerateType",
         "PolygonTypeEnum": "jobs.models.PolygonType",
+        "ErrorCodeEnum": "jobs.error_codes.ErrorCode",
     },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "jobs.openapi.document_authentication_outage",
+        "jobs.api.openapi.document_authentication_outage",
     ],
 }
 
@@ -412,7 +414,7 @@ CELERY_TASK_QUEUES = [
     )
     for queue in CeleryQueue
 ]
-# The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
+# The stages' messages name their queue when sent (jobs.plan); housekeeping goes by route.
 CELERY_TASK_ROUTES = {
     DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
     MAKE_HEAVY_DOWNLOADS: {"queue": CeleryQueue.CPU},

@@ -6,8 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/3d/", include("jobs.job_api_urls")),
-    path("", include("jobs.pipeline_api_urls")),
+    path("api/3d/", include("jobs.api.job_api.urls")),
+    path("api/3d/", include("accounts.urls")),
+    path("", include("jobs.api.pipeline_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
@@ -18,7 +19,7 @@ if settings.SERVE_MEDIA:
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
     )
 
-handler400 = "jobs.errors.json_bad_request"
-handler403 = "jobs.errors.json_permission_denied"
-handler404 = "jobs.errors.json_not_found"
-handler500 = "jobs.errors.json_server_error"
+handler400 = "hydrilla.errors.json_bad_request"
+handler403 = "hydrilla.errors.json_permission_denied"
+handler404 = "hydrilla.errors.json_not_found"
+handler500 = "hydrilla.errors.json_server_error"

@@ -13,10 +13,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils.crypto import salted_hmac
 
+from hydrilla.outages import Outage
+
 logger = logging.getLogger(__name__)
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(Outage):
     """The storage backend refused or could not be reached."""
 
 

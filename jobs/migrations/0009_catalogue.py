@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0005_job_stages'),
+        ('jobs', '0006_merge_invalid_image_codes'),
     ]
 
     operations = [

@@ -13,8 +13,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from jobs import formats, mesh_uploads, selectors, stages, storage
-from jobs.models import ACTIVE_STATES, EXTRA_VIEWS, Job, JobKind, JobState, Stage, Upload
+from jobs import formats, mesh_uploads, plan, selectors, storage
+from jobs.models import (
+    ACTIVE_STATES,
+    EXTRA_VIEWS,
+    GenerateType,
+    Job,
+    JobKind,
+    JobState,
+    Stage,
+    Upload,
+)
 from jobs.services import shared
 
 logger = logging.getLogger(__name__)
@@ -28,13 +37,26 @@ class TooManyWaitingJobs(Exception):
     """The caller already has MAX_WAITING_JOBS_PER_CALLER jobs waiting or running."""
 
 
+class ViewsNotTaken(Exception):
+    """Extra views were sent, but the configured image-to-3D backend reads the front one only."""
+
+
+def backend_takes_views() -> bool:
+    """Whether the configured image-to-3D backend reads extra views: the silhouette backend (its
+    visual hull), and Hunyuan3D-2 with a multi-view (2mv) checkpoint. Read off the settings: the
+    web process never imports the backends (``ImageTo3DBackend.takes_views`` is their own word)."""
+    backend = settings.IMAGE_TO_3D_BACKEND
+    subfolder = settings.HUNYUAN3D_SUBFOLDER or ""
+    return backend == "silhouette" or (backend == "hunyuan3d" and "-mv" in subfolder)
+
+
 class NoModel(Exception):
     """The job has no finished model (or no stored full-resolution mesh) to work from."""
 
 
 @dataclass(frozen=True)
 class JobOptions:
-    generate_type: str = "Normal"
+    generate_type: str = GenerateType.NORMAL
     face_count: int | None = None
     enable_pbr: bool = False
     polygon_type: str | None = None
@@ -60,9 +82,14 @@ def create_job(
     waiting or running gets TooManyWaitingJobs, and nothing is written. ``view_urls`` and
     ``view_images``: the extra views (``EXTRA_VIEWS``), as given and by storage name.
     """
-    unknown = (set(view_urls or {}) | set(view_images or {})) - set(EXTRA_VIEWS)
-    if unknown:
-        raise ValueError(f"Unknown views {sorted(unknown)}; use {', '.join(EXTRA_VIEWS)}")
+    views = set(view_urls or {}) | set(view_images or {})
+    if views - set(EXTRA_VIEWS):
+        raise ValueError(f"Unknown views {sorted(views)}; use {', '.join(EXTRA_VIEWS)}")
+    if views and not backend_takes_views():
+        raise ViewsNotTaken(
+            f"The {settings.IMAGE_TO_3D_BACKEND} backend makes a model from one photo: "
+            "send the front view only"
+        )
     job = Job(
         kind=kind,
         user=user,
@@ -81,7 +108,7 @@ def create_job(
     )
     if kind == JobKind.TEXT_TO_3D:
         job.preview_image = _reusable_preview(user, prompt)
-    job.stage = stages.first(kind, has_preview=bool(job.preview_image))
+    job.stage = plan.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()

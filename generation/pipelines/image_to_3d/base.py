@@ -6,7 +6,7 @@ import PIL.Image
 import torch
 import trimesh
 
-from ..steps import OnStep
+from ..denoising import OnDenoisingStep
 
 
 class ImageTo3DBackend(ABC):
@@ -26,7 +26,10 @@ class ImageTo3DBackend(ABC):
 
     @abstractmethod
     def __call__(
-        self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
+        self,
+        image_rgba: PIL.Image.Image,
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
         """Reconstruct the object of a cut-out (see ``foreground.cut_out``).
 
@@ -35,7 +38,10 @@ class ImageTo3DBackend(ABC):
         """
 
     def from_views(
-        self, views: dict[str, PIL.Image.Image], seed: int, on_step: OnStep | None = None
+        self,
+        views: dict[str, PIL.Image.Image],
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
         """Reconstruct the object from cut-outs by view name (``front`` and any of ``left``,
         ``back``, ``right``); only backends that take views implement it."""

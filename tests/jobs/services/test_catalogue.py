@@ -164,40 +164,21 @@ def test_heavy_formats_are_named():
 # --- Several views ---------------------------------------------------------------------------
 
 
-def submit(**fields):
-    from jobs import submissions
-
-    return submissions.submit(
-        site="http://testserver", submitted_from="127.0.0.1", kind="image-to-3d", **fields
-    )
-
-
 def test_extra_views_are_kept_by_name_beside_the_front_one(local_media, user, enqueued):
     names = {view: storage.save("uploads", f"{view}.png", b"png") for view in ("left", "back")}
 
-    job = submit(
+    job = clients.create_job(
+        kind="image-to-3d",
         user=user,
-        image_url=storage.url(storage.save("uploads", "front.png", b"png"), "http://testserver"),
-        view_urls={"left": storage.url(names["left"], "http://testserver")},
-        view_images={"back": names["back"]},
+        input_image=storage.save("uploads", "front.png", b"png"),
+        view_urls={"left": "https://images.example.com/left.png"},
+        view_images=names,
     )
 
     job = Job.objects.get(pk=job.pk)
-    assert job.view_images == names and list(job.view_urls) == ["left"]
-    assert job.input_image and enqueued == [str(job.pk)]
-
-
-def test_a_view_at_a_forbidden_address_is_refused_before_a_job_exists(local_media, user):
-    from jobs import remote_images
-
-    with pytest.raises(remote_images.RemoteImageError):
-        submit(
-            user=user,
-            image_url=storage.url(storage.save("uploads", "f.png", b"png"), "http://testserver"),
-            view_urls={"right": "http://127.0.0.1:9/secret.png"},
-        )
-
-    assert not Job.objects.exists()
+    assert job.view_images == names
+    assert job.view_urls == {"left": "https://images.example.com/left.png"}
+    assert enqueued == [str(job.pk)]
 
 
 @pytest.mark.parametrize(
@@ -212,17 +193,18 @@ def test_a_view_at_a_forbidden_address_is_refused_before_a_job_exists(local_medi
 def test_a_backend_that_reads_one_view_refuses_views_and_writes_nothing(
     local_media, user, enqueued, settings, backend, subfolder, taken
 ):
-    from jobs import submissions
-
     settings.IMAGE_TO_3D_BACKEND, settings.HUNYUAN3D_SUBFOLDER = backend, subfolder
-    front = storage.url(storage.save("uploads", "f.png", b"png"), "http://testserver")
-    left = storage.save("uploads", "l.png", b"png")
+
+    def create():
+        return clients.create_job(
+            kind="image-to-3d", user=user, input_image="f.png", view_images={"left": "l.png"}
+        )
 
     if taken:
-        assert submit(user=user, image_url=front, view_images={"left": left}).view_images
+        assert create().view_images == {"left": "l.png"}
     else:
-        with pytest.raises(submissions.ViewsNotTaken, match="one photo: send the front view only"):
-            submit(user=user, image_url=front, view_images={"left": left})
+        with pytest.raises(clients.ViewsNotTaken, match="one photo: send the front view only"):
+            create()
         assert not Job.objects.exists() and enqueued == []
 
 

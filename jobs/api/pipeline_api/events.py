@@ -5,6 +5,7 @@ import random
 
 from rest_framework import renderers
 
+from jobs.api.common import JOB_NOT_FOUND
 from jobs.models import FINAL_STATES
 from jobs.watch import watcher
 
@@ -34,7 +35,7 @@ async def job_events(snapshot, status_body, on_close):
     try:
         while True:
             if snapshot.job is None:
-                yield _event({"error": "Job not found"}, name="error")
+                yield _event({"error": JOB_NOT_FOUND}, name="error")
                 return
             body = await status_body(snapshot.job)
             yield _event(body)

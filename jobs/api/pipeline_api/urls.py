@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.views import pipeline_api
+from jobs.api.pipeline_api import views as pipeline_api
 
 urlpatterns = [
     path("text-to-image", pipeline_api.text_to_image),

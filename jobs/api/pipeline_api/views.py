@@ -28,19 +28,22 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from jobs import errors, events, health, openapi, outputs, selectors, storage, throttles
-from jobs.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
-from jobs.models import FINAL_STATES, JobKind, JobState
-from jobs.services import clients
-from jobs.views.common import (
-    create_job_or_503,
-    in_thread,
+from hydrilla import errors
+from jobs import health, selectors, storage
+from jobs.api import openapi, outputs, throttles
+from jobs.api.common import (
+    JOB_NOT_FOUND,
     job_for,
     release_soon,
     save_uploaded_image,
     site,
+    submit,
 )
-from jobs.watch import watcher
+from jobs.api.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
+from jobs.api.pipeline_api import events
+from jobs.models import FINAL_STATES, JobKind, JobState
+from jobs.services import clients
+from jobs.watch import in_thread, watcher
 
 PREVIEW_RETRY_AFTER_SECONDS = 5
 SUBMITTED_MESSAGE = "Job created successfully. Use /status/{job_id} to check progress."
@@ -139,7 +142,7 @@ async def text_to_image(request):
     data, user = _submission(request, PromptInput)
     slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
     try:
-        job = await in_thread(create_job_or_503)(
+        job = await in_thread(submit)(
             request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
         )
         snapshot = watcher.snapshot(job)
@@ -198,7 +201,7 @@ def _preview_timeout(job) -> Response:
 @submit_endpoint
 def text_to_3d(request):
     data, user = _submission(request, PromptInput)
-    job = create_job_or_503(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
+    job = submit(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
     return _submitted(job)
 
 
@@ -228,12 +231,10 @@ def image_to_3d(request):
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")
-        return _submitted(
-            create_job_or_503(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url)
-        )
+        return _submitted(submit(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url))
     name = save_uploaded_image(request, "image_file")
     try:
-        job = create_job_or_503(
+        job = submit(
             request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=storage.url(name, site(request))
         )
     except errors.ApiError:
@@ -254,7 +255,7 @@ def image_to_3d(request):
 def status(request, job_id):
     job = watcher.job(job_id)
     if job is None:
-        raise errors.not_found()
+        raise errors.not_found(JOB_NOT_FOUND)
     return Response(_status_body(job, site(request)))
 
 
@@ -346,7 +347,7 @@ def readiness(request):
 async def stream(request, job_id):
     job = await in_thread(watcher.job)(job_id)
     if job is None:
-        return errors.json_response("Job not found", 404)
+        return errors.json_response(JOB_NOT_FOUND, 404)
     slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
     status_body = in_thread(functools.partial(_status_body, site=site(request)))
     response = StreamingHttpResponse(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.views import job_api
+from jobs.api.job_api import views as job_api
 
 urlpatterns = [
     path("generate", job_api.generate),
@@ -13,6 +13,4 @@ urlpatterns = [
     path("register-job", job_api.register_job),
     path("upload-image", job_api.upload_image),
     path("queue/info", job_api.queue_info),
-    path("me", job_api.me),
-    path("sync-user", job_api.sync_user),
 ]

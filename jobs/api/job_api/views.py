@@ -1,4 +1,5 @@
-"""The job API, ``/api/3d/*`` (the spec's "Node.js backend")."""
+"""The job API, ``/api/3d/*`` (the spec's "Node.js backend"); its account endpoints, ``/me`` and
+``/sync-user``, are accounts.views."""
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -10,10 +11,11 @@ from rest_framework.response import Response
 from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
-from accounts import services as account_services
-from jobs import errors, formats, inputs, selectors, storage, throttles
-from jobs.models import JobKind
-from jobs.openapi import (
+from hydrilla import errors
+from jobs import formats, selectors, storage
+from jobs.api import inputs, throttles
+from jobs.api.common import job_for, save_uploaded_image, site, submit
+from jobs.api.openapi import (
     INVALID_TOKEN,
     JOB_API_TAG,
     JOB_ID,
@@ -24,19 +26,17 @@ from jobs.openapi import (
     UNAUTHENTICATED,
     error,
 )
-from jobs.outputs import (
+from jobs.api.outputs import (
     Done,
     ImageUploaded,
     JobCreated,
     JobHistory,
     JobRegistered,
     JobStatus,
-    Me,
     QueueInfo,
-    UserSynced,
 )
+from jobs.models import JobKind
 from jobs.services import clients, shared
-from jobs.views.common import create_job_or_503, job_for, save_uploaded_image, site
 from jobs.watch import watcher
 
 
@@ -61,7 +61,7 @@ def generate(request):
     form = inputs.GenerateInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
-    job = create_job_or_503(
+    job = submit(
         request,
         kind=JobKind.IMAGE_TO_3D if data.get("imageUrl") else JobKind.TEXT_TO_3D,
         user=request.user,
@@ -318,28 +318,3 @@ def upload_image(request):
 @api_view(["GET"])
 def queue_info(request):
     return Response(QueueInfo.render(watcher.queue_info()))
-
-
-@extend_schema(
-    summary="The caller's profile and statistics",
-    responses={200: Me, 401: UNAUTHENTICATED},
-    tags=[JOB_API_TAG],
-)
-@api_view(["GET"])
-@permission_classes([IsAuthenticated])
-def me(request):
-    user = account_services.sync_profile(request.user)
-    return Response(Me.render({"user": user, "stats": selectors.user_stats(user)}))
-
-
-@extend_schema(
-    summary="Sync the caller's profile from Clerk",
-    request=None,
-    responses={200: UserSynced, 401: UNAUTHENTICATED},
-    tags=[JOB_API_TAG],
-)
-@api_view(["POST"])
-@permission_classes([IsAuthenticated])
-def sync_user(request):
-    user = account_services.sync_profile(request.user, force=True)
-    return Response(UserSynced.render({"success": True, "user": user}))

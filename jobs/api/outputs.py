@@ -1,102 +1,20 @@
 """The JSON bodies of both API halves: output serializers that render each response and are the
 schema's description of it (``extend_schema(responses=...)``), one class per shape.
 
-Views render with ``Output.render(instance, **context)``: URLs in a body are absolute, on the
-``site`` (``scheme://host``) the client reached, and a job's status comes with its ``queue``
-figures (from jobs.watch).
+Views render with ``Output.render(instance, **context)`` (hydrilla.rendering): URLs in a body are
+absolute, on the ``site`` (``scheme://host``) the client reached, and a job's status comes with its
+``queue`` figures (from jobs.watch).
 """
-
-from contextvars import ContextVar
-from functools import cached_property
 
 from django.urls import reverse
 from rest_framework import serializers
 
-from accounts.serializers import IsoDateTimeField, SyncedUser, UserProfile
+from accounts.serializers import IsoDateTimeField
+from hydrilla.rendering import Output, context
 from jobs import storage
+from jobs.error_codes import CHOICES as ERROR_CODES
 from jobs.formats import FORMATS
 from jobs.models import JOB_API_STATUS, GenerateType, Job, JobKind, JobState, PolygonType
-
-_rendering: ContextVar[dict] = ContextVar("rendering")
-
-
-def context() -> dict:
-    """What the body being rendered needs besides its instance (see Output.render)."""
-    return _rendering.get()
-
-
-class Output(serializers.Serializer):
-    # An output serializer, rendered fast.
-    #
-    # ``.data`` deep-copies and binds every field again for each instance: 12 to 17 times the cost
-    # of building the dict by hand, on the bodies of /status and /api/3d/status that every client
-    # polls every 2 s. ``render`` binds the fields once per class and hands them the context through
-    # a context variable (per thread and per coroutine), so the bound fields keep no state of a
-    # request and serve every one; ``to_representation`` walks a list made once of what each field
-    # reads and writes. (Serializers here have comments, not docstrings: the schema would publish
-    # those.)
-
-    @cached_property
-    def _plan(self) -> list:
-        return [
-            (field.field_name, _reader(field), field.to_representation)
-            for field in self._readable_fields
-        ]
-
-    def to_representation(self, instance) -> dict:
-        body = {}
-        for name, read, represent in self._plan:
-            try:
-                value = read(instance)
-            except serializers.SkipField:
-                continue
-            body[name] = None if value is None else represent(value)
-        return body
-
-    @classmethod
-    def render(cls, instance, **rendering) -> dict:
-        token = _rendering.set(rendering)
-        try:
-            return cls._bound().to_representation(instance)
-        finally:
-            _rendering.reset(token)
-
-    @classmethod
-    def _bound(cls) -> "Output":
-        bound = cls.__dict__.get("_bound_once")
-        if bound is None:
-            bound = cls()
-            _bind_all(bound)
-            cls._bound_once = bound  # a race only makes two equal ones
-        return bound
-
-
-def _reader(field):
-    """``field.get_attribute``, without its generality where a field reads one plain attribute or
-    key (DRF's own reading serves whatever else: a callable, a missing attribute)."""
-    if (
-        type(field).get_attribute is not serializers.Field.get_attribute
-        or len(field.source_attrs) != 1
-    ):
-        return field.get_attribute
-    name = field.source_attrs[0]
-
-    def read(instance):
-        try:
-            value = instance[name] if type(instance) is dict else getattr(instance, name)
-        except (KeyError, AttributeError):
-            return field.get_attribute(instance)
-        return field.get_attribute(instance) if callable(value) else value
-
-    return read
-
-
-def _bind_all(serializer) -> None:
-    """Bind nested serializers' fields now, not in a request (``fields`` binds when first read)."""
-    for field in serializer.fields.values():
-        nested = getattr(field, "child", field)
-        if isinstance(nested, serializers.Serializer):
-            _bind_all(nested)
 
 
 def preview_url(job: Job, site: str | None = None) -> str | None:
@@ -250,7 +168,7 @@ class FailureMessage(IfEndedUnsuccessfully, serializers.CharField):
         return super().get_attribute(job) or "Job failed"
 
 
-class FailureCode(IfEndedUnsuccessfully, serializers.CharField):
+class FailureCode(IfEndedUnsuccessfully, serializers.ChoiceField):
     pass
 
 
@@ -270,6 +188,7 @@ class GenerationJob(Output):
         required=False, source="error_message", help_text="Only when failed or cancelled."
     )
     error_code = FailureCode(
+        ERROR_CODES,
         required=False,
         allow_null=True,
         help_text="Only when failed or cancelled: why, for programs.",
@@ -322,7 +241,7 @@ class JobRecord(Output):
     )
     resultGlbUrl = StorageUrl(allow_null=True, source="result_glb")
     previewImageUrl = PreviewUrl(allow_null=True, source="*")
-    errorCode = serializers.CharField(allow_null=True, source="error_code")
+    errorCode = serializers.ChoiceField(ERROR_CODES, allow_null=True, source="error_code")
     errorMessage = serializers.CharField(allow_null=True, source="error_message")
     name = serializers.CharField(allow_null=True)
     progress = serializers.IntegerField(min_value=0, max_value=100)
@@ -395,18 +314,3 @@ class JobRegistered(Output):
 class ImageUploaded(Output):
     success = serializers.BooleanField()
     url = serializers.URLField()
-
-
-class UserStats(Output):
-    totalJobs = serializers.IntegerField(min_value=0)
-    completedJobs = serializers.IntegerField(min_value=0)
-
-
-class Me(Output):
-    user = UserProfile()
-    stats = UserStats()
-
-
-class UserSynced(Output):
-    success = serializers.BooleanField()
-    user = SyncedUser()

@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from jobs.storage import StorageUnavailable
+from hydrilla.outages import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def bad_request(message: str) -> ApiError:
     return ApiError(message, status.HTTP_400_BAD_REQUEST)
 
 
-def not_found(message: str = "Job not found") -> ApiError:
+def not_found(message: str) -> ApiError:
     return ApiError(message, status.HTTP_404_NOT_FOUND)
 
 
@@ -56,8 +56,8 @@ def _first_message(detail) -> str:
 def json_exception_handler(exc, context):
     if isinstance(exc, exceptions.NotAuthenticated):
         exc.detail = "Authentication required"
-    elif isinstance(exc, (StorageUnavailable, db.OperationalError, db.InterfaceError)):
-        # Whichever view reached the storage or the database: an outage is the spec's 503, never
+    elif isinstance(exc, (Outage, db.OperationalError, db.InterfaceError)):
+        # Whichever view reached the service or the database: an outage is the spec's 503, never
         # a 500 (a database that cannot be reached raises these two; other database errors are
         # bugs).
         logger.warning("%s unavailable in %s: %s", type(exc).__name__, context.get("view"), exc)

@@ -1,4 +1,5 @@
-"""What both API halves accept: the request bodies, validated (the responses are jobs.outputs)."""
+"""What both API halves accept: the request bodies, validated (the responses are
+jobs.api.outputs)."""
 
 from urllib.parse import urlsplit
 

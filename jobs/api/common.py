@@ -1,18 +1,18 @@
 """What both API halves share: looking a job up for a caller, the site that URLs in bodies are
-on, the threads of the views that wait, and the spec's errors for what submitting refuses."""
+on, submitting a job and storing an uploaded image (their refusals as the spec's errors), and
+giving a slot back from the views that wait."""
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
 from rest_framework.request import Request
 
-from jobs import errors, remote_images, selectors, submissions, throttles, uploads
+from hydrilla import errors
+from jobs import remote_images, selectors, storage, uploads
+from jobs.api import throttles
 from jobs.models import Job
 from jobs.services import clients, shared
+from jobs.watch import WAITING_VIEWS_POOL
 
 CHANGING_ACTIONS = ("rename", "delete")
+JOB_NOT_FOUND = "Job not found"
 
 
 def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) -> Job:
@@ -20,7 +20,7 @@ def job_for(request: Request, job_id, *, action: str, read=selectors.get_job) ->
     ``read`` finds it (the database, or what the process's watcher already knows)."""
     job = read(job_id)
     if job is None:
-        raise errors.not_found()
+        raise errors.not_found(JOB_NOT_FOUND)
     allowed = selectors.can_change if action in CHANGING_ACTIONS else selectors.can_manage
     if not allowed(request.user, job):
         raise errors.forbidden(f"You don't have permission to {action} this job")
@@ -32,40 +32,25 @@ def site(request: Request) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
-# The threads that do the database and storage work of the views that wait (a few short queries
-# each): however many requests arrive at once, a process opens no more connections than this.
-WAITING_VIEWS_THREADS = 4
-WAITING_VIEWS_POOL = ThreadPoolExecutor(
-    max_workers=WAITING_VIEWS_THREADS, thread_name_prefix="waiting-views"
-)
-
-
 def release_soon(slot: throttles.Slot) -> None:
     """Give a slot back from a coroutine without waiting, and without touching the cache from the
     event loop (there each request's context would open a cache connection of its own)."""
     WAITING_VIEWS_POOL.submit(slot.release)
 
 
-def in_thread(function):
-    """``function`` called from a coroutine, in WAITING_VIEWS_POOL, whose threads keep their
-    database connections as request threads do (``DATABASE_CONN_MAX_AGE``)."""
-
-    @functools.wraps(function)
-    def pooled(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(pooled, thread_sensitive=False, executor=WAITING_VIEWS_POOL)
-
-
-def create_job_or_503(request: Request, **fields) -> Job:
-    """``submissions.submit``, its refusals as the spec's errors."""
+def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
+    """Create the job (``clients.create_job``), its refusals as the spec's errors. An image URL
+    into our own storage (on the request's site) is kept by name, read directly by the worker; any
+    other is checked now, so that a forbidden address is refused before a job exists."""
     try:
-        return submissions.submit(
-            site=site(request), submitted_from=throttles.client_address(request), **fields
+        input_image = storage.name_from_url(image_url, site(request)) if image_url else None
+        if image_url and not input_image:
+            remote_images.resolve_public(image_url)
+        return clients.create_job(
+            image_url=image_url,
+            input_image=input_image or "",
+            submitted_from=throttles.client_address(request),
+            **fields,
         )
     except remote_images.RemoteImageError as exc:
         raise errors.bad_request(exc.message) from None

@@ -1,5 +1,5 @@
 """What the OpenAPI description of both API halves needs besides the response bodies (those are
-the output serializers of jobs.outputs; Clerk's security scheme is accounts.openapi): the tags,
+the output serializers of jobs.api.outputs; Clerk's security scheme is accounts.openapi): the tags,
 the job id parameter, the error responses they share, and the hook that adds the errors of
 authentication to every operation that reads a token.
 """
