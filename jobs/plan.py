@@ -144,8 +144,9 @@ PLANS: dict[JobKind, dict[Stage, tuple[StepShare, ...]]] = {
             *_EXPORT_AND_UPLOAD,
         ),
     },
-    JobKind.UPLOADED_MESH: {},
 }
+# Kinds with no plan: finished when they are made, nothing runs them.
+UNPLANNED = (JobKind.UPLOADED_MESH,)
 
 
 def stages(kind: str) -> tuple[Stage, ...]:

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from generation.pipelines import BadInputImage, cut_out
 from generation.pipelines.segmentation import SegmentationModel
-from tests.generation.cluttered import (
+from tests.helpers.cluttered import (
     mug_mask,
     no_object_wall,
     shaded_mug,
@@ -54,13 +54,16 @@ def tiny_u2net(path, weights: np.ndarray, bias: float = 0.0):
 def test_the_loader_runs_a_tiny_random_model_of_the_same_signature(tmp_path):
     rng = np.random.default_rng(0)
     model = SegmentationModel.load(tiny_u2net(tmp_path / "tiny.onnx", rng.normal(size=3)))
-    photo = PIL.Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    square = PIL.Image.fromarray(rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8))
+    photo = square.resize((120, 90))
 
-    alpha = model(photo)
+    alpha = model(square)
 
-    assert model.size == SIDE and alpha.shape == (90, 120)
-    # Spread over 0-1 (up to the resize back to the photo's size).
-    assert alpha.min() < 0.05 and alpha.max() > 0.95
+    assert model.size == SIDE
+    # At the model's own size, the saliency map spread over 0-1 exactly...
+    assert alpha.min() == pytest.approx(0, abs=1e-6) and alpha.max() == pytest.approx(1, abs=1e-6)
+    assert len(np.unique(alpha)) > 100  # ...a map, not a mask
+    assert model(photo).shape == (90, 120)  # ...and at the photo's size for any other
 
 
 def test_a_model_that_finds_nothing_salient_gives_an_empty_mask(tmp_path):

@@ -12,7 +12,7 @@ import trimesh
 import ufbx
 
 from jobs import formats, quads
-from tests.jobs.models3d import BLUE, RED, glb, textured_sphere
+from tests.helpers.meshes import BLUE, RED, glb, textured_sphere
 
 QUAD_COUNT = 1200
 

@@ -11,7 +11,7 @@ import trimesh
 
 from jobs import fbx, mesh_uploads
 from jobs.mesh_uploads import Limits, MeshRefused
-from tests.jobs.models3d import glb, textured_sphere
+from tests.helpers.meshes import glb, textured_sphere
 
 FACES = len(textured_sphere().faces)
 

@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from jobs import printing
-from tests.jobs.models3d import BLUE, RED, textured_sphere
+from tests.helpers.meshes import BLUE, RED, textured_sphere
 
 
 def sphere(radius=1.0, centre=(0, 0, 0)):

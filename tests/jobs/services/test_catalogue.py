@@ -15,8 +15,8 @@ from jobs.mesh_uploads import MeshRefused
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
 from tests.factories import JobFactory
-from tests.helpers import job_ids
-from tests.jobs.models3d import glb, textured_sphere
+from tests.helpers.broker import job_ids
+from tests.helpers.meshes import glb, textured_sphere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
