@@ -323,6 +323,8 @@ IMAGE_TO_3D_STEPS = env.int("IMAGE_TO_3D_STEPS", default=None)
 IMAGE_TO_3D_GUIDANCE = env.float("IMAGE_TO_3D_GUIDANCE", default=None)
 # Marching-cubes resolution of the mesh decoder per axis (cost grows with its cube).
 MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
+# Quads when a polygonType quadrilateral job gives no faceCount (jobs.quads).
+DEFAULT_QUAD_COUNT = env.int("DEFAULT_QUAD_COUNT", default=10_000)
 # A U²-Net-family ONNX file (rembg's u2netp.onnx, u2net.onnx, ...) that cuts objects out of
 # cluttered photos (generation.pipelines.segmentation); unset, only plain backgrounds are cut out.
 CUT_OUT_MODEL = env("CUT_OUT_MODEL", default=None)

@@ -94,7 +94,7 @@ def convert(
             return _QUAD_WRITERS[format_name](quad_obj)
         if format_name == "fbx":
             return fbx.write_fbx(glb, ".glb")
-        mesh = _single_mesh(glb)
+        mesh = single_mesh(glb)
         if format_name in PRINT_FORMATS:
             return _PRINT_WRITERS[format_name](mesh, height_mm)
         return _WRITERS[format_name](mesh)
@@ -106,10 +106,10 @@ def convert(
 
 def print_report(glb: bytes, height_mm: float = printing.DEFAULT_HEIGHT_MM, **options):
     """The finished model's ``printing.PrintReport`` (``options``: ``min_wall_mm``)."""
-    return printing.for_print(_single_mesh(glb), height_mm, **options)[1]
+    return printing.for_print(single_mesh(glb), height_mm, **options)[1]
 
 
-def _single_mesh(glb: bytes) -> trimesh.Trimesh:
+def single_mesh(glb: bytes) -> trimesh.Trimesh:
     scene = trimesh.load(io.BytesIO(glb), file_type="glb", process=False)
     meshes = list(scene.geometry.values()) if isinstance(scene, trimesh.Scene) else [scene]
     if len(meshes) != 1:

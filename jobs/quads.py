@@ -87,6 +87,15 @@ def remesh(mesh: trimesh.Trimesh, face_count: int) -> QuadMesh:
     return QuadMesh(vertices, quads, uv, texture)
 
 
+def quad_model(glb: bytes, face_count: int) -> tuple[bytes, bytes]:
+    """A finished model (``glb``) remeshed into about ``face_count`` quads: the GLB of their
+    triangulation, and the quad OBJ download (``obj_zip``)."""
+    from jobs.formats import single_mesh
+
+    quads = remesh(single_mesh(glb), face_count)
+    return trimesh.Scene(quads.triangulated()).export(file_type="glb"), obj_zip(quads)
+
+
 def _read_quads(obj_text: str) -> tuple[np.ndarray, np.ndarray]:
     """The vertices and faces of an OBJ whose faces are all quads (Instant Meshes' output)."""
     vertices, faces = [], []

@@ -60,6 +60,7 @@ class JobOptions:
     face_count: int | None = None
     enable_pbr: bool = False
     polygon_type: str | None = None
+    height_mm: float | None = None  # the printed height of the stl and 3mf downloads
 
 
 def create_job(
@@ -102,6 +103,7 @@ def create_job(
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,
         polygon_type=options.polygon_type,
+        height_mm=options.height_mm,
         seed=secrets.randbits(31),
         message="Queued",
         submitted_from=None if user else submitted_from,
@@ -240,6 +242,7 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,
         polygon_type=options.polygon_type,
+        height_mm=options.height_mm,
         message="Queued",
     )
     with transaction.atomic():

@@ -196,6 +196,8 @@ def complete_job(lease: Lease, **fields) -> bool:
         )
         if completed:
             transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
+            if fields.get("result_glb"):  # a 3D model: its heavy formats made on the cpu queue
+                transaction.on_commit(lambda: shared.send_heavy_downloads(Job(pk=lease.job_id)))
     return bool(completed)
 
 

@@ -49,6 +49,7 @@ JOB_API_PATHS = {
     "/api/3d/jobs/{job_id}/remesh": {"post"},
     "/api/3d/register-job": {"post"},
     "/api/3d/upload-image": {"post"},
+    "/api/3d/upload-mesh": {"post"},
     "/api/3d/queue/info": {"get"},
     "/api/3d/me": {"get"},
     "/api/3d/sync-user": {"post"},
@@ -131,6 +132,7 @@ def test_request_bodies_are_the_media_types_the_spec_gives():
     assert "multipart/form-data" in media("/image-to-3d", "post")  # image_file
     assert media("/api/3d/generate", "post") == {"application/json"}
     assert media("/api/3d/upload-image", "post") == {"multipart/form-data"}
+    assert media("/api/3d/upload-mesh", "post") == {"multipart/form-data"}
     multipart = paths["/image-to-3d"]["post"]["requestBody"]["content"]["multipart/form-data"][
         "schema"
     ]["$ref"]

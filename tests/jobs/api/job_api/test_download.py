@@ -175,7 +175,8 @@ def test_glb_is_the_default_and_the_status_lists_every_format(
     assert body["formats"][1]["url"] == (
         f"http://testserver/api/3d/jobs/{finished_job.pk}/download?format=obj"
     )
-    assert set(body) == {"job", "queue", "formats"} and body["job"]["status"] == "DONE"
+    assert set(body) == {"job", "queue", "formats", "printability"}
+    assert body["job"]["status"] == "DONE"
 
 
 def test_downloads_follow_the_status_ownership_rules(
