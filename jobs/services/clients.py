@@ -349,7 +349,6 @@ def upload_mesh(*, user: User | None, data: bytes, name: str | None = None) -> J
         printability=report.as_api(),
         started_at=now,
         finished_at=now,
-        elapsed_seconds=0.0,
     )
     folder = storage.job_folder(job.pk)
     job.result_glb = storage.save(folder, "model.glb", glb)
