@@ -135,8 +135,10 @@ def for_print(
     if needs_repair:
         if not len(printed.faces):
             raise ValueError("The model encloses no volume: it cannot be repaired into a solid")
-        # MeshFix keeps the size; the model may have lost loose parts, so it stands again.
-        printed.apply_translation([0, 0, -printed.bounds[0][2]])
+        # A repair may cut away crossing or loose parts: the model stands again, at its height.
+        low, high = printed.bounds
+        printed.apply_translation([0, 0, -low[2]])
+        printed.apply_scale(height_mm / (high[2] - low[2]))
     report = PrintReport(
         watertight=bool(watertight),
         manifold=manifold,

