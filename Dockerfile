@@ -13,7 +13,8 @@ WORKDIR /app
 # Dependencies before the code, so that a code change reuses this layer.
 ARG REQUIREMENTS=requirements/gpu.txt
 COPY requirements/ requirements/
-RUN pip install -r "$REQUIREMENTS" -r requirements/ops.txt
+RUN pip install -r "$REQUIREMENTS" -r requirements/ops.txt \
+    && pip install --no-deps -r requirements/blender-no-deps.txt
 # The hunyuan3d extra: hy3dgen without the dependencies it declares but the shape pipeline never
 # imports (see requirements/hunyuan3d-no-deps.txt), and the system libraries that PyMeshLab links
 # (libGL, libOpenGL, fontconfig; the rest come with them or are in the base image).

@@ -24,10 +24,10 @@ endef
 install: $(STAMP)
 
 $(STAMP):
-	$(call make_venv,$(VENV),$(REQUIREMENTS))
+	$(call make_venv,$(VENV),$(REQUIREMENTS),requirements/blender-no-deps.txt requirements/test-no-deps.txt)
 
 $(GPU_STAMP):
-	$(call make_venv,$(GPU_VENV),requirements/hunyuan3d.txt requirements/test.txt,requirements/hunyuan3d-no-deps.txt)
+	$(call make_venv,$(GPU_VENV),requirements/hunyuan3d.txt requirements/test.txt,requirements/hunyuan3d-no-deps.txt requirements/blender-no-deps.txt)
 
 ## Serve the API on $PORT (default 4000) with its Celery workers, in the foreground.
 run: install

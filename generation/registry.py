@@ -99,6 +99,17 @@ def text_to_image_pipeline(test_mode: bool = False):
 
 
 @functools.cache
+def segmentation_model():
+    """The cut-out's segmentation model (CUT_OUT_MODEL), or None: plain backgrounds only."""
+    if not settings.CUT_OUT_MODEL:
+        return None
+    from generation.pipelines.segmentation import SegmentationModel
+
+    logger.info("Loading cut-out model %s", settings.CUT_OUT_MODEL)
+    return SegmentationModel.load(settings.CUT_OUT_MODEL)
+
+
+@functools.cache
 @_timed_load("image-to-3d")
 def image_to_3d_pipeline(test_mode: bool = False):
     """The image-to-3D backend: ``IMAGE_TO_3D_BACKEND`` with ``IMAGE_TO_3D_MODEL`` (or its tiny

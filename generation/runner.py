@@ -30,9 +30,9 @@ from generation.pipelines import (
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
 from hydrilla import log_context, metrics
-from jobs import plan, remote_images, storage
+from jobs import formats, plan, quads, remote_images, storage
 from jobs.error_codes import ErrorCode
-from jobs.models import GenerateType, Job, JobKind, Stage
+from jobs.models import EXTRA_VIEWS, GenerateType, Job, JobKind, PolygonType, Stage
 from jobs.plan import Step
 from jobs.services import workers
 
@@ -139,12 +139,28 @@ def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     reporter.step(Step.INPUT)
     if job.kind == JobKind.TEXT_TO_3D:
         data = storage.read(job.preview_image)
-    elif job.input_image:
-        data = storage.read(job.input_image)
     else:
-        data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
-    foreground = job_steps.object_cut_out(_image(data), reporter)
-    return {"processed_image": _store(job, "processed.png", job_steps.png(foreground), stored)}
+        data = _input_image(job.input_image, job.image_url)
+    photos = {"front": _image(data)}
+    for view in EXTRA_VIEWS:  # every view read, checked and cut out as the front one
+        if view in job.view_images or view in job.view_urls:
+            photos[view] = _image(_input_image(job.view_images.get(view), job.view_urls.get(view)))
+    cut = job_steps.object_cut_outs(photos, reporter, registry.segmentation_model())
+    front = cut.pop("front")
+    return {
+        "processed_image": _store(job, "processed.png", job_steps.png(front), stored),
+        "processed_views": {
+            view: _store(job, f"processed-{view}.png", job_steps.png(image), stored)
+            for view, image in cut.items()
+        },
+    }
+
+
+def _input_image(name: str | None, url: str | None) -> bytes:
+    """An input image: from our storage by name, else fetched from its public URL."""
+    if name:
+        return storage.read(name)
+    return remote_images.fetch(url, max_bytes=settings.UPLOAD_MAX_BYTES)
 
 
 def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
@@ -174,10 +190,11 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     """The raw mesh of the cut-out (GPU)."""
     reporter.step(Step.HANDOFF)
     foreground = _image(storage.read(job.processed_image))
+    views = {view: _image(storage.read(name)) for view, name in job.processed_views.items()}
     mesh = _model_call(
         "image-to-3d",
         job,
-        lambda pipeline: job_steps.raw_mesh(pipeline, foreground, job.seed, reporter),
+        lambda pipeline: job_steps.raw_mesh(pipeline, foreground, job.seed, reporter, views),
     )
     reporter.step(Step.HANDOFF)
     return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
@@ -189,9 +206,10 @@ def _finish(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     photo = _image(storage.read(job.processed_image))
     raw = load_source_mesh(storage.read(job.raw_mesh))
     source, glb = job_steps.finished_model(raw, photo, _finish_options(job), reporter)
+    finished = _quads_and_print_report(job, glb)
     reporter.step(Step.UPLOAD)
     source_name = _store(job, "source.ply", save_source_mesh(source), stored)
-    return {"source_mesh": source_name, "result_glb": _store(job, "model.glb", glb, stored)}
+    return {"source_mesh": source_name, **_stored_model(job, finished, stored)}
 
 
 def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
@@ -199,8 +217,33 @@ def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     reporter.step(Step.INPUT)
     source = load_source_mesh(storage.read(job.source_mesh))
     glb = job_steps.finished_glb(source, _finish_options(job), reporter)
+    finished = _quads_and_print_report(job, glb)
     reporter.step(Step.UPLOAD)
-    return {"result_glb": _store(job, "model.glb", glb, stored)}
+    return _stored_model(job, finished, stored)
+
+
+def _quads_and_print_report(job: Job, glb: bytes) -> dict:
+    """The finished model as the job asked (``polygonType: quadrilateral``: remeshed into quads,
+    the GLB their triangulation) and its print report (``jobs.printing``)."""
+    quad_obj = None
+    if job.polygon_type == PolygonType.QUADRILATERAL:
+        glb, quad_obj = quads.quad_model(glb, job.face_count or settings.DEFAULT_QUAD_COUNT)
+    height = job.height_mm or settings.PRINT_HEIGHT_MM
+    try:
+        report = formats.print_report(glb, height, min_wall_mm=settings.PRINT_MIN_WALL_MM)
+    except ValueError:  # flat, or enclosing no volume: nothing to print
+        report = None
+    return {"glb": glb, "quad_obj": quad_obj, "printability": report and report.as_api()}
+
+
+def _stored_model(job: Job, finished: dict, stored: list[str]) -> dict:
+    fields = {
+        "result_glb": _store(job, "model.glb", finished["glb"], stored),
+        "printability": finished["printability"],
+    }
+    if finished["quad_obj"] is not None:
+        fields["quad_mesh"] = _store(job, "quads.zip", finished["quad_obj"], stored)
+    return fields
 
 
 STAGES = {

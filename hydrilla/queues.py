@@ -53,6 +53,8 @@ FORGET_WEBHOOK_EVENTS = "webhooks.forget_old_events"
 
 # The header of a stage's message that carries the X-Request-ID of the request that made the job.
 REQUEST_ID_HEADER = "hydrilla_request_id"
+# A finished job's formats that take seconds (FBX through Blender), made on the cpu queue.
+MAKE_HEAVY_DOWNLOADS = "jobs.make_heavy_downloads"
 
 
 def message_priority(job_is: str) -> int:

@@ -14,6 +14,7 @@ from hydrilla.queues import (
     DELIVER_WEBHOOK,
     EXPIRE_JOBS,
     FORGET_WEBHOOK_EVENTS,
+    MAKE_HEAVY_DOWNLOADS,
     PRIORITY_QUEUES,
     SWEEP_WEBHOOKS,
     CeleryQueue,
@@ -409,6 +410,18 @@ IMAGE_TO_3D_STEPS = env.int("IMAGE_TO_3D_STEPS", default=None)
 IMAGE_TO_3D_GUIDANCE = env.float("IMAGE_TO_3D_GUIDANCE", default=None)
 # Marching-cubes resolution of the mesh decoder per axis (cost grows with its cube).
 MESH_GRID_SIZE = env.int("MESH_GRID_SIZE", default=128)
+# Quads when a polygonType quadrilateral job gives no faceCount (jobs.quads).
+DEFAULT_QUAD_COUNT = env.int("DEFAULT_QUAD_COUNT", default=10_000)
+# A U²-Net-family ONNX file (rembg's u2netp.onnx, u2net.onnx, ...) that cuts objects out of
+# cluttered photos (generation.pipelines.segmentation); unset, only plain backgrounds are cut out.
+CUT_OUT_MODEL = env("CUT_OUT_MODEL", default=None)
+# 3D printing (jobs.printing): the printed height when none is asked for, and the thinnest wall.
+PRINT_HEIGHT_MM = env.float("PRINT_HEIGHT_MM", default=100.0)
+PRINT_MIN_WALL_MM = env.float("PRINT_MIN_WALL_MM", default=0.8)
+# Models users bring (POST /api/3d/upload-mesh, jobs.mesh_uploads): refused above these.
+UPLOAD_MESH_MAX_BYTES = env.int("UPLOAD_MESH_MAX_BYTES", default=50 * 1024 * 1024)
+UPLOAD_MESH_MAX_VERTICES = env.int("UPLOAD_MESH_MAX_VERTICES", default=1_000_000)
+UPLOAD_MESH_MAX_FACES = env.int("UPLOAD_MESH_MAX_FACES", default=2_000_000)
 # Hunyuan3D-2 (IMAGE_TO_3D_BACKEND=hunyuan3d, requirements/hunyuan3d.txt); unset, hy3dgen's
 # defaults.
 HUNYUAN3D_SUBFOLDER = env("HUNYUAN3D_SUBFOLDER", default=None)
@@ -535,6 +548,7 @@ CELERY_TASK_ROUTES = {
     DELIVER_WEBHOOK: {"queue": CeleryQueue.WEBHOOKS},
     SWEEP_WEBHOOKS: {"queue": CeleryQueue.WEBHOOKS},
     FORGET_WEBHOOK_EVENTS: {"queue": CeleryQueue.WEBHOOKS},
+    MAKE_HEAVY_DOWNLOADS: {"queue": CeleryQueue.CPU},
 }
 CELERY_BEAT_SCHEDULE = {
     "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},

@@ -86,6 +86,9 @@ class JobAdmin(admin.ModelAdmin):
                     "enable_pbr",
                     "polygon_type",
                     "seed",
+                    "height_mm",
+                    "view_urls",
+                    "view_images",
                 )
             },
         ),
@@ -111,6 +114,7 @@ class JobAdmin(admin.ModelAdmin):
             },
         ),
         ("Error", {"fields": ("error_code", "error_message")}),
+        ("Printing", {"fields": ("print_report",)}),
         (
             "Files",
             {
@@ -119,6 +123,8 @@ class JobAdmin(admin.ModelAdmin):
                     "preview",
                     "model_and_preview",
                     "processed_image",
+                    "processed_views",
+                    "quad_mesh",
                     "raw_mesh",
                     "registered_preview_url",
                 )
@@ -136,6 +142,7 @@ class JobAdmin(admin.ModelAdmin):
             "model_and_preview",
             "stage_times",
             "step_times",
+            "print_report",
         ]
         return [field.name for field in Job._meta.fields if field.name != "name"] + computed
 
@@ -194,6 +201,21 @@ class JobAdmin(admin.ModelAdmin):
         in_order = sorted(job.step_seconds.items(), key=lambda item: list(Step).index(item[0]))
         steps = " · ".join(f"{step} {seconds:.2f} s" for step, seconds in in_order)
         return f"{steps} — model calls {models / total:.0%} of {total:.2f} s" if total else steps
+
+    @admin.display(description="printability")
+    def print_report(self, job):
+        """The finished model's print report, as /api/3d/status shows it."""
+        report = job.printability
+        if not report:
+            return "—"
+        checks = ("watertight", "manifold")
+        faults = {"selfIntersecting": "self-intersecting", "thinWalls": "thin walls"}
+        words = [name if report[name] else f"not {name}" for name in checks]
+        words += [word for key, word in faults.items() if report[key]]
+        words.append(f"{report['volumeMm3']:,.1f} mm³")
+        if report["repaired"]:
+            words.append("repaired for the STL and 3MF downloads")
+        return " · ".join(words)
 
     @admin.display(description="GLB")
     def glb(self, job):

@@ -1,9 +1,11 @@
-"""A finished model's GLB in the other formats users download: OBJ, STL, PLY, 3MF and USDZ.
+"""A finished model's GLB in the other formats users download: OBJ, STL, PLY, 3MF, USDZ and FBX.
 
 Django-free and torch-free: the web service converts on the first download of a format (see
 ``jobs.services.clients.download``), so this module must never import torch. Conversions read the
-GLB
-with trimesh; USDZ is written with Pixar's usd-core, an ARKit package (AR Quick Look).
+GLB with trimesh; USDZ is written with Pixar's usd-core, an ARKit package (AR Quick Look); FBX by
+Blender (``jobs.fbx``, in a child process: the heavy one). A quad model (``jobs.quads``) comes
+with its quad OBJ, from which the formats that hold quads are made. STL and 3MF are for printing
+(``jobs.printing``): standing on z = 0, in millimetres, repaired to watertight when they are not.
 """
 
 import io
@@ -15,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import trimesh
+
+from jobs import fbx, printing, quads
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,22 @@ FORMATS = {
             "application/x-ply",
             "binary PLY with the texture sampled to vertex colours",
         ),
-        Format("3mf", "3mf", "model/3mf", "3MF (3D printing): geometry only"),
+        Format(
+            "3mf",
+            "3mf",
+            "model/3mf",
+            "3MF (3D printing) in millimetres, coloured with the materials extension",
+        ),
         Format("usdz", "usdz", "model/vnd.usdz+zip", "USDZ for AR Quick Look, with its texture"),
+        Format("fbx", "fbx", "application/octet-stream", "binary FBX with its embedded texture"),
     )
 }
+# The formats that store a quad model's quads as they are; the others hold its triangulation.
+QUAD_FORMATS = ("obj", "fbx", "usdz")
+# The formats a printer reads: sized by ``height_mm``, standing on z = 0, repaired.
+PRINT_FORMATS = ("stl", "3mf")
+# The formats that take seconds to make (Blender): made on the cpu queue once a job is finished.
+HEAVY_FORMATS = ("fbx",)
 DEFAULT_FORMAT = "glb"
 OBJ_STEM = "model"
 
@@ -59,20 +75,41 @@ class ConversionFailed(Exception):
     """The GLB could not be read or written in the format asked for."""
 
 
-def convert(glb: bytes, format_name: str) -> bytes:
-    """``glb`` (a finished job's model) in ``format_name``, one of ``FORMATS``."""
+def convert(
+    glb: bytes,
+    format_name: str,
+    *,
+    quad_obj: bytes | None = None,
+    height_mm: float = printing.DEFAULT_HEIGHT_MM,
+) -> bytes:
+    """``glb`` (a finished job's model) in ``format_name``, one of ``FORMATS``.
+
+    ``quad_obj``: a quad model's quads (``quads.obj_zip``), which the QUAD_FORMATS are made from.
+    ``height_mm``: the printed height of the PRINT_FORMATS.
+    """
     if format_name == "glb":
         return glb
     try:
-        mesh = _single_mesh(glb)
+        if quad_obj is not None and format_name in QUAD_FORMATS:
+            return _QUAD_WRITERS[format_name](quad_obj)
+        if format_name == "fbx":
+            return fbx.write_fbx(glb, ".glb")
+        mesh = single_mesh(glb)
+        if format_name in PRINT_FORMATS:
+            return _PRINT_WRITERS[format_name](mesh, height_mm)
         return _WRITERS[format_name](mesh)
     except ConversionFailed:
         raise
-    except Exception as exc:  # trimesh and usd-core raise many kinds; all mean "could not convert"
+    except Exception as exc:  # the writers raise many kinds; all mean "could not convert"
         raise ConversionFailed(f"The model could not be converted to {format_name}: {exc}") from exc
 
 
-def _single_mesh(glb: bytes) -> trimesh.Trimesh:
+def print_report(glb: bytes, height_mm: float = printing.DEFAULT_HEIGHT_MM, **options):
+    """The finished model's ``printing.PrintReport`` (``options``: ``min_wall_mm``)."""
+    return printing.for_print(single_mesh(glb), height_mm, **options)[1]
+
+
+def single_mesh(glb: bytes) -> trimesh.Trimesh:
     scene = trimesh.load(io.BytesIO(glb), file_type="glb", process=False)
     meshes = list(scene.geometry.values()) if isinstance(scene, trimesh.Scene) else [scene]
     if len(meshes) != 1:
@@ -99,8 +136,9 @@ def _obj_zip(mesh: trimesh.Trimesh) -> bytes:
     return buffer.getvalue()
 
 
-def _stl(mesh: trimesh.Trimesh) -> bytes:
-    return trimesh.exchange.stl.export_stl(mesh)
+def _stl(mesh: trimesh.Trimesh, height_mm: float) -> bytes:
+    printed, _ = printing.for_print(mesh, height_mm)
+    return trimesh.exchange.stl.export_stl(printed)
 
 
 def _ply(mesh: trimesh.Trimesh) -> bytes:
@@ -110,11 +148,27 @@ def _ply(mesh: trimesh.Trimesh) -> bytes:
     return trimesh.exchange.ply.export_ply(coloured, encoding="binary", include_attributes=False)
 
 
-def _3mf(mesh: trimesh.Trimesh) -> bytes:
-    return trimesh.exchange.threemf.export_3MF(mesh)
+def _3mf(mesh: trimesh.Trimesh, height_mm: float) -> bytes:
+    """Coloured by the model's colour at each corner: the printed model's corners are joined at
+    the texture's seams, or new where it was repaired, so each takes the colour of the nearest
+    corner of the model as it was."""
+    printed, _ = printing.for_print(mesh, height_mm)
+    colours = _vertex_colours(mesh)
+    if colours is not None:
+        _, nearest = printing.standing(mesh, height_mm).kdtree.query(printed.vertices)
+        colours = colours[nearest]
+    return printing.colour_3mf(printed, colours)
 
 
-def _usdz(mesh: trimesh.Trimesh) -> bytes:
+def _vertex_colours(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    if base_colour_texture(mesh) is not None:
+        return np.asarray(mesh.visual.to_color().vertex_colors)
+    if mesh.visual.kind == "vertex":
+        return np.asarray(mesh.visual.vertex_colors)
+    return None
+
+
+def _usdz(mesh: trimesh.Trimesh, quad_model: quads.QuadMesh | None = None) -> bytes:
     """A Y-up, metre-unit USDZ holding the mesh, a UsdPreviewSurface and the PNG texture.
 
     ARKit's rules: the package's first file is a USD layer, textures are PNG or JPEG inside the
@@ -123,6 +177,7 @@ def _usdz(mesh: trimesh.Trimesh) -> bytes:
     from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
 
     image = base_colour_texture(mesh)
+    faces = mesh.faces if quad_model is None else quad_model.quads
     with tempfile.TemporaryDirectory(prefix="usdz-") as folder:
         layer_path = str(Path(folder) / f"{OBJ_STEM}.usdc")
         stage = Usd.Stage.CreateNew(layer_path)
@@ -135,10 +190,10 @@ def _usdz(mesh: trimesh.Trimesh) -> bytes:
         geometry = UsdGeom.Mesh.Define(stage, "/Model/Geometry")
         geometry.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(mesh.vertices.astype(np.float32)))
         geometry.CreateFaceVertexCountsAttr(
-            Vt.IntArray.FromNumpy(np.full(len(mesh.faces), 3, dtype=np.int32))
+            Vt.IntArray.FromNumpy(np.full(len(faces), faces.shape[1], dtype=np.int32))
         )
         geometry.CreateFaceVertexIndicesAttr(
-            Vt.IntArray.FromNumpy(mesh.faces.reshape(-1).astype(np.int32))
+            Vt.IntArray.FromNumpy(faces.reshape(-1).astype(np.int32))
         )
         geometry.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(mesh.vertex_normals.astype(np.float32)))
         geometry.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
@@ -197,4 +252,17 @@ def _usdz(mesh: trimesh.Trimesh) -> bytes:
         return package.read_bytes()
 
 
-_WRITERS = {"obj": _obj_zip, "stl": _stl, "ply": _ply, "3mf": _3mf, "usdz": _usdz}
+def _quad_usdz(quad_obj: bytes) -> bytes:
+    """The quad model's USDZ: its triangulation gives the normals and material, its quads the
+    faces."""
+    quad_model = quads.from_obj_zip(quad_obj)
+    return _usdz(quad_model.triangulated(), quad_model)
+
+
+_WRITERS = {"obj": _obj_zip, "ply": _ply, "usdz": _usdz}
+_PRINT_WRITERS = {"stl": _stl, "3mf": _3mf}
+_QUAD_WRITERS = {
+    "obj": lambda quad_obj: quad_obj,
+    "fbx": lambda quad_obj: fbx.write_fbx(quad_obj, ".zip"),
+    "usdz": _quad_usdz,
+}

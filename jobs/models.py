@@ -18,6 +18,10 @@ GenerateType = _choices(options.GenerateType)
 PolygonType = _choices(options.PolygonType)
 
 
+# The views of an object a 3D job may take beside its front one (``imageUrls``; ``left_image_…``).
+EXTRA_VIEWS = ("left", "back", "right")
+
+
 class JobState(models.TextChoices):
     PENDING = "pending"
     PROCESSING = "processing"
@@ -60,6 +64,11 @@ class Job(models.Model):
     image_url = models.URLField(max_length=2048, blank=True, null=True)
     # The storage name behind ``image_url`` when it points into our own storage: read directly.
     input_image = models.CharField(max_length=512, blank=True)
+    # The other views of the object (imageUrls' left, back, right), by view name: as given, their
+    # storage names when they point into our storage or were uploaded, and their cut-outs.
+    view_urls = models.JSONField(default=dict, blank=True)
+    view_images = models.JSONField(default=dict, blank=True)
+    processed_views = models.JSONField(default=dict, blank=True)
     generate_type = models.CharField(
         max_length=16, choices=GenerateType.choices, default=GenerateType.NORMAL
     )
@@ -69,6 +78,8 @@ class Job(models.Model):
         max_length=16, choices=PolygonType.choices, null=True, blank=True
     )
     seed = models.BigIntegerField(null=True, blank=True)
+    # The printed height of the stl and 3mf downloads (heightMm); PRINT_HEIGHT_MM when empty.
+    height_mm = models.FloatField(null=True, blank=True)
     # Anonymous jobs only: the address that submitted it, for the cap on each caller's waiting jobs.
     submitted_from = models.GenericIPAddressField(null=True, blank=True)
 
@@ -78,6 +89,11 @@ class Job(models.Model):
     source_mesh = models.CharField(max_length=512, blank=True)
     # The result in other formats, by format name, made on their first download.
     downloads = models.JSONField(default=dict, blank=True)
+    # A quad model's quads (polygonType quadrilateral): the quad OBJ, zipped (jobs.quads), from
+    # which the formats that hold quads are made; result_glb holds its triangulation.
+    quad_mesh = models.CharField(max_length=512, blank=True)
+    # The finished model's print report (jobs.printing.PrintReport.as_api()); null before.
+    printability = models.JSONField(null=True, blank=True)
     preview_image = models.CharField(max_length=512, blank=True)
     processed_image = models.CharField(max_length=512, blank=True)
     registered_preview_url = models.URLField(max_length=2048, blank=True)

@@ -27,6 +27,8 @@ class JobKind(StrEnum):
     PREVIEW = "text-to-image"
     # A finished 3D job's stored full-resolution mesh, finished again with other options (CPU only).
     REMESH = "remesh"
+    # A model the user brought (upload-mesh): finished when it is made, with no stage to run.
+    UPLOADED_MESH = "upload-mesh"
 
 
 class Stage(StrEnum):
@@ -143,6 +145,8 @@ PLANS: dict[JobKind, dict[Stage, tuple[StepShare, ...]]] = {
         ),
     },
 }
+# Kinds with no plan: finished when they are made, nothing runs them.
+UNPLANNED = (JobKind.UPLOADED_MESH,)
 
 
 def stages(kind: str) -> tuple[Stage, ...]:

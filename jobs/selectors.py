@@ -21,7 +21,13 @@ from accounts.models import User
 from jobs.models import ACTIVE_STATES, JOB_API_STATUS, THREE_D_KINDS, Job, JobKind, JobState
 
 # The kinds whose jobs share a time estimate and a place in line (not the broker's queues).
-ESTIMATE_GROUPS = {"3d": THREE_D_KINDS, "preview": (JobKind.PREVIEW,), "remesh": (JobKind.REMESH,)}
+# An uploaded model never waits (it is finished when made): it stands with the CPU-only remeshes,
+# and has no run time to count in their estimates.
+ESTIMATE_GROUPS = {
+    "3d": THREE_D_KINDS,
+    "preview": (JobKind.PREVIEW,),
+    "remesh": (JobKind.REMESH, JobKind.UPLOADED_MESH),
+}
 
 
 def estimate_group_of(job: Job) -> str:

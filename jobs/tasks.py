@@ -1,9 +1,10 @@
-"""Housekeeping tasks of the web side (default queue): no model, no torch."""
+"""Housekeeping tasks of the web side (default queue), and the heavy downloads a cpu-queue worker
+makes: no model, no torch."""
 
 from celery import shared_task
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, EXPIRE_JOBS
-from jobs.services import staff
+from hydrilla.queues import DELETE_UNUSED_UPLOADS, EXPIRE_JOBS, MAKE_HEAVY_DOWNLOADS
+from jobs.services import clients, staff
 
 
 @shared_task(name=DELETE_UNUSED_UPLOADS)
@@ -14,3 +15,8 @@ def delete_unused_uploads() -> None:
 @shared_task(name=EXPIRE_JOBS)
 def expire_jobs() -> None:
     staff.expire_jobs()
+
+
+@shared_task(name=MAKE_HEAVY_DOWNLOADS)
+def make_heavy_downloads(job_id: str) -> None:
+    clients.make_heavy_downloads(job_id)

@@ -1,4 +1,8 @@
-"""Separate the object from its background, without any model weights."""
+"""Separate the object from its background: by the border's colour (no weights) on a plain
+background, by a segmentation model (``segmentation.SegmentationModel``) on any other when one
+is configured."""
+
+from collections.abc import Callable
 
 import numpy as np
 import PIL.Image
@@ -18,12 +22,17 @@ BORDER_SPREAD_FACTOR = 2.5
 MIN_OPENING_SHARE = 0.01
 
 
-def cut_out(image: PIL.Image.Image, size: int = 256) -> PIL.Image.Image:
+def cut_out(
+    image: PIL.Image.Image,
+    size: int = 256,
+    segmentation: Callable[[PIL.Image.Image], np.ndarray] | None = None,
+) -> PIL.Image.Image:
     """The object on a transparent ``size`` x ``size`` square, centred, its longer side spanning
     85%.
 
     Uses the image's own alpha channel when it has a meaningful one; otherwise takes the colour of
-    the image border as the background. Raises BadInputImage when no object stands out.
+    the image border as the background when it is plain, or asks ``segmentation`` (image to soft
+    alpha) when it is not and one is given. Raises BadInputImage when no object stands out.
     """
     image = PIL.ImageOps.exif_transpose(image)  # a copy, turned as phone photos say in their EXIF
     # Deciding the mask needs no more detail than the output has, and big photos make it slow.
@@ -36,11 +45,16 @@ def cut_out(image: PIL.Image.Image, size: int = 256) -> PIL.Image.Image:
     rgba = image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
     if not _has_meaningful_alpha(alpha):
-        alpha = _alpha_from_background(np.asarray(rgba.convert("RGB"), dtype=np.float32))
+        rgb = np.asarray(rgba.convert("RGB"), dtype=np.float32)
+        background, spread = _border_colour(rgb)
+        if segmentation is None or spread <= MIN_COLOUR_DISTANCE / BORDER_SPREAD_FACTOR:
+            alpha = _alpha_from_background(rgb, background, spread)
+        else:
+            alpha = _largest_object(segmentation(rgba) > 0.5)
     if (alpha > 0.5).mean() < MIN_OBJECT_SHARE:
+        advice = "on a plain background" if segmentation is None else "that stands out"
         raise BadInputImage(
-            "No object could be found in the image. Use a "
-            "photo of a single object on a plain background."
+            f"No object could be found in the image. Use a photo of a single object {advice}."
         )
     rgba.putalpha(PIL.Image.fromarray(np.round(alpha * 255).astype(np.uint8)))
     return _centre(rgba, size)
@@ -60,8 +74,8 @@ def _has_meaningful_alpha(alpha: np.ndarray) -> bool:
     return (alpha < 0.5).mean() > 0.01
 
 
-def _alpha_from_background(rgb: np.ndarray) -> np.ndarray:
-    """Soft alpha of the largest region whose colour differs from the border's."""
+def _border_colour(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """The border's median colour, and how far (90th percentile) its pixels stray from it."""
     border_width = max(1, min(rgb.shape[:2]) // 50)
     border = np.concatenate(
         [
@@ -72,10 +86,17 @@ def _alpha_from_background(rgb: np.ndarray) -> np.ndarray:
         ]
     )
     background = np.median(border, axis=0)
-    border_spread = np.percentile(np.linalg.norm(border - background, axis=1), 90)
-    threshold = max(MIN_COLOUR_DISTANCE, BORDER_SPREAD_FACTOR * border_spread)
-    foreground = np.linalg.norm(rgb - background, axis=2) > threshold
+    return background, float(np.percentile(np.linalg.norm(border - background, axis=1), 90))
 
+
+def _alpha_from_background(rgb: np.ndarray, background: np.ndarray, spread: float) -> np.ndarray:
+    """Soft alpha of the largest region whose colour differs from the border's."""
+    threshold = max(MIN_COLOUR_DISTANCE, BORDER_SPREAD_FACTOR * spread)
+    return _largest_object(np.linalg.norm(rgb - background, axis=2) > threshold)
+
+
+def _largest_object(foreground: np.ndarray) -> np.ndarray:
+    """Soft alpha of the largest connected region of ``foreground``, its specks filled."""
     labels, count = ndimage.label(foreground)
     if count == 0:
         return np.zeros(foreground.shape, dtype=np.float32)

@@ -42,17 +42,38 @@ def prompt_image(pipeline, prompt: str, seed: int, steps: StepReporter) -> PIL.I
     return pipeline(prompt, seed=seed, on_denoising_step=steps.on_denoising_step)
 
 
-def object_cut_out(image: PIL.Image.Image, steps: StepReporter) -> PIL.Image.Image:
-    """The object of a photo on a transparent square (``foreground.cut_out``)."""
+def object_cut_out(
+    image: PIL.Image.Image, steps: StepReporter, segmentation=None
+) -> PIL.Image.Image:
+    """The object of a photo on a transparent square (``foreground.cut_out``, with the
+    segmentation model when one is configured)."""
+    return object_cut_outs({"front": image}, steps, segmentation)["front"]
+
+
+def object_cut_outs(
+    photos: dict[str, PIL.Image.Image], steps: StepReporter, segmentation=None
+) -> dict[str, PIL.Image.Image]:
+    """The object of each view's photo (by view name), cut out alike."""
     steps.step(Step.CUT_OUT)
-    return cut_out(image)
+    return {view: cut_out(photo, segmentation=segmentation) for view, photo in photos.items()}
 
 
 def raw_mesh(
-    backend, foreground: PIL.Image.Image, seed: int, steps: StepReporter
+    backend,
+    foreground: PIL.Image.Image,
+    seed: int,
+    steps: StepReporter,
+    views: dict[str, PIL.Image.Image] | None = None,
 ) -> trimesh.Trimesh:
-    """The image-to-3D model's mesh of a cut-out."""
+    """The image-to-3D model's mesh of a cut-out, or of every view's (``views``: the extra ones,
+    by name) where there are several."""
     steps.step(Step.IMAGE_TO_3D)
+    if views:
+        return backend.from_views(
+            {"front": foreground, **views},
+            seed=seed,
+            on_denoising_step=steps.on_denoising_step,
+        )
     return backend(foreground, seed=seed, on_denoising_step=steps.on_denoising_step)
 
 

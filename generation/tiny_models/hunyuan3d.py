@@ -85,6 +85,34 @@ TINY_HUNYUAN3D_CONFIG = hunyuan3d_config(
 )
 
 
+def multiview(config: dict, views: int = 4) -> dict:
+    """``config`` as a Hunyuan3D-2mv checkpoint: the image encoder takes up to ``views`` views
+    (front, left, back, right), each with its own view embedding, and the processor a dict of
+    them."""
+    conditioner = config["conditioner"]["params"]["main_image_encoder"]
+    return {
+        **config,
+        "conditioner": {
+            **config["conditioner"],
+            "params": {
+                "main_image_encoder": {
+                    "type": "DinoImageEncoderMV",
+                    "kwargs": {**conditioner["kwargs"], "view_num": views},
+                }
+            },
+        },
+        "image_processor": {
+            **config["image_processor"],
+            "target": "hy3dgen.shapegen.preprocessors.MVImageProcessorV2",
+        },
+    }
+
+
+TINY_HUNYUAN3D_MV_CONFIG = multiview(TINY_HUNYUAN3D_CONFIG)
+# Hunyuan3D-2mv's checkpoint folder (tencent/Hunyuan3D-2mv has it, and its turbo and fast ones).
+MV_SUBFOLDER = "hunyuan3d-dit-v2-mv"
+
+
 def save_hunyuan3d_checkpoint(folder: Path, config: dict) -> None:
     """Save randomly initialised Hunyuan3D-2 parts of ``config`` as hy3dgen loads them (fp16
     variant)."""

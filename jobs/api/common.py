@@ -55,25 +55,35 @@ def job_webhook(data: dict, user) -> dict:
 
 
 def submit(
-    request: Request, *, api: clients.ApiHalf, image_url: str | None = None, **fields
+    request: Request,
+    *,
+    api: clients.ApiHalf,
+    image_url: str | None = None,
+    view_urls: dict[str, str] | None = None,
+    **fields,
 ) -> Job:
     """Create the job (``clients.create_job``) through the ``api`` half (a test API key's in test
     mode), its refusals as the spec's errors. An image URL into our own storage (on the request's
     site) is kept by name, read directly by the worker; any other is checked now, so that a
     forbidden address is refused before a job exists; so is a webhook receiver that may not be
-    (``webhooks.services.job_webhook``)."""
+    (``webhooks.services.job_webhook``). The extra views (``view_urls``, by view name) go through
+    the same; a backend that reads one view refuses them."""
     try:
-        input_image = storage.name_from_url(image_url, site(request)) if image_url else None
-        if image_url and not input_image:
-            remote_images.resolve_public(image_url)
+        view_images = {
+            view: name for view, url in (view_urls or {}).items() if (name := _stored(request, url))
+        }
         return clients.create_job(
             api=api,
             image_url=image_url,
-            input_image=input_image or "",
+            input_image=_stored(request, image_url) if image_url else "",
+            view_urls=view_urls or {},
+            view_images=view_images,
             submitted_from=callers.client_address(request),
             test_mode=uses_test_key(request),
             **fields,
         )
+    except clients.ViewsNotTaken as exc:
+        raise errors.bad_request(str(exc)) from None
     except remote_images.RemoteImageError as exc:
         raise errors.bad_request(exc.message) from None
     except webhooks.WebhookRefused as exc:  # its address changed since job_webhook checked it
@@ -82,6 +92,14 @@ def submit(
         raise errors.service_unavailable() from None
     except clients.TooManyWaitingJobs as exc:
         raise throttles.TooMany("waiting jobs", exc.args[0]) from None
+
+
+def _stored(request: Request, url: str) -> str:
+    """The storage name of a URL into our storage; "" for any other, once checked fit to fetch."""
+    name = storage.name_from_url(url, site(request))
+    if not name:
+        remote_images.resolve_public(url)
+    return name or ""
 
 
 def save_uploaded_image(request: Request, field: str) -> str:

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from rest_framework import serializers
 
 from jobs.models import JOB_API_STATUS, GenerateType, JobKind, PolygonType
+from jobs.printing import MAX_HEIGHT_MM, MIN_HEIGHT_MM
 from jobs.selectors import HISTORY_PAGE_MAX
 from webhooks.models import EventType
 
@@ -89,13 +90,47 @@ class JobWebhookFields(serializers.Serializer):
     )
 
 
-def refuse_quadrilaterals(value):
-    # glTF stores triangles only; quads would be silently triangulated, so refuse them.
-    if value == PolygonType.QUADRILATERAL:
-        raise serializers.ValidationError(
-            "quadrilateral meshes are not supported: GLB files store triangles"
-        )
-    return value
+class StrictNumberField(serializers.FloatField):
+    """JSON numbers only (``"120"`` and ``true`` are client bugs); a query string's text too,
+    where ``from_text`` says so."""
+
+    def __init__(self, *, from_text=False, **kwargs):
+        self.from_text = from_text
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        accepted = (int, float, str) if self.from_text else (int, float)
+        if isinstance(data, bool) or not isinstance(data, accepted):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def height_mm(**kwargs):
+    """``heightMm``: the printed height of the ``stl`` and ``3mf`` downloads, in millimetres."""
+    return StrictNumberField(
+        min_value=MIN_HEIGHT_MM,
+        max_value=MAX_HEIGHT_MM,
+        help_text="The printed height of the stl and 3mf downloads, in millimetres "
+        f"({MIN_HEIGHT_MM:g}–{MAX_HEIGHT_MM:g}).",
+        **kwargs,
+    )
+
+
+class ImageUrls(serializers.Serializer):
+    """The object's views: ``front`` (the photo, as ``imageUrl``), and any of the others."""
+
+    front = HttpUrlField(max_length=2048)
+    left = HttpUrlField(required=False, max_length=2048)
+    back = HttpUrlField(required=False, max_length=2048)
+    right = HttpUrlField(required=False, max_length=2048)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and set(data) - set(self.fields):
+            unknown = ", ".join(sorted(set(data) - set(self.fields)))
+            raise serializers.ValidationError(
+                f"Unknown views: {unknown}; use front, left, back, right"
+            )
+        return super().to_internal_value(data)
 
 
 # --- The job API (/api/3d) ------------------------------------------------------------------
@@ -121,11 +156,19 @@ class GenerateInput(JobWebhookFields):
     polygonType = serializers.ChoiceField(
         choices=PolygonType.choices, required=False, allow_null=True
     )
-
-    def validate_polygonType(self, value):
-        return refuse_quadrilaterals(value)
+    imageUrls = ImageUrls(
+        required=False,
+        help_text="The object's views by name: front (the photo, as imageUrl) and any of left, "
+        "back, right, for backends that read several (an addition to the spec).",
+    )
+    heightMm = height_mm(required=False, allow_null=True)
 
     def validate(self, attrs):
+        views = attrs.get("imageUrls")
+        if views:
+            if attrs.get("imageUrl") and attrs["imageUrl"] != views["front"]:
+                raise serializers.ValidationError("imageUrl and imageUrls.front differ")
+            attrs["imageUrl"] = views["front"]
         if not attrs.get("prompt") and not attrs.get("imageUrl"):
             raise serializers.ValidationError("Either prompt or imageUrl is required")
         return attrs
@@ -142,9 +185,11 @@ class RemeshInput(JobWebhookFields):
     polygonType = serializers.ChoiceField(
         choices=PolygonType.choices, required=False, allow_null=True
     )
+    heightMm = height_mm(required=False, allow_null=True)
 
-    def validate_polygonType(self, value):
-        return refuse_quadrilaterals(value)
+
+class DownloadQuery(serializers.Serializer):
+    heightMm = height_mm(required=False, from_text=True)
 
 
 class RenameInput(serializers.Serializer):
@@ -161,6 +206,13 @@ class RegisterJobInput(serializers.Serializer):
 
 class ImageUpload(serializers.Serializer):
     image = serializers.FileField(help_text="A JPEG, PNG or WEBP image of at most 10 MB.")
+
+
+class MeshUpload(serializers.Serializer):
+    mesh = serializers.FileField(
+        help_text="A GLB, OBJ (alone, or zipped with its MTL and textures), STL, PLY or FBX model."
+    )
+    name = StrictCharField(required=False, allow_blank=True, max_length=255, trim_whitespace=True)
 
 
 # --- The generation API (the root half) ----------------------------------------------------
@@ -183,15 +235,21 @@ class ImageTo3DInput(JobWebhookFields):
         max_length=2048,
         help_text="Required unless image_file is sent. http(s) to a public address.",
     )
+    left_image_url = HttpUrlField(required=False, allow_blank=True, max_length=2048)
+    back_image_url = HttpUrlField(required=False, allow_blank=True, max_length=2048)
+    right_image_url = HttpUrlField(required=False, allow_blank=True, max_length=2048)
     user_id = StrictCharField(required=False, allow_blank=True, max_length=64)
 
 
 class ImageTo3DUpload(ImageTo3DInput):
-    """Documentation only: the multipart form, with its file."""
+    """Documentation only: the multipart form, with its files."""
 
     image_file = serializers.FileField(
         required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most."
     )
+    left_image_file = serializers.FileField(required=False, help_text="The object's left view.")
+    back_image_file = serializers.FileField(required=False, help_text="The object's back view.")
+    right_image_file = serializers.FileField(required=False, help_text="The object's right view.")
 
 
 class HistoryQuery(serializers.Serializer):

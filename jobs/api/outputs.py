@@ -13,7 +13,7 @@ from accounts.serializers import IsoDateTimeField
 from hydrilla.rendering import Output, context
 from jobs import storage
 from jobs.error_codes import CHOICES as ERROR_CODES
-from jobs.formats import FORMATS
+from jobs.formats import FORMATS, QUAD_FORMATS
 from jobs.models import JOB_API_STATUS, GenerateType, Job, JobKind, JobState, PolygonType
 
 
@@ -261,7 +261,13 @@ class DownloadFormats(serializers.ListSerializer):
             return []
         path = reverse("job-download", args=[job.pk])
         return [
-            {"format": name, "description": format.description, "location": f"{path}?format={name}"}
+            {
+                "format": name,
+                "description": format.description,
+                "location": f"{path}?format={name}",
+                # A quad model's quads are in these formats; the others hold their triangulation.
+                "holdsQuads": bool(job.quad_mesh) and name in QUAD_FORMATS,
+            }
             for name, format in FORMATS.items()
         ]
 
@@ -277,9 +283,30 @@ class DownloadFormat(Output):
     format = serializers.ChoiceField(choices=list(FORMATS))
     description = serializers.CharField()
     url = SiteUrl(source="location")
+    holdsQuads = serializers.BooleanField(
+        help_text="Whether this file holds the model's quads (polygonType quadrilateral)."
+    )
 
     class Meta:
         list_serializer_class = DownloadFormats
+
+
+class Printability(Output):
+    """The finished model's print report (``jobs.printing``), at its print height."""
+
+    watertight = serializers.BooleanField()
+    manifold = serializers.BooleanField()
+    selfIntersecting = serializers.BooleanField()
+    thinWalls = serializers.BooleanField(help_text="Walls thinner than PRINT_MIN_WALL_MM.")
+    volumeMm3 = serializers.FloatField()
+    repaired = serializers.BooleanField(
+        help_text="Whether the stl and 3mf downloads were repaired to be watertight."
+    )
+
+
+class JobPrintability(Printability):
+    def get_attribute(self, job):
+        return job.printability if job.state == JobState.COMPLETED else None
 
 
 class JobStatus(Output):
@@ -290,6 +317,12 @@ class JobStatus(Output):
         source="*",
         help_text="Where to download the finished model in each "
         "format (an addition to the spec's body; empty until the job is DONE).",
+    )
+    printability = JobPrintability(
+        source="*",
+        allow_null=True,
+        help_text="The finished model's print report (an addition to the spec's body; null "
+        "until the job is DONE, and for a model with nothing to print).",
     )
 
 

@@ -15,9 +15,18 @@ from django.utils import timezone
 
 from accounts.models import User
 from hydrilla import metrics, request_id
-from jobs import formats, plan, selectors, storage
+from jobs import formats, mesh_uploads, plan, selectors, storage
 from jobs.error_codes import ErrorCode
-from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
+from jobs.models import (
+    ACTIVE_STATES,
+    EXTRA_VIEWS,
+    GenerateType,
+    Job,
+    JobKind,
+    JobState,
+    Stage,
+    Upload,
+)
 from jobs.services import shared
 from webhooks.models import EventType
 from webhooks.services import emit, job_webhook
@@ -40,6 +49,19 @@ class TooManyWaitingJobs(Exception):
     """The caller already has MAX_WAITING_JOBS_PER_CALLER jobs waiting or running."""
 
 
+class ViewsNotTaken(Exception):
+    """Extra views were sent, but the configured image-to-3D backend reads the front one only."""
+
+
+def backend_takes_views() -> bool:
+    """Whether the configured image-to-3D backend reads extra views: the silhouette backend (its
+    visual hull), and Hunyuan3D-2 with a multi-view (2mv) checkpoint. Read off the settings: the
+    web process never imports the backends (``ImageTo3DBackend.takes_views`` is their own word)."""
+    backend = settings.IMAGE_TO_3D_BACKEND
+    subfolder = settings.HUNYUAN3D_SUBFOLDER or ""
+    return backend == "silhouette" or (backend == "hunyuan3d" and "-mv" in subfolder)
+
+
 class NoModel(Exception):
     """The job has no finished model (or no stored full-resolution mesh) to work from."""
 
@@ -50,6 +72,7 @@ class JobOptions:
     face_count: int | None = None
     enable_pbr: bool = False
     polygon_type: str | None = None
+    height_mm: float | None = None  # the printed height of the stl and 3mf downloads
 
 
 def create_job(
@@ -60,6 +83,8 @@ def create_job(
     prompt: str | None = None,
     image_url: str | None = None,
     input_image: str = "",
+    view_urls: dict[str, str] | None = None,
+    view_images: dict[str, str] | None = None,
     options: JobOptions = JobOptions(),
     submitted_from: str | None = None,
     test_mode: bool = False,
@@ -75,8 +100,17 @@ def create_job(
     A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
     waiting or running gets TooManyWaitingJobs, and nothing is written; so does a job's own
     webhook receiver (``webhook_url``, ``webhook_events``) that is refused (WebhookRefused). A job
-    the broker took is counted as submitted through ``api``.
+    the broker took is counted as submitted through ``api``. ``view_urls`` and ``view_images``:
+    the extra views (``EXTRA_VIEWS``), as given and by storage name.
     """
+    views = set(view_urls or {}) | set(view_images or {})
+    if views - set(EXTRA_VIEWS):
+        raise ValueError(f"Unknown views {sorted(views)}; use {', '.join(EXTRA_VIEWS)}")
+    if views and not backend_takes_views():
+        raise ViewsNotTaken(
+            f"The {settings.IMAGE_TO_3D_BACKEND} backend makes a model from one photo: "
+            "send the front view only"
+        )
     webhook = job_webhook(user, webhook_url, webhook_events)
     job = Job(
         kind=kind,
@@ -84,10 +118,13 @@ def create_job(
         prompt=prompt or None,
         image_url=image_url or None,
         input_image=input_image,
+        view_urls=view_urls or {},
+        view_images=view_images or {},
         generate_type=options.generate_type,
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,
         polygon_type=options.polygon_type,
+        height_mm=options.height_mm,
         seed=secrets.randbits(31),
         message="Queued",
         submitted_from=None if user else submitted_from,
@@ -208,6 +245,7 @@ def delete_job(job: Job) -> None:
     finds the row gone and stops at its next step). A preview image or full-resolution mesh that
     another job shares (a reused preview, a remesh) stays."""
     files = [job.result_glb, job.processed_image, job.raw_mesh, *job.downloads.values()]
+    files += [job.quad_mesh, *job.view_images.values(), *job.processed_views.values()]
     files += [
         name
         for field in ("preview_image", "source_mesh")
@@ -246,6 +284,7 @@ def remesh_job(source: Job, options: JobOptions, webhook_url: str = "", webhook_
         face_count=options.face_count,
         enable_pbr=options.enable_pbr,
         polygon_type=options.polygon_type,
+        height_mm=options.height_mm,
         message="Queued",
         request_id=request_id.current(),
         test_mode=source.test_mode,
@@ -259,32 +298,35 @@ def remesh_job(source: Job, options: JobOptions, webhook_url: str = "", webhook_
     return job
 
 
-def download(job: Job, format_name: str) -> str:
+def download(job: Job, format_name: str, height_mm: float | None = None) -> str:
     """The storage name of the job's model in ``format_name`` (one of ``formats.FORMATS``),
-    converted from its GLB and stored on the first request, then kept until the job goes.
+    converted from its GLB (and its quads, for a quad model) and stored on the first request,
+    then kept until the job goes. ``height_mm``: the printed height of the print formats, the
+    job's own (or PRINT_HEIGHT_MM) when None; each height is stored apart.
 
-    Converted here, in the web process: the formats module imports no torch, and one conversion
-    of a finished model takes well under a second (docs/measurements.md). Raises NoModel for a
-    job without a result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
+    Converted here, in the web process (the formats module imports no torch), except what
+    ``make_heavy_downloads`` already made on the cpu queue. Raises NoModel for a job without a
+    result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
     """
     if job.state != JobState.COMPLETED or not job.result_glb:
         raise NoModel(job.pk)
     if format_name == formats.DEFAULT_FORMAT:
         return job.result_glb
-    if name := job.downloads.get(format_name):
+    key = _download_key(format_name, height_mm)
+    if name := job.downloads.get(key):
         return name
-    data = formats.convert(storage.read(job.result_glb), format_name)
+    data = _converted(job, format_name, height_mm)
     made = storage.save(
-        storage.job_folder(job.pk), f"model.{formats.FORMATS[format_name].extension}", data
+        storage.job_folder(job.pk), f"{key}.{formats.FORMATS[format_name].extension}", data
     )
     with transaction.atomic():
         current = (
             Job.objects.select_for_update().filter(pk=job.pk, result_glb=job.result_glb).first()
         )
-        kept = current.downloads.get(format_name) if current else None
+        kept = current.downloads.get(key) if current else None
         if current is not None and not kept:
             # A plain UPDATE: a download is no change to the job, so updated_at stays.
-            Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {format_name: made})
+            Job.objects.filter(pk=job.pk).update(downloads=current.downloads | {key: made})
             return made
     # A concurrent first download won, or the job was deleted or requeued meanwhile: this file
     # belongs to nobody.
@@ -292,6 +334,79 @@ def download(job: Job, format_name: str) -> str:
     if current is None:
         raise NoModel(job.pk)
     return kept
+
+
+def _download_key(format_name: str, height_mm: float | None) -> str:
+    """The ``downloads`` key of a format: its name, and the height a print was asked at."""
+    if format_name in formats.PRINT_FORMATS and height_mm is not None:
+        return f"{format_name}-{height_mm:g}mm"
+    return format_name
+
+
+def _converted(job: Job, format_name: str, height_mm: float | None) -> bytes:
+    quads = storage.read(job.quad_mesh) if job.quad_mesh else None
+    height = height_mm or job.height_mm or settings.PRINT_HEIGHT_MM
+    return formats.convert(
+        storage.read(job.result_glb), format_name, quad_obj=quads, height_mm=height
+    )
+
+
+def make_heavy_downloads(job_id) -> None:
+    """Make the formats that take seconds (``formats.HEAVY_FORMATS``) of a finished job ahead of
+    their first download: run by a cpu-queue worker (``jobs.tasks``), so the web process rarely
+    converts them itself."""
+    job = Job.objects.filter(pk=job_id, state=JobState.COMPLETED).first()
+    if job is None:
+        return
+    for format_name in formats.HEAVY_FORMATS:
+        download(job, format_name)
+        job.refresh_from_db()
+
+
+def upload_mesh(*, user: User | None, data: bytes, name: str | None = None) -> Job:
+    """A finished job of a model the user brought (``POST /api/3d/upload-mesh``), with its print
+    report; its heavy formats are then made on the cpu queue.
+
+    The file is read and checked before anything is written: a refused one
+    (``mesh_uploads.MeshRefused``) leaves no row and no file. Raises StorageUnavailable too.
+    """
+    limits = mesh_uploads.Limits(
+        max_bytes=settings.UPLOAD_MESH_MAX_BYTES,
+        max_vertices=settings.UPLOAD_MESH_MAX_VERTICES,
+        max_faces=settings.UPLOAD_MESH_MAX_FACES,
+    )
+    model = mesh_uploads.read_model(data, limits)
+    glb = model.glb()
+    try:
+        report = formats.print_report(
+            glb, settings.PRINT_HEIGHT_MM, min_wall_mm=settings.PRINT_MIN_WALL_MM
+        )
+    except ValueError as exc:  # a flat model: nothing to stand up and print
+        raise mesh_uploads.MeshRefused(str(exc)) from None
+    now = timezone.now()
+    job = Job(
+        kind=JobKind.UPLOADED_MESH,
+        user=user,
+        name=name or None,
+        state=JobState.COMPLETED,
+        stage="",
+        progress=100,
+        message=f"Uploaded {model.file_type.upper()} model",
+        printability=report.as_api(),
+        started_at=now,
+        finished_at=now,
+    )
+    folder = storage.job_folder(job.pk)
+    job.result_glb = storage.save(folder, "model.glb", glb)
+    try:
+        job.source_mesh = storage.save(folder, "source.ply", model.source_mesh())
+        with transaction.atomic():
+            job.save()
+            transaction.on_commit(lambda: shared.send_heavy_downloads(job))
+    except BaseException:
+        storage.delete(job.result_glb, job.source_mesh)
+        raise
+    return job
 
 
 def request_cancel(job: Job) -> str:

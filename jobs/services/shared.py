@@ -7,7 +7,14 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
-from hydrilla.queues import REQUEST_ID_HEADER, RUNNING, WAITING, message_priority
+from hydrilla.queues import (
+    MAKE_HEAVY_DOWNLOADS,
+    REQUEST_ID_HEADER,
+    RUNNING,
+    WAITING,
+    CeleryQueue,
+    message_priority,
+)
 from jobs import plan, selectors
 from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobState
@@ -22,6 +29,15 @@ ENQUEUE_READS = ("pk", "state", "stage", "heartbeat_at", "request_id", "test_mod
 class QueueUnavailable(Exception):
     """The broker did not take the message (a new job is then withdrawn, any other waits for the
     sweep)."""
+
+
+def send_heavy_downloads(job: Job) -> None:
+    """Ask a cpu-queue worker to make the finished job's heavy formats ahead of their first
+    download; when the broker is down, that first download makes them instead."""
+    try:
+        celery.send_task(MAKE_HEAVY_DOWNLOADS, args=[str(job.pk)], queue=CeleryQueue.CPU)
+    except Exception as exc:  # kombu's many connection errors: the download converts instead
+        logger.warning("Could not queue the heavy downloads of job %s: %s", job.pk, exc)
 
 
 def enqueue(job: Job) -> None:

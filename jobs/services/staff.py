@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs import plan, selectors, storage
 from jobs.error_codes import ErrorCode
-from jobs.models import FINAL_STATES, Job, JobKind, JobState, Upload
+from jobs.models import EXTRA_VIEWS, FINAL_STATES, Job, JobKind, JobState, Upload
 from jobs.services import clients, shared
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,11 @@ def delete_unused_uploads() -> int:
     used = set(
         Job.objects.filter(input_image__in=old.values("name")).values_list("input_image", flat=True)
     )
-    unused = [name for name in old.values_list("name", flat=True) if name not in used]
+    names = list(old.values_list("name", flat=True))
+    for view in EXTRA_VIEWS:  # an upload may be a job's left, back or right view
+        key = f"view_images__{view}"
+        used |= set(Job.objects.filter(**{f"{key}__in": names}).values_list(key, flat=True))
+    unused = [name for name in names if name not in used]
     for name in unused:
         with transaction.atomic():
             Upload.objects.filter(name=name).delete()

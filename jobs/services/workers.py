@@ -227,6 +227,8 @@ def complete_job(lease: Lease, **fields) -> bool:
             emit(lease.job_id, EventType.COMPLETED)
             transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
             transaction.on_commit(lambda: metrics.job_finished(lease.kind, JobState.COMPLETED))
+            if fields.get("result_glb"):  # a 3D model: its heavy formats made on the cpu queue
+                transaction.on_commit(lambda: shared.send_heavy_downloads(Job(pk=lease.job_id)))
     return bool(completed)
 
 

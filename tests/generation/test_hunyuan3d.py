@@ -12,6 +12,7 @@ import importlib.util
 import math
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 import trimesh
@@ -235,3 +236,61 @@ def test_tiny_hunyuan3d_stops_when_cancelled_and_frees_memory(tiny_folder, devic
     if device.type == "cuda":
         assert torch.cuda.memory_allocated() == allocated  # only the weights are left
     assert len(backend(disc_cutout(), seed=0).faces) > 0  # still usable afterwards
+
+
+@pytest.fixture(scope="module")
+def tiny_multiview_folder(tmp_path_factory):
+    """A tiny random Hunyuan3D-2mv checkpoint (four view embeddings, the multi-view processor)."""
+    from generation.tiny_models.hunyuan3d import (
+        MV_SUBFOLDER,
+        TINY_HUNYUAN3D_MV_CONFIG,
+        save_hunyuan3d_checkpoint,
+    )
+
+    folder = tmp_path_factory.mktemp("hunyuan3d-mv")
+    save_hunyuan3d_checkpoint(folder / MV_SUBFOLDER, TINY_HUNYUAN3D_MV_CONFIG)
+    return folder
+
+
+def coloured_disc(colour):
+    image = disc_cutout()
+    pixels = np.asarray(image).copy()
+    pixels[pixels[:, :, 3] > 0, :3] = colour
+    return PIL.Image.fromarray(pixels)
+
+
+@needs_hy3dgen
+def test_tiny_hunyuan3d_mv_takes_every_view(tiny_multiview_folder):
+    from generation.tiny_models.hunyuan3d import MV_SUBFOLDER
+
+    backend = load_backend(
+        "hunyuan3d",
+        str(tiny_multiview_folder),
+        CPU,
+        torch.float32,
+        subfolder=MV_SUBFOLDER,
+        steps=2,
+        octree_resolution=32,
+    )
+    views = {"front": coloured_disc((200, 0, 0)), "left": coloured_disc((0, 200, 0))}
+    encoded = []
+    encoder = backend.pipe.conditioner.main_image_encoder
+    hook = encoder.register_forward_hook(lambda module, args, output: encoded.append(output))
+
+    assert backend.takes_views
+    mesh = backend.from_views(views, seed=0)
+    backend(views["front"], seed=0)
+    hook.remove()
+
+    assert mesh.is_watertight and mesh.volume > 0
+    # Two views' patch tokens, then one view's: the encoder saw each view it was given.
+    assert encoded[0].shape[1] == 2 * encoded[1].shape[1]
+
+
+@needs_hy3dgen
+def test_a_single_view_checkpoint_says_it_takes_one_view(tiny_folder):
+    backend = load_backend("hunyuan3d", str(tiny_folder), CPU, torch.float32, steps=2)
+
+    assert not backend.takes_views
+    with pytest.raises(NotImplementedError, match="takes one view"):
+        backend.from_views({"front": disc_cutout(), "left": disc_cutout()}, seed=0)

@@ -5,6 +5,7 @@ import io
 import os
 import signal
 import time
+import zipfile
 
 import pytest
 import trimesh
@@ -326,3 +327,77 @@ def test_a_3d_job_reuses_the_preview_the_user_already_made(worker):
     assert job.state == JobState.COMPLETED, job.error_message
     assert job.preview_image == preview.preview_image
     assert Job.objects.filter(preview_image=preview.preview_image).count() == 2
+
+
+# --- Several views, quads, the print report, a real cut-out (issue 22) -------------------------
+
+
+def drawn_box_side(width: int, colour) -> bytes:
+    """A level photo of a box side ``width`` x 200 pixels on a plain background."""
+    image = Image.new("RGB", (256, 256), (240, 240, 236))
+    ImageDraw.Draw(image).rectangle((128 - width // 2, 28, 128 + width // 2 - 1, 227), fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def model_extents(job: Job):
+    mesh = trimesh.load(io.BytesIO(storage.read(job.result_glb)), file_type="glb", force="mesh")
+    return mesh.extents / mesh.extents[1]
+
+
+def upload_file(name: str, data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type="image/png")
+
+
+@pytest.mark.parametrize("views", [("left",), ("left", "back", "right")], ids="+".join)
+def test_a_box_from_several_views_through_the_generation_half_has_its_three_dimensions(
+    worker, api_client, views
+):
+    # 60 x 100 x 30: the front and back 120 x 200 pixels, the sides 60 x 200.
+    photos = {"image_file": upload_file("front.png", drawn_box_side(120, (200, 40, 40)))}
+    for view in views:
+        width = 120 if view == "back" else 60
+        photos[f"{view}_image_file"] = upload_file(
+            f"{view}.png", drawn_box_side(width, (40, 40, 200))
+        )
+
+    response = api_client.post("/image-to-3d", photos, format="multipart")
+    job = wait_for(Job.objects.get(pk=response.json()["job_id"]), finished, worker=worker)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert set(job.processed_views) == set(views)
+    width, _, depth = model_extents(job)
+    assert width == pytest.approx(0.6, rel=0.05) and depth == pytest.approx(0.3, rel=0.05)
+    assert job.printability["watertight"]
+
+
+def test_views_through_the_job_api_end_done_and_a_quad_model_with_them(worker, auth_client, user):
+    front = storage.url(storage.save("uploads", "front.png", drawn_box_side(120, (200, 40, 40))))
+    left = storage.url(storage.save("uploads", "left.png", drawn_box_side(60, (40, 40, 200))))
+    body = {
+        "imageUrls": {"front": front, "left": left},
+        "polygonType": "quadrilateral",
+        "faceCount": 600,
+        "heightMm": 50,
+    }
+
+    response = auth_client(user).post("/api/3d/generate", body, format="json")
+    job = wait_for(Job.objects.get(pk=response.json()["jobId"]), finished, worker=worker)
+
+    assert job.state == JobState.COMPLETED, job.error_message
+    assert set(job.view_images) == {"left"} and set(job.processed_views) == {"left"}
+    quads = [
+        line
+        for line in zipfile.ZipFile(io.BytesIO(storage.read(job.quad_mesh)))
+        .read("model.obj")
+        .decode()
+        .splitlines()
+        if line.startswith("f ")
+    ]
+    assert abs(len(quads) - 600) <= 60 and all(len(line.split()) == 5 for line in quads)
+    assert glb_faces(job) == 2 * len(quads)  # the GLB holds their triangulation
+    stl = trimesh.load(io.BytesIO(storage.read(clients.download(job, "stl"))), file_type="stl")
+    assert stl.extents[2] == pytest.approx(50, rel=1e-3)  # the job's heightMm

@@ -1,10 +1,12 @@
-"""The GLBs the pipelines write, as a viewer reads them, and a small orthographic z-buffer renderer
-for tests: the front view (along -z, y up) of a unit-cube mesh, unlit, in sRGB, from its vertex
+"""The GLBs the pipelines write, as a viewer reads them; finished models as the jobs' downloads
+start from (a textured GLB, made without a worker); and a small orthographic z-buffer renderer for
+tests: the front view (along -z, y up) of a unit-cube mesh, unlit, in sRGB, from its vertex
 colours or from its base-colour texture."""
 
 import io
 
 import numpy as np
+import PIL.Image
 import trimesh
 
 from generation.pipelines.texture import linear_to_srgb, rasterize
@@ -49,3 +51,26 @@ def load_glb(glb: bytes) -> trimesh.Trimesh:
     """The GLB's only mesh, as a viewer reads it (the scene's geometry keeps vertex attributes)."""
     (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
     return mesh
+
+
+RED, BLUE = (220, 20, 20), (20, 40, 220)
+
+
+def two_colour_texture() -> PIL.Image.Image:
+    """Its upper half (v > 0.5) red, its lower half blue."""
+    image = PIL.Image.new("RGB", (64, 64), BLUE)
+    image.paste(RED, (0, 0, 64, 32))  # image rows run down, v up
+    return image
+
+
+def textured_sphere(subdivisions: int = 4) -> trimesh.Trimesh:
+    """A unit sphere (glTF: Y up) whose UVs map its top half to the red half of the texture."""
+    mesh = trimesh.creation.icosphere(subdivisions)
+    uv = np.column_stack([(mesh.vertices[:, 0] + 1) / 2, (mesh.vertices[:, 1] + 1) / 2])
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=two_colour_texture())
+    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    return mesh
+
+
+def glb(mesh: trimesh.Trimesh) -> bytes:
+    return trimesh.Scene(mesh).export(file_type="glb")

@@ -104,6 +104,25 @@ def test_the_change_page_shows_each_stage_and_step_s_time_and_the_share_of_model
     assert "model calls 70% of 5.00 s" in html
 
 
+def test_the_change_page_shows_the_print_report(admin_client):
+    report = {
+        "watertight": False,
+        "manifold": False,
+        "selfIntersecting": False,
+        "thinWalls": True,
+        "volumeMm3": 12345.67,
+        "repaired": True,
+    }
+    job = JobFactory(state="completed", printability=report)
+
+    html = admin_client.get(change_url(job)).content.decode()
+
+    assert (
+        "not watertight · not manifold · thin walls · 12,345.7 mm³ · "
+        "repaired for the STL and 3MF downloads"
+    ) in html
+
+
 def test_the_change_form_renames_and_nothing_else(admin_client):
     job = JobFactory(running=True, started_at=ago(minutes=1), name="old name")
     Job.objects.filter(pk=job.pk).update(progress=55)  # the pipeline moved on since the page loaded

@@ -11,7 +11,7 @@ from tests.helpers.processes import fresh_python
 DJANGO_FREE = ("jobs.plan", "jobs.options", "jobs.error_codes")
 
 
-@pytest.mark.parametrize("kind", list(JobKind))
+@pytest.mark.parametrize("kind", list(plan.PLANS))
 def test_a_kind_s_steps_share_out_its_progress_in_order_without_gap_or_overlap(kind):
     shares = [share for stage in plan.stages(kind) for share in plan.steps(kind, stage)]
 
@@ -22,9 +22,13 @@ def test_a_kind_s_steps_share_out_its_progress_in_order_without_gap_or_overlap(k
 
 
 def test_every_stage_runs_on_a_queue_and_in_a_kind_of_job():
-    in_a_kind = {stage for kind in JobKind for stage in plan.stages(kind)}
+    in_a_kind = {stage for kind in plan.PLANS for stage in plan.stages(kind)}
 
     assert set(plan.QUEUES) == in_a_kind == set(Stage)
+
+
+def test_every_kind_has_a_plan_but_those_finished_when_made():
+    assert set(plan.PLANS) == set(JobKind) - set(plan.UNPLANNED)
 
 
 def test_the_words_the_pipelines_read_import_no_django():

@@ -1,4 +1,5 @@
-"""Uploads that no job uses are deleted after a day, by a task on the default queue."""
+"""Uploads that no job uses are deleted after a day, by a task on the default queue; a finished
+job's heavy formats are made by a task on the cpu queue."""
 
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from hydrilla.queues import (
     DELETE_UNUSED_UPLOADS,
     EXPIRE_JOBS,
     FORGET_WEBHOOK_EVENTS,
+    MAKE_HEAVY_DOWNLOADS,
     SWEEP_WEBHOOKS,
     CeleryQueue,
 )
@@ -44,6 +46,25 @@ def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(
     assert s3_media.exists(used) and s3_media.exists(recent)
     assert set(Upload.objects.values_list("name", flat=True)) == {used, recent}
     assert Job.objects.get().input_image == used
+
+
+def test_an_upload_a_job_uses_as_an_extra_view_stays(
+    s3_media, api_client, django_capture_on_commit_callbacks
+):
+    left, back = uploaded(api_client, hours_ago=25), uploaded(api_client, hours_ago=25)
+    forgotten = uploaded(api_client, hours_ago=25)
+    JobFactory(view_images={"left": left}, kind="image-to-3d")
+    JobFactory(view_images={"back": back}, kind="image-to-3d")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.delete_unused_uploads.apply()
+
+    assert s3_media.exists(left) and s3_media.exists(back) and not s3_media.exists(forgotten)
+    assert set(Upload.objects.values_list("name", flat=True)) == {left, back}
+
+
+def test_heavy_downloads_are_made_on_the_cpu_queue():
+    assert settings.CELERY_TASK_ROUTES[MAKE_HEAVY_DOWNLOADS] == {"queue": CeleryQueue.CPU}
 
 
 def test_the_housekeeping_runs_hourly_on_the_default_queue():

@@ -13,6 +13,9 @@ class ImageTo3DBackend(ABC):
     """One loaded image-to-3D model; load once per process and call it for every job."""
 
     name: str
+    # Whether ``from_views`` takes extra views (left, back, right) beside the front one; a job
+    # with views for a backend that takes none is refused, never run on its front view alone.
+    takes_views = False
 
     @classmethod
     @abstractmethod
@@ -33,6 +36,16 @@ class ImageTo3DBackend(ABC):
         Returns a y-up mesh (glTF's convention), with per-vertex colours when the model predicts
         them.
         """
+
+    def from_views(
+        self,
+        views: dict[str, PIL.Image.Image],
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
+    ) -> trimesh.Trimesh:
+        """Reconstruct the object from cut-outs by view name (``front`` and any of ``left``,
+        ``back``, ``right``); only backends that take views implement it."""
+        raise NotImplementedError(f"The {self.name} backend takes one view")
 
 
 BACKENDS: dict[str, type[ImageTo3DBackend]] = {}

@@ -1,4 +1,5 @@
-"""Tencent's Hunyuan3D-2 shape model (image conditioned), through its ``hy3dgen`` package.
+"""Tencent's Hunyuan3D-2 shape model (image conditioned), through its ``hy3dgen`` package; its
+multi-view checkpoints (Hunyuan3D-2mv: front, left, back, right) take every view given.
 
 Hunyuan3D-2 comes under Tencent's own licence, with limits on where and by whom it may be used: read
 docs/backends.md before offering it. Only the shape model is used (no texture), so meshes come out
@@ -42,6 +43,9 @@ class Hunyuan3DBackend(ImageTo3DBackend):
         """
         self.pipe = pipe
         self.device = device
+        # hy3dgen's multi-view image processor (Hunyuan3D-2mv) flags itself so.
+        processor = getattr(pipe, "image_processor", None)
+        self.takes_views = bool(getattr(processor, "return_view_idx", False))
         self.steps = steps
         self.guidance_scale = guidance_scale
         self.octree_resolution = octree_resolution
@@ -72,6 +76,24 @@ class Hunyuan3DBackend(ImageTo3DBackend):
         seed: int,
         on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
+        # A multi-view checkpoint takes its views by name, the front one alone too.
+        image = {"front": image_rgba} if self.takes_views else image_rgba
+        return self._generate(image, seed, on_denoising_step)
+
+    @releases_device_memory
+    def from_views(
+        self,
+        views: dict[str, PIL.Image.Image],
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
+    ) -> trimesh.Trimesh:
+        if not self.takes_views:
+            return super().from_views(views, seed, on_denoising_step)
+        return self._generate(dict(views), seed, on_denoising_step)
+
+    def _generate(
+        self, image, seed: int, on_denoising_step: OnDenoisingStep | None
+    ) -> trimesh.Trimesh:
         # hy3dgen reports sampling steps through its callback, but volume decoding (thousands of
         # decoder passes over the octree grid) only through the decoder's forward passes: each phase
         # gets half of the progress, and every pass is a point where a cancelled job stops.
@@ -82,7 +104,7 @@ class Hunyuan3DBackend(ImageTo3DBackend):
             meshes = self.pipe(
                 # RGBA: hy3dgen recentres the object by its alpha channel and puts it on white
                 # itself.
-                image=image_rgba,
+                image=image,
                 num_inference_steps=self.steps,
                 guidance_scale=self.guidance_scale,
                 octree_resolution=self.octree_resolution,

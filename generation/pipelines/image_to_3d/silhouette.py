@@ -29,6 +29,7 @@ SMOOTHING = {"lamb": 0.5, "nu": 0.52, "iterations": 10}
 @register_backend
 class SilhouetteBackend(ImageTo3DBackend):
     name = "silhouette"
+    takes_views = True
 
     def __init__(self, *, grid_size: int = 128, thickness: float = 1.0):
         """``grid_size``: cells along the silhouette's longer side (cost grows with its cube).
@@ -82,6 +83,23 @@ class SilhouetteBackend(ImageTo3DBackend):
 
         trimesh.smoothing.filter_taubin(mesh, **SMOOTHING)
         report(4, PHASES)
+        return mesh
+
+    def from_views(
+        self,
+        views: dict[str, PIL.Image.Image],
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
+    ) -> trimesh.Trimesh:
+        """The visual hull of the views (``visual_hull.carve``); the front view alone is the
+        inflated silhouette above."""
+        if set(views) == {"front"}:
+            return self(views["front"], seed, on_denoising_step)
+        from .visual_hull import carve
+
+        mesh = carve(views, cells_high=self.grid_size)
+        if on_denoising_step is not None:
+            on_denoising_step(PHASES, PHASES)
         return mesh
 
 

@@ -12,5 +12,6 @@ urlpatterns = [
     path("jobs/<str:job_id>/remesh", job_api.remesh),
     path("register-job", job_api.register_job),
     path("upload-image", job_api.upload_image),
+    path("upload-mesh", job_api.upload_mesh),
     path("queue/info", job_api.queue_info),
 ]

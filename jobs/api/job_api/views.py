@@ -1,6 +1,7 @@
 """The job API, ``/api/3d/*`` (the spec's "Node.js backend"); its account endpoints, ``/me`` and
 ``/sync-user``, are accounts.views."""
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 
 from hydrilla import errors
 from idempotency.http import idempotent
-from jobs import formats, selectors, storage
+from jobs import formats, mesh_uploads, selectors, storage
 from jobs.api import inputs, throttles
 from jobs.api.common import job_for, job_webhook, save_uploaded_image, site, submit
 from jobs.api.openapi import (
@@ -46,7 +47,10 @@ from webhooks.services import WebhookRefused
 @extend_schema(
     summary="Submit a 3D job",
     description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
-    "are given). A URL to a private or reserved address is refused here.",
+    "are given). A URL to a private or reserved address is refused here. Additions: "
+    "`imageUrls` (the object's views, for backends that read several; a backend that reads one "
+    "refuses them with a 400), `polygonType: quadrilateral` (OBJ, FBX and USDZ hold the quads), "
+    "`heightMm` (the printed height of the stl and 3mf downloads).",
     parameters=[IDEMPOTENCY_KEY],
     request={"application/json": inputs.GenerateInput},
     responses={
@@ -77,11 +81,13 @@ def generate(request):
         prompt=data.get("prompt"),
         image_url=data.get("imageUrl"),
         **job_webhook(data, request.user),
+        view_urls={view: url for view, url in data.get("imageUrls", {}).items() if view != "front"},
         options=clients.JobOptions(
             generate_type=data["generateType"],
             face_count=data.get("faceCount"),
             enable_pbr=data["enablePBR"],
             polygon_type=data.get("polygonType"),
+            height_mm=data.get("heightMm"),
         ),
     )
     return Response(JobCreated.render(job))
@@ -127,6 +133,13 @@ class Download(APIView):
                 default=formats.DEFAULT_FORMAT,
                 required=False,
             ),
+            OpenApiParameter(
+                "heightMm",
+                float,
+                required=False,
+                description="stl and 3mf: the printed height in millimetres (1–10000); the "
+                "job's own, or PRINT_HEIGHT_MM, when not given.",
+            ),
         ],
         responses={
             **{
@@ -150,8 +163,11 @@ class Download(APIView):
             raise errors.bad_request(
                 f"Unknown format {name!r}; use one of {', '.join(formats.FORMATS)}"
             )
+        query = inputs.DownloadQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        height = query.validated_data.get("heightMm")
         try:
-            data = storage.read(clients.download(job, name))
+            data = storage.read(clients.download(job, name, height))
         except clients.NoModel:
             raise errors.conflict("This job has no finished model to download") from None
         except formats.ConversionFailed as exc:
@@ -203,6 +219,7 @@ def remesh(request, job_id):
         face_count=data.get("faceCount", source.face_count),
         enable_pbr=data.get("enablePBR", source.enable_pbr),
         polygon_type=data.get("polygonType", source.polygon_type),
+        height_mm=data.get("heightMm", source.height_mm),
     )
     try:
         job = clients.remesh_job(source, options, **job_webhook(data, source.user))
@@ -351,6 +368,46 @@ def upload_image(request):
     return Response(
         ImageUploaded.render({"success": True, "url": storage.url(name, site(request))})
     )
+
+
+@extend_schema(
+    summary="Bring your own model",
+    description="A finished (`DONE`) job of the model uploaded in multipart field `mesh`: GLB, OBJ "
+    "(alone, or zipped with its MTL and textures), STL, PLY or FBX, within the size limits "
+    "(UPLOAD_MESH_MAX_BYTES, _VERTICES, _FACES). Every download format, remeshing and the print "
+    "report work on it. A file that is refused leaves nothing behind.",
+    parameters=[IDEMPOTENCY_KEY],
+    request={"multipart/form-data": inputs.MeshUpload},
+    responses={
+        200: JobCreated,
+        400: error("No file, or not a model this service reads, or over a limit."),
+        401: UNAUTHENTICATED,
+        413: error("Larger than UPLOAD_MESH_MAX_BYTES."),
+        429: SUBMISSIONS_LIMITED,
+        503: STORAGE_DOWN,
+    },
+    tags=[JOB_API_TAG],
+)
+@api_view(["POST"])
+@permission_classes([IsAuthenticated])
+@throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
+def upload_mesh(request):
+    form = inputs.MeshUpload(data=request.data)
+    form.is_valid(raise_exception=True)
+    upload = form.validated_data["mesh"]
+    if upload.size > settings.UPLOAD_MESH_MAX_BYTES:
+        limit = settings.UPLOAD_MESH_MAX_BYTES // (1024 * 1024)
+        raise errors.ApiError(f"The model file is larger than {limit} MB", 413)
+    try:
+        job = clients.upload_mesh(
+            user=request.user, data=upload.read(), name=form.validated_data.get("name")
+        )
+    except mesh_uploads.MeshRefused as exc:
+        raise errors.bad_request(str(exc)) from None
+    except storage.StorageUnavailable:
+        raise errors.service_unavailable() from None
+    return Response(JobCreated.render(job))
 
 
 @extend_schema(**QUEUE_INFO, responses={200: QueueInfo, 401: INVALID_TOKEN}, tags=[JOB_API_TAG])

@@ -43,7 +43,7 @@ from jobs.api.common import (
 )
 from jobs.api.inputs import ImageTo3DInput, ImageTo3DUpload, PromptInput
 from jobs.api.pipeline_api import events
-from jobs.models import FINAL_STATES, JobKind, JobState
+from jobs.models import EXTRA_VIEWS, FINAL_STATES, JobKind, JobState
 from jobs.services import clients
 from jobs.watch import in_thread, watcher
 
@@ -233,7 +233,9 @@ def text_to_3d(request):
     summary="Submit an image-to-3D job",
     description="From `image_url`, or from `image_file` (multipart; it wins when both are sent). "
     "An image URL into this service's storage is read from the storage; any other must be "
-    "http(s) and resolve to public addresses only.",
+    "http(s) and resolve to public addresses only. The object's other views, for backends that "
+    "read several: `left_image_file`/`left_image_url`, `back_…`, `right_…` (each checked, stored "
+    "and cut out as the front one; 400 where the backend reads one photo).",
     parameters=[openapi.IDEMPOTENCY_KEY],
     request={
         "multipart/form-data": ImageTo3DUpload,
@@ -255,22 +257,31 @@ def text_to_3d(request):
 @submit_endpoint
 def image_to_3d(request):
     data, user = _submission(request, ImageTo3DInput)
-    image_url = data.get("image_url")
-    fields = {
-        "api": GENERATION,
-        "kind": JobKind.IMAGE_TO_3D,
-        "user": user,
-        **job_webhook(data, user),
-    }
-    if "image_file" not in request.FILES:
-        if not image_url:
-            raise errors.bad_request("image_url or image_file is required")
-        return _submitted(submit(request, image_url=image_url, **fields))
-    name = save_uploaded_image(request, "image_file")
+    if "image_file" not in request.FILES and not data.get("image_url"):
+        raise errors.bad_request("image_url or image_file is required")
+    webhook = job_webhook(data, user)  # checked before any file is stored
+    saved = []  # the files this request stored: deleted again if no job takes them
     try:
-        job = submit(request, image_url=storage.url(name, site(request)), **fields)
+        urls = {}
+        for view in ("image", *(f"{view}_image" for view in EXTRA_VIEWS)):
+            if f"{view}_file" in request.FILES:
+                saved.append(save_uploaded_image(request, f"{view}_file"))
+                urls[view] = storage.url(saved[-1], site(request))
+            elif data.get(f"{view}_url"):
+                urls[view] = data[f"{view}_url"]
+        front = urls.pop("image")
+        views = {view.removesuffix("_image"): url for view, url in urls.items()}
+        job = submit(
+            request,
+            api=GENERATION,
+            kind=JobKind.IMAGE_TO_3D,
+            user=user,
+            image_url=front,
+            view_urls=views,
+            **webhook,
+        )
     except errors.ApiError:
-        storage.delete(name)  # no job, no orphan file
+        storage.delete(*saved)  # no job, no orphan file
         raise
     return _submitted(job)
 

@@ -50,6 +50,7 @@ JOB_API_PATHS = {
     "/api/3d/jobs/{job_id}/remesh": {"post"},
     "/api/3d/register-job": {"post"},
     "/api/3d/upload-image": {"post"},
+    "/api/3d/upload-mesh": {"post"},
     "/api/3d/queue/info": {"get"},
     "/api/3d/me": {"get"},
     "/api/3d/sync-user": {"post"},
@@ -144,6 +145,7 @@ def test_request_bodies_are_the_media_types_the_spec_gives():
     assert "multipart/form-data" in media("/image-to-3d", "post")  # image_file
     assert media("/api/3d/generate", "post") == {"application/json"}
     assert media("/api/3d/upload-image", "post") == {"multipart/form-data"}
+    assert media("/api/3d/upload-mesh", "post") == {"multipart/form-data"}
     multipart = paths["/image-to-3d"]["post"]["requestBody"]["content"]["multipart/form-data"][
         "schema"
     ]["$ref"]
@@ -243,6 +245,7 @@ CREATING_POSTS = {
     "/api/3d/jobs/{job_id}/remesh",
     "/api/3d/register-job",
     "/api/3d/upload-image",
+    "/api/3d/upload-mesh",
     "/api/3d/api-keys",
     "/api/3d/webhooks",
     "/text-to-image",

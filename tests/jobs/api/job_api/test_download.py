@@ -170,11 +170,13 @@ def test_glb_is_the_default_and_the_status_lists_every_format(
         "ply",
         "3mf",
         "usdz",
+        "fbx",
     ]
     assert body["formats"][1]["url"] == (
         f"http://testserver/api/3d/jobs/{finished_job.pk}/download?format=obj"
     )
-    assert set(body) == {"job", "queue", "formats"} and body["job"]["status"] == "DONE"
+    assert set(body) == {"job", "queue", "formats", "printability"}
+    assert body["job"]["status"] == "DONE"
 
 
 def test_downloads_follow_the_status_ownership_rules(
@@ -198,13 +200,13 @@ def test_unknown_formats_unfinished_jobs_and_unknown_ids_are_clear_errors(
     client = auth_client(user)
     running = JobFactory(user=user, state=JobState.PROCESSING)
 
-    unknown_format = download(client, finished_job, "fbx")
+    unknown_format = download(client, finished_job, "step")
     unfinished = download(client, running, "obj")
     unknown_job = client.get("/api/3d/jobs/7d3c2f9e-0000-4000-8000-000000000000/download")
 
     assert unknown_format.status_code == 400
     assert unknown_format.json() == {
-        "error": "Unknown format 'fbx'; use one of glb, obj, stl, ply, 3mf, usdz"
+        "error": "Unknown format 'step'; use one of glb, obj, stl, ply, 3mf, usdz, fbx"
     }
     assert unfinished.status_code == 409
     assert unfinished.json() == {"error": "This job has no finished model to download"}

@@ -168,13 +168,74 @@ def test_face_count_bounds_are_inclusive_and_null_means_default(auth_client, use
     assert Job.objects.get(pk=response.json()["jobId"]).face_count == face_count
 
 
-def test_quadrilateral_meshes_are_refused_with_a_clear_message(auth_client, user):
-    response = generate(auth_client(user), {"prompt": "a chair", "polygonType": "quadrilateral"})
+def test_quadrilateral_meshes_and_a_print_height_are_taken(auth_client, user):
+    body = {"prompt": "a chair", "polygonType": "quadrilateral", "faceCount": 2000, "heightMm": 80}
+
+    response = generate(auth_client(user), body)
+
+    assert response.status_code == 200
+    job = Job.objects.get(pk=response.json()["jobId"])
+    assert (job.polygon_type, job.face_count, job.height_mm) == ("quadrilateral", 2000, 80)
+
+
+@pytest.mark.parametrize("height", [0.5, 10_001, "120", True])
+def test_print_heights_outside_1_to_10000_mm_or_not_numbers_are_refused(auth_client, user, height):
+    response = generate(auth_client(user), {"prompt": "a chair", "heightMm": height})
+
+    assert response.status_code == 400 and response.json()["error"].startswith("heightMm: ")
+    assert not Job.objects.exists()
+
+
+FRONT, LEFT, BACK = (f"https://1.1.1.1/images/{view}.png" for view in ("front", "left", "back"))
+
+
+@pytest.mark.parametrize(
+    "views",
+    [
+        {"front": FRONT},
+        {"front": FRONT, "left": LEFT},
+        {"front": FRONT, "left": LEFT, "back": BACK},
+    ],
+    ids=["front", "front+left", "front+left+back"],
+)
+def test_image_urls_give_the_job_its_views(auth_client, user, views):
+    response = generate(auth_client(user), {"imageUrls": views})
+
+    assert response.status_code == 200
+    job = Job.objects.get(pk=response.json()["jobId"])
+    assert (job.kind, job.image_url) == (JobKind.IMAGE_TO_3D, FRONT)
+    assert job.view_urls == {view: url for view, url in views.items() if view != "front"}
+    assert job.view_images == {}  # public addresses: fetched by the worker
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"imageUrls": {"left": LEFT}}, "imageUrls: front: This field is required."),
+        ({"imageUrls": {"front": FRONT, "top": LEFT}}, "imageUrls: Unknown views: top"),
+        ({"imageUrl": LEFT, "imageUrls": {"front": FRONT}}, "imageUrl and imageUrls.front differ"),
+        (
+            {"imageUrls": {"front": FRONT, "back": "http://127.0.0.1/secret.png"}},
+            "not a public host",
+        ),
+    ],
+)
+def test_bad_views_are_refused_and_write_nothing(auth_client, user, payload, message):
+    response = generate(auth_client(user), payload)
+
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert not Job.objects.exists()
+
+
+def test_a_backend_that_reads_one_photo_refuses_views_clearly(auth_client, user, settings):
+    settings.IMAGE_TO_3D_BACKEND = "shap-e"
+
+    response = generate(auth_client(user), {"imageUrls": {"front": FRONT, "left": LEFT}})
 
     assert response.status_code == 400
-    message = response.json()["error"]
-    assert message.startswith("polygonType: ")
-    assert "quadrilateral" in message and "not supported" in message
+    assert response.json() == {
+        "error": "The shap-e backend makes a model from one photo: send the front view only"
+    }
     assert not Job.objects.exists()
 
 

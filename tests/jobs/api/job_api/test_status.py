@@ -57,11 +57,9 @@ def test_the_job_record_has_every_backend_job_field(auth_client, user):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {
-        "job",
-        "queue",
-        "formats",
-    }  # formats: an addition (tests/jobs/api/job_api/test_download.py)
+    # formats and printability: additions (tests/jobs/api/job_api/test_download.py, test_catalogue)
+    assert set(body) == {"job", "queue", "formats", "printability"}
+    assert body["printability"] is None  # not DONE
     record = body["job"]
     assert set(record) >= BACKEND_JOB_FIELDS
     urls_and_times = {"resultGlbUrl", "previewImageUrl", "createdAt", "updatedAt"}

@@ -208,3 +208,53 @@ def test_a_job_the_broker_cannot_take_is_a_503_and_no_job(api_client, broker_dow
         "error": "External service unavailable. Please try again later."
     }
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "views",
+    [("left",), ("back",), ("left", "right"), ("left", "back", "right")],
+    ids="+".join,
+)
+def test_image_to_3d_takes_each_view_as_a_file_kept_by_storage_name(api_client, views):
+    form = {"image_file": images_file("front.png", images.png())}
+    form |= {f"{view}_image_file": images_file(f"{view}.png", images.png()) for view in views}
+
+    response = api_client.post("/image-to-3d", form, format="multipart")
+
+    job = assert_submitted(response, "/image-to-3d")
+    assert set(job.view_images) == set(views)
+    assert all(default_storage.exists(name) for name in job.view_images.values())
+
+
+def test_image_to_3d_takes_views_as_urls_beside_a_front_file(api_client):
+    url = "https://images.example.com/left.png"
+    form = {"image_file": images_file("front.png", images.png()), "left_image_url": url}
+
+    job = assert_submitted(
+        api_client.post("/image-to-3d", form, format="multipart"), "/image-to-3d"
+    )
+
+    assert job.view_urls == {"left": url} and job.view_images == {}
+
+
+def test_a_refused_view_leaves_no_file_and_no_job(api_client, settings, enqueued):
+    settings.IMAGE_TO_3D_BACKEND = "shap-e"
+    before = set(default_storage.listdir("uploads")[1])
+    form = {
+        "image_file": images_file("front.png", images.png()),
+        "left_image_file": images_file("left.png", images.png()),
+    }
+
+    response = api_client.post("/image-to-3d", form, format="multipart")
+    forbidden = api_client.post(
+        "/image-to-3d",
+        {"image_url": "https://images.example.com/a.png", "back_image_url": "http://10.0.0.1/b"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "The shap-e backend makes a model from one photo: send the front view only"
+    }
+    assert forbidden.status_code == 400 and "not a public host" in forbidden.json()["error"]
+    assert not Job.objects.exists() and enqueued == []
+    assert set(default_storage.listdir("uploads")[1]) == before
