@@ -179,6 +179,7 @@ def _prompt_image(
     """The model call, then the step ``storing`` that stores its image."""
     image = _model_call(
         "text-to-image",
+        registry.text_to_image_pipeline,
         job,
         lambda pipeline: job_steps.prompt_image(pipeline, job.prompt, job.seed, reporter),
     )
@@ -193,6 +194,7 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     views = {view: _image(storage.read(name)) for view, name in job.processed_views.items()}
     mesh = _model_call(
         "image-to-3d",
+        registry.image_to_3d_pipeline,
         job,
         lambda pipeline: job_steps.raw_mesh(pipeline, foreground, job.seed, reporter, views),
     )
@@ -265,15 +267,15 @@ def _finish_options(job: Job) -> job_steps.Finish:
     )
 
 
-def _model_call(model: str, job: Job, run):
-    """Load ``model`` ("text-to-image", "image-to-3d") if need be and ``run`` it, timed as a model
+def _model_call(model: str, load, job: Job, run):
+    """Load ``model`` ("text-to-image", "image-to-3d") with ``load`` (its loader in
+    generation.registry) if need be and ``run`` it, timed as a model
     call of its backend (the load apart: ``hydrilla_model_load_seconds``). The model is the
     configured one or, for a test-mode job (a test API key's), the weight-free one on the CPU. A
     GPU out-of-memory is often another run's leftovers or fragmentation: the cache is freed and
     the call tried once more on this worker; a second one fails the job GPU_OUT_OF_MEMORY.
     Progress does not go back meanwhile (see ProgressReporter)."""
     backend = registry.backend(model, test_mode=job.test_mode)
-    load = registry.LOADERS[model]
 
     def call():
         # Called without the argument outside test mode: the loaders' cache keys on how it is
