@@ -7,7 +7,7 @@ compute them once per tick (jobs.watch), not per request.
 import bisect
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -33,6 +33,31 @@ def get_job(job_id) -> Job | None:
     except ValueError:
         return None
     return Job.objects.select_related("user").filter(pk=job_uuid).first()
+
+
+def stored_version(job_id) -> datetime | None:
+    """The job's ``updated_at`` as the database returns it (None: no such job), by one
+    primary-key lookup below the ORM: a copy of the job read earlier is still the job while
+    ``version_of`` it equals this. Every change a client can see moves ``updated_at``."""
+    try:
+        job_uuid = uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT updated_at FROM {Job._meta.db_table} WHERE id = %s",
+            [Job._meta.pk.get_db_prep_value(job_uuid, connection)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # SQLite keeps naive UTC times, which the ORM would make aware.
+    return row[0] if timezone.is_aware(row[0]) else timezone.make_aware(row[0], UTC)
+
+
+def version_of(job: Job | None) -> datetime | None:
+    """The ``stored_version`` of a job as read then (None once deleted)."""
+    return None if job is None else job.updated_at
 
 
 def can_manage(user: User | None, job: Job) -> bool:

@@ -1,0 +1,115 @@
+"""Changes to jobs, pushed to each web process as they commit (PostgreSQL's LISTEN/NOTIFY).
+
+The trigger of migration 0010 sends a job's id on ``CHANNEL`` from inside every transaction that
+inserts or deletes a job or moves its ``updated_at``, whoever writes it (services, workers, the
+admin, a bulk UPDATE, plain SQL); PostgreSQL delivers it to every listening connection when, and
+only if, that transaction commits, in commit order. One thread per web process holds one such
+connection and hands the ids to a callback.
+
+Why PostgreSQL rather than Redis pub/sub (benchmarks/push_transport.py, docs/push-2026-12-02.json):
+the notice leaves from inside the writing transaction, so no write, however it is made, can
+commit without it and none is announced that did not commit; a publish to Redis would be a second
+step after the commit that a bulk UPDATE or a crash between the two skips. Measured on the
+development machine, a write's notice reaches the listener as fast either way (0.35 ms median),
+and needs no Redis.
+
+A notice sent while the connection was down is lost: on every (re)connection, once it listens,
+the thread calls ``on_listening`` before anything else, so that the process re-reads everything
+it follows instead of serving what it last saw.
+"""
+
+import logging
+import select
+import threading
+from collections.abc import Callable
+
+import psycopg2
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "hydrilla_job_changes"
+RECONNECT_SECONDS = 1.0
+# How long the thread sleeps in select() before checking whether it should stop.
+WAKE_SECONDS = 1.0
+# A connection that dies without a word (a lost network) is found out by TCP keepalives.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+def available() -> bool:
+    """Whether the database pushes changes (PostgreSQL); elsewhere the watcher polls."""
+    return connection.vendor == "postgresql"
+
+
+class ChangeListener:
+    """One thread listening on ``CHANNEL`` with a connection of its own.
+
+    ``on_changes(ids)`` gets the ids (strings) of the jobs changed by each batch of committed
+    transactions; ``on_listening()`` is called each time the connection is (re)established and
+    listening, before any change is handed on: what changed while nobody listened must be
+    re-read there. Both run in the listener's thread.
+    """
+
+    def __init__(
+        self, on_changes: Callable[[set[str]], None], on_listening: Callable[[], None]
+    ) -> None:
+        self.on_changes = on_changes
+        self.on_listening = on_listening
+        self.listening = threading.Event()
+        self.backend_pid: int | None = None  # the listening connection's server process
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="job-changes", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        params = connection.get_connection_params() | KEEPALIVES
+        while not self._stop.is_set():
+            listener = None
+            try:
+                listener = psycopg2.connect(**params)
+                listener.autocommit = True
+                with listener.cursor() as cursor:
+                    cursor.execute(f"LISTEN {CHANNEL}")
+                    cursor.execute("SELECT pg_backend_pid()")
+                    self.backend_pid = cursor.fetchone()[0]
+                self.on_listening()
+                self.listening.set()
+                self._listen(listener)
+            except (psycopg2.Error, OSError) as exc:
+                logger.warning("Job change listener lost its connection (%s); reconnecting", exc)
+            except Exception:
+                logger.exception("Job change listener failed; reconnecting")
+            finally:
+                self.listening.clear()
+                if listener is not None:
+                    listener.close()
+            self._stop.wait(RECONNECT_SECONDS)
+
+    def _listen(self, listener) -> None:
+        while not self._stop.is_set():
+            readable, _, _ = select.select([listener], [], [], WAKE_SECONDS)
+            if not readable:
+                continue
+            listener.poll()  # raises once the server has closed the connection
+            changed = {notice.payload for notice in listener.notifies}
+            listener.notifies.clear()
+            if changed:
+                self.on_changes(changed)
