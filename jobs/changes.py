@@ -6,12 +6,14 @@ admin, a bulk UPDATE, plain SQL); PostgreSQL delivers it to every listening conn
 only if, that transaction commits, in commit order. One thread per web process holds one such
 connection and hands the ids to a callback.
 
-Why PostgreSQL rather than Redis pub/sub (benchmarks/push_transport.py, docs/push-2026-12-02.json):
+Why PostgreSQL rather than Redis pub/sub (benchmarks/push_transport.py,
+docs/push-transport-2026-12-02.json):
 the notice leaves from inside the writing transaction, so no write, however it is made, can
 commit without it and none is announced that did not commit; a publish to Redis would be a second
 step after the commit that a bulk UPDATE or a crash between the two skips. Measured on the
-development machine, a write's notice reaches the listener as fast either way (0.35 ms median),
-and needs no Redis.
+development machine, a write's notice reaches the listener as fast either way (medians within
+5 %), and a process checks its copy of a job faster by a primary-key lookup (8 µs of its CPU)
+than by a Redis GET (24 µs).
 
 A notice sent while the connection was down is lost: on every (re)connection, once it listens,
 the thread calls ``on_listening`` before anything else, so that the process re-reads everything
