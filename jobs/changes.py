@@ -54,7 +54,8 @@ class ChangeListener:
     ``on_changes(ids)`` gets the ids (strings) of the jobs changed by each batch of committed
     transactions; ``on_listening()`` is called each time the connection is (re)established and
     listening, before any change is handed on: what changed while nobody listened must be
-    re-read there. Both run in the listener's thread.
+    re-read there. Both run in the listener's thread, whose Django database connection closes
+    when it stops.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class ChangeListener:
                 if listener is not None:
                     listener.close()
             self._stop.wait(RECONNECT_SECONDS)
+        connection.close()  # the one ``on_changes`` read with, in this thread
 
     def _listen(self, listener) -> None:
         while not self._stop.is_set():

@@ -32,24 +32,19 @@ STANDINGS_SECONDS = 10
 FOLLOWED_SECONDS = 5.0
 
 
-class SharedStandings:
-    def __init__(self, cache_alias: str = "default") -> None:
-        self.cache = caches[cache_alias]
-        self.followed = (
-            _RedisFollowed(self.cache) if isinstance(self.cache, RedisCache) else _LocalFollowed()
-        )
-
-    def current(self, followed_waiting: list[Job]) -> selectors.QueueStandings:
-        """The deployment's latest figures, computed here when this process holds the lease or
-        nobody has stored any lately; ``followed_waiting`` are this process's waiting jobs."""
-        self.followed.renew(followed_waiting)
-        if not self.cache.add(LEASE_KEY, 1, int(QUEUE_SECONDS)):
-            stored = self.cache.get(STANDINGS_KEY)
-            if stored is not None:
-                return stored
-        standings = selectors.queue_standings(self.followed.members())
-        self.cache.set(STANDINGS_KEY, standings, STANDINGS_SECONDS)
-        return standings
+def current(followed_waiting: list[Job]) -> selectors.QueueStandings:
+    """The deployment's latest figures, computed here when this process takes the lease or
+    nobody has stored any lately; ``followed_waiting`` are this process's waiting jobs."""
+    cache = caches["default"]
+    followed = _RedisFollowed(cache) if isinstance(cache, RedisCache) else _LOCAL_FOLLOWED
+    followed.renew(followed_waiting)
+    if not cache.add(LEASE_KEY, 1, int(QUEUE_SECONDS)):
+        stored = cache.get(STANDINGS_KEY)
+        if stored is not None:
+            return stored
+    standings = selectors.queue_standings(followed.members())
+    cache.set(STANDINGS_KEY, standings, STANDINGS_SECONDS)
+    return standings
 
 
 def _member(job: Job) -> str:
@@ -93,3 +88,6 @@ class _LocalFollowed:
 
     def members(self) -> list[Job]:
         return self.jobs
+
+
+_LOCAL_FOLLOWED = _LocalFollowed()

@@ -38,19 +38,18 @@ def test_one_process_computes_per_second_and_every_process_reads_its_figures(
     redis_cache, django_assert_num_queries
 ):
     first_in_line, second_in_line = JobFactory.create_batch(2)
-    computing, reading = queue_figures.SharedStandings(), queue_figures.SharedStandings()
     with django_assert_num_queries(5):  # counts, running jobs, three groups' estimates
-        computed = computing.current([first_in_line])
+        computed = queue_figures.current([first_in_line])
     with django_assert_num_queries(0):  # the same second: another process reads them
-        read = reading.current([second_in_line])
+        read = queue_figures.current([second_in_line])
     assert read == computed
     assert read.for_job(first_in_line)["position"] == 1
     assert read.info()["queue_length"] == 2
 
     # Next second: whichever process computes counts the places of every process's jobs.
     next_lease()
-    reading.current([second_in_line])
-    shared = computing.current([first_in_line])
+    queue_figures.current([second_in_line])  # the processes in either order
+    shared = queue_figures.current([first_in_line])
     assert shared.for_job(first_in_line)["position"] == 1
     assert shared.for_job(second_in_line)["position"] == 2
     assert shared.taken_at > computed.taken_at
@@ -59,17 +58,15 @@ def test_one_process_computes_per_second_and_every_process_reads_its_figures(
 def test_a_job_no_process_follows_any_more_is_no_longer_counted(redis_cache, monkeypatch):
     monkeypatch.setattr(queue_figures, "FOLLOWED_SECONDS", queue_figures.QUEUE_SECONDS / 2)
     job = JobFactory()
-    figures = queue_figures.SharedStandings()
-    assert str(job.pk) in figures.current([job]).ahead
+    assert str(job.pk) in queue_figures.current([job]).ahead
     next_lease()
-    assert str(job.pk) not in figures.current([]).ahead
+    assert str(job.pk) not in queue_figures.current([]).ahead
 
 
 def test_without_a_shared_cache_each_process_computes_its_own(django_assert_num_queries):
     job = JobFactory()
-    figures = queue_figures.SharedStandings()
     with django_assert_num_queries(5):
-        assert figures.current([job]).for_job(job)["position"] == 1
+        assert queue_figures.current([job]).for_job(job)["position"] == 1
 
 
 def test_a_copy_of_a_job_is_current_until_its_row_changes_or_goes():
