@@ -11,10 +11,18 @@ previews and slow clients from an asyncio client in this process.
 
     .venv/bin/python benchmarks/web_load.py                  # the whole run, some 10 minutes
     .venv/bin/python benchmarks/web_load.py --levels 10 --streams 1000 --previews 100
+    .venv/bin/python benchmarks/web_load.py --only database-load --load-seconds 10
+
+The database's load (``database-load``): the service with 2 and then 4 web processes
+(``--web-processes``), and the transactions per second the database commits
+(pg_stat_database's ``xact_commit`` + ``xact_rollback``, less the benchmark's own) with no
+client, with 200 pollers at the spec's 2 s cadence while nothing changes, and with those pollers
+while a worker-like writer changes the polled job ten times a second.
 """
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -23,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -250,6 +259,17 @@ def psql(sql: str, database: str = DATABASE) -> str:
     ).stdout.strip()
 
 
+def transactions() -> int:
+    """Transactions the benchmark database has committed or rolled back so far (this query
+    included)."""
+    return int(
+        psql(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    )
+
+
 def prepare_database() -> None:
     server, name = DATABASE.rsplit("/", 1)
     psql(f"DROP DATABASE IF EXISTS {name}", f"{server}/postgres")
@@ -305,6 +325,11 @@ def main() -> None:
     parser.add_argument("--previews", type=int, default=1000)
     parser.add_argument("--slow-clients", type=int, default=500)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--only", choices=["database-load"], help="run this part alone (and its figures only)"
+    )
+    parser.add_argument("--web-processes", default="2,4", help="for the database load")
+    parser.add_argument("--load-seconds", type=int, default=10, help="per database-load figure")
     options = parser.parse_args()
     levels = [int(level) for level in options.levels.split(",")]
 
@@ -317,6 +342,15 @@ def main() -> None:
     auth = f"Authorization: Bearer {token}"
     prepare_database()
     env = service_env(public_key, **LOOSE_LIMITS)
+    if options.only == "database-load":
+        figures = {
+            "machine": f"{os.cpu_count()} CPUs",
+            "date": time.strftime("%Y-%m-%d"),
+            "database_load": database_load(options, env, token, levels[-1]),
+        }
+        if options.json:
+            Path(options.json).write_text(json.dumps(figures, indent=2))
+        return
     servers = {
         "uvicorn (serve.sh web)": Server("uvicorn", [str(ROOT / "scripts/serve.sh"), "web"], env),
         "gthread (before)": Server("gthread", ["bash", "-c", " ".join(gthread_command())], env),
@@ -405,6 +439,74 @@ def main() -> None:
             server.stop()
     if options.json:
         Path(options.json).write_text(json.dumps(figures, indent=2))
+
+
+def database_load(options, env: dict, token: str, waiting: int) -> dict:
+    """Transactions per second with each number of web processes: idle, polled, polled while the
+    polled job changes."""
+    job_id = fill_queue(waiting)
+    figures = {}
+    seconds = options.load_seconds
+    for processes in [int(n) for n in options.web_processes.split(",")]:
+        server = Server(
+            f"uvicorn-{processes}",
+            [str(ROOT / "scripts/serve.sh"), "web"],
+            {**env, "WEB_PROCESSES": str(processes)},
+        )
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                script = cadence_script(Path(folder), token, 2.0)
+                url = f"{server.base}/api/3d/status/{job_id}"
+                wrk(url, connections=4 * processes, seconds=2, script=script)  # all follow it
+                pollers = functools.partial(
+                    wrk, url, connections=200, seconds=seconds, script=script
+                )
+                row = figures[processes] = {
+                    "idle": per_second(functools.partial(time.sleep, seconds), seconds),
+                    "pollers_200_nothing_changes": per_second(pollers, seconds),
+                    "pollers_200_job_changes_10_per_s": per_second(
+                        functools.partial(changing, job_id, pollers), seconds, own_per_second=10
+                    ),
+                }
+        finally:
+            server.stop()
+        print(
+            f"\n{processes} web processes, database transactions/s: idle {row['idle']}, "
+            f"200 pollers {row['pollers_200_nothing_changes']}, "
+            f"200 pollers with changes {row['pollers_200_job_changes_10_per_s']}"
+        )
+    return figures
+
+
+def per_second(action, seconds: int, own_per_second: float = 0) -> float:
+    """The database's transactions per second while ``action`` runs, less the benchmark's own
+    (the two counting queries, and ``own_per_second``)."""
+    before = transactions()
+    action()
+    spent = transactions() - before - 1
+    return round(spent / seconds - own_per_second, 1)
+
+
+def changing(job_id: str, action) -> None:
+    """``action`` while a writer changes the job's progress ten times a second, as a worker
+    would."""
+    stop = threading.Event()
+
+    def write():
+        sql = (
+            "UPDATE jobs_job SET progress = (progress + 1) % 100, updated_at = now() "
+            f"WHERE id = '{job_id}'"
+        )
+        while not stop.wait(0.1):
+            psql(sql)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        action()
+    finally:
+        stop.set()
+        writer.join()
 
 
 async def under_load(server: Server, what: str, count: int, opener, job_id: str) -> dict:
