@@ -27,6 +27,15 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.stack import FINAL, running_service, wait_until
+from jobs import plan
+from jobs.plan import JobKind, Stage, Step
+
+# Where a text-to-3D job's image-to-3D model call begins, in percent of the job.
+MODEL_CALL_STARTS = next(
+    share.start
+    for share in plan.steps(JobKind.TEXT_TO_3D, Stage.IMAGE_TO_3D)
+    if share.step == Step.IMAGE_TO_3D
+)
 
 
 class Database:
@@ -126,7 +135,9 @@ def _run_faults(args, service) -> dict:
         def look():
             for job in database.jobs(ids).values():
                 in_model_call = (
-                    job["stage"] == "image_to_3d" and job["progress"] > 36 and job["worker_process"]
+                    job["stage"] == Stage.IMAGE_TO_3D
+                    and job["progress"] > MODEL_CALL_STARTS + 1
+                    and job["worker_process"]
                 )
                 if in_model_call and job["id"] not in exclude:
                     found.update(job)

@@ -26,10 +26,11 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.stack import running_service, wait_until
+from hydrilla.queues import CeleryQueue
+from jobs.plan import MODEL_STEPS, QUEUES, Step
 
 TARGET_SHARE = 0.95
-GPU_STAGES = ("text_to_image", "image_to_3d")
-MODEL_STEPS = ("text_to_image", "image_to_3d")
+GPU_STAGES = tuple(stage for stage, queue in QUEUES.items() if queue == CeleryQueue.GPU)
 
 
 def photo() -> bytes:
@@ -76,7 +77,7 @@ def busy_share(jobs: list[dict]) -> dict:
     wall = ended - began
     model = sum(job["step_seconds"].get(step, 0.0) for job in jobs for step in MODEL_STEPS)
     in_gpu_stages = sum(run["seconds"] for run in gpu_runs)
-    handoff = sum(job["step_seconds"].get("handoff", 0.0) for job in jobs)
+    handoff = sum(job["step_seconds"].get(Step.HANDOFF, 0.0) for job in jobs)
     every_stage = sum(run["seconds"] for job in jobs for run in job["stage_runs"])
     return {
         "gpu_wall_seconds": round(wall, 3),

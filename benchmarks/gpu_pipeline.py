@@ -1,5 +1,5 @@
-"""Time every stage of a generation job through Hydrilla's pipelines, and the same work through the
-bare library calls, on one device in one run; print per-stage times, our overhead and peak GPU
+"""Time every step of a generation job through Hydrilla's pipelines, and the same work through the
+bare library calls, on one device in one run; print per-step times, our overhead and peak GPU
 memory.
 
     .venv/bin/python benchmarks/gpu_pipeline.py [--tiny | --real-size] [--backend shap-e ...]
@@ -10,7 +10,7 @@ memory.
 Weights are random, never trained (none can be downloaded): ``--real-size`` builds the published
 architectures (see ``real_size.py``), ``--tiny`` (the default without CUDA) the tiny test models.
 A job here is a text-to-3D job: text to image, cut-out, image to 3D, post-processing, GLB export and
-upload of its three files. The 3D stages start from a drawn object, because a random text-to-image
+upload of its three files. The 3D steps start from a drawn object, because a random text-to-image
 model paints no object to cut out. The bare job is the libraries alone: the diffusers text-to-image
 call, the backend's plain call (Shap-E: latents, then ``decode_to_mesh``), ``trimesh`` export and
 storing the GLB. Models are loaded once, before the jobs (load times are reported on their own), and
@@ -44,15 +44,26 @@ from generation.pipelines import (
     BACKENDS,
     DEFAULT_FACE_COUNT,
     TextToImagePipeline,
+    job_steps,
     load_backend,
     select_device,
     select_dtype,
-    sequence,
 )
 from generation.pipelines.image_to_3d.shap_e import mesh_from_decoder
 from generation.tiny_models import FOLDERS as TINY_FOLDERS
+from jobs import plan
+from jobs.plan import JobKind, Step
 
-STAGES = ("text_to_image", "cut_out", "image_to_3d", "post_processing", "export", "upload")
+# A text-to-3D job's steps in the order of its plan, less the storage work between its stages
+# (input, handoff): this run has no stages.
+STEPS = tuple(
+    dict.fromkeys(
+        share.step
+        for stage in plan.stages(JobKind.TEXT_TO_3D)
+        for share in plan.steps(JobKind.TEXT_TO_3D, stage)
+        if share.step not in (Step.INPUT, Step.HANDOFF)
+    )
+)
 TARGET_RATIO = 1.10  # end-to-end time over the bare libraries' time
 TARGET_SHAP_E_JOB_SECONDS = 3.0  # a Shap-E 3D job from RUN to DONE
 TARGET_PREVIEW_SECONDS = 0.3  # a preview request until its image is stored
@@ -331,28 +342,28 @@ def _benchmark_backend(text_to_image, backend, name: str, photo, storage, repeat
             _bare_job(text_to_image, backend, bare, photo, storage) for _ in range(repeats)
         ]
 
-    stages = {}
-    for stage in STAGES:
-        ours = _median(runs["ours"], stage)
-        theirs = _median(runs["bare"], stage) if bare else None
-        stages[stage] = {
+    steps = {}
+    for step in STEPS:
+        ours = _median(runs["ours"], step)
+        theirs = _median(runs["bare"], step) if bare else None
+        steps[step] = {
             "ours": ours,
             "bare": theirs,
             "ratio": ours / theirs if theirs else None,
-            "peak_gpu_mib": {kind: _peak(runs[kind], stage) for kind in runs},
+            "peak_gpu_mib": {kind: _peak(runs[kind], step) for kind in runs},
         }
-    ours_total = sum(stage["ours"] for stage in stages.values())
-    bare_total = sum(stage["bare"] or 0 for stage in stages.values()) if bare else None
-    preview = stages["text_to_image"]["ours"] + _median(runs["ours"], "preview_upload")
+    ours_total = sum(row["ours"] for row in steps.values())
+    bare_total = sum(row["bare"] or 0 for row in steps.values()) if bare else None
+    preview = steps[Step.TEXT_TO_IMAGE]["ours"] + _median(runs["ours"], "preview_upload")
     job_3d = ours_total - preview
     return {
-        "stages": stages,
+        "steps": steps,
         "total": {
             "ours": ours_total,
             "bare": bare_total,
             "ratio": ours_total / bare_total if bare else None,
         },
-        "first_job_seconds": sum(first_job["seconds"][stage] for stage in STAGES),
+        "first_job_seconds": sum(first_job["seconds"][step] for step in STEPS),
         "preview_seconds": preview,
         "job_3d_seconds": job_3d,
         "faces": runs["ours"][-1]["faces"],
@@ -385,9 +396,9 @@ def _targets(name: str, ratio: float | None, job_3d: float, preview: float) -> l
 
 
 class _Clock:
-    """Seconds and peak GPU memory of each stage of one job; GPU work is waited for at both ends.
-    Ours is timed as the runner reports it (``sequence.StepReporter``: ``step`` ends the running
-    stage and starts the next), the bare job by ``with clock.stage(name)``."""
+    """Seconds and peak GPU memory of each step of one job; GPU work is waited for at both ends.
+    Ours is timed as the runner reports it (``job_steps.StepReporter``: ``step`` ends the running
+    step and starts the next), the bare job by ``with clock.timed(name)``."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -395,16 +406,16 @@ class _Clock:
         self._running: tuple[str, float] | None = None
 
     @contextlib.contextmanager
-    def stage(self, name: str):
+    def timed(self, name: str):
         self._start(name)
         yield
         self.stop()
 
-    def step(self, name: str, start: int, end: int, message: str) -> None:
+    def step(self, name: str) -> None:
         self.stop()
         self._start(name)
 
-    def on_step(self, done: int, total: int) -> None:
+    def on_denoising_step(self, done: int, total: int) -> None:
         pass  # the runner's reporter writes progress to the database here: no database in this run
 
     def stop(self) -> None:
@@ -425,23 +436,23 @@ class _Clock:
 
 
 def _our_job(text_to_image, backend, photo, storage) -> dict:
-    """A text-to-3D job through the stages' own work (``generation.pipelines.sequence``, which the
+    """A text-to-3D job through the stages' own work (``generation.pipelines.job_steps``, which the
     worker's runner calls), less its database writes and the handoffs between stages."""
     clock = _Clock(text_to_image.device)
-    preview = sequence.prompt_image(text_to_image, PROMPT, SEED, clock, until=30)
-    clock.step("preview_upload", 30, 30, "")
-    storage.save("preview.png", sequence.png(preview))
+    preview = job_steps.prompt_image(text_to_image, PROMPT, SEED, clock)
+    clock.step("preview_upload")
+    storage.save("preview.png", job_steps.png(preview))
     # From a drawn object: a random text-to-image model paints nothing to cut out.
-    cutout = sequence.object_cut_out(photo, clock, at=30)
-    mesh = sequence.raw_mesh(backend, cutout, SEED, clock, span=(35, 85))
-    _source, glb = sequence.finished_model(
-        mesh, cutout, sequence.Finish(face_count=DEFAULT_FACE_COUNT), clock
+    cutout = job_steps.object_cut_out(photo, clock)
+    mesh = job_steps.raw_mesh(backend, cutout, SEED, clock)
+    _source, glb = job_steps.finished_model(
+        mesh, cutout, job_steps.Finish(face_count=DEFAULT_FACE_COUNT), clock
     )
-    clock.step("upload", 95, 99, "")
-    storage.save("processed.png", sequence.png(cutout))
+    clock.step(Step.UPLOAD)
+    storage.save("processed.png", job_steps.png(cutout))
     storage.save("model.glb", glb)
     clock.stop()
-    clock.seconds["upload"] += clock.seconds["preview_upload"]
+    clock.seconds[Step.UPLOAD] += clock.seconds["preview_upload"]
     faces = len(trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh").faces)
     return {"seconds": clock.seconds, "peak_bytes": clock.peak_bytes, "faces": faces}
 
@@ -451,7 +462,7 @@ def _bare_job(text_to_image, backend, bare_image_to_3d, photo, storage) -> dict:
     finishing."""
     clock = _Clock(text_to_image.device)
     sampling = text_to_image.sampling
-    with clock.stage("text_to_image"):
+    with clock.timed(Step.TEXT_TO_IMAGE):
         text_to_image.pipe(
             prompt=PROMPT,
             num_inference_steps=sampling.steps,
@@ -460,11 +471,11 @@ def _bare_job(text_to_image, backend, bare_image_to_3d, photo, storage) -> dict:
             height=sampling.size,
             generator=torch.Generator(device=text_to_image.device).manual_seed(SEED),
         )
-    with clock.stage("image_to_3d"):
+    with clock.timed(Step.IMAGE_TO_3D):
         mesh = bare_image_to_3d(backend, photo)
-    with clock.stage("export"):
+    with clock.timed(Step.EXPORT):
         glb = mesh.export(file_type="glb")
-    with clock.stage("upload"):
+    with clock.timed(Step.UPLOAD):
         storage.save("model.glb", glb)
     return {"seconds": clock.seconds, "peak_bytes": clock.peak_bytes}
 
@@ -586,13 +597,13 @@ def _synchronised(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def _median(runs: list[dict], stage: str) -> float | None:
-    values = [run["seconds"][stage] for run in runs if stage in run["seconds"]]
+def _median(runs: list[dict], step: str) -> float | None:
+    values = [run["seconds"][step] for run in runs if step in run["seconds"]]
     return statistics.median(values) if values else None
 
 
-def _peak(runs: list[dict], stage: str) -> float | None:
-    values = [run["peak_bytes"][stage] for run in runs if run["peak_bytes"].get(stage) is not None]
+def _peak(runs: list[dict], step: str) -> float | None:
+    values = [run["peak_bytes"][step] for run in runs if run["peak_bytes"].get(step) is not None]
     return max(values) / 2**20 if values else None
 
 
@@ -618,12 +629,12 @@ def _print(report: dict) -> None:
             f"\n{name:<16}{'ours s':>10}{'bare s':>10}{'ours/bare':>11}"
             f"{'peak GPU MiB ours/bare':>26}"
         )
-        for stage, row in result["stages"].items():
+        for step, row in result["steps"].items():
             peaks = "/".join(
                 _number(row["peak_gpu_mib"].get(kind), "{:.0f}") for kind in ("ours", "bare")
             )
             print(
-                f"{stage:<16}{_number(row['ours'], '{:.3f}'):>10}"
+                f"{step:<16}{_number(row['ours'], '{:.3f}'):>10}"
                 f"{_number(row['bare'], '{:.3f}'):>10}"
                 f"{_number(row['ratio'], '{:.2f}'):>11}{peaks:>26}"
             )

@@ -23,25 +23,26 @@ from generation.pipelines import (
     JobCancelled,
     OutOfGPUMemory,
     classify,
+    job_steps,
     load_source_mesh,
     save_source_mesh,
-    sequence,
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
-from jobs import remote_images, stages, storage
+from jobs import plan, remote_images, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import GenerateType, Job, JobKind, Stage
+from jobs.plan import Step
 from jobs.services import workers
 
 logger = logging.getLogger(__name__)
 
-# Where the model calls of each kind of 3D job begin and end, in percent of the whole job.
-IMAGE_TO_3D_PERCENT = {JobKind.TEXT_TO_3D: (35, 85), JobKind.IMAGE_TO_3D: (10, 85)}
-
 
 class StorageFailed(GenerationError):
     def __init__(self):
-        super().__init__("STORAGE_ERROR", "The result could not be stored. Please try again.")
+        super().__init__(
+            ErrorCode.STORAGE_ERROR, "The result could not be stored. Please try again."
+        )
 
 
 def run_stage(job_id: str, stage: str, *, worker: str) -> None:
@@ -64,6 +65,7 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
     job = patiently(lambda: Job.objects.get(pk=job_id), f"reading job {job_id}")
     reporter = ProgressReporter(
         lease,
+        steps=plan.steps(job.kind, stage),
         time_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS,
         progress=job.progress,
         step_seconds=job.step_seconds,
@@ -85,7 +87,7 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
     try:
         with Heartbeat(lease, settings.HEARTBEAT_SECONDS):
             results = STAGES[stage](job, reporter, stored)
-        following = stages.after(job.kind, stage)
+        following = plan.after(job.kind, stage)
         if following is None:
             ended = patiently(
                 lambda: workers.complete_job(lease, **results, **record()),
@@ -124,85 +126,74 @@ def _failure(exc: Exception) -> GenerationError:
 
 
 # --- The stages: each takes the job, its reporter and a list of what it stored, and returns the
-# fields to write with its end.
+# fields to write with its end. Each enters its steps by name, in the order of the job's plan
+# (``jobs.plan``), which gives each its share of the job's progress.
 
 
 def _prepare(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The input image, fetched or read and checked, and cut out (CPU)."""
+    reporter.step(Step.INPUT)
     if job.kind == JobKind.TEXT_TO_3D:
-        reporter.step("input", 30, 30, "Reading the preview image…")
-        image, cut_at = _image(storage.read(job.preview_image)), 30
+        data = storage.read(job.preview_image)
+    elif job.input_image:
+        data = storage.read(job.input_image)
     else:
-        reporter.step("input", 0, 5, "Downloading image…")
-        if job.input_image:
-            data = storage.read(job.input_image)
-        else:
-            data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
-        image, cut_at = _image(data), 5
-    foreground = sequence.object_cut_out(image, reporter, at=cut_at)
-    return {"processed_image": _store(job, "processed.png", sequence.png(foreground), stored)}
+        data = remote_images.fetch(job.image_url, max_bytes=settings.UPLOAD_MAX_BYTES)
+    foreground = job_steps.object_cut_out(_image(data), reporter)
+    return {"processed_image": _store(job, "processed.png", job_steps.png(foreground), stored)}
 
 
 def _text_to_image(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The prompt's image, stored for the cut-out (GPU)."""
-    return _prompt_image(
-        job, reporter, stored, model_until=30, storing=("handoff", 30, "Generating preview image…")
-    )
+    return _prompt_image(job, reporter, stored, storing=Step.HANDOFF)
 
 
 def _preview(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """A whole text-to-image preview, on the preview workers: one stage, for the least latency."""
-    return _prompt_image(
-        job, reporter, stored, model_until=90, storing=("upload", 99, "Uploading…")
-    )
+    return _prompt_image(job, reporter, stored, storing=Step.UPLOAD)
 
 
 def _prompt_image(
-    job: Job, reporter: ProgressReporter, stored: list[str], *, model_until: int, storing
+    job: Job, reporter: ProgressReporter, stored: list[str], *, storing: Step
 ) -> dict:
-    """The model call up to ``model_until`` percent, then the step (name, end, message) that
-    stores its image."""
+    """The model call, then the step ``storing`` that stores its image."""
     image = _model_call(
-        lambda: sequence.prompt_image(
-            registry.text_to_image_pipeline(), job.prompt, job.seed, reporter, until=model_until
+        lambda: job_steps.prompt_image(
+            registry.text_to_image_pipeline(), job.prompt, job.seed, reporter
         )
     )
-    step, end, message = storing
-    reporter.step(step, model_until, end, message)
-    return {"preview_image": _store(job, "preview.png", sequence.png(image), stored)}
+    reporter.step(storing)
+    return {"preview_image": _store(job, "preview.png", job_steps.png(image), stored)}
 
 
 def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The raw mesh of the cut-out (GPU)."""
-    start, end = IMAGE_TO_3D_PERCENT[job.kind]
-    reporter.step("handoff", start, start, "Generating 3D mesh…")
+    reporter.step(Step.HANDOFF)
     foreground = _image(storage.read(job.processed_image))
     mesh = _model_call(
-        lambda: sequence.raw_mesh(
-            registry.image_to_3d_pipeline(), foreground, job.seed, reporter, span=(start, end)
-        )
+        lambda: job_steps.raw_mesh(registry.image_to_3d_pipeline(), foreground, job.seed, reporter)
     )
-    reporter.step("handoff", end, end, "Optimizing mesh…")
+    reporter.step(Step.HANDOFF)
     return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
 
 
 def _finish(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """The job's model from the raw mesh: the kept full-resolution mesh and the GLB (CPU)."""
-    reporter.step("input", 85, 85, "Optimizing mesh…")
+    reporter.step(Step.INPUT)
     photo = _image(storage.read(job.processed_image))
     raw = load_source_mesh(storage.read(job.raw_mesh))
-    source, glb = sequence.finished_model(raw, photo, _finish_options(job), reporter)
-    reporter.step("upload", 95, 99, "Uploading…")
+    source, glb = job_steps.finished_model(raw, photo, _finish_options(job), reporter)
+    reporter.step(Step.UPLOAD)
     source_name = _store(job, "source.ply", save_source_mesh(source), stored)
     return {"source_mesh": source_name, "result_glb": _store(job, "model.glb", glb, stored)}
 
 
 def _remesh(job: Job, reporter: ProgressReporter, stored: list[str]) -> dict:
     """Finish the stored full-resolution mesh again: no model runs, on a CPU worker."""
-    reporter.step("input", 0, 10, "Reading the full-resolution mesh…")
+    reporter.step(Step.INPUT)
     source = load_source_mesh(storage.read(job.source_mesh))
-    glb = sequence.finished_glb(source, _finish_options(job), reporter, start=10)
-    reporter.step("upload", 95, 99, "Uploading…")
+    glb = job_steps.finished_glb(source, _finish_options(job), reporter)
+    reporter.step(Step.UPLOAD)
     return {"result_glb": _store(job, "model.glb", glb, stored)}
 
 
@@ -216,8 +207,8 @@ STAGES = {
 }
 
 
-def _finish_options(job: Job) -> sequence.Finish:
-    return sequence.Finish(
+def _finish_options(job: Job) -> job_steps.Finish:
+    return job_steps.Finish(
         face_count=job.face_count or settings.DEFAULT_FACE_COUNT,
         generate_type=job.generate_type or GenerateType.NORMAL,
         enable_pbr=job.enable_pbr,

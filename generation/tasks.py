@@ -1,4 +1,5 @@
-"""Celery tasks: thin, they hand the job to the runner. Names and queues are in hydrilla.queues."""
+"""Celery tasks: thin, they hand the job to the runner. One per stage of jobs.plan, named there;
+the queues are in hydrilla.queues."""
 
 import logging
 import threading
@@ -13,15 +14,15 @@ from django.db import DatabaseError, connection
 
 from generation import registry, runner
 from generation.database import DatabaseUnreachable
-from hydrilla.queues import stage_task
 from jobs.models import Stage
+from jobs.plan import stage_task
 from jobs.services import shared, workers
 
 logger = logging.getLogger(__name__)
 
 
 def _stage_task(stage: Stage):
-    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.stages)."""
+    """The task that runs ``stage`` of a job (its queue is chosen by the sender: jobs.plan)."""
 
     @shared_task(name=stage_task(stage), bind=True)
     def run(task, job_id: str) -> None:

@@ -3,8 +3,8 @@ by the settings (Celery's options), by the services that publish, by the workers
 ``scripts/serve.sh``.
 
 One queue per kind of work, each consumed by its own kind of worker, so that a GPU only ever runs
-model calls and a cheap preview never waits behind a long 3D job. A job's stages and the queue of
-each are in ``jobs.stages``; every stage is one task, named after it (``stage_task``).
+model calls and a cheap preview never waits behind a long 3D job. A job's stages, the queue of
+each and the task that runs it are in ``jobs.plan``.
 
     python -m hydrilla.queues gpu     # the -Q list of a kind of worker (scripts/serve.sh)
 """
@@ -36,12 +36,6 @@ RUNNING, WAITING = "running", "waiting"
 
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
-
-
-def stage_task(stage: str) -> str:
-    """The name of the task that runs ``stage`` of a job: a contract between the web service and
-    the workers, which send and implement it by name with one argument, the job id as a string."""
-    return f"generation.{stage}"
 
 
 def message_priority(job_is: str) -> int:

@@ -223,6 +223,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GenerateTypeEnum": "jobs.models.GenerateType",
         "PolygonTypeEnum": "jobs.models.PolygonType",
+        "ErrorCodeEnum": "jobs.error_codes.ErrorCode",
     },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
@@ -398,7 +399,7 @@ CELERY_TASK_QUEUES = [
     )
     for queue in CeleryQueue
 ]
-# The stages' messages name their queue when sent (jobs.stages); housekeeping goes by route.
+# The stages' messages name their queue when sent (jobs.plan); housekeeping goes by route.
 CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
 CELERY_BEAT_SCHEDULE = {
     "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}

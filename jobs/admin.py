@@ -8,7 +8,8 @@ from django.utils.text import Truncator
 
 from jobs import storage
 from jobs.api.outputs import preview_url
-from jobs.models import JOB_API_STATUS, MODEL_STEPS, STEPS, Job
+from jobs.models import JOB_API_STATUS, Job
+from jobs.plan import MODEL_STEPS, Step
 from jobs.services import clients, staff
 
 # <model-viewer> (Google, Apache-2.0, three.js inside), vendored from the npm registry's
@@ -190,7 +191,7 @@ class JobAdmin(admin.ModelAdmin):
             return "—"
         total = sum(job.step_seconds.values())
         models = sum(seconds for step, seconds in job.step_seconds.items() if step in MODEL_STEPS)
-        in_order = sorted(job.step_seconds.items(), key=lambda item: STEPS.index(item[0]))
+        in_order = sorted(job.step_seconds.items(), key=lambda item: list(Step).index(item[0]))
         steps = " · ".join(f"{step} {seconds:.2f} s" for step, seconds in in_order)
         return f"{steps} — model calls {models / total:.0%} of {total:.2f} s" if total else steps
 

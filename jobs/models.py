@@ -1,28 +1,21 @@
 import uuid
+from enum import StrEnum
 
 from django.db import models
 
-
-class JobKind(models.TextChoices):
-    TEXT_TO_3D = "text-to-3d"
-    IMAGE_TO_3D = "image-to-3d"
-    PREVIEW = "text-to-image"
-    # A finished 3D job's stored full-resolution mesh, finished again with other options (CPU only).
-    REMESH = "remesh"
+from jobs import options, plan
 
 
+def _choices(words: type[StrEnum]) -> type[models.TextChoices]:
+    """The model field choices of a Django-free set of words (``jobs.plan``, ``jobs.options``)."""
+    return models.TextChoices(words.__name__, [(word.name, word.value) for word in words])
+
+
+JobKind = _choices(plan.JobKind)
 THREE_D_KINDS = (JobKind.TEXT_TO_3D, JobKind.IMAGE_TO_3D)
-
-
-class Stage(models.TextChoices):
-    """The parts of a job, each run by a worker of its own queue (see ``jobs.stages``)."""
-
-    PREPARE = "prepare"  # fetch and check the input image, cut the object out
-    TEXT_TO_IMAGE = "text_to_image"  # the prompt's image: a model call
-    IMAGE_TO_3D = "image_to_3d"  # the raw mesh of the cut-out: a model call
-    FINISH = "finish"  # clean, reduce, texture and export the mesh; store the files
-    PREVIEW = "preview"  # a text-to-image preview, whole
-    REMESH = "remesh"  # a finished model's stored mesh, finished again
+Stage = _choices(plan.Stage)
+GenerateType = _choices(options.GenerateType)
+PolygonType = _choices(options.PolygonType)
 
 
 class JobState(models.TextChoices):
@@ -43,33 +36,7 @@ JOB_API_STATUS = {
 }
 
 ACTIVE_STATES = (JobState.PENDING, JobState.PROCESSING)
-# The steps of ``Job.step_seconds``, in the order a job goes through them, and those of them
-# that are model calls (the GPU's share of a job); "handoff" is the storage work a GPU stage does
-# to take its input from the stage before it and pass its output on.
-STEPS = (
-    "input",
-    "text_to_image",
-    "cut_out",
-    "handoff",
-    "image_to_3d",
-    "post_processing",
-    "export",
-    "upload",
-)
-MODEL_STEPS = ("text_to_image", "image_to_3d")
 FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
-
-
-class GenerateType(models.TextChoices):
-    NORMAL = "Normal"
-    LOW_POLY = "LowPoly"
-    GEOMETRY = "Geometry"
-    SKETCH = "Sketch"
-
-
-class PolygonType(models.TextChoices):
-    TRIANGLE = "triangle"
-    QUADRILATERAL = "quadrilateral"
 
 
 class Job(models.Model):
@@ -135,13 +102,14 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.FloatField(null=True, blank=True)
-    # Where the job is in its sequence of stages (jobs.stages), each run by a worker of its own
-    # queue. A stage is held by one worker while ``heartbeat_at`` is set; between stages it is
-    # empty, and the stage waits for its message (``queued_at`` once the broker confirmed it).
+    # Where the job is in its stages (jobs.plan), each run by a worker of its own queue. A stage is
+    # held by one worker while ``heartbeat_at`` is set; between stages it is empty, and the stage
+    # waits for its message (``queued_at`` once the broker confirmed it).
     stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)
     # The raw mesh the image-to-3D stage hands to the finishing stage; deleted once finished.
     raw_mesh = models.CharField(max_length=512, blank=True)
-    # Seconds the last attempt spent in each of its STEPS ({"cut_out": 0.12, "image_to_3d": 4.2}).
+    # Seconds the last attempt spent in each step (jobs.plan.Step) of its stages:
+    # {"cut_out": 0.12, "image_to_3d": 4.2}.
     step_seconds = models.JSONField(default=dict, blank=True)
     # Each stage the last attempt ran: [{"stage", "worker", "started" (Unix time), "seconds"}].
     stage_runs = models.JSONField(default=list, blank=True)

@@ -19,7 +19,8 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import urllib3
 
-from jobs import error_codes, uploads
+from jobs import uploads
+from jobs.error_codes import ErrorCode
 
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_SECONDS = 5
@@ -72,27 +73,27 @@ class RemoteImageError(Exception):
 
 class UnsafeUrl(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(error_codes.IMAGE_URL_FORBIDDEN, f"The image URL is not allowed: {reason}")
+        super().__init__(ErrorCode.IMAGE_URL_FORBIDDEN, f"The image URL is not allowed: {reason}")
 
 
 class ImageTooLarge(RemoteImageError):
     def __init__(self, limit: int):
         super().__init__(
-            error_codes.IMAGE_TOO_LARGE, f"The image is larger than {limit // (1024 * 1024)} MB"
+            ErrorCode.IMAGE_TOO_LARGE, f"The image is larger than {limit // (1024 * 1024)} MB"
         )
 
 
 class FetchFailed(RemoteImageError):
     def __init__(self, reason: str):
         super().__init__(
-            error_codes.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}"
+            ErrorCode.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}"
         )
 
 
 class NotAnImage(RemoteImageError):
     def __init__(self, reason: str):
         super().__init__(
-            error_codes.IMAGE_INVALID, f"The URL did not return a usable image: {reason}"
+            ErrorCode.INVALID_IMAGE, f"The URL did not return a usable image: {reason}"
         )
 
 

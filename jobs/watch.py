@@ -10,8 +10,7 @@ every followed waiting job) in a fixed handful of queries, so a poll costs the s
 no thread and no database connection while they wait.
 
 A job is followed from its first read until nobody has read or waited on it for
-``FOLLOW_SECONDS``. With ``follow`` off, every read goes to the database (tests whose data the
-thread's own connection cannot see: a transaction that is never committed).
+``FOLLOW_SECONDS``.
 """
 
 import asyncio
@@ -59,8 +58,7 @@ class _Followed:
 
 
 class JobWatcher:
-    def __init__(self, follow: bool = True):
-        self.follow = follow
+    def __init__(self):
         self._lock = threading.Lock()
         self._followed: dict[str, _Followed] = {}
         self._standings: selectors.QueueStandings | None = None
@@ -73,8 +71,6 @@ class JobWatcher:
 
     def job(self, job_id) -> Job | None:
         """The job with this id (None if unknown), read from the database only the first time."""
-        if not self.follow:
-            return selectors.get_job(job_id)
         key = str(job_id)
         with self._lock:
             followed = self._followed.get(key)
@@ -91,13 +87,13 @@ class JobWatcher:
     def queue(self, job: Job) -> dict:
         """The job's queue figures, as of the last queue tick (a waiting job followed since is
         counted once, then at every tick)."""
-        standings = self.standings() if self.follow else selectors.queue_standings([job])
+        standings = self.standings()
         if job.state == JobState.PENDING and not standings.knows(job):
             standings.ahead[str(job.pk)] = selectors.waiting_ahead(job)
         return standings.for_job(job)
 
     def queue_info(self) -> dict:
-        return (self.standings() if self.follow else selectors.queue_standings()).info()
+        return self.standings().info()
 
     def standings(self) -> "selectors.QueueStandings":
         with self._lock:
@@ -161,27 +157,6 @@ class JobWatcher:
         """How many coroutines wait on a job in this process."""
         with self._lock:
             return sum(len(followed.waiters) for followed in self._followed.values())
-
-    def wait_until_idle(self, timeout: float) -> bool:
-        """True once no coroutine waits (tests: every stream and preview wait has ended)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.waiting():
-                return True
-            time.sleep(POLL_SECONDS / 5)
-        return False
-
-    def reset(self) -> None:
-        """Forget everything and stop the thread, closing its connection (tests: each starts from
-        an empty process)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._followed = {key: f for key, f in self._followed.items() if f.waiters}
-            self._standings = None
-        if thread is not None:
-            self._stop.set()
-            thread.join(10)
-            self._stop.clear()
 
     # --- The thread ----------------------------------------------------------------------------
 

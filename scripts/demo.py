@@ -2,7 +2,8 @@
 
 Starts scripts/serve.sh (web server + workers) with SQLite, the filesystem broker and local
 storage under var/, signs in with a locally minted dev token, submits a text-to-3D job and an
-image-to-3D job of a photo it draws, shows their progress, and prints where the GLB files are.
+image-to-3D job of a photo it draws, shows their progress, and prints where the GLB files are,
+each with a picture of its model beside it (drawn by scripts/render_preview.py).
 """
 
 import io
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import requests
 from PIL import Image, ImageDraw
+from render_preview import load_model, picture  # scripts/ is this script's own folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -82,14 +84,15 @@ def follow(base: str, headers: dict, job_id: str, label: str) -> dict:
 
 
 def save_glb(job: dict, label: str) -> Path:
-    import trimesh
-
+    """The job's GLB, and a picture of its model beside it (same name, .png)."""
     path = OUT / f"{label}.glb"
-    path.write_bytes(requests.get(job["resultGlbUrl"], timeout=30).content)
-    mesh = trimesh.load(path, force="mesh")
-    print(
-        f"  [{label}] {path.relative_to(ROOT)}: {len(mesh.faces)} faces, from {job['resultGlbUrl']}"
-    )
+    glb = requests.get(job["resultGlbUrl"], timeout=30).content
+    path.write_bytes(glb)
+    faces = len(load_model(glb).faces)
+    print(f"  [{label}] {path.relative_to(ROOT)}: {faces} faces, from {job['resultGlbUrl']}")
+    image = path.with_suffix(".png")
+    picture(glb).save(image)
+    print(f"  [{label}] {image.relative_to(ROOT)}: the model from the front and three quarters")
     return path
 
 

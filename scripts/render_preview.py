@@ -1,9 +1,10 @@
-"""Render the README picture of the weight-free "silhouette" backend, with no display or OpenGL.
+"""Pictures of finished models, drawn with no display or OpenGL: `make demo`'s, and the picture of
+the weight-free "silhouette" backend in docs/backends.md.
 
-The demo's mug photo goes through the worker's own steps (cut-out, the backend, GLB finishing with
-its baked texture); the GLB is read back and drawn by a small z-buffer rasteriser with Lambert
-shading, coloured from its texture, from the front and from three quarters, next to the photo and
-the texture atlas itself:
+A GLB is read back and drawn by a small z-buffer rasteriser with Lambert shading, coloured from its
+texture, from the front and from three quarters (``picture``). Run as a script, the demo's mug
+photo goes through the worker's own steps (cut-out, the backend, GLB finishing with its baked
+texture) and its model is drawn next to the photo and the texture atlas itself:
 
     .venv/bin/python scripts/render_preview.py [docs/silhouette-mug.png]
 """
@@ -21,8 +22,6 @@ import trimesh
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from demo import draw_sample_photo  # noqa: E402  (scripts/ is this script's own folder)
-
 from generation.pipelines import cut_out, finish_mesh, load_backend, prepare_mesh  # noqa: E402
 from generation.pipelines.texture import srgb_to_linear  # noqa: E402
 
@@ -30,6 +29,7 @@ PANEL = 360
 BACKGROUND = (245, 245, 242)
 LIGHT = np.array([-0.4, 0.6, 0.7]) / np.linalg.norm([-0.4, 0.6, 0.7])
 AMBIENT = 0.3
+VIEWS = {"front": 0, "three quarters": -50}  # label: turn about y, in degrees
 
 
 def turn(yaw_degrees: float, pitch_degrees: float) -> np.ndarray:
@@ -84,29 +84,50 @@ def to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
+def load_model(glb: bytes) -> trimesh.Trimesh:
+    """The GLB's only mesh, with its texture and UVs as a viewer reads them."""
+    (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
+    return mesh
+
+
+def views(mesh: trimesh.Trimesh) -> dict[str, PIL.Image.Image]:
+    """The model from each of ``VIEWS``, tipped 15 degrees towards the viewer."""
+    # The texel under each vertex (sRGB, as base-colour textures are), in linear RGB for shading.
+    colours = srgb_to_linear(mesh.visual.to_color().vertex_colors[:, :3] / 255.0)
+    return {label: render(mesh, colours, turn(yaw, 15)) for label, yaw in VIEWS.items()}
+
+
+def sheet(panels: dict[str, PIL.Image.Image]) -> PIL.Image.Image:
+    """The panels side by side, each labelled underneath."""
+    picture = PIL.Image.new("RGB", (PANEL * len(panels), PANEL + 24), BACKGROUND)
+    draw = PIL.ImageDraw.Draw(picture)
+    for index, (label, panel) in enumerate(panels.items()):
+        picture.paste(panel, (index * PANEL, 0))
+        draw.text((index * PANEL + 8, PANEL + 6), label, fill=(60, 60, 60))
+    return picture
+
+
+def picture(glb: bytes) -> PIL.Image.Image:
+    """A finished model from the front and from three quarters: what `make demo` shows."""
+    return sheet(views(load_model(glb)))
+
+
 def main() -> None:
+    from demo import draw_sample_photo  # scripts/ is this script's own folder
+
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "silhouette-mug.png"
     photo = PIL.Image.open(io.BytesIO(draw_sample_photo()))
     backend = load_backend("silhouette", None, torch.device("cpu"), torch.float32)
     foreground = cut_out(photo)
     glb = finish_mesh(prepare_mesh(backend(foreground, seed=0), photo=foreground), face_count=None)
-    (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
-    # The texel under each vertex (sRGB, as base-colour textures are), in linear RGB for shading.
-    colours = srgb_to_linear(mesh.visual.to_color().vertex_colors[:, :3] / 255.0)
+    mesh = load_model(glb)
     atlas = mesh.visual.material.baseColorTexture.convert("RGB")
 
-    panels = [photo.convert("RGB").resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)]
-    panels += [render(mesh, colours, turn(yaw, 15)) for yaw in (0, -50)]
-    panels += [atlas.resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)]
-    sheet = PIL.Image.new("RGB", (PANEL * len(panels), PANEL + 24), BACKGROUND)
-    draw = PIL.ImageDraw.Draw(sheet)
-    for index, (panel, label) in enumerate(
-        zip(panels, ("photo", "front", "three quarters", "baked texture"), strict=False)
-    ):
-        sheet.paste(panel, (index * PANEL, 0))
-        draw.text((index * PANEL + 8, PANEL + 6), label, fill=(60, 60, 60))
+    panels = {"photo": photo.convert("RGB").resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)}
+    panels |= views(mesh)
+    panels["baked texture"] = atlas.resize((PANEL, PANEL), PIL.Image.Resampling.LANCZOS)
     target.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(target, optimize=True)
+    sheet(panels).save(target, optimize=True)
     print(f"{target}: {len(mesh.faces)} faces")
 
 

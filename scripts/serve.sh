@@ -11,7 +11,7 @@ RESTART_DELAY_SECONDS=${RESTART_DELAY_SECONDS:-2}
 
 # Run "$@" in the background, and again whenever it exits, until this script is stopped. A TERM
 # to the supervisor passes to its part, whose own shutdown is awaited: Celery's warm shutdown
-# hands back its unfinished message. Production uses its own supervisor instead (README).
+# hands back its unfinished message. Production uses its own supervisor instead (docs/operations.md).
 supervise() {
   local name=$1
   shift

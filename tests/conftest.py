@@ -13,10 +13,11 @@ from django.db import connections
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
-from jobs.watch import WAITING_VIEWS_POOL, watcher
+from jobs.watch import WAITING_VIEWS_POOL
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
-from tests.helpers import s3_client
+from tests.helpers import watch
+from tests.helpers.storage import s3_client
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,23 +32,23 @@ def server_threads_end(django_db_setup):
 
 
 @pytest.fixture(autouse=True)
-def new_web_process(request):
+def new_web_process(request, monkeypatch):
     """Each test starts as a new web process would: no throttle or slot counts, no user or job
     remembered; the job watcher's thread (and its database connection) ends with the test.
 
     The watcher follows jobs (serves reads from what its thread last saw) in tests whose writes are
     committed; elsewhere its thread could not see the test's rows, and every read is fresh."""
     marker = request.node.get_closest_marker("django_db")
-    watcher.follow = bool(
-        {"transactional_db", "live_server", "asgi_server"} & set(request.fixturenames)
-        or (marker is not None and marker.kwargs.get("transaction"))
+    committed = {"transactional_db", "live_server", "asgi_server"} & set(request.fixturenames) or (
+        marker is not None and marker.kwargs.get("transaction")
     )
+    if not committed:
+        watch.read_from_the_database(monkeypatch)
     for cache in caches.all():
         cache.clear()
-    watcher.reset()
+    watch.start_afresh()
     yield
-    watcher.reset()
-    watcher.follow = True
+    watch.start_afresh()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ import factory
 from django.utils import timezone
 
 from accounts.models import User
-from jobs import stages
+from jobs import plan
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobKind, JobState
 
 
@@ -28,7 +29,7 @@ class JobFactory(factory.django.DjangoModelFactory):
     prompt = factory.Sequence(lambda n: f"a ceramic mug number {n}")
     seed = 1234
     # Where a new job of its kind begins; a test of a later stage says so.
-    stage = factory.LazyAttribute(lambda job: stages.first(job.kind))
+    stage = factory.LazyAttribute(lambda job: plan.first(job.kind))
 
     class Params:
         # A job that ran twice and failed half-way (started three minutes ago, ended one ago).
@@ -36,7 +37,7 @@ class JobFactory(factory.django.DjangoModelFactory):
             state=JobState.FAILED,
             progress=40,
             message="Failed",
-            error_code="GENERATION_FAILED",
+            error_code=ErrorCode.GPU_OUT_OF_MEMORY,
             error_message="CUDA out of memory",
             attempts=2,
             worker="gpu@host",

@@ -7,6 +7,7 @@ diffusers is imported inside the ``load`` methods: it takes seconds, and only mo
 processes need it.
 """
 
+from .denoising import OnDenoisingStep
 from .device import select_device, select_dtype
 from .errors import (
     BadInputImage,
@@ -26,7 +27,6 @@ from .mesh import (
     prepare_mesh,
     save_source_mesh,
 )
-from .steps import OnStep
 from .text_to_image import TextToImagePipeline
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "ImageTo3DBackend",
     "JobCancelled",
     "ModelError",
-    "OnStep",
+    "OnDenoisingStep",
     "OutOfGPUMemory",
     "TextToImagePipeline",
     "classify",

@@ -1,9 +1,10 @@
-"""Errors a generation run reports, each with a stable ``code`` and a message a user can act on."""
+"""Errors a generation run reports, each with a stable ``code`` (``jobs.error_codes``) and a message
+a user can act on."""
 
 import PIL
 import PIL.Image
 
-from jobs import error_codes
+from jobs.error_codes import ErrorCode
 
 
 class GenerationError(Exception):
@@ -30,7 +31,7 @@ class _KnownError(GenerationError):
 
 
 class BadInputImage(_KnownError):
-    code = "INVALID_IMAGE"
+    code = ErrorCode.INVALID_IMAGE
     default_message = (
         "The image could not be used. Upload a sharp PNG or JPEG photo of a single object "
         "on a plain background."
@@ -38,19 +39,19 @@ class BadInputImage(_KnownError):
 
 
 class ModelError(_KnownError):
-    code = "MODEL_ERROR"
+    code = ErrorCode.MODEL_ERROR
     default_message = (
         "The model failed to produce a result. Try again, or try another prompt or image."
     )
 
 
 class OutOfGPUMemory(_KnownError):
-    code = "GPU_OUT_OF_MEMORY"
+    code = ErrorCode.GPU_OUT_OF_MEMORY
     default_message = "The GPU ran out of memory. Try again later, or ask for fewer faces."
 
 
 class JobCancelled(_KnownError):
-    code = error_codes.CANCELLED
+    code = ErrorCode.CANCELLED
     default_message = "The job was cancelled."
 
 

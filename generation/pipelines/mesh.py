@@ -14,13 +14,15 @@ from trimesh.visual.color import ColorVisuals
 from trimesh.visual.material import PBRMaterial
 from trimesh.visual.texture import TextureVisuals
 
+from jobs.options import GenerateType
+
 from . import texture
 from .errors import ModelError
 
 DEFAULT_FACE_COUNT = 40_000
 LOW_POLY_FACE_COUNT = 2_000
 DEFAULT_TEXTURE_SIZE = 1024
-GENERATE_TYPES = ("Normal", "LowPoly", "Geometry", "Sketch")
+GENERATE_TYPES = tuple(word.value for word in GenerateType)
 # Pieces with less area than this share of the largest piece are reconstruction debris.
 FLOATER_AREA_SHARE = 0.05
 UNCOLOURED = (180, 180, 180, 255)
@@ -106,7 +108,7 @@ class Texturer:
     in one colour. ``enable_pbr`` picks ``PBR_FACTORS`` over ``PLAIN_FACTORS``."""
 
     def __init__(self, *, generate_type: str, enable_pbr: bool, texture_size: int):
-        self.flat = generate_type == "LowPoly"
+        self.flat = generate_type == GenerateType.LOW_POLY
         self.factors = PBR_FACTORS if enable_pbr else PLAIN_FACTORS
         self.texture_size = texture_size
 
@@ -193,7 +195,7 @@ def finish_mesh(
     mesh: trimesh.Trimesh,
     *,
     face_count: int | None,
-    generate_type: str = "Normal",
+    generate_type: str = GenerateType.NORMAL,
     enable_pbr: bool = False,
     texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> bytes:
@@ -222,11 +224,11 @@ def finishing_steps(
     if generate_type not in GENERATE_TYPES:
         raise ValueError(f"Unknown generate_type {generate_type!r}; use one of {GENERATE_TYPES}")
     max_faces = face_count or DEFAULT_FACE_COUNT
-    if generate_type == "LowPoly":
+    if generate_type == GenerateType.LOW_POLY:
         max_faces = min(max_faces, LOW_POLY_FACE_COUNT)
     steps = [
         *CLEAN_UP,
-        *([drop_colours] if generate_type == "Geometry" else []),
+        *([drop_colours] if generate_type == GenerateType.GEOMETRY else []),
         FaceReducer(max_faces),
         Texturer(generate_type=generate_type, enable_pbr=enable_pbr, texture_size=texture_size),
     ]

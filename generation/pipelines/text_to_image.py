@@ -6,7 +6,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from .steps import OnStep, diffusers_step_callback, releases_device_memory
+from .denoising import OnDenoisingStep, diffusers_step_callback, releases_device_memory
 
 # A single centred object on a plain background gives a clean cut-out and a better 3D
 # reconstruction.
@@ -80,7 +80,7 @@ class TextToImagePipeline:
         self,
         prompt: str,
         seed: int,
-        on_step: OnStep | None = None,
+        on_denoising_step: OnDenoisingStep | None = None,
         width: int | None = None,
         height: int | None = None,
     ) -> PIL.Image.Image:
@@ -91,6 +91,8 @@ class TextToImagePipeline:
             width=width or self.sampling.size,
             height=height or self.sampling.size,
             generator=torch.Generator(device=self.device).manual_seed(seed),
-            callback_on_step_end=diffusers_step_callback(on_step) if on_step else None,
+            callback_on_step_end=diffusers_step_callback(on_denoising_step)
+            if on_denoising_step
+            else None,
         )
         return result.images[0]

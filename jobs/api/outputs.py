@@ -12,6 +12,7 @@ from rest_framework import serializers
 from accounts.serializers import IsoDateTimeField
 from hydrilla.rendering import Output, context
 from jobs import storage
+from jobs.error_codes import CHOICES as ERROR_CODES
 from jobs.formats import FORMATS
 from jobs.models import JOB_API_STATUS, GenerateType, Job, JobKind, JobState, PolygonType
 
@@ -167,7 +168,7 @@ class FailureMessage(IfEndedUnsuccessfully, serializers.CharField):
         return super().get_attribute(job) or "Job failed"
 
 
-class FailureCode(IfEndedUnsuccessfully, serializers.CharField):
+class FailureCode(IfEndedUnsuccessfully, serializers.ChoiceField):
     pass
 
 
@@ -187,6 +188,7 @@ class GenerationJob(Output):
         required=False, source="error_message", help_text="Only when failed or cancelled."
     )
     error_code = FailureCode(
+        ERROR_CODES,
         required=False,
         allow_null=True,
         help_text="Only when failed or cancelled: why, for programs.",
@@ -239,7 +241,7 @@ class JobRecord(Output):
     )
     resultGlbUrl = StorageUrl(allow_null=True, source="result_glb")
     previewImageUrl = PreviewUrl(allow_null=True, source="*")
-    errorCode = serializers.CharField(allow_null=True, source="error_code")
+    errorCode = serializers.ChoiceField(ERROR_CODES, allow_null=True, source="error_code")
     errorMessage = serializers.CharField(allow_null=True, source="error_message")
     name = serializers.CharField(allow_null=True)
     progress = serializers.IntegerField(min_value=0, max_value=100)

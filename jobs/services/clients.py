@@ -13,8 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from jobs import formats, selectors, stages, storage
-from jobs.models import ACTIVE_STATES, Job, JobKind, JobState, Stage, Upload
+from jobs import formats, plan, selectors, storage
+from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class NoModel(Exception):
 
 @dataclass(frozen=True)
 class JobOptions:
-    generate_type: str = "Normal"
+    generate_type: str = GenerateType.NORMAL
     face_count: int | None = None
     enable_pbr: bool = False
     polygon_type: str | None = None
@@ -73,7 +73,7 @@ def create_job(
     )
     if kind == JobKind.TEXT_TO_3D:
         job.preview_image = _reusable_preview(user, prompt)
-    job.stage = stages.first(kind, has_preview=bool(job.preview_image))
+    job.stage = plan.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()
@@ -218,8 +218,8 @@ def download(job: Job, format_name: str) -> str:
     converted from its GLB and stored on the first request, then kept until the job goes.
 
     Converted here, in the web process: the formats module imports no torch, and one conversion
-    of a finished model takes well under a second (README). Raises NoModel for a job without a
-    result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
+    of a finished model takes well under a second (docs/measurements.md). Raises NoModel for a
+    job without a result, and ``formats.ConversionFailed`` or ``storage.StorageUnavailable``.
     """
     if job.state != JobState.COMPLETED or not job.result_glb:
         raise NoModel(job.pk)

@@ -7,8 +7,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
-from hydrilla.queues import RUNNING, WAITING, message_priority, stage_task
-from jobs import error_codes, selectors, stages
+from hydrilla.queues import RUNNING, WAITING, message_priority
+from jobs import plan, selectors
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -28,9 +29,9 @@ def enqueue(job: Job) -> None:
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
-            stage_task(job.stage),
+            plan.stage_task(job.stage),
             args=[str(job.pk)],
-            queue=stages.QUEUES[job.stage],
+            queue=plan.QUEUES[job.stage],
             priority=message_priority(job_is),
         )
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
@@ -52,7 +53,7 @@ def cancelled_fields(now) -> dict:
     return {
         "state": JobState.CANCELLED,
         "message": "Cancelled",
-        "error_code": error_codes.CANCELLED,
+        "error_code": ErrorCode.CANCELLED,
         "error_message": "Job was cancelled",
         "heartbeat_at": None,
         "finished_at": now,

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import error_codes, selectors, stages, storage
+from jobs import plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobKind, JobState, Upload
 from jobs.services import clients, shared
 
@@ -45,7 +46,7 @@ def requeue_job(job: Job) -> bool:
         if previous["kind"] != JobKind.REMESH:
             previous_files.append(shared.unshared_file(job.pk, "source_mesh"))
             fresh_mesh = {"source_mesh": ""}
-        first_stage = stages.first(previous["kind"], has_preview=bool(previous["preview_image"]))
+        first_stage = plan.first(previous["kind"], has_preview=bool(previous["preview_image"]))
         reset = (
             Job.objects.filter(pk=job.pk)
             .exclude(state=JobState.PROCESSING)
@@ -86,7 +87,7 @@ def fail_stuck_job(job: Job, reason: str) -> bool:
     return bool(
         Job.objects.filter(pk=job.pk, state=job.state, attempts=job.attempts).update(
             state=JobState.FAILED,
-            error_code=error_codes.WORKER_LOST,
+            error_code=ErrorCode.WORKER_LOST,
             error_message=reason,
             finished_at=now,
             updated_at=now,

@@ -14,7 +14,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from jobs import selectors, stages, storage
+from jobs import plan, selectors, storage
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.services import shared
 
@@ -65,11 +65,13 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
         )
     ):
         return None
-    new_attempt = held or stages.begins_attempt(row["kind"], stage, row["state"])
+    # A waiting job's first stage begins an attempt (a text-to-3D job waits at ``prepare`` only
+    # when it begins there, with a preview already made); so does taking over a held stage.
+    new_attempt = held or (row["state"] == JobState.PENDING and plan.is_first(row["kind"], stage))
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1
-    if stages.starts_job(stage) and row["state"] == JobState.PENDING:
+    if plan.starts_job(stage) and row["state"] == JobState.PENDING:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     as_read = selectors.held_as_read(row["heartbeat_at"])
     claimed = current.filter(

@@ -16,7 +16,7 @@ from accounts import clerk
 from accounts.models import User
 from jobs.models import JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import assert_matches_schema
+from tests.helpers.schema import assert_matches_schema
 
 ATTACKER = "user_attacker"
 INVALID_TOKEN = {"error": "Invalid or expired token"}

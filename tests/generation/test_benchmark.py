@@ -1,4 +1,4 @@
-"""The GPU benchmark itself, run in-process on the tiny models: its report has every stage and
+"""The GPU benchmark itself, run in-process on the tiny models: its report has every step and
 targets."""
 
 import json
@@ -7,12 +7,12 @@ import math
 from django.core.files.storage import default_storage
 
 from benchmarks import gpu_pipeline
-from benchmarks.gpu_pipeline import STAGES, main
+from benchmarks.gpu_pipeline import STEPS, main
 
-STAGES_WITHOUT_BARE_COUNTERPART = {"cut_out", "post_processing"}
+STEPS_WITHOUT_BARE_COUNTERPART = {"cut_out", "post_processing"}
 
 
-def test_tiny_benchmark_times_every_stage_of_ours_and_bare(tmp_path, capsys):
+def test_tiny_benchmark_times_every_step_of_ours_and_bare(tmp_path, capsys):
     out = tmp_path / "benchmark.json"
     report = main(["--tiny", "--repeats", "1", "--device", "cpu", "--json", str(out)])
 
@@ -24,17 +24,17 @@ def test_tiny_benchmark_times_every_stage_of_ours_and_bare(tmp_path, capsys):
     }
     assert all(seconds > 0 for seconds in report["load_seconds"].values())
     for name, result in report["backends"].items():
-        assert set(result["stages"]) == set(STAGES), name
-        assert all(row["ours"] > 0 for row in result["stages"].values())
+        assert set(result["steps"]) == set(STEPS), name
+        assert all(row["ours"] > 0 for row in result["steps"].values())
         assert all(
-            row["peak_gpu_mib"]["ours"] is None for row in result["stages"].values()
+            row["peak_gpu_mib"]["ours"] is None for row in result["steps"].values()
         )  # n/a on the CPU
         assert result["first_job_seconds"] > 0 and result["faces"] > 0
         assert 0 < result["preview_seconds"] < result["total"]["ours"]
 
     shap_e = report["backends"]["shap-e"]
-    for stage, row in shap_e["stages"].items():
-        if stage in STAGES_WITHOUT_BARE_COUNTERPART:
+    for step, row in shap_e["steps"].items():
+        if step in STEPS_WITHOUT_BARE_COUNTERPART:
             assert row["bare"] is None and row["ratio"] is None
         else:
             assert row["bare"] > 0 and row["ratio"] == row["ours"] / row["bare"]
@@ -45,7 +45,7 @@ def test_tiny_benchmark_times_every_stage_of_ours_and_bare(tmp_path, capsys):
     )
 
     table = capsys.readouterr().out
-    assert all(stage in table for stage in STAGES)
+    assert all(step in table for step in STEPS)
     assert "ours/bare" in table and "target Shap-E 3D job" in table
 
 

@@ -10,7 +10,7 @@ from generation import registry, runner, tasks
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import workers
 from tests.factories import JobFactory
-from tests.helpers import run_inline
+from tests.helpers.jobs import run_inline
 
 # Real commits: the runner drops its broken connection, which a test transaction would not survive.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,9 +36,9 @@ def database_down(monkeypatch, *, for_calls: int, service: str = "claim_stage") 
 class Sphere:
     """An image-to-3D backend that reports its steps and returns a sphere."""
 
-    def __call__(self, image_rgba, seed, on_step=None):
+    def __call__(self, image_rgba, seed, on_denoising_step=None):
         for step in range(1, 9):
-            on_step(step, 8)
+            on_denoising_step(step, 8)
         return trimesh.creation.icosphere(subdivisions=2)
 
 

@@ -1,13 +1,11 @@
 """CUDA must never be initialised in the worker's parent process, which Celery forks: a forked
 child cannot use a CUDA context it inherited. Models load in the child (generation.registry)."""
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.worker_process import ROOT
+from tests.helpers.processes import fresh_python
 
 # On the GPU image's packages: there torch is a CUDA build, whose context a fork would break.
 pytestmark = pytest.mark.gpu_image
@@ -33,18 +31,8 @@ PARENT_STARTUP = textwrap.dedent(
     "gpu_devices", ["", "0,1,2,3"]
 )  # one child per GPU, each pinned: still clean
 def test_the_worker_parent_never_initialises_cuda(gpu_devices):
-    result = subprocess.run(
-        [sys.executable, "-c", PARENT_STARTUP],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            "DJANGO_SETTINGS_MODULE": "hydrilla.settings",
-            "PATH": "/usr/bin:/bin",
-            "GPU_DEVICES": gpu_devices,
-        },
+    last_line = fresh_python(
+        PARENT_STARTUP, DJANGO_SETTINGS_MODULE="hydrilla.settings", GPU_DEVICES=gpu_devices
     )
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "clean"
+    assert last_line == "clean"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.worker_process import WorkerProcess
+from tests.helpers.processes import WorkerProcess
 
 # On the GPU image's packages: CUDA's torch is the one whose initialisation the pinning must
 # precede.

@@ -24,7 +24,7 @@ from generation.pipelines.image_to_3d.hunyuan3d import (
     hy3dgen_importable,
 )
 from generation.tiny_models import FOLDERS
-from tests.helpers import cancel_at, disc_cutout
+from tests.helpers.pipelines import cancel_at, disc_cutout
 
 # On the GPU image's packages, the ones with hy3dgen (make test-gpu-packages).
 pytestmark = pytest.mark.gpu_image
@@ -100,7 +100,9 @@ def test_generate_passes_the_options_and_reports_both_phases():
     backend = stand_in_backend()
     cutout = disc_cutout()
     steps = []
-    mesh = backend(cutout, seed=9, on_step=lambda done, total: steps.append((done, total)))
+    mesh = backend(
+        cutout, seed=9, on_denoising_step=lambda done, total: steps.append((done, total))
+    )
     assert mesh is backend.pipe.mesh
     # Sampling fills the first half of the stage, volume decoding the second.
     assert steps == [(done, 8) for done in range(1, 9)]
@@ -120,10 +122,10 @@ def test_generate_passes_the_options_and_reports_both_phases():
 def test_generate_stops_when_cancelled_in_either_phase(step):
     backend = stand_in_backend()
     with pytest.raises(JobCancelled) as cancelled:
-        backend(disc_cutout(), seed=0, on_step=cancel_at(step))
+        backend(disc_cutout(), seed=0, on_denoising_step=cancel_at(step))
     # Only the memory-releasing wrapper's frame: nothing keeps the run's tensors alive.
     assert [name for name in functions_in_traceback(cancelled.value) if name[0] != __name__] == [
-        ("generation.pipelines.steps", "run")
+        ("generation.pipelines.denoising", "run")
     ]
     assert not backend.pipe.vae.geo_decoder._forward_hooks
 
@@ -201,7 +203,9 @@ def test_tiny_hunyuan3d_gives_a_closed_mesh(tiny_folder, device):
     )
     assert isinstance(backend, Hunyuan3DBackend)
     steps = []
-    mesh = backend(disc_cutout(), seed=1, on_step=lambda done, total: steps.append((done, total)))
+    mesh = backend(
+        disc_cutout(), seed=1, on_denoising_step=lambda done, total: steps.append((done, total))
+    )
     # 3 sampling steps, then 33^3 grid points in 5 chunks of 8000.
     assert steps == [(1, 6), (2, 6), (3, 6)] + [(5 + done, 10) for done in range(1, 6)]
     assert isinstance(mesh, trimesh.Trimesh) and mesh.is_watertight and mesh.volume > 0
@@ -224,7 +228,7 @@ def test_tiny_hunyuan3d_stops_when_cancelled_and_frees_memory(tiny_folder, devic
     )
     allocated = torch.cuda.memory_allocated() if device.type == "cuda" else 0
     with pytest.raises(JobCancelled) as cancelled:
-        backend(disc_cutout(), seed=0, on_step=cancel_at(step))
+        backend(disc_cutout(), seed=0, on_denoising_step=cancel_at(step))
     assert not any(
         module.startswith("hy3dgen") for module, _ in functions_in_traceback(cancelled.value)
     )

@@ -10,7 +10,7 @@ import trimesh
 from generation import registry, runner
 from jobs.models import JobState
 from jobs.services import workers
-from tests.helpers import run_inline
+from tests.helpers.jobs import run_inline
 
 pytestmark = pytest.mark.django_db
 
@@ -26,16 +26,16 @@ class RunsOutOfMemory:
     def __init__(self, failures: int):
         self.failures, self.runs = failures, 0
 
-    def __call__(self, image_rgba, seed, on_step=None):
+    def __call__(self, image_rgba, seed, on_denoising_step=None):
         self.runs += 1
         for step in range(1, 5):
             if step == (4 if self.runs == 1 else 2):
                 time.sleep(PAST_THE_WRITE_INTERVAL)
-            on_step(step, 8)
+            on_denoising_step(step, 8)
         if self.runs <= self.failures:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         for step in range(5, 9):
-            on_step(step, 8)
+            on_denoising_step(step, 8)
         return trimesh.creation.icosphere(subdivisions=2)
 
 

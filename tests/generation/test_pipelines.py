@@ -33,7 +33,8 @@ from generation.pipelines.marching_cubes import marching_cubes_table
 from generation.pipelines.mesh import LOW_POLY_FACE_COUNT
 from generation.pipelines.text_to_image import OBJECT_PROMPT_SUFFIX, sampling_for
 from generation.tiny_models import FOLDERS
-from tests.helpers import cancel_at, disc_cutout, load_glb
+from tests.helpers.meshes import load_glb
+from tests.helpers.pipelines import cancel_at, disc_cutout
 
 CPU = torch.device("cpu")
 
@@ -87,11 +88,13 @@ def test_text_to_image_has_the_requested_size_and_follows_the_seed(text_to_image
 
 def test_text_to_image_reports_each_step_and_stops_when_cancelled(text_to_image):
     steps = []
-    text_to_image("a toy car", seed=0, on_step=lambda done, total: steps.append((done, total)))
+    text_to_image(
+        "a toy car", seed=0, on_denoising_step=lambda done, total: steps.append((done, total))
+    )
     assert steps == [(1, 2), (2, 2)]
 
     with pytest.raises(JobCancelled) as cancelled:
-        text_to_image("a toy car", seed=0, on_step=cancel_at(1))
+        text_to_image("a toy car", seed=0, on_denoising_step=cancel_at(1))
     assert cancelled.value.code == "CANCELLED"
     assert frames_from_diffusers(cancelled.value) == []  # nothing pins the run's tensors
     assert text_to_image("a toy car", seed=0).size == (64, 64)  # still usable afterwards
@@ -240,7 +243,9 @@ def test_shap_e_backend_gives_a_coloured_mesh(shap_e):
     saved_table = shap_e.pipe.shap_e_renderer.mesh_decoder.cases
     assert torch.equal(saved_table, marching_cubes_table()[0])
     steps = []
-    mesh = shap_e(disc_cutout(), seed=7, on_step=lambda done, total: steps.append((done, total)))
+    mesh = shap_e(
+        disc_cutout(), seed=7, on_denoising_step=lambda done, total: steps.append((done, total))
+    )
     assert isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) > 0
     assert steps == [(1, 3), (2, 3), (3, 3)]  # Heun: 2 steps take 3 evaluations
     assert mesh.visual.kind == "vertex"
@@ -254,7 +259,7 @@ def test_shap_e_backend_gives_a_coloured_mesh(shap_e):
 
 def test_shap_e_backend_stops_when_cancelled(shap_e):
     with pytest.raises(JobCancelled) as cancelled:
-        shap_e(disc_cutout(), seed=0, on_step=cancel_at(2))
+        shap_e(disc_cutout(), seed=0, on_denoising_step=cancel_at(2))
     assert frames_from_diffusers(cancelled.value) == []
 
 

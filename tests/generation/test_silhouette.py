@@ -142,7 +142,7 @@ def test_the_photo_is_projected_front_and_back(coarse):
 
 def test_reports_its_stages_and_stops_when_cancelled(coarse):
     steps = []
-    coarse(drawn_disc(), seed=0, on_step=lambda done, total: steps.append((done, total)))
+    coarse(drawn_disc(), seed=0, on_denoising_step=lambda done, total: steps.append((done, total)))
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
     def cancel_at_stage_two(done, total):
@@ -150,7 +150,7 @@ def test_reports_its_stages_and_stops_when_cancelled(coarse):
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
-        coarse(drawn_disc(), seed=0, on_step=cancel_at_stage_two)
+        coarse(drawn_disc(), seed=0, on_denoising_step=cancel_at_stage_two)
 
 
 def test_the_result_finishes_into_a_coloured_glb(coarse):

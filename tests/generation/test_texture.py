@@ -9,8 +9,7 @@ import trimesh
 
 from generation.pipelines import finish_mesh, prepare_mesh
 from generation.pipelines.texture import linear_to_srgb
-from tests.generation.rendering import front_view
-from tests.helpers import load_glb
+from tests.helpers.meshes import front_view, load_glb
 
 RED, BLUE = (220, 20, 20, 255), (20, 20, 220, 255)  # linear vertex colours
 # Mean per-channel difference (0-255) between the front views of the baked model and of the

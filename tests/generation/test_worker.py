@@ -14,12 +14,12 @@ from django.core.management import call_command
 from PIL import Image, ImageDraw
 
 from celery_app import app as celery
-from hydrilla.queues import stage_task
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
+from jobs.plan import stage_task
 from jobs.services import clients
 from tests.factories import JobFactory, UserFactory
-from tests.worker_process import WorkerProcess
+from tests.helpers.processes import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.worker_process import ROOT
+from tests.helpers.processes import ROOT
 
 # The secrets compose.yaml requires (issue #10: no default secrets), with throwaway values.
 SECRETS = {

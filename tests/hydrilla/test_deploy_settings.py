@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.worker_process import ROOT
+from tests.helpers.processes import ROOT
 
 PUBLIC = {"ALLOWED_HOSTS": "api.example.com", "CLERK_AUTHORIZED_PARTIES": "https://app.example.com"}
 STRONG_KEY = "a-long-random-looking-key-" + "x7Qp2Lm9Zr4Tv8Wn" * 3

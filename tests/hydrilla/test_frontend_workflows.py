@@ -14,7 +14,8 @@ import requests
 import trimesh
 from PIL import Image, ImageDraw
 
-from tests.worker_process import ROOT, database_url, free_port, log_text, stop_process_group
+from tests.helpers.network import free_port
+from tests.helpers.processes import ROOT, database_url, log_text, stop_process_group
 
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

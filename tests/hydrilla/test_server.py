@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from tests.worker_process import ROOT, database_url, free_port, log_text, stop_process_group
+from tests.helpers.network import free_port
+from tests.helpers.processes import ROOT, database_url, log_text, stop_process_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -282,7 +283,7 @@ def reads_from_every_process(url: str, headers=None, times: int = 12) -> list:
 def test_a_write_is_seen_by_every_process_within_a_tick(server, token_minter):
     from jobs.services import workers
     from jobs.watch import POLL_SECONDS
-    from tests.helpers import start
+    from tests.helpers.jobs import start
 
     base = server["base"]
     owner = {

@@ -1,9 +1,6 @@
 """The web service never imports torch, now that it converts downloads (trimesh, usd-core)."""
 
-import subprocess
-import sys
-
-from tests.worker_process import ROOT
+from tests.helpers.processes import fresh_python
 
 
 def test_the_web_application_and_a_usdz_conversion_import_no_torch():
@@ -17,17 +14,8 @@ def test_the_web_application_and_a_usdz_conversion_import_no_torch():
         "assert formats.convert(glb, 'usdz')[:2] == b'PK'\n"
         "print('torch' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            "DJANGO_SETTINGS_MODULE": "hydrilla.settings",
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": "sqlite:///:memory:",
-        },
+    last_line = fresh_python(
+        script, DJANGO_SETTINGS_MODULE="hydrilla.settings", DATABASE_URL="sqlite:///:memory:"
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "False"
+
+    assert last_line == "False"

@@ -25,7 +25,9 @@ import hydrilla.urls
 from hydrilla.queues import CeleryQueue
 from jobs import remote_images
 from jobs.services import shared
-from tests.helpers import QueueReader, closed_loopback_port, s3_client
+from tests.helpers.broker import QueueReader
+from tests.helpers.network import closed_loopback_port
+from tests.helpers.storage import s3_client
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 REAL_ENQUEUE = shared.enqueue

@@ -10,7 +10,7 @@ from django.urls import reverse
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import ago
+from tests.helpers.clock import ago
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_the_change_page_shows_the_run_the_error_and_the_preview(admin_client):
 
     html = admin_client.get(change_url(job)).content.decode()
 
-    for shown in ("CUDA out of memory", "GENERATION_FAILED", "gpu@host", "987654", "120.0"):
+    for shown in ("CUDA out of memory", "GPU_OUT_OF_MEMORY", "gpu@host", "987654", "120.0"):
         assert shown in html
     assert re.search(r'<div class="readonly">40</div>', html)  # progress
     assert re.search(r'<div class="readonly">2</div>', html)  # attempts

@@ -1,7 +1,7 @@
 """The job's admin page shows its GLB in <model-viewer> beside the preview, checked in a real
 headless browser: Debian's chromium (``apt-get install chromium``), driven by Playwright.
 
-With ``ADMIN_SCREENSHOT=path`` the page is also saved there (the README's picture)."""
+With ``ADMIN_SCREENSHOT=path`` the page is also saved there (the picture in docs/operations.md)."""
 
 import io
 import os

@@ -23,8 +23,9 @@ from jobs.remote_images import (
     is_public_address,
     resolve_public,
 )
-from tests.helpers import closed_loopback_port, run_inline
-from tests.jobs import images
+from tests.helpers import images
+from tests.helpers.jobs import run_inline
+from tests.helpers.network import closed_loopback_port
 
 MB = 1024 * 1024
 # How long the dripping routes would go on: far past the time limit of the fetches they serve.
@@ -439,7 +440,7 @@ def test_a_body_that_is_not_an_image_is_refused(server):
     with pytest.raises(NotAnImage) as refused:
         fetch(server.url("/text"))
 
-    assert refused.value.code == "IMAGE_INVALID"
+    assert refused.value.code == "INVALID_IMAGE"
 
 
 def test_an_http_error_is_a_fetch_failure(server):

@@ -9,7 +9,7 @@ from django.db import connection
 from jobs import selectors
 from jobs.models import Job, JobKind, JobState
 from tests.factories import JobFactory
-from tests.helpers import backdate
+from tests.helpers.clock import backdate
 
 pytestmark = pytest.mark.django_db
 

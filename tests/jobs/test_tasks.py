@@ -10,8 +10,8 @@ from hydrilla.queues import DELETE_UNUSED_UPLOADS, CeleryQueue
 from jobs import storage, tasks
 from jobs.models import Job, Upload
 from tests.factories import JobFactory
-from tests.helpers import upload
-from tests.jobs import images
+from tests.helpers import images
+from tests.helpers.job_api import upload
 
 pytestmark = pytest.mark.django_db
 

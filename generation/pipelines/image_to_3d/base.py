@@ -6,7 +6,7 @@ import PIL.Image
 import torch
 import trimesh
 
-from ..steps import OnStep
+from ..denoising import OnDenoisingStep
 
 
 class ImageTo3DBackend(ABC):
@@ -23,7 +23,10 @@ class ImageTo3DBackend(ABC):
 
     @abstractmethod
     def __call__(
-        self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
+        self,
+        image_rgba: PIL.Image.Image,
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
         """Reconstruct the object of a cut-out (see ``foreground.cut_out``).
 

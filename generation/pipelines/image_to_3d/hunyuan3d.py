@@ -1,7 +1,7 @@
 """Tencent's Hunyuan3D-2 shape model (image conditioned), through its ``hy3dgen`` package.
 
 Hunyuan3D-2 comes under Tencent's own licence, with limits on where and by whom it may be used: read
-the README before offering it. Only the shape model is used (no texture), so meshes come out
+docs/backends.md before offering it. Only the shape model is used (no texture), so meshes come out
 uncoloured.
 """
 
@@ -12,8 +12,8 @@ import PIL.Image
 import torch
 import trimesh
 
+from ..denoising import OnDenoisingStep, releases_device_memory, report_forward_passes
 from ..errors import ModelError
-from ..steps import OnStep, releases_device_memory, report_forward_passes
 from .base import ImageTo3DBackend
 
 DEFAULT_SUBFOLDER = "hunyuan3d-dit-v2-0"
@@ -67,14 +67,17 @@ class Hunyuan3DBackend(ImageTo3DBackend):
 
     @releases_device_memory
     def __call__(
-        self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
+        self,
+        image_rgba: PIL.Image.Image,
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
         # hy3dgen reports sampling steps through its callback, but volume decoding (thousands of
         # decoder passes over the octree grid) only through the decoder's forward passes: each phase
         # gets half of the progress, and every pass is a point where a cancelled job stops.
         decoder_passes = math.ceil((self.octree_resolution + 1) ** 3 / self.num_chunks)
         with report_forward_passes(
-            self.pipe.vae.geo_decoder, lambda: decoder_passes, _half(on_step, 1)
+            self.pipe.vae.geo_decoder, lambda: decoder_passes, _half(on_denoising_step, 1)
         ):
             meshes = self.pipe(
                 # RGBA: hy3dgen recentres the object by its alpha channel and puts it on white
@@ -87,7 +90,9 @@ class Hunyuan3DBackend(ImageTo3DBackend):
                 generator=torch.Generator(device=self.device).manual_seed(seed),
                 output_type="trimesh",
                 enable_pbar=False,
-                callback=_sampling_callback(_half(on_step, 0), self.steps) if on_step else None,
+                callback=_sampling_callback(_half(on_denoising_step, 0), self.steps)
+                if on_denoising_step
+                else None,
                 callback_steps=1,
             )
         # hy3dgen swallows a failed surface extraction (no surface crosses the level) and returns
@@ -145,20 +150,21 @@ def _model_path(model: str, subfolder: str) -> str:
     return str(folder.resolve())
 
 
-def _half(on_step: OnStep | None, half: int) -> OnStep | None:
+def _half(on_denoising_step: OnDenoisingStep | None, half: int) -> OnDenoisingStep | None:
     """Report a phase's ``done`` of ``total`` in the first (0) or second (1) half of the stage."""
-    if on_step is None:
+    if on_denoising_step is None:
         return None
-    return lambda done, total: on_step(half * total + done, 2 * total)
+    return lambda done, total: on_denoising_step(half * total + done, 2 * total)
 
 
-def _sampling_callback(on_step: OnStep, total_steps: int):
-    """Adapt ``on_step`` to hy3dgen's ``callback(step_index, timestep, scheduler_output)``.
+def _sampling_callback(on_denoising_step: OnDenoisingStep, total_steps: int):
+    """Adapt ``on_denoising_step`` to hy3dgen's
+    ``callback(step_index, timestep, scheduler_output)``.
 
     hy3dgen calls it after every ``callback_steps``-th step with the step's 0-based index.
     """
 
     def callback(step_index, timestep, outputs):
-        on_step(step_index + 1, total_steps)
+        on_denoising_step(step_index + 1, total_steps)
 
     return callback

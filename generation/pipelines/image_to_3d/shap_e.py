@@ -7,8 +7,8 @@ import PIL.Image
 import torch
 import trimesh
 
+from ..denoising import OnDenoisingStep, releases_device_memory, report_forward_passes
 from ..foreground import composite_on_background
-from ..steps import OnStep, releases_device_memory, report_forward_passes
 from .base import ImageTo3DBackend, register_backend
 
 # Shap-E meshes are z-up; glTF is y-up. A -90 degree turn about x maps z to y (and keeps the
@@ -51,12 +51,15 @@ class ShapEBackend(ImageTo3DBackend):
 
     @releases_device_memory
     def __call__(
-        self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
+        self,
+        image_rgba: PIL.Image.Image,
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
         # The pipeline has no step callback: count the prior's forward passes instead
         # (Heun's method evaluates it twice per step but the last, so 2 * steps - 1 in all).
         with report_forward_passes(
-            self.pipe.prior, lambda: len(self.pipe.scheduler.timesteps), on_step
+            self.pipe.prior, lambda: len(self.pipe.scheduler.timesteps), on_denoising_step
         ):
             latents = self.pipe(
                 # Shap-E takes RGB, and its reference inputs are objects on white.

@@ -14,13 +14,13 @@ import torch
 import trimesh
 from scipy import ndimage
 
+from ..denoising import OnDenoisingStep
 from ..errors import BadInputImage
 from ..marching_cubes import marching_cubes_table
-from ..steps import OnStep
 from ..texture import photo_colours
 from .base import ImageTo3DBackend, register_backend
 
-STAGES = 4
+PHASES = 4  # reported as its denoising steps: it has no sampling loop
 MARGIN = 2  # empty cells around the silhouette, so the surface closes inside the grid
 # Taubin smoothing evens out the grid's small steps without shrinking the solid.
 SMOOTHING = {"lamb": 0.5, "nu": 0.52, "iterations": 10}
@@ -53,14 +53,17 @@ class SilhouetteBackend(ImageTo3DBackend):
         )
 
     def __call__(
-        self, image_rgba: PIL.Image.Image, seed: int, on_step: OnStep | None = None
+        self,
+        image_rgba: PIL.Image.Image,
+        seed: int,
+        on_denoising_step: OnDenoisingStep | None = None,
     ) -> trimesh.Trimesh:
         """The same solid for every ``seed``: there is nothing to sample."""
-        report = on_step or (lambda done, total: None)
+        report = on_denoising_step or (lambda done, total: None)
         alpha = image_rgba.getchannel("A")
         grid, to_pixels = _silhouette_grid(alpha, self.grid_size)
         squared_height = _squared_height(grid)
-        report(1, STAGES)
+        report(1, PHASES)
 
         half_depth = np.sqrt(squared_height.max()) * self.thickness
         z = np.arange(-np.ceil(half_depth) - MARGIN, np.ceil(half_depth) + MARGIN + 1)
@@ -68,17 +71,17 @@ class SilhouetteBackend(ImageTo3DBackend):
         field = squared_height[:, :, None] - (z / self.thickness)[None, None, :] ** 2
         vertices, faces = _marching_cubes(field, self.cases, self.masks)
         pixels = to_pixels(vertices, z[0])
-        report(2, STAGES)
+        report(2, PHASES)
 
         side = max(image_rgba.size)
         # Centred on the image, in image sides: x right, y up, z towards the viewer.
         positions = (pixels - [side / 2, side / 2, 0]) * [1, -1, 1] / side
         colours = photo_colours(image_rgba, pixels)
         mesh = trimesh.Trimesh(positions, faces, vertex_colors=colours, process=False)
-        report(3, STAGES)
+        report(3, PHASES)
 
         trimesh.smoothing.filter_taubin(mesh, **SMOOTHING)
-        report(4, STAGES)
+        report(4, PHASES)
         return mesh
 
 

@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs.models import Job, JobState, Upload
 from jobs.services import shared
 from tests.factories import JobFactory, UserFactory
-from tests.jobs.images import png
+from tests.helpers.images import png
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ from django.conf import settings
 from jobs import health
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory
-from tests.helpers import assert_matches_schema, closed_loopback_port
+from tests.helpers.network import closed_loopback_port
+from tests.helpers.schema import assert_matches_schema
 
 
 @pytest.mark.django_db

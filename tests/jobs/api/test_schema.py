@@ -25,7 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 from jobs.models import JobKind
 from jobs.services import shared
-from tests.helpers import finish_preview, openapi_document, start
+from tests.helpers.jobs import finish_preview, start
+from tests.helpers.schema import openapi_document
 
 GENERATION_PATHS = {
     "/text-to-image": {"post"},

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from jobs.models import Job, JobState
 from tests.factories import JobFactory
-from tests.helpers import ago, backdate
+from tests.helpers.clock import ago, backdate
 
 pytestmark = pytest.mark.django_db
 

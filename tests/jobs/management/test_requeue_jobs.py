@@ -10,7 +10,7 @@ from django.utils import timezone
 from jobs.models import Job, JobKind, JobState
 from jobs.services import staff, workers
 from tests.factories import JobFactory
-from tests.helpers import ago, backdate
+from tests.helpers.clock import ago, backdate
 
 pytestmark = pytest.mark.django_db
 

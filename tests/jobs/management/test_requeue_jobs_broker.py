@@ -15,8 +15,9 @@ from django.core.management import call_command
 from kombu import Queue
 
 from celery_app import app as celery
-from hydrilla.queues import CeleryQueue, stage_task
+from hydrilla.queues import CeleryQueue
 from jobs.models import Job, JobState, Stage
+from jobs.plan import stage_task
 from tests.factories import JobFactory
 
 pytestmark = [

@@ -16,8 +16,9 @@ from generation import processes
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, shared, staff, workers
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import ago, backdate, job_ids, past_the_sweep_delay
-from tests.worker_process import ROOT
+from tests.helpers.broker import job_ids
+from tests.helpers.clock import ago, backdate, past_the_sweep_delay
+from tests.helpers.processes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

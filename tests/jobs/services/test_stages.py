@@ -17,7 +17,9 @@ from hydrilla.settings import broker_transport_options
 from jobs.models import Job, JobKind, JobState, Stage
 from jobs.services import clients, shared, staff, workers
 from tests.factories import UserFactory
-from tests.helpers import QueueReader, end_stage, job_ids, past_the_sweep_delay
+from tests.helpers.broker import QueueReader, job_ids
+from tests.helpers.clock import past_the_sweep_delay
+from tests.helpers.jobs import end_stage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import BACKEND_JOB_FIELDS, backdate
+from tests.helpers.clock import backdate
+from tests.helpers.job_api import BACKEND_JOB_FIELDS
 
 # --- History ---------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import trimesh
 from generation import registry, runner
 from generation.pipelines import prepare_mesh, save_source_mesh
 from hydrilla.queues import CeleryQueue
-from jobs import stages, storage
+from jobs import plan, storage
 from jobs.models import Job, JobKind, JobState, Stage
 from tests.factories import JobFactory, UserFactory
 
@@ -61,8 +61,8 @@ def test_a_remesh_is_a_new_job_of_the_sources_owner_on_the_cpu_queue(
     )
     assert job.source_mesh == source_job.source_mesh and job.prompt == source_job.prompt
     assert (
-        stages.SEQUENCES[JobKind.REMESH] == (Stage.REMESH,)
-        and stages.QUEUES[Stage.REMESH] == CeleryQueue.CPU
+        plan.stages(JobKind.REMESH) == (Stage.REMESH,)
+        and plan.QUEUES[Stage.REMESH] == CeleryQueue.CPU
     )
     history = auth_client(source_job.user).get("/api/3d/history").json()["jobs"]
     assert [entry["id"] for entry in history][:1] == [str(job.pk)]

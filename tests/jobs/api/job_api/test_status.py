@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import BACKEND_JOB_FIELDS, backdate
+from tests.helpers.clock import backdate
+from tests.helpers.job_api import BACKEND_JOB_FIELDS
 
 QUEUE_FIELDS = {
     "position",
@@ -112,13 +113,13 @@ def test_a_failed_job_shows_its_error(auth_client, user):
     job = JobFactory(
         user=user,
         state=JobState.FAILED,
-        error_code="OUT_OF_MEMORY",
+        error_code="GPU_OUT_OF_MEMORY",
         error_message="GPU ran out of memory",
     )
     record = status(auth_client(user), job.pk).json()["job"]
     assert (record["status"], record["errorCode"], record["errorMessage"]) == (
         "FAIL",
-        "OUT_OF_MEMORY",
+        "GPU_OUT_OF_MEMORY",
         "GPU ran out of memory",
     )
 

@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from jobs.models import Job, JobKind
-from tests.helpers import UPLOAD_URL, upload
-from tests.jobs import images
+from tests.helpers import images
+from tests.helpers.job_api import UPLOAD_URL, upload
 
 TEN_MB = 10 * 1024 * 1024
 

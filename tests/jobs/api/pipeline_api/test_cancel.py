@@ -9,7 +9,8 @@ from generation import processes
 from jobs.models import Job, JobState, Stage
 from jobs.services import workers
 from tests.factories import JobFactory, UserFactory
-from tests.helpers import assert_matches_schema, fail, finish_3d, start
+from tests.helpers.jobs import fail, finish_3d, start
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,8 @@ import pytest
 from jobs.models import Job, JobKind, JobState
 from jobs.services import clients, workers
 from tests.factories import JobFactory
-from tests.helpers import assert_matches_schema, fail, finish_3d, finish_preview, start
+from tests.helpers.jobs import fail, finish_3d, finish_preview, start
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -175,14 +176,14 @@ def test_a_completed_preview_has_its_image(api_client):
 
 def test_a_failed_job_says_why(api_client):
     job_id = api_client.post("/text-to-3d", {"prompt": "a tree"}).json()["job_id"]
-    fail(job_id, start(job_id), code="OUT_OF_MEMORY", message="The GPU ran out of memory")
+    fail(job_id, start(job_id), code="GPU_OUT_OF_MEMORY", message="The GPU ran out of memory")
 
     body = generation_status(api_client, job_id)
 
     assert (body["status"], body["error"], body["error_code"]) == (
         "failed",
         "The GPU ran out of memory",
-        "OUT_OF_MEMORY",
+        "GPU_OUT_OF_MEMORY",
     )
 
 

@@ -16,16 +16,9 @@ from jobs.models import Job
 from jobs.services import clients, workers
 from jobs.watch import POLL_SECONDS, WAITING_VIEWS_THREADS, JobWatcher
 from tests.factories import JobFactory
-from tests.helpers import (
-    Background,
-    assert_matches_schema,
-    chunks_of,
-    fail,
-    finish_3d,
-    response_schema,
-    sse_events,
-    start,
-)
+from tests.helpers.events import chunks_of, sse_events
+from tests.helpers.jobs import Background, fail, finish_3d, start
+from tests.helpers.schema import assert_matches_schema, response_schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_postgres = pytest.mark.skipif(
@@ -123,7 +116,7 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
     stream = open_stream(api_client, job_id)
     assert seen(stream.next()[1]) == ("pending", 0, "Queued")
 
-    fail(job_id, start(job_id), code="OUT_OF_MEMORY", message="The GPU ran out of memory")
+    fail(job_id, start(job_id), code="GPU_OUT_OF_MEMORY", message="The GPU ran out of memory")
     name, body = stream.next()
     if body["status"] == "processing":  # the claim may or may not be seen on its own
         name, body = stream.next()
@@ -132,7 +125,7 @@ def test_a_failed_job_ends_its_stream_with_the_error(api_client):
         "message",
         "failed",
         "The GPU ran out of memory",
-        "OUT_OF_MEMORY",
+        "GPU_OUT_OF_MEMORY",
     )
     assert stream.next()[0] == "end" and stream.next() is None
 

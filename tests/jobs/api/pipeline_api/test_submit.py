@@ -7,8 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs import storage
 from jobs.models import Job, JobKind, JobState
 from tests.factories import UserFactory
-from tests.helpers import assert_matches_schema
-from tests.jobs import images
+from tests.helpers import images
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 

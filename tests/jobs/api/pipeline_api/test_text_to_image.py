@@ -15,7 +15,8 @@ from jobs.models import Job, JobKind, JobState
 from jobs.services import clients
 from jobs.watch import WAITING_VIEWS_THREADS
 from tests.factories import JobFactory
-from tests.helpers import Background, assert_matches_schema, fail, finish_preview, start
+from tests.helpers.jobs import Background, fail, finish_preview, start
+from tests.helpers.schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_postgres = pytest.mark.skipif(

@@ -9,16 +9,16 @@ import torch
 from .device import release_cached_memory
 from .errors import JobCancelled
 
-OnStep = Callable[[int, int], None]
-"""Called as ``on_step(steps_done, total_steps)`` after each denoising step; may raise
+OnDenoisingStep = Callable[[int, int], None]
+"""Called as ``on_denoising_step(steps_done, total_steps)`` after each denoising step; may raise
 JobCancelled."""
 
 
-def diffusers_step_callback(on_step: OnStep):
-    """Adapt ``on_step`` to diffusers' ``callback_on_step_end``."""
+def diffusers_step_callback(on_denoising_step: OnDenoisingStep):
+    """Adapt ``on_denoising_step`` to diffusers' ``callback_on_step_end``."""
 
     def callback(pipe, step_index, timestep, callback_kwargs):
-        on_step(step_index + 1, pipe.num_timesteps)
+        on_denoising_step(step_index + 1, pipe.num_timesteps)
         return callback_kwargs
 
     return callback
@@ -26,14 +26,16 @@ def diffusers_step_callback(on_step: OnStep):
 
 @contextmanager
 def report_forward_passes(
-    model: torch.nn.Module, total_steps: Callable[[], int], on_step: OnStep | None
+    model: torch.nn.Module,
+    total_steps: Callable[[], int],
+    on_denoising_step: OnDenoisingStep | None,
 ) -> Iterator[None]:
     """Report each forward pass of ``model`` as a step, for pipelines without
     ``callback_on_step_end``.
 
     ``total_steps`` is asked on every pass because pipelines only know it once the loop has started.
     """
-    if on_step is None:
+    if on_denoising_step is None:
         yield
         return
     steps_done = 0
@@ -41,7 +43,7 @@ def report_forward_passes(
     def after_forward(module, args, output):
         nonlocal steps_done
         steps_done += 1
-        on_step(steps_done, total_steps())
+        on_denoising_step(steps_done, total_steps())
 
     handle = model.register_forward_hook(after_forward)
     try:

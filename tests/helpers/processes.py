@@ -1,9 +1,8 @@
 """Real processes of the service for tests: a Celery worker configured like production but with
-tiny models, and what starting a server needs (a free loopback port, its log)."""
+tiny models, and what starting a server needs (the database it shares, its log, its end)."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,13 +11,22 @@ from pathlib import Path
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def fresh_python(script: str, *, timeout: float = 120, **env: str) -> str:
+    """The last line ``script`` prints, run by a fresh interpreter at the repository's root with
+    only ``env`` and a PATH in its environment; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
 
 
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:

@@ -1,5 +1,8 @@
-"""A small orthographic z-buffer renderer for tests: the front view (along -z, y up) of a unit-cube
-mesh, unlit, in sRGB, from its vertex colours or from its base-colour texture."""
+"""The GLBs the pipelines write, as a viewer reads them, and a small orthographic z-buffer renderer
+for tests: the front view (along -z, y up) of a unit-cube mesh, unlit, in sRGB, from its vertex
+colours or from its base-colour texture."""
+
+import io
 
 import numpy as np
 import trimesh
@@ -40,3 +43,9 @@ def front_view(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     covered = np.zeros(SIZE * SIZE, dtype=bool)
     frame[pixel], covered[pixel] = colour, True
     return frame.reshape(SIZE, SIZE, 3), covered.reshape(SIZE, SIZE)
+
+
+def load_glb(glb: bytes) -> trimesh.Trimesh:
+    """The GLB's only mesh, as a viewer reads it (the scene's geometry keeps vertex attributes)."""
+    (mesh,) = trimesh.load(io.BytesIO(glb), file_type="glb", process=False).geometry.values()
+    return mesh
