@@ -40,6 +40,6 @@ def on_postgresql(sql: str):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("jobs", "0005_job_stages")]
+    dependencies = [("jobs", "0006_merge_invalid_image_codes")]
 
     operations = [migrations.RunPython(on_postgresql(CREATE), on_postgresql(DROP))]

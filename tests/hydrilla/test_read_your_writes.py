@@ -15,7 +15,8 @@ import requests
 
 from jobs.models import JobKind, JobState
 from tests.factories import JobFactory, UserFactory
-from tests.worker_process import ROOT, database_url, free_port, log_text, stop_process_group
+from tests.helpers.network import free_port
+from tests.helpers.processes import ROOT, database_url, log_text, stop_process_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
