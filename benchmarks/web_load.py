@@ -326,7 +326,10 @@ def main() -> None:
     parser.add_argument("--slow-clients", type=int, default=500)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
-        "--only", choices=["database-load"], help="run this part alone (and its figures only)"
+        "--only",
+        choices=["throughput", "database-load"],
+        help="run this part alone: the polls against the bare view and the 200 pollers, or the "
+        "database's load",
     )
     parser.add_argument("--web-processes", default="2,4", help="for the database load")
     parser.add_argument("--load-seconds", type=int, default=10, help="per database-load figure")
@@ -398,6 +401,8 @@ def main() -> None:
                 f"{new.base}/api/3d/status/{job_id}", connections=200, seconds=20, script=script
             )
         print(f"\n200 pollers every 2 s, {levels[-1]} waiting: {fmt(figures['pollers_200_at_2s'])}")
+        if options.only == "throughput":
+            return
 
         figures["streams"] = asyncio.run(
             under_load(
@@ -437,8 +442,8 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-    if options.json:
-        Path(options.json).write_text(json.dumps(figures, indent=2))
+        if options.json:
+            Path(options.json).write_text(json.dumps(figures, indent=2))
 
 
 def database_load(options, env: dict, token: str, waiting: int) -> dict:

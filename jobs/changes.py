@@ -34,13 +34,22 @@ CHANNEL = "hydrilla_job_changes"
 RECONNECT_SECONDS = 1.0
 # How long the thread sleeps in select() before checking whether it should stop.
 WAKE_SECONDS = 1.0
-# A connection that dies without a word (a lost network) is found out by TCP keepalives.
-KEEPALIVES = {
+CONNECTION_OPTIONS = {
+    "connect_timeout": 5,
+    # A connection that dies without a word (a lost network) is found out by TCP keepalives.
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
 }
+
+
+def connect():
+    """A connection to the database outside Django's (which keeps one per thread), in
+    autocommit."""
+    opened = psycopg2.connect(**connection.get_connection_params(), **CONNECTION_OPTIONS)
+    opened.autocommit = True
+    return opened
 
 
 def available() -> bool:
@@ -83,12 +92,10 @@ class ChangeListener:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        params = connection.get_connection_params() | KEEPALIVES
         while not self._stop.is_set():
             listener = None
             try:
-                listener = psycopg2.connect(**params)
-                listener.autocommit = True
+                listener = connect()
                 with listener.cursor() as cursor:
                     cursor.execute(f"LISTEN {CHANNEL}")
                     cursor.execute("SELECT pg_backend_pid()")
@@ -117,3 +124,35 @@ class ChangeListener:
             listener.notifies.clear()
             if changed:
                 self.on_changes(changed)
+
+
+class SharedConnection:
+    """One connection of the process's own, used by its threads one query at a time: the version
+    check of every poll (a primary-key lookup) holds one connection per process, however many
+    threads serve polls, instead of one per thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection = None
+
+    def read(self, query: Callable):
+        """``query(cursor)``'s answer; a failed connection is dropped (and opened again by the
+        next read) and its error raised."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = connect()
+                with self._connection.cursor() as cursor:
+                    return query(cursor)
+            except psycopg2.Error:
+                self._close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -35,20 +35,23 @@ def get_job(job_id) -> Job | None:
     return Job.objects.select_related("user").filter(pk=job_uuid).first()
 
 
-def stored_version(job_id) -> datetime | None:
+def stored_version(job_id, cursor=None) -> datetime | None:
     """The job's ``updated_at`` as the database returns it (None: no such job), by one
-    primary-key lookup below the ORM: a copy of the job read earlier is still the job while
-    ``version_of`` it equals this. Every change a client can see moves ``updated_at``."""
+    primary-key lookup below the ORM, on ``cursor`` (by default one of this thread's
+    connection): a copy of the job read earlier is still the job while ``version_of`` it equals
+    this. Every change a client can see moves ``updated_at``."""
     try:
         job_uuid = uuid.UUID(str(job_id))
     except ValueError:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT updated_at FROM {Job._meta.db_table} WHERE id = %s",
-            [Job._meta.pk.get_db_prep_value(job_uuid, connection)],
-        )
-        row = cursor.fetchone()
+    if cursor is None:
+        with connection.cursor() as cursor:
+            return stored_version(job_uuid, cursor)
+    cursor.execute(
+        f"SELECT updated_at FROM {Job._meta.db_table} WHERE id = %s",
+        [Job._meta.pk.get_db_prep_value(job_uuid, connection)],
+    )
+    row = cursor.fetchone()
     if row is None:
         return None
     # SQLite keeps naive UTC times, which the ORM would make aware.

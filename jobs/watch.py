@@ -29,8 +29,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psycopg2
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from jobs import changes, queue_figures, selectors
 from jobs.models import FINAL_STATES, Job, JobState
@@ -74,6 +75,7 @@ class JobWatcher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.listener: changes.ChangeListener | None = None  # while the thread runs on PostgreSQL
+        self._versions = changes.SharedConnection()
 
     # --- Reads (any thread) ------------------------------------------------------------------
 
@@ -83,7 +85,7 @@ class JobWatcher:
         key = str(job_id)
         with self._lock:
             followed = self._followed.get(key)
-        if followed is not None and selectors.stored_version(key) == followed.updated_at:
+        if followed is not None and self._is_current(key, followed):
             followed.read_at = time.monotonic()
             return followed.snapshot.job
         job = selectors.get_job(job_id)
@@ -92,6 +94,20 @@ class JobWatcher:
         elif job is not None:
             self._follow(job)
         return job
+
+    def _is_current(self, key: str, followed: "_Followed") -> bool:
+        """Whether the followed copy is the job as stored now (on PostgreSQL through the
+        process's one connection for these checks). While the database cannot be reached the
+        copy is served, as it was when the database went away, and the outage logged."""
+        try:
+            if changes.available():
+                stored = self._versions.read(functools.partial(selectors.stored_version, key))
+            else:
+                stored = selectors.stored_version(key)
+        except (DatabaseError, psycopg2.Error) as exc:
+            logger.warning("Job %s served as last read: the database is unreachable (%s)", key, exc)
+            return True
+        return stored == followed.updated_at
 
     def queue(self, job: Job) -> dict:
         """The job's queue figures, as of the last queue tick (a waiting job followed since is
@@ -202,6 +218,7 @@ class JobWatcher:
             if self.listener is not None:
                 self.listener.stop()
                 self.listener = None
+            self._versions.close()
             _close_quietly()  # an idle process holds no database connection
 
     def _idle(self) -> bool:

@@ -6,10 +6,12 @@ import asyncio
 import threading
 import time
 
+import psycopg2
 import pytest
 from django.db import connection
 from django.utils import timezone
 
+from jobs import selectors
 from jobs.models import Job
 from jobs.watch import watcher
 from tests.factories import JobFactory
@@ -94,3 +96,14 @@ def test_a_deleted_job_is_pushed_as_gone():
     followed_and_listening(job)
     Job.objects.filter(pk=job.pk).delete()
     eventually(lambda: held_copy(job) is None, "the delete was not pushed")
+
+
+def test_while_the_database_is_unreachable_a_followed_job_is_served_as_last_read(monkeypatch):
+    job = JobFactory()
+    followed_and_listening(job)
+
+    def unreachable(*args):
+        raise psycopg2.OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(selectors, "stored_version", unreachable)
+    assert watcher.job(job.pk).message == job.message
