@@ -28,6 +28,8 @@ from collections.abc import Callable
 import psycopg2
 from django.db import connection
 
+from jobs import selectors
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "hydrilla_job_changes"
@@ -126,33 +128,70 @@ class ChangeListener:
                 self.on_changes(changed)
 
 
-class SharedConnection:
-    """One connection of the process's own, used by its threads one query at a time: the version
-    check of every poll (a primary-key lookup) holds one connection per process, however many
-    threads serve polls, instead of one per thread."""
+class VersionChecks:
+    """The version checks of every read in the process (``selectors.stored_versions``), through
+    one connection of its own: the checks that arrive while one query is out wait and are answered
+    together by the next. A burst of polls costs one round trip, not one each, and holds one
+    connection, however many threads serve it; a check is always answered by a query that began
+    after it arrived, so it sees every write committed before it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._waiting: list[_Check] = []
+        self._querying = False
         self._connection = None
 
-    def read(self, query: Callable):
-        """``query(cursor)``'s answer; a failed connection is dropped (and opened again by the
-        next read) and its error raised."""
+    def version(self, job_id: str):
+        """The job's stored version (None: no such job). Raises psycopg2.Error when the
+        database cannot answer."""
+        check = _Check(job_id)
         with self._lock:
-            try:
-                if self._connection is None:
-                    self._connection = connect()
-                with self._connection.cursor() as cursor:
-                    return query(cursor)
-            except psycopg2.Error:
-                self._close()
-                raise
+            self._waiting.append(check)
+            leads, self._querying = not self._querying, True
+        if leads:
+            self._answer_waiting()
+        check.answered.wait()
+        if check.error is not None:
+            raise check.error
+        return check.version
 
     def close(self) -> None:
         with self._lock:
             self._close()
 
+    def _answer_waiting(self) -> None:
+        """Query for every waiting check, again and again, until none waits."""
+        while True:
+            with self._lock:
+                batch, self._waiting = self._waiting, []
+                if not batch:
+                    self._querying = False
+                    return
+            try:
+                if self._connection is None:
+                    self._connection = connect()
+                with self._connection.cursor() as cursor:
+                    versions = selectors.stored_versions([check.job_id for check in batch], cursor)
+            except psycopg2.Error as exc:
+                with self._lock:
+                    self._close()
+                versions = exc
+            for check in batch:
+                if isinstance(versions, Exception):
+                    check.error = versions
+                else:
+                    check.version = versions.get(check.job_id)
+                check.answered.set()
+
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class _Check:
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.version = None
+        self.error: Exception | None = None
+        self.answered = threading.Event()

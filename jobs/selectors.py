@@ -35,31 +35,36 @@ def get_job(job_id) -> Job | None:
     return Job.objects.select_related("user").filter(pk=job_uuid).first()
 
 
-def stored_version(job_id, cursor=None) -> datetime | None:
-    """The job's ``updated_at`` as the database returns it (None: no such job), by one
-    primary-key lookup below the ORM, on ``cursor`` (by default one of this thread's
-    connection): a copy of the job read earlier is still the job while ``version_of`` it equals
+def stored_versions(job_ids, cursor=None) -> dict[str, datetime]:
+    """Each job's ``updated_at`` as stored now, by id (a job that does not exist is absent), in
+    one primary-key lookup below the ORM, on ``cursor`` (by default one of this thread's
+    connection): a copy of a job read earlier is still the job while ``version_of`` it equals
     this. Every change a client can see moves ``updated_at``."""
-    try:
-        job_uuid = uuid.UUID(str(job_id))
-    except ValueError:
-        return None
+    uuids = []
+    for job_id in job_ids:
+        try:
+            uuids.append(uuid.UUID(str(job_id)))
+        except ValueError:
+            pass
+    if not uuids:
+        return {}
     if cursor is None:
         with connection.cursor() as cursor:
-            return stored_version(job_uuid, cursor)
+            return stored_versions(uuids, cursor)
     cursor.execute(
-        f"SELECT updated_at FROM {Job._meta.db_table} WHERE id = %s",
-        [Job._meta.pk.get_db_prep_value(job_uuid, connection)],
+        f"SELECT id, updated_at FROM {Job._meta.db_table} WHERE id IN "
+        f"({', '.join(['%s'] * len(uuids))})",
+        [Job._meta.pk.get_db_prep_value(job_uuid, connection) for job_uuid in uuids],
     )
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    # SQLite keeps naive UTC times, which the ORM would make aware.
-    return row[0] if timezone.is_aware(row[0]) else timezone.make_aware(row[0], UTC)
+    # SQLite keeps ids as hex and times as naive UTC, which the ORM would convert.
+    return {
+        str(uuid.UUID(str(job_id))): at if timezone.is_aware(at) else timezone.make_aware(at, UTC)
+        for job_id, at in cursor.fetchall()
+    }
 
 
 def version_of(job: Job | None) -> datetime | None:
-    """The ``stored_version`` of a job as read then (None once deleted)."""
+    """What ``stored_versions`` says of a job as read then (None once deleted)."""
     return None if job is None else job.updated_at
 
 

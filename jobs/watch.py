@@ -1,7 +1,7 @@
 """What a web process knows about the jobs its clients follow, pushed to it as they change.
 
 Status polls, event streams and waiting previews read jobs from here. Each read checks its copy
-by one primary-key lookup (``selectors.stored_version``: the job's ``updated_at``, which every
+by one primary-key lookup (``selectors.stored_versions``: the job's ``updated_at``, which every
 change a client can see moves) and reads the job again only when it changed: a read sees every
 write committed before it, whichever process made it (read-your-writes), without waiting on the
 push below and without reading the whole job.
@@ -75,7 +75,7 @@ class JobWatcher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.listener: changes.ChangeListener | None = None  # while the thread runs on PostgreSQL
-        self._versions = changes.SharedConnection()
+        self._versions = changes.VersionChecks()
 
     # --- Reads (any thread) ------------------------------------------------------------------
 
@@ -97,13 +97,13 @@ class JobWatcher:
 
     def _is_current(self, key: str, followed: "_Followed") -> bool:
         """Whether the followed copy is the job as stored now (on PostgreSQL through the
-        process's one connection for these checks). While the database cannot be reached the
-        copy is served, as it was when the database went away, and the outage logged."""
+        process's batched checks). While the database cannot be reached the copy is served, as
+        it was when the database went away, and the outage logged."""
         try:
             if changes.available():
-                stored = self._versions.read(functools.partial(selectors.stored_version, key))
+                stored = self._versions.version(key)
             else:
-                stored = selectors.stored_version(key)
+                stored = selectors.stored_versions([key]).get(key)
         except (DatabaseError, psycopg2.Error) as exc:
             logger.warning("Job %s served as last read: the database is unreachable (%s)", key, exc)
             return True

@@ -2,6 +2,7 @@
 
 import importlib
 import queue
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection, transaction
@@ -96,3 +97,19 @@ def test_a_dropped_connection_is_listened_on_again_and_reported_before_new_chang
     assert listener.backend_pid != dropped_pid
     job = JobFactory()
     assert next_notice(listener) == str(job.pk)
+
+
+def test_version_checks_from_many_threads_each_get_their_job_as_stored_now():
+    jobs = JobFactory.create_batch(20)
+    checks = changes.VersionChecks()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            versions = list(pool.map(checks.version, [str(job.pk) for job in jobs] * 5))
+        assert versions == [job.updated_at for job in jobs] * 5
+        written = timezone.now()
+        Job.objects.filter(pk=jobs[0].pk).update(updated_at=written)
+        assert checks.version(str(jobs[0].pk)) == written
+        Job.objects.filter(pk=jobs[0].pk).delete()
+        assert checks.version(str(jobs[0].pk)) is None
+    finally:
+        checks.close()

@@ -1,5 +1,5 @@
 """Queue figures computed once per second for the deployment and shared through the cache
-(jobs.queue_figures), and the cheap check of a job's version (selectors.stored_version)."""
+(jobs.queue_figures), and the cheap check of a job's version (selectors.stored_versions)."""
 
 import os
 import time
@@ -70,14 +70,15 @@ def test_without_a_shared_cache_each_process_computes_its_own(django_assert_num_
 
 
 def test_a_copy_of_a_job_is_current_until_its_row_changes_or_goes():
-    job = JobFactory()
+    job, other = JobFactory.create_batch(2)
+    key = str(job.pk)
     copy = Job.objects.get(pk=job.pk)
-    assert selectors.stored_version(job.pk) == selectors.version_of(copy)
+    versions = selectors.stored_versions([key, str(other.pk), "not-a-job"])
+    assert versions == {key: selectors.version_of(copy), str(other.pk): other.updated_at}
     Job.objects.filter(pk=job.pk).update(name="renamed", updated_at=timezone.now())
-    assert selectors.stored_version(job.pk) != selectors.version_of(copy)
+    assert selectors.stored_versions([key])[key] != selectors.version_of(copy)
     Job.objects.filter(pk=job.pk).delete()
-    assert selectors.stored_version(job.pk) is None is selectors.version_of(None)
-    assert selectors.stored_version("not-a-job") is None
+    assert selectors.stored_versions([key]) == {}
 
 
 @pytest.mark.embedded

@@ -105,5 +105,5 @@ def test_while_the_database_is_unreachable_a_followed_job_is_served_as_last_read
     def unreachable(*args):
         raise psycopg2.OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr(selectors, "stored_version", unreachable)
+    monkeypatch.setattr(selectors, "stored_versions", unreachable)
     assert watcher.job(job.pk).message == job.message

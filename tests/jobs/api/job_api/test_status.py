@@ -278,10 +278,12 @@ def count_version_checks(client, job) -> int:
     """Primary-key lookups of the job's version (on PostgreSQL through the process's own
     connection for them, which CaptureQueriesContext does not see)."""
     checks = []
-    stored_version = selectors.stored_version
+    stored_versions = selectors.stored_versions
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
-            selectors, "stored_version", lambda *args: checks.append(args) or stored_version(*args)
+            selectors,
+            "stored_versions",
+            lambda *args: checks.append(args) or stored_versions(*args),
         )
         assert status(client, job.pk).status_code == 200
     return len(checks)
