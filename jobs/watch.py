@@ -98,7 +98,7 @@ class JobWatcher:
     def _is_current(self, key: str, followed: "_Followed") -> bool:
         """Whether the followed copy is the job as stored now (on PostgreSQL through the
         process's batched checks). While the database cannot be reached the copy is served, as
-        it was when the database went away, and the outage logged."""
+        this process last heard of the job, rather than a 503, and the outage logged."""
         try:
             if changes.available():
                 stored = self._versions.version(key)
