@@ -18,6 +18,9 @@ than by a Redis GET (24 µs).
 A notice sent while the connection was down is lost: on every (re)connection, once it listens,
 the thread calls ``on_listening`` before anything else, so that the process re-reads everything
 it follows instead of serving what it last saw.
+
+A push arrives asynchronously, so reads do not wait on it: ``VersionChecks`` answers each read's
+check of its copy (read-your-writes, jobs.watch) through one more connection per process.
 """
 
 import logging
@@ -49,7 +52,7 @@ CONNECTION_OPTIONS = {
 def connect():
     """A connection to the database outside Django's (which keeps one per thread), in
     autocommit."""
-    opened = psycopg2.connect(**connection.get_connection_params(), **CONNECTION_OPTIONS)
+    opened = psycopg2.connect(**(CONNECTION_OPTIONS | connection.get_connection_params()))
     opened.autocommit = True
     return opened
 
