@@ -9,9 +9,9 @@ push below and without reading the whole job.
 Waiting requests (coroutines) are woken by the push. On PostgreSQL every committed change of a
 job is sent to each web process at once (jobs.changes), where a listener thread reads the changed
 jobs this process follows and wakes their waiters; a lost connection makes it re-read all of them
-once it listens again, so nothing is missed silently. With nothing changing, a process sends the
-database nothing. Elsewhere (SQLite: the embedded defaults) a thread asks every ``POLL_SECONDS``
-which followed jobs changed (one query on their ids and ``updated_at``).
+once it listens again, so nothing is missed silently. With nothing changing, a process asks the
+database nothing but its reads' checks. Elsewhere (SQLite: the embedded defaults) a thread asks
+every ``POLL_SECONDS`` which followed jobs changed (one query on their ids and ``updated_at``).
 
 Every ``QUEUE_SECONDS`` the queue figures (counts, estimates, the place of every followed waiting
 job) come from the deployment's one computation per second (jobs.queue_figures), so a poll costs
