@@ -13,7 +13,7 @@ WORKDIR /app
 # Dependencies before the code, so that a code change reuses this layer.
 ARG REQUIREMENTS=requirements/gpu.txt
 COPY requirements/ requirements/
-RUN pip install -r "$REQUIREMENTS"
+RUN pip install -r "$REQUIREMENTS" -r requirements/ops.txt
 # The hunyuan3d extra: hy3dgen without the dependencies it declares but the shape pipeline never
 # imports (see requirements/hunyuan3d-no-deps.txt), and the system libraries that PyMeshLab links
 # (libGL, libOpenGL, fontconfig; the rest come with them or are in the base image).

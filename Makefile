@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
 GPU_VENV := .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.installed-$(REQUIREMENTS_HASH)
 
-.PHONY: install run demo test lint check-deploy test-services test-embedded test-gpu-packages clean
+.PHONY: install run flower demo test lint check-deploy test-services test-embedded test-gpu-packages clean
 
 # (Re)make the virtualenv $(1) from the requirements files $(2), then those of $(3) without their
 # dependencies, when a requirements file changed.
@@ -34,6 +34,11 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	exec scripts/serve.sh
+
+## Flower, Celery's web monitor, for the local service's broker on http://127.0.0.1:5555
+## (loopback only; set FLOWER_BASIC_AUTH=user:password to ask for a password there too).
+flower: install
+	exec $(BIN)/celery -A celery_app flower --address=127.0.0.1 --port=5555
 
 ## Start the service on the embedded defaults, run a text-to-3D and an image-to-3D job through
 ## the HTTP API, and print where the GLB files are.

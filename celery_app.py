@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydrilla.settings")
 
 app = Celery("hydrilla")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["generation", "jobs"])
+app.autodiscover_tasks(["generation", "jobs", "idempotency", "webhooks"])
 
 
 @signals.worker_init.connect

@@ -8,4 +8,4 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        import_module("accounts.openapi")  # registers the schema's Clerk security scheme
+        import_module("accounts.openapi")  # registers the schema's security schemes

@@ -4,11 +4,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
-from accounts import clerk, services
+from accounts import api_keys, clerk, services
+from accounts.models import ApiKey
 
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "__session"
+BEARER_CHALLENGE = 'Bearer realm="api"'
 CROSS_SITE_REFUSED = "Cross-site request refused: its origin is not allowed"
 
 
@@ -18,6 +20,46 @@ class AuthenticationUnavailable(exceptions.APIException):
 
     status_code = 503
     default_detail = "Authentication service unavailable. Please try again later."
+
+
+def bearer_token(request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None without a header. Any other header
+    is refused."""
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise exceptions.AuthenticationFailed("Invalid authorization header")
+    return token.strip()
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Our own API keys (``Authorization: Bearer hyd_live_…`` or ``hyd_test_…``), for servers.
+
+    A key acts as its user on every endpoint; ``request.auth`` is its row (``accounts.models.
+    ApiKey``), which the throttles and the test mode read. Any other bearer token is left to
+    ``ClerkAuthentication``; a key that is unknown or revoked is refused, never anonymous. The
+    key itself is never logged: only its prefix.
+    """
+
+    def authenticate(self, request):
+        token = bearer_token(request)
+        if token is None or not api_keys.is_api_key(token):
+            return None
+        api_key = api_keys.authenticate(token)
+        if api_key is None:
+            logger.info("Rejected API key %s…", api_keys.shown_prefix(token))
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key")
+        return api_key.user, api_key
+
+    def authenticate_header(self, request):
+        return BEARER_CHALLENGE
+
+
+def uses_test_key(request) -> bool:
+    """Whether the caller presented a test key: its jobs run on the weight-free CPU path."""
+    return isinstance(request.auth, ApiKey) and request.auth.is_test
 
 
 class ClerkAuthentication(authentication.BaseAuthentication):
@@ -39,6 +81,10 @@ class ClerkAuthentication(authentication.BaseAuthentication):
         token, from_cookie = self._token(request)
         if token is None:
             return None
+        if not from_cookie and api_keys.is_api_key(token):
+            # Only where keys are not accepted (managing keys: ApiKeyAuthentication comes first
+            # everywhere else).
+            raise exceptions.AuthenticationFailed("An API key cannot be used here: sign in")
         if from_cookie and request.method not in permissions.SAFE_METHODS:
             require_allowed_origin(request)
         try:
@@ -56,17 +102,14 @@ class ClerkAuthentication(authentication.BaseAuthentication):
         ), claims
 
     def authenticate_header(self, request):
-        return 'Bearer realm="api"'
+        return BEARER_CHALLENGE
 
     @staticmethod
     def _token(request) -> tuple[str | None, bool]:
         """The token, and whether it came from the cookie."""
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise exceptions.AuthenticationFailed("Invalid authorization header")
-            return token.strip(), False
+        token = bearer_token(request)
+        if token is not None:
+            return token, False
         return request.COOKIES.get(SESSION_COOKIE) or None, True
 
 

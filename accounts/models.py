@@ -29,3 +29,42 @@ class User(models.Model):
     # DRF and Django check these on ``request.user``.
     is_authenticated = True
     is_anonymous = False
+
+
+class ApiKeyMode(models.TextChoices):
+    """Live keys run jobs for real; test keys run them through the whole lifecycle on the
+    weight-free CPU path, never a GPU (an integrator's CI, for free)."""
+
+    LIVE = "live"
+    TEST = "test"
+
+
+class ApiKey(models.Model):
+    """A key a server presents (``Authorization: Bearer hyd_live_…``) to act as its user.
+
+    Only the SHA-256 of the key is stored: keys are 256 random bits, so a fast hash is as safe as a
+    slow one and costs nothing per request. ``prefix`` (the mode's prefix and the key's first
+    characters) is shown in lists so that a user can tell keys apart, and finds the row a key
+    claims before its hash is compared in constant time (``accounts.api_keys``).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    mode = models.CharField(max_length=8, choices=ApiKeyMode.choices, default=ApiKeyMode.LIVE)
+    prefix = models.CharField(max_length=32, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # A revoked key is kept (who had it, when it went) but refused from that moment on.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="api_key_owner_idx")]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_test(self) -> bool:
+        return self.mode == ApiKeyMode.TEST

@@ -1,4 +1,4 @@
-"""How the OpenAPI schema describes Clerk authentication (drf-spectacular finds the extension
+"""How the OpenAPI schema describes Clerk tokens and API keys (drf-spectacular finds the extensions
 when this module is imported: see AccountsConfig.ready)."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -30,3 +30,18 @@ class ClerkAuthenticationScheme(OpenApiAuthenticationExtension):
                 "allowed origins, or answer 403.",
             },
         ]
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "hyd_live_… or hyd_test_…",
+            "description": "An API key for servers (`POST /api/3d/api-keys`): "
+            "`Authorization: Bearer hyd_live_…`. It acts as its user; a test key's jobs run on the "
+            "weight-free CPU path, never a GPU.",
+        }

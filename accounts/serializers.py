@@ -1,7 +1,9 @@
-"""The JSON shapes of a user (the job API's ``/me`` and ``/sync-user``)."""
+"""The JSON shapes of a user (the job API's ``/me`` and ``/sync-user``) and of their API keys
+(``/api-keys``)."""
 
 from rest_framework import serializers
 
+from accounts.models import ApiKeyMode
 from hydrilla.rendering import Output
 
 
@@ -63,3 +65,42 @@ class Me(Output):
 class UserSynced(Output):
     success = serializers.BooleanField()
     user = SyncedUser()
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+
+class ApiKeyInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="What the key is for, for people.")
+    mode = serializers.ChoiceField(
+        choices=ApiKeyMode.choices,
+        default=ApiKeyMode.LIVE,
+        help_text="`test`: jobs run through their whole lifecycle on the weight-free CPU path, "
+        "never a GPU, for an integrator's CI.",
+    )
+
+
+class ApiKeyListed(Output):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    mode = serializers.ChoiceField(choices=ApiKeyMode.choices)
+    prefix = serializers.CharField(help_text="The key's first characters, to tell keys apart.")
+    createdAt = IsoDateTimeField(source="created_at")
+    lastUsedAt = IsoDateTimeField(source="last_used_at", allow_null=True)
+
+
+class ApiKeyCreated(Output):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    mode = serializers.ChoiceField(choices=ApiKeyMode.choices)
+    prefix = serializers.CharField()
+    key = serializers.CharField(
+        allow_null=True,
+        help_text="The key itself, shown only in this answer (only its hash is kept). Null in an "
+        "answer given again to a retry with the same Idempotency-Key.",
+    )
+    createdAt = IsoDateTimeField(source="created_at")
+
+
+class ApiKeyList(Output):
+    apiKeys = ApiKeyListed(many=True, source="api_keys")

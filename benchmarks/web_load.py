@@ -12,6 +12,8 @@ previews and slow clients from an asyncio client in this process.
     .venv/bin/python benchmarks/web_load.py                  # the whole run, some 10 minutes
     .venv/bin/python benchmarks/web_load.py --levels 10 --streams 1000 --previews 100
     .venv/bin/python benchmarks/web_load.py --only database-load --load-seconds 10
+    .venv/bin/python benchmarks/web_load.py --metrics-cost   # the status poll with and without
+                                                             # the metrics middleware, alone
 
 The database's load (``database-load``): the service with 2 and then 4 web processes
 (``--web-processes``), and the transactions per second the database commits
@@ -333,6 +335,12 @@ def main() -> None:
     )
     parser.add_argument("--web-processes", default="2,4", help="for the database load")
     parser.add_argument("--load-seconds", type=int, default=10, help="per database-load figure")
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="only the status poll with and without the metrics middleware (--rounds of each)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--metrics-cost's alternations")
     options = parser.parse_args()
     levels = [int(level) for level in options.levels.split(",")]
 
@@ -345,12 +353,15 @@ def main() -> None:
     auth = f"Authorization: Bearer {token}"
     prepare_database()
     env = service_env(public_key, **LOOSE_LIMITS)
-    if options.only == "database-load":
+    if options.metrics_cost:
+        figures = metrics_cost(env, auth, options.seconds, options.rounds)
+    elif options.only == "database-load":
         figures = {
             "machine": f"{os.cpu_count()} CPUs",
             "date": time.strftime("%Y-%m-%d"),
             "database_load": database_load(options, env, token, levels[-1]),
         }
+    if options.metrics_cost or options.only == "database-load":
         if options.json:
             Path(options.json).write_text(json.dumps(figures, indent=2))
         return
@@ -512,6 +523,65 @@ def changing(job_id: str, action) -> None:
     finally:
         stop.set()
         writer.join()
+
+
+def metrics_cost(env: dict, auth: str, seconds: int, rounds: int) -> dict:
+    """The status poll's throughput on `serve.sh web` with the metrics middleware (and the
+    multiprocess folder it writes to) and without it, alternating ``rounds`` times so that both
+    see the same machine; the ratio is with / without."""
+    job_id = fill_queue(10)
+    with tempfile.TemporaryDirectory() as folder:
+        servers = {
+            "with metrics": Server(
+                "with-metrics",
+                [str(ROOT / "scripts/serve.sh"), "web"],
+                {**env, "PROMETHEUS_MULTIPROC_DIR": f"{folder}/with", "METRICS_TOKEN": "bench"},
+            ),
+            "without": Server(
+                "without-metrics",
+                [str(ROOT / "scripts/serve.sh"), "web"],
+                {
+                    **env,
+                    "PROMETHEUS_MULTIPROC_DIR": f"{folder}/without",
+                    "BENCH_WITHOUT_METRICS": "1",
+                },
+            ),
+        }
+        runs = {name: [] for name in servers}
+        try:
+            for _ in range(rounds):
+                for name, server in servers.items():
+                    url = f"{server.base}/api/3d/status/{job_id}"
+                    runs[name].append(wrk(url, seconds=seconds, headers=[auth]))
+            counted = subprocess.run(
+                [
+                    "curl",
+                    "-s",
+                    "-H",
+                    "Authorization: Bearer bench",
+                    f"{servers['with metrics'].base}/metrics",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
+        finally:
+            for server in servers.values():
+                server.stop()
+    rps = {name: sum(run["rps"] for run in results) / rounds for name, results in runs.items()}
+    figures = {
+        "machine": f"{os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+        "rounds": runs,
+        "rps": rps,
+        "ratio": round(rps["with metrics"] / rps["without"], 3),
+    }
+    # The middleware did count the polls it was measured on.
+    assert 'route="/api/3d/status/<str:job_id>"' in counted, counted[:2000]
+    print(
+        f"status poll, {rounds} x {seconds} s each: with metrics {rps['with metrics']:.0f} req/s, "
+        f"without {rps['without']:.0f} req/s, ratio {figures['ratio']:.3f}"
+    )
+    return figures
 
 
 async def under_load(server: Server, what: str, count: int, opener, job_id: str) -> dict:

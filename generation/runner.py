@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from PIL import Image
 
-from generation import processes, registry
+from generation import gpu_metrics, processes, registry
 from generation.database import DatabaseUnreachable, patiently
 from generation.pipelines import (
     GenerationError,
@@ -29,6 +29,7 @@ from generation.pipelines import (
 )
 from generation.pipelines.device import release_cached_memory
 from generation.progress import Heartbeat, ProgressReporter
+from hydrilla import log_context, metrics
 from jobs import plan, remote_images, storage
 from jobs.error_codes import ErrorCode
 from jobs.models import GenerateType, Job, JobKind, Stage
@@ -62,6 +63,8 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
             job_id,
         )
         return
+    # Until the task's log context ends (generation.tasks binds the attempt's variable with it).
+    log_context.attempt.set(lease.attempt)
     job = patiently(lambda: Job.objects.get(pk=job_id), f"reading job {job_id}")
     reporter = ProgressReporter(
         lease,
@@ -115,6 +118,7 @@ def run_stage(job_id: str, stage: str, *, worker: str) -> None:
         log("Job %s ended %s in stage %s: %s", job_id, state, stage, error.message, exc_info=exc)
     else:
         logger.info("Stage %s of job %s done in %.2f s", stage, job_id, time.monotonic() - began)
+    metrics.STAGE_SECONDS.labels(stage=stage).observe(time.monotonic() - began)
 
 
 def _failure(exc: Exception) -> GenerationError:
@@ -158,9 +162,9 @@ def _prompt_image(
 ) -> dict:
     """The model call, then the step ``storing`` that stores its image."""
     image = _model_call(
-        lambda: job_steps.prompt_image(
-            registry.text_to_image_pipeline(), job.prompt, job.seed, reporter
-        )
+        "text-to-image",
+        job,
+        lambda pipeline: job_steps.prompt_image(pipeline, job.prompt, job.seed, reporter),
     )
     reporter.step(storing)
     return {"preview_image": _store(job, "preview.png", job_steps.png(image), stored)}
@@ -171,7 +175,9 @@ def _image_to_3d(job: Job, reporter: ProgressReporter, stored: list[str]) -> dic
     reporter.step(Step.HANDOFF)
     foreground = _image(storage.read(job.processed_image))
     mesh = _model_call(
-        lambda: job_steps.raw_mesh(registry.image_to_3d_pipeline(), foreground, job.seed, reporter)
+        "image-to-3d",
+        job,
+        lambda pipeline: job_steps.raw_mesh(pipeline, foreground, job.seed, reporter),
     )
     reporter.step(Step.HANDOFF)
     return {"raw_mesh": _store(job, "raw.ply", save_source_mesh(mesh), stored)}
@@ -216,17 +222,30 @@ def _finish_options(job: Job) -> job_steps.Finish:
     )
 
 
-def _model_call(call):
-    """Load a model if need be and run it. A GPU out-of-memory is often another run's leftovers
-    or fragmentation: the cache is freed and the call tried once more on this worker; a second
-    one fails the job GPU_OUT_OF_MEMORY. Progress does not go back meanwhile (see
-    ProgressReporter)."""
+def _model_call(model: str, job: Job, run):
+    """Load ``model`` ("text-to-image", "image-to-3d") if need be and ``run`` it, timed as a model
+    call of its backend (the load apart: ``hydrilla_model_load_seconds``). The model is the
+    configured one or, for a test-mode job (a test API key's), the weight-free one on the CPU. A
+    GPU out-of-memory is often another run's leftovers or fragmentation: the cache is freed and
+    the call tried once more on this worker; a second one fails the job GPU_OUT_OF_MEMORY.
+    Progress does not go back meanwhile (see ProgressReporter)."""
+    backend = registry.backend(model, test_mode=job.test_mode)
+    load = registry.LOADERS[model]
+
+    def call():
+        # Called without the argument outside test mode: the loaders' cache keys on how it is
+        # called, and the preloaded model was loaded so.
+        pipeline = load(test_mode=True) if job.test_mode else load()
+        with gpu_metrics.model_call(backend):
+            return run(pipeline)
+
     try:
         return call()
     except Exception as exc:
         if not isinstance(classify(exc), OutOfGPUMemory):
             raise
         logger.warning("GPU out of memory; freeing its cache and trying once more: %s", exc)
+    metrics.OUT_OF_MEMORY_RETRIES.labels(backend=backend).inc()
     # Out of the except block: the failed run's frames, and the tensors they hold, are gone.
     release_cached_memory(registry.device())
     return call()

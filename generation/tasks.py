@@ -2,18 +2,26 @@
 the queues are in hydrilla.queues."""
 
 import logging
+import os
 import threading
 import time
 
 from billiard.process import current_process
 from celery import shared_task
 from celery.exceptions import Reject
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from generation import registry, runner
+from generation import gpu_metrics, registry, runner
 from generation.database import DatabaseUnreachable
+from hydrilla import log_context, metrics, request_id
+from hydrilla.queues import REQUEST_ID_HEADER
 from jobs.models import Stage
 from jobs.plan import stage_task
 from jobs.services import shared, workers
@@ -26,13 +34,20 @@ def _stage_task(stage: Stage):
 
     @shared_task(name=stage_task(stage), bind=True)
     def run(task, job_id: str) -> None:
-        try:
-            runner.run_stage(job_id, stage, worker=task.request.hostname)
-        except DatabaseUnreachable as exc:
-            # Acknowledging now would lose the job: the broker takes the message back and delivers
-            # it again (a message is acknowledged only once its stage is claimed or finished).
-            logger.error("Handing job %s back to the broker: %s", job_id, exc)
-            raise Reject(str(exc), requeue=True) from exc
+        # The stage's log lines name the request that made the job (hydrilla.request_id), the job,
+        # its stage and (set by the runner once it has claimed the stage) its attempt.
+        with (
+            request_id.bound((task.request.headers or {}).get(REQUEST_ID_HEADER)),
+            log_context.bound(job_id=job_id, stage=stage, attempt=None),
+        ):
+            try:
+                runner.run_stage(job_id, stage, worker=task.request.hostname)
+            except DatabaseUnreachable as exc:
+                # Acknowledging now would lose the job: the broker takes the message back and
+                # delivers it again (a message is acknowledged only once its stage is claimed or
+                # finished).
+                logger.error("Handing job %s back to the broker: %s", job_id, exc)
+                raise Reject(str(exc), requeue=True) from exc
 
     return run
 
@@ -71,10 +86,29 @@ def _sweep_forever():
         time.sleep(settings.SWEEP_SECONDS)
 
 
+@worker_ready.connect
+def count_consumers_and_serve_metrics(sender, **_):
+    """In the worker's main process: how many pool processes consume each of its queues (the
+    alert for a kind of worker with none reads it), and, on a host of its own (METRICS_PORT),
+    the host's metrics for Prometheus."""
+    for queue in sender.app.amqp.queues.consume_from:
+        metrics.WORKER_CONSUMERS.labels(queue=queue).set(sender.controller.concurrency)
+    if settings.METRICS_PORT:
+        metrics.serve_on_port(settings.METRICS_PORT, settings.METRICS_TOKEN)
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def drop_live_gauges(**_):
+    metrics.mark_process_dead(os.getpid())
+
+
 @worker_process_init.connect
 def pin_gpu_and_preload_models(**_):
     """In the child process, after the fork, so CUDA is initialised only where it is used: its
-    GPU first (the pool index survives a child's replacement), then the models."""
-    registry.pin_to_gpu(current_process().index)
+    GPU first (the pool index survives a child's replacement), then the models; its GPU's
+    metrics are sampled from then on (NVML reads the driver, never CUDA)."""
+    gpu = registry.pin_to_gpu(current_process().index)
+    gpu_metrics.start_sampling(gpu, settings.GPU_METRICS_SECONDS)
     for model in settings.PRELOAD_MODELS:
         registry.LOADERS[model]()

@@ -25,6 +25,7 @@ from django.urls import Resolver404, resolve
 
 django_asgi = get_asgi_application()
 
+from hydrilla import request_id  # noqa: E402
 from hydrilla.middleware import refused_body  # noqa: E402
 from hydrilla.wsgi import application as django_wsgi  # noqa: E402
 
@@ -39,7 +40,7 @@ def waits(path: str) -> bool:
         return False
 
 
-async def application(scope, receive, send):
+async def serve(scope, receive, send):
     if scope["type"] != "http":
         return await django_asgi(scope, receive, send)
     receive = await _read_body(scope, receive, send)
@@ -49,6 +50,10 @@ async def application(scope, receive, send):
         await django_asgi(scope, receive, send)
     else:
         await threaded_wsgi(scope, receive, send)
+
+
+# Every answer carries its X-Request-ID, those refused here before Django sees the request too.
+application = request_id.asgi_application(serve)
 
 
 async def _read_body(scope, receive, send):

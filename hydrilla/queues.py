@@ -20,6 +20,9 @@ class CeleryQueue(StrEnum):
         "cpu"  # fetching, cutting out, finishing, exporting, uploading, remeshing: no model loaded
     )
     DEFAULT = "default"  # housekeeping
+    # Webhook deliveries and their sweep (webhooks.tasks): a slow or dead receiver only ever holds
+    # a worker of its own, never one that runs jobs.
+    WEBHOOKS = "webhooks"
 
 
 # The queues each kind of worker consumes (scripts/serve.sh asks; tests hold compose.yaml to it).
@@ -27,6 +30,7 @@ WORKER_QUEUES = {
     "gpu": (CeleryQueue.GPU,),
     "preview": (CeleryQueue.PREVIEW, CeleryQueue.DEFAULT),
     "cpu": (CeleryQueue.CPU,),
+    "webhooks": (CeleryQueue.WEBHOOKS,),
 }
 # Queues whose messages carry a priority: a job already running goes before one still waiting, so
 # a job that comes back for its next stage does not queue again behind every job that arrived
@@ -36,6 +40,19 @@ RUNNING, WAITING = "running", "waiting"
 
 # Housekeeping, in jobs.tasks: sent by the beat scheduler that runs beside the default worker.
 DELETE_UNUSED_UPLOADS = "jobs.delete_unused_uploads"
+DELETE_EXPIRED_IDEMPOTENCY_KEYS = "idempotency.delete_expired"
+# Retention (jobs.tasks): deletes the jobs kept past their RETAIN_* setting, on the default queue.
+EXPIRE_JOBS = "jobs.expire_jobs"
+# Webhooks (webhooks.tasks), on the webhooks queue: one attempt at one delivery, and the sweep
+# that sends the deliveries due (a retry's time has come, a message was lost with a worker or the
+# broker).
+DELIVER_WEBHOOK = "webhooks.deliver"
+SWEEP_WEBHOOKS = "webhooks.sweep"
+# Hourly, on the webhooks queue: events whose deliveries are all over, past WEBHOOK_HISTORY_SECONDS.
+FORGET_WEBHOOK_EVENTS = "webhooks.forget_old_events"
+
+# The header of a stage's message that carries the X-Request-ID of the request that made the job.
+REQUEST_ID_HEADER = "hydrilla_request_id"
 
 
 def message_priority(job_is: str) -> int:

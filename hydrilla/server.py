@@ -8,12 +8,17 @@ both, answers them, and any malformed request, with the spec's JSON error instea
 """
 
 import json
+import logging
 import os
 from http import HTTPStatus
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
+
+from hydrilla import request_id
+
+ACCESS_LOG_FORMAT = "%(message)s [%(request_id)s]"
 
 # gunicorn loads this worker class before the application, whose module says the same.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydrilla.settings")
@@ -133,3 +138,11 @@ class Worker(UvicornWorker):
         # Here rather than gunicorn's --keep-alive: the setting has one reader.
         "timeout_keep_alive": settings.KEEP_ALIVE_SECONDS,
     }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each access-log line ends with the request's id (hydrilla.request_id: the ASGI
+        # application binds it before uvicorn logs the answer).
+        for handler in logging.getLogger("uvicorn.access").handlers:
+            handler.addFilter(request_id.RequestIdFilter())
+            handler.setFormatter(logging.Formatter(ACCESS_LOG_FORMAT))

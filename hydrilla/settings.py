@@ -3,11 +3,21 @@
 from pathlib import Path
 
 import botocore.config
+import corsheaders.defaults
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, PRIORITY_QUEUES, CeleryQueue
+from hydrilla.queues import (
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+    DELETE_UNUSED_UPLOADS,
+    DELIVER_WEBHOOK,
+    EXPIRE_JOBS,
+    FORGET_WEBHOOK_EVENTS,
+    PRIORITY_QUEUES,
+    SWEEP_WEBHOOKS,
+    CeleryQueue,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -33,13 +43,18 @@ INSTALLED_APPS = [
     "storages",
     "accounts",
     "jobs",
+    "idempotency",
     "generation",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
+    "hydrilla.monitoring.count_requests",
+    "hydrilla.request_id.request_id_middleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hydrilla.middleware.request_body_limit",
+    "hydrilla.rate_limit.rate_limit_headers",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -71,7 +86,7 @@ TEMPLATES = [
     },
 ]
 
-# --- Database --------------------------------------------------------------------------------
+# --- Database ------------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the workers share the file: WAL lets readers run beside the writer, and
@@ -88,7 +103,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Storage ---------------------------------------------------------------------------------
+# --- Storage -------------------------------------------------------------------------------------
 S3_BUCKET = env("S3_BUCKET", default="")
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -130,7 +145,7 @@ STORAGES = {
 }
 SERVE_MEDIA = not S3_BUCKET
 
-# --- Web tier: server, cache, limits ----------------------------------------------------------
+# --- Web tier: server, cache, limits -------------------------------------------------------------
 # How many server processes is the server's command line's (scripts/serve.sh: WEB_PROCESSES).
 # Threads per process for synchronous views; waiting requests (streams, previews) hold none.
 WEB_THREADS = env.int("WEB_THREADS", default=32)
@@ -172,6 +187,10 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # the answer is 429 {"error": ...} with Retry-After.
 SUBMIT_RATE_USER = env("SUBMIT_RATE_USER", default="20/min")
 SUBMIT_RATE_IP = env("SUBMIT_RATE_IP", default="30/min")
+# API keys (servers) have limits of their own instead of the two above: submissions, and requests
+# of any kind (polls included), per key.
+SUBMIT_RATE_API_KEY = env("SUBMIT_RATE_API_KEY", default="60/min")
+API_KEY_RATE = env("API_KEY_RATE", default="600/min")
 # The generation half's submit endpoints, which the spec says no browser calls.
 GENERATION_SUBMIT_RATE_ANON = env("GENERATION_SUBMIT_RATE_ANON", default="5/min")
 GENERATION_API_REQUIRE_TOKEN = env.bool("GENERATION_API_REQUIRE_TOKEN", default=False)
@@ -180,10 +199,69 @@ MAX_STREAMS_PER_CALLER = env.int("MAX_STREAMS_PER_CALLER", default=20)
 MAX_WAITING_PREVIEWS_PER_CALLER = env.int("MAX_WAITING_PREVIEWS_PER_CALLER", default=4)
 # Uploads that no job uses are deleted after this long (housekeeping on the default queue).
 UNUSED_UPLOAD_MAX_AGE_SECONDS = env.int("UNUSED_UPLOAD_MAX_AGE_SECONDS", default=24 * 3600)
+# Idempotency-Key on a POST that creates something: its answer is given again to retries for this
+# long (then the key is forgotten, by housekeeping on the default queue). A retry that arrives
+# while the first request is still handled waits this long for its answer, then gets 409.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 
-# --- HTTP ------------------------------------------------------------------------------------
+# --- Retention -----------------------------------------------------------------------------------
+# How long each kind of job is kept after it ended, in seconds; unset, forever. An expired job goes
+# as a user's delete does (row and files), in small batches (jobs.tasks.expire_jobs, hourly).
+RETAIN_ANONYMOUS_JOBS_SECONDS = env.int("RETAIN_ANONYMOUS_JOBS_SECONDS", default=None)
+# Previews (/text-to-image) that no register-job call ever put in a history.
+RETAIN_UNREGISTERED_PREVIEWS_SECONDS = env.int("RETAIN_UNREGISTERED_PREVIEWS_SECONDS", default=None)
+# Failed and cancelled jobs, with their inputs (uploaded image, cut-out, preview).
+RETAIN_FAILED_JOBS_SECONDS = env.int("RETAIN_FAILED_JOBS_SECONDS", default=None)
+# Completed jobs: their models and every other file.
+RETAIN_FINISHED_JOBS_SECONDS = env.int("RETAIN_FINISHED_JOBS_SECONDS", default=None)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=100)
+
+# --- Webhooks ------------------------------------------------------------------------------------
+# Private and loopback receivers, and http:// ones, for development and tests only: otherwise a
+# receiver must be https on a public address (outside DEBUG), checked at every attempt.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
+# One attempt, connection to answer, ends within this.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The waits before each retry of a failed delivery (Standard Webhooks' schedule: some 27 hours in
+# all); after the last, the delivery is given up.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = env.list(
+    "WEBHOOK_RETRY_SCHEDULE_SECONDS",
+    cast=float,
+    default=[5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600],
+)
+# An account endpoint with no successful delivery for this long is disabled (so is one that
+# answers 410 Gone, at once); its owner sees why.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# At most one job.progress event per job this often.
+WEBHOOK_PROGRESS_SECONDS = env.float("WEBHOOK_PROGRESS_SECONDS", default=5.0)
+# After a user rotates their signing secret, the old one signs too for this long.
+WEBHOOK_SECRET_ROTATION_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_SECONDS", default=24 * 3600)
+# How often the beat sends the sweep that publishes the deliveries due (the first retry's delay is
+# only as exact as this).
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5.0)
+# A due delivery published this long ago that no worker took is published again (lost with the
+# broker): a duplicate is dropped, attempts being claimed by a conditional UPDATE.
+WEBHOOK_REPUBLISH_SECONDS = env.int("WEBHOOK_REPUBLISH_SECONDS", default=300)
+# Events, with their deliveries' records, are kept this long once every delivery of them is over.
+WEBHOOK_HISTORY_SECONDS = env.int("WEBHOOK_HISTORY_SECONDS", default=30 * 24 * 3600)
+# This service's address as clients reach it (https://api.example.com): the base of the URLs in
+# webhook payloads, which no request carries. Empty: local files' URLs stay paths.
+SITE_URL = env("SITE_URL", default="").rstrip("/")
+
+# --- HTTP ----------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
 CORS_ALLOW_CREDENTIALS = True
+# What a browser may send and read beyond CORS's safe headers: retries, request ids, limits.
+CORS_ALLOW_HEADERS = (*corsheaders.defaults.default_headers, "idempotency-key", "x-request-id")
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 # A little room above the image limit for the multipart envelope; larger bodies are refused unread.
@@ -191,7 +269,11 @@ REQUEST_BODY_MAX_BYTES = UPLOAD_MAX_BYTES + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ClerkAuthentication"],
+    # API keys first: a bearer token that is not one of ours (hyd_…) is left to Clerk.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.ClerkAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -199,9 +281,10 @@ REST_FRAMEWORK = {
         "hydrilla.parsers.FormParser",
         "hydrilla.parsers.MultiPartParser",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttles.RequestsPerApiKey"],
     "EXCEPTION_HANDLER": "hydrilla.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.openapi.AutoSchema",
     # Rates: jobs/api/throttles.py reads the SUBMIT_RATE_* settings.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
@@ -223,16 +306,19 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GenerateTypeEnum": "jobs.models.GenerateType",
         "PolygonTypeEnum": "jobs.models.PolygonType",
+        "ApiKeyModeEnum": "accounts.models.ApiKeyMode",
+        "WebhookEventEnum": "webhooks.models.EventType",
         "ErrorCodeEnum": "jobs.error_codes.ErrorCode",
     },
     "SCHEMA_PATH_PREFIX": "",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.api.openapi.document_authentication_outage",
+        "jobs.api.openapi.document_integration_headers",
     ],
 }
 
-# --- Clerk -----------------------------------------------------------------------------------
+# --- Clerk ---------------------------------------------------------------------------------------
 CLERK_JWT_KEY = env.str("CLERK_JWT_KEY", default="", multiline=True)
 CLERK_SECRET_KEY = env("CLERK_SECRET_KEY", default="")
 CLERK_JWKS_URL = env("CLERK_JWKS_URL", default="")
@@ -243,7 +329,7 @@ CLERK_ISSUER = env("CLERK_ISSUER", default="").rstrip("/")
 CLERK_LEEWAY_SECONDS = 5
 CLERK_PROFILE_MAX_AGE_SECONDS = env.int("CLERK_PROFILE_MAX_AGE_SECONDS", default=3600)
 
-# --- Deployment security (issue #10) ---------------------------------------------------------
+# --- Deployment security -------------------------------------------------------------------------
 # Production is any host name beyond this machine's with debug off: there, the settings that
 # keep strangers out are required, and the service refuses to start without them.
 PRODUCTION = not DEBUG and any(host not in LOCAL_HOSTS for host in ALLOWED_HOSTS)
@@ -271,7 +357,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 
-# --- Jobs on the workers --------------------------------------------------------------------
+# --- Jobs on the workers -------------------------------------------------------------------------
 # The embedded broker's folder (CELERY_BROKER_URL=filesystem://).
 EMBEDDED_BROKER_DIR = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
 # A stage of a job still running after JOB_TIME_LIMIT_SECONDS stops at its next step and fails
@@ -291,12 +377,17 @@ ORPHAN_AFTER_SECONDS = env.int("ORPHAN_AFTER_SECONDS", default=60)
 # /text-to-image answers when the preview is ready, or 503 after this long (the preview still
 # finishes and can be registered).
 PREVIEW_WAIT_SECONDS = env.int("PREVIEW_WAIT_SECONDS", default=60)
+# A request with an Idempotency-Key still unanswered after this long died with its process (no
+# request runs longer than a preview's wait): the next retry takes its key over.
+IDEMPOTENCY_ABANDONED_AFTER_SECONDS = env.int(
+    "IDEMPOTENCY_ABANDONED_AFTER_SECONDS", default=PREVIEW_WAIT_SECONDS + 60
+)
 
-# --- Queue estimates -------------------------------------------------------------------------
+# --- Queue estimates -----------------------------------------------------------------------------
 ESTIMATE_FALLBACK_SECONDS = {"3d": 130.0, "preview": 20.0, "remesh": 20.0}
 ESTIMATE_SAMPLE_SIZE = 20
 
-# --- Generation ------------------------------------------------------------------------------
+# --- Generation ----------------------------------------------------------------------------------
 # Empty model settings mean "no real weights": the worker builds and uses tiny random models.
 TEXT_TO_IMAGE_MODEL = env("TEXT_TO_IMAGE_MODEL", default="")
 IMAGE_TO_3D_MODEL = env("IMAGE_TO_3D_MODEL", default="")
@@ -330,25 +421,62 @@ DEFAULT_FACE_COUNT = env.int("DEFAULT_FACE_COUNT", default=None)
 # ("text-to-image", "image-to-3d"): a GPU worker's first job then pays no load time.
 PRELOAD_MODELS = env.list("PRELOAD_MODELS", default=[])
 
-# --- Textures, download formats, remeshing (issue 13) ----------------------------------------
+# --- Textures, download formats, remeshing -------------------------------------------------------
 # Side in texels of the base-colour texture baked onto every coloured model (a power of two).
 TEXTURE_SIZE = env.int("TEXTURE_SIZE", default=1024)
 
-# --- Logging ---------------------------------------------------------------------------------
+# --- Logging -------------------------------------------------------------------------------------
+# "json": one JSON object a line, with the job id, stage, attempt and request id where there is
+# one (hydrilla.log_context), for a log store to search; "plain": a line of text.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Each line names the request it was written for (hydrilla.request_id), "-" for none; JSON
+    # lines also the job, its stage and attempt (hydrilla.log_context).
+    "filters": {
+        "context": {"()": "hydrilla.log_context.ContextFilter"},
+        "request_id": {"()": "hydrilla.request_id.RequestIdFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            # The context fields (hydrilla.log_context) come as extras, on the records that have
+            # them.
+            "fmt": ["asctime", "levelname", "name", "message"],
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Metrics (hydrilla.metrics) --------------------------------------------------------------
+# GET /metrics answers `Authorization: Bearer <METRICS_TOKEN>` only; empty, the endpoint is off.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A worker on a host of its own serves its host's metrics on this port (same token); 0: none.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+# How often a GPU worker samples its GPU through NVML (utilisation, memory, busy share).
+GPU_METRICS_SECONDS = env.float("GPU_METRICS_SECONDS", default=15.0)
+# The scaling signal: GPU workers enough to run the current backlog within this time.
+GPU_DRAIN_TARGET_SECONDS = env.float("GPU_DRAIN_TARGET_SECONDS", default=600.0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-# --- Delivery: no job stranded, every worker its own work (issue #11) ------------------------
+# --- Delivery: no job stranded, every worker its own work ----------------------------------------
 # How often each worker sweeps for orphaned jobs and for waiting jobs whose message the broker
 # never confirmed (those are sent again once unconfirmed this long).
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=5)
@@ -360,7 +488,7 @@ DATABASE_WAIT_SECONDS = env.int("DATABASE_WAIT_SECONDS", default=30)
 GPU_DEVICES = env.list("GPU_DEVICES", default=[])
 
 
-# --- Celery (celery_app reads every CELERY_ setting, as Celery's own option names) -----------
+# --- Celery (celery_app reads every CELERY_ setting, as Celery's own option names) ---------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 
 
@@ -400,9 +528,28 @@ CELERY_TASK_QUEUES = [
     for queue in CeleryQueue
 ]
 # The stages' messages name their queue when sent (jobs.plan); housekeeping goes by route.
-CELERY_TASK_ROUTES = {DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT}}
+CELERY_TASK_ROUTES = {
+    DELETE_UNUSED_UPLOADS: {"queue": CeleryQueue.DEFAULT},
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS: {"queue": CeleryQueue.DEFAULT},
+    EXPIRE_JOBS: {"queue": CeleryQueue.DEFAULT},
+    DELIVER_WEBHOOK: {"queue": CeleryQueue.WEBHOOKS},
+    SWEEP_WEBHOOKS: {"queue": CeleryQueue.WEBHOOKS},
+    FORGET_WEBHOOK_EVENTS: {"queue": CeleryQueue.WEBHOOKS},
+}
 CELERY_BEAT_SCHEDULE = {
-    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0}
+    "delete-unused-uploads": {"task": DELETE_UNUSED_UPLOADS, "schedule": 3600.0},
+    "delete-expired-idempotency-keys": {
+        "task": DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+        "schedule": 3600.0,
+    },
+    "expire-jobs": {"task": EXPIRE_JOBS, "schedule": 3600.0},
+    # A sweep not taken by the next one's time is dropped: sweeps never pile up behind an outage.
+    "sweep-webhooks": {
+        "task": SWEEP_WEBHOOKS,
+        "schedule": WEBHOOK_SWEEP_SECONDS,
+        "options": {"expires": WEBHOOK_SWEEP_SECONDS},
+    },
+    "forget-webhook-events": {"task": FORGET_WEBHOOK_EVENTS, "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Fail fast when the broker is down, so the API can answer 503 instead of hanging.

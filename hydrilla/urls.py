@@ -4,13 +4,17 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hydrilla.monitoring import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/3d/", include("jobs.api.job_api.urls")),
     path("api/3d/", include("accounts.urls")),
     path("", include("jobs.api.pipeline_api.urls")),
+    path("api/3d/", include("webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 if settings.SERVE_MEDIA:

@@ -81,6 +81,13 @@ class Job(models.Model):
     preview_image = models.CharField(max_length=512, blank=True)
     processed_image = models.CharField(max_length=512, blank=True)
     registered_preview_url = models.URLField(max_length=2048, blank=True)
+    # When a client's register-job put this preview in a history; a preview never registered
+    # expires after RETAIN_UNREGISTERED_PREVIEWS_SECONDS.
+    registered_at = models.DateTimeField(null=True, blank=True)
+    # The job's own webhook receiver (its submit's ``webhookUrl``), and the events it gets (see
+    # ``webhooks``): signed with the owner's secret. Only jobs with an owner have one.
+    webhook_url = models.URLField(max_length=2048, blank=True)
+    webhook_events = models.JSONField(default=list, blank=True)
 
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=255, blank=True)
@@ -113,6 +120,11 @@ class Job(models.Model):
     step_seconds = models.JSONField(default=dict, blank=True)
     # Each stage the last attempt ran: [{"stage", "worker", "started" (Unix time), "seconds"}].
     stage_runs = models.JSONField(default=list, blank=True)
+    # The X-Request-ID of the request that made the job (hydrilla.request_id): every stage's log
+    # lines carry it.
+    request_id = models.CharField(max_length=128, blank=True)
+    # Made with a test API key: every stage runs on the weight-free CPU path, never on a GPU.
+    test_mode = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

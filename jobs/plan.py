@@ -182,6 +182,12 @@ def starts_job(stage: str) -> bool:
     return stage not in BEFORE_START
 
 
+def queue_of(stage: str, *, test_mode: bool = False) -> CeleryQueue:
+    """The queue that runs ``stage``. Every stage of a test-mode job (a test API key's) runs on a
+    CPU worker, with the weight-free models (``generation.registry``): never on a GPU."""
+    return CeleryQueue.CPU if test_mode else QUEUES[stage]
+
+
 def stage_task(stage: str) -> str:
     """The name of the task that runs ``stage`` of a job: a contract between the web service and
     the workers, which send and implement it by name with one argument, the job id as a string."""

@@ -1,8 +1,10 @@
-"""Fetching user-supplied image URLs without letting them reach inside our network.
+"""Fetching user-supplied image URLs, and sending webhooks to user-supplied receivers (``send``),
+without letting them reach inside our network.
 
 Every address a host name resolves to must be public; the connection then goes to the checked
-address itself (so a second DNS answer cannot swap in a private one), redirects are followed by
-hand and checked again, and the body is counted while it streams (and must decode as an image).
+address itself (so a second DNS answer cannot swap in a private one), an image's redirects are
+followed by hand and checked again (a webhook's are not followed), and the body is counted while it
+streams (and must decode as an image).
 The whole download (connections, TLS handshakes, headers, body, every redirect) has one wall-clock
 deadline: when it passes, every connection made for it is shut down, whatever the sender's pace.
 
@@ -14,6 +16,7 @@ import ipaddress
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -64,16 +67,19 @@ _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 
 
 class RemoteImageError(Exception):
-    """Why a URL was refused or failed, with a stable code for the job's ``errorCode``."""
+    """Why a URL was refused or failed, with a stable code for the job's ``errorCode``; ``reason``
+    says it without naming an image (a webhook's delivery records it)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, reason: str = ""):
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.reason = code, message, reason or message
 
 
 class UnsafeUrl(RemoteImageError):
     def __init__(self, reason: str):
-        super().__init__(ErrorCode.IMAGE_URL_FORBIDDEN, f"The image URL is not allowed: {reason}")
+        super().__init__(
+            ErrorCode.IMAGE_URL_FORBIDDEN, f"The image URL is not allowed: {reason}", reason
+        )
 
 
 class ImageTooLarge(RemoteImageError):
@@ -86,7 +92,7 @@ class ImageTooLarge(RemoteImageError):
 class FetchFailed(RemoteImageError):
     def __init__(self, reason: str):
         super().__init__(
-            ErrorCode.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}"
+            ErrorCode.IMAGE_FETCH_FAILED, f"The image could not be downloaded: {reason}", reason
         )
 
 
@@ -172,7 +178,7 @@ def fetch(
     with _Deadline(time_limit) as deadline:
         for _ in range(MAX_REDIRECTS + 1):
             scheme, port, address = resolve_public(url, resolver=resolver, is_allowed=is_allowed)
-            pool, response = _request(url, scheme, port, address, deadline)
+            pool, response = _request(url, scheme, port, address, deadline, IMAGE_REQUEST)
             try:
                 location = response.headers.get("Location")
                 if response.status in REDIRECT_STATUSES and location:
@@ -190,6 +196,27 @@ def fetch(
                 raise NotAnImage(str(exc)) from None
             return data
     raise FetchFailed("too many redirects")
+
+
+def send(
+    url: str,
+    body: bytes,
+    headers: dict,
+    *,
+    time_limit: float,
+    resolver=None,
+    is_allowed=None,
+) -> int:
+    """POST ``body`` to a checked address, all of it within ``time_limit`` seconds, following no
+    redirect; return the answer's status (its body is not read). Raises UnsafeUrl, or FetchFailed
+    when no answer came in time."""
+    with _Deadline(time_limit) as deadline:
+        scheme, port, address = resolve_public(url, resolver=resolver, is_allowed=is_allowed)
+        request = Request("POST", body, {"User-Agent": USER_AGENT, **headers})
+        pool, response = _request(url, scheme, port, address, deadline, request)
+        response.release_conn()
+        pool.close()
+        return response.status
 
 
 class _Deadline:
@@ -220,7 +247,7 @@ class _Deadline:
 
     def remaining(self) -> float:
         if self.expired or time.monotonic() >= self.ends_at:
-            raise FetchFailed("the download took too long")
+            raise FetchFailed("the transfer took too long")
         return self.ends_at - time.monotonic()
 
     def watch(self, sock: socket.socket) -> None:
@@ -273,7 +300,27 @@ class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-def _request(url: str, scheme: str, port: int, address: str, deadline: _Deadline):
+@dataclass(frozen=True)
+class Request:
+    method: str
+    body: bytes | None
+    headers: dict
+
+
+USER_AGENT = "Hydrilla/1.0"
+IMAGE_REQUEST = Request(
+    "GET",
+    None,
+    {
+        "User-Agent": USER_AGENT,
+        "Accept": "image/*",
+        # Counted bytes are the bytes that arrive: no compressed body expands behind the limit.
+        "Accept-Encoding": "identity",
+    },
+)
+
+
+def _request(url: str, scheme: str, port: int, address: str, deadline: _Deadline, request):
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     timeout = urllib3.Timeout(
@@ -293,17 +340,13 @@ def _request(url: str, scheme: str, port: int, address: str, deadline: _Deadline
         )
     else:
         pool = _HTTPConnectionPool(address, port, timeout=timeout, retries=False, deadline=deadline)
-    headers = {
-        "Host": parts.netloc,  # as written: keeps an IPv6 literal's brackets and a given port
-        "User-Agent": "Hydrilla/1.0",
-        "Accept": "image/*",
-        # Counted bytes are the bytes that arrive: no compressed body expands behind the limit.
-        "Accept-Encoding": "identity",
-    }
+    # The host as written: keeps an IPv6 literal's brackets and a given port.
+    headers = {"Host": parts.netloc, **request.headers}
     try:
         response = pool.urlopen(
-            "GET",
+            request.method,
             target,
+            body=request.body,
             headers=headers,
             redirect=False,
             preload_content=False,
@@ -329,11 +372,11 @@ def _read_limited(response, max_bytes: int, deadline: _Deadline) -> bytes:
     except urllib3.exceptions.HTTPError as exc:
         raise _transfer_failed(exc, deadline) from None
     if deadline.expired:  # shut down between two reads: the body may look complete but is not
-        raise FetchFailed("the download took too long")
+        raise FetchFailed("the transfer took too long")
     return bytes(body)
 
 
 def _transfer_failed(exc: Exception, deadline: _Deadline) -> FetchFailed:
     if deadline.expired:
-        return FetchFailed("the download took too long")
+        return FetchFailed("the transfer took too long")
     return FetchFailed(type(exc).__name__)

@@ -4,14 +4,17 @@ Queue figures are a fixed handful of queries, whatever the length of the queue; 
 compute them once per tick (jobs.watch), not per request.
 """
 
+import base64
+import binascii
 import bisect
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, Min, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -84,10 +87,64 @@ def can_change(user: User | None, job: Job) -> bool:
     )
 
 
-def history(user: User | None):
+def history(user: User | None, *, states=(), kinds=()):
+    """The user's jobs (in ``states`` and of ``kinds`` when given), newest first."""
     if user is None:
         return Job.objects.none()
-    return Job.objects.filter(user=user).order_by("-created_at")
+    jobs = Job.objects.filter(user=user).order_by("-created_at", "-id")
+    if states:
+        jobs = jobs.filter(state__in=states)
+    if kinds:
+        jobs = jobs.filter(kind__in=kinds)
+    return jobs
+
+
+HISTORY_PAGE_MAX = 100
+
+
+class InvalidCursor(ValueError):
+    """A cursor that no history page gave out."""
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    jobs: list[Job]
+    next_cursor: str | None  # None: this is the last page
+
+
+def history_page(
+    user: User | None, *, limit: int, cursor: str | None = None, states=(), kinds=()
+) -> HistoryPage:
+    """``limit`` of the user's jobs (in ``states`` and of ``kinds`` when given), newest first,
+    after the job that ``cursor`` points at.
+
+    Keyset paging on (created_at, id): a cursor names the last job of its page, so jobs made
+    (or deleted) between two pages shift nothing, and no page repeats or skips a job."""
+    jobs = history(user, states=states, kinds=kinds)
+    if cursor is not None:
+        created_at, job_id = _decoded_cursor(cursor)
+        jobs = jobs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=job_id))
+    page = list(jobs[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return HistoryPage(page, _cursor_after(page[-1]) if more else None)
+
+
+def _cursor_after(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.pk)]).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decoded_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("no time zone")
+        return moment, uuid.UUID(job_id)
+    except (binascii.Error, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidCursor(cursor) from exc
 
 
 def user_stats(user: User) -> dict:
@@ -315,3 +372,37 @@ def jobs_for_staff(
     if stuck:
         jobs = jobs.filter(stuck_filter(stuck_after))
     return jobs
+
+
+def stage_load() -> list[dict]:
+    """The active jobs by kind and current stage: how many wait for a worker of the stage's queue
+    (``waiting``), how many a worker holds (``running``), and since when the longest waiting one
+    has waited (``waiting_since``: its submission, or its last handoff or requeue). One grouped
+    query, made once per scrape (``jobs.metrics``)."""
+    return list(
+        Job.objects.filter(state__in=ACTIVE_STATES)
+        .values("kind", "stage")
+        .annotate(
+            waiting=Count("pk", filter=unheld()),
+            running=Count("pk", filter=~unheld()),
+            waiting_since=Min("updated_at", filter=unheld()),
+        )
+        .order_by()
+    )
+
+
+def recent_stage_seconds(stages) -> dict[str, float]:
+    """The mean seconds of each of ``stages`` in the latest ESTIMATE_SAMPLE_SIZE completed 3D
+    jobs (their ``stage_runs``); a stage none of them ran is left out."""
+    runs = (
+        Job.objects.filter(kind__in=THREE_D_KINDS, state=JobState.COMPLETED)
+        .exclude(finished_at=None)
+        .order_by("-finished_at")
+        .values_list("stage_runs", flat=True)[: settings.ESTIMATE_SAMPLE_SIZE]
+    )
+    seconds: dict[str, list[float]] = {stage: [] for stage in stages}
+    for job_runs in runs:
+        for run in job_runs:
+            if run.get("stage") in seconds:
+                seconds[run["stage"]].append(float(run["seconds"]))
+    return {stage: sum(values) / len(values) for stage, values in seconds.items() if values}

@@ -9,6 +9,13 @@ BIN=${BIN:-.venv/bin}
 PORT=${PORT:-4000}
 RESTART_DELAY_SECONDS=${RESTART_DELAY_SECONDS:-2}
 
+# Prometheus' multiprocess mode: every process started here (the server's, the workers' pool
+# children) writes its metrics into this folder, and a scrape of any of them reads them all
+# (hydrilla.metrics). Emptied at start: what is there belongs to processes of an earlier run.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+
 # Run "$@" in the background, and again whenever it exits, until this script is stopped. A TERM
 # to the supervisor passes to its part, whose own shutdown is awaited: Celery's warm shutdown
 # hands back its unfinished message. Production uses its own supervisor instead (docs/operations.md).
@@ -38,7 +45,7 @@ web() {
   exec $BIN/gunicorn hydrilla.asgi:application \
     --bind "${HOST:-127.0.0.1}:$PORT" --backlog 4096 \
     --worker-class hydrilla.server.Worker --workers "${WEB_PROCESSES:-2}" \
-    --timeout 120 --graceful-timeout 20 \
+    --timeout 120 --graceful-timeout 20 --config python:hydrilla.gunicorn_hooks \
     --access-logfile "${ACCESS_LOG:--}"
 }
 if [ "${1:-}" = web ]; then
@@ -63,7 +70,8 @@ supervise gpu-worker $BIN/celery -A celery_app worker -Q "$(queues gpu)" --hostn
   --pool prefork "${gpu_concurrency[@]}" --loglevel INFO
 
 # Previews and housekeeping, apart so that a preview never waits behind a 3D job; the beat
-# scheduler beside it sends the periodic housekeeping (compose.yaml runs it as a service of its own).
+# scheduler beside it sends the periodic housekeeping and the webhooks' sweep (compose.yaml runs it
+# as a service of its own).
 supervise preview-worker $BIN/celery -A celery_app worker -Q "$(queues preview)" --hostname "preview@%h" --beat \
   --pool prefork --concurrency "${PREVIEW_WORKER_CONCURRENCY:-1}" --loglevel INFO
 
@@ -71,6 +79,11 @@ supervise preview-worker $BIN/celery -A celery_app worker -Q "$(queues preview)"
 # exporting and storing the mesh) and remeshing: CPU only, and no model ever loads in it.
 supervise cpu-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q "$(queues cpu)" --hostname "cpu@%h" \
   --pool prefork --concurrency "${CPU_WORKER_CONCURRENCY:-2}" --loglevel INFO
+
+# Webhook deliveries and their sweep: a slow or dead receiver holds only these workers (each
+# attempt ends within WEBHOOK_TIMEOUT_SECONDS), never one that runs jobs; no model loads in them.
+supervise webhooks-worker env PRELOAD_MODELS= $BIN/celery -A celery_app worker -Q "$(queues webhooks)" --hostname "webhooks@%h" \
+  --pool prefork --concurrency "${WEBHOOK_WORKER_CONCURRENCY:-2}" --loglevel INFO
 
 echo "Hydrilla is serving on http://${HOST:-127.0.0.1}:$PORT (Ctrl-C stops it)"
 wait

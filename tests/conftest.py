@@ -13,6 +13,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
+from jobs import metrics as queue_metrics
 from jobs.watch import WAITING_VIEWS_POOL
 from tests.clerk_tokens import TokenMinter
 from tests.factories import UserFactory
@@ -129,9 +130,14 @@ def auth_client(token_minter):
 @pytest.fixture
 def no_limits(settings):
     """Per-caller limits out of the way, for tests that submit or stream a lot from one address."""
-    settings.SUBMIT_RATE_USER = settings.SUBMIT_RATE_IP = settings.GENERATION_SUBMIT_RATE_ANON = (
-        "10000/min"
-    )
+    for rate in (
+        "SUBMIT_RATE_USER",
+        "SUBMIT_RATE_IP",
+        "GENERATION_SUBMIT_RATE_ANON",
+        "SUBMIT_RATE_API_KEY",
+        "API_KEY_RATE",
+    ):
+        setattr(settings, rate, "10000/min")
     settings.MAX_WAITING_JOBS_PER_CALLER = settings.MAX_STREAMS_PER_CALLER = 10000
     settings.MAX_WAITING_PREVIEWS_PER_CALLER = 10000
 
@@ -188,3 +194,9 @@ def pytest_collection_modifyitems(items):
     ]
     if both:
         raise pytest.UsageError(f"marked for two suites: {both}")
+
+
+@pytest.fixture
+def fresh_stage_means(monkeypatch):
+    """The GPU stages' mean times read afresh (they are kept a minute otherwise)."""
+    monkeypatch.setattr(queue_metrics, "stage_means", queue_metrics._StageMeans())

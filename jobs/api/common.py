@@ -4,12 +4,14 @@ giving a slot back from the views that wait."""
 
 from rest_framework.request import Request
 
-from hydrilla import errors
+from accounts.authentication import uses_test_key
+from hydrilla import callers, errors
 from jobs import remote_images, selectors, storage, uploads
 from jobs.api import throttles
 from jobs.models import Job
 from jobs.services import clients, shared
 from jobs.watch import WAITING_VIEWS_POOL
+from webhooks import services as webhooks
 
 CHANGING_ACTIONS = ("rename", "delete")
 JOB_NOT_FOUND = "Job not found"
@@ -38,21 +40,43 @@ def release_soon(slot: throttles.Slot) -> None:
     WAITING_VIEWS_POOL.submit(slot.release)
 
 
-def submit(request: Request, *, image_url: str | None = None, **fields) -> Job:
-    """Create the job (``clients.create_job``), its refusals as the spec's errors. An image URL
-    into our own storage (on the request's site) is kept by name, read directly by the worker; any
-    other is checked now, so that a forbidden address is refused before a job exists."""
+def job_webhook(data: dict, user) -> dict:
+    """A submit body's own webhook receiver (``JobWebhookFields``) for a job of ``user``'s, as the
+    job services take it; checked now, before anything (an upload) is stored, and a 400 when it
+    is refused."""
+    url, events = data.get("webhookUrl") or "", data.get("webhookEvents")
+    if events and not url:
+        raise errors.bad_request("webhookEvents needs a webhookUrl")
+    try:
+        webhooks.job_webhook(user, url, events)
+    except webhooks.WebhookRefused as exc:
+        raise errors.bad_request(exc.message) from None
+    return {"webhook_url": url, "webhook_events": events}
+
+
+def submit(
+    request: Request, *, api: clients.ApiHalf, image_url: str | None = None, **fields
+) -> Job:
+    """Create the job (``clients.create_job``) through the ``api`` half (a test API key's in test
+    mode), its refusals as the spec's errors. An image URL into our own storage (on the request's
+    site) is kept by name, read directly by the worker; any other is checked now, so that a
+    forbidden address is refused before a job exists; so is a webhook receiver that may not be
+    (``webhooks.services.job_webhook``)."""
     try:
         input_image = storage.name_from_url(image_url, site(request)) if image_url else None
         if image_url and not input_image:
             remote_images.resolve_public(image_url)
         return clients.create_job(
+            api=api,
             image_url=image_url,
             input_image=input_image or "",
-            submitted_from=throttles.client_address(request),
+            submitted_from=callers.client_address(request),
+            test_mode=uses_test_key(request),
             **fields,
         )
     except remote_images.RemoteImageError as exc:
+        raise errors.bad_request(exc.message) from None
+    except webhooks.WebhookRefused as exc:  # its address changed since job_webhook checked it
         raise errors.bad_request(exc.message) from None
     except shared.QueueUnavailable:
         raise errors.service_unavailable() from None

@@ -5,7 +5,9 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
-from jobs.models import GenerateType, PolygonType
+from jobs.models import JOB_API_STATUS, GenerateType, JobKind, PolygonType
+from jobs.selectors import HISTORY_PAGE_MAX
+from webhooks.models import EventType
 
 MAX_PROMPT_LENGTH = 1000
 MIN_FACE_COUNT = 100
@@ -61,6 +63,32 @@ class HttpUrlField(StrictCharField):
         return url
 
 
+class EventsField(serializers.ListField):
+    """Webhook event types, each once, in the order given; at least one."""
+
+    child = serializers.ChoiceField(choices=EventType.choices)
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_empty=False, **kwargs)
+
+    def to_internal_value(self, data):
+        return list(dict.fromkeys(super().to_internal_value(data)))
+
+
+class JobWebhookFields(serializers.Serializer):
+    # A job's own webhook receiver, in every submit body (see docs/webhooks.md).
+    webhookUrl = HttpUrlField(
+        required=False,
+        max_length=2048,
+        help_text="Receives this job's events, signed with your secret (GET "
+        "/api/3d/webhooks/secret); signed-in callers only. https on a public address.",
+    )
+    webhookEvents = EventsField(
+        required=False,
+        help_text="The events webhookUrl receives; by default every one but job.progress.",
+    )
+
+
 def refuse_quadrilaterals(value):
     # glTF stores triangles only; quads would be silently triangulated, so refuse them.
     if value == PolygonType.QUADRILATERAL:
@@ -73,7 +101,7 @@ def refuse_quadrilaterals(value):
 # --- The job API (/api/3d) ------------------------------------------------------------------
 
 
-class GenerateInput(serializers.Serializer):
+class GenerateInput(JobWebhookFields):
     # null, "" and absent all mean "not given" (BackendJob has both as ``string | null``).
     prompt = StrictCharField(
         required=False,
@@ -103,7 +131,7 @@ class GenerateInput(serializers.Serializer):
         return attrs
 
 
-class RemeshInput(serializers.Serializer):
+class RemeshInput(JobWebhookFields):
     """The options of ``/generate``; each one not given keeps the source job's."""
 
     generateType = serializers.ChoiceField(choices=GenerateType.choices, required=False)
@@ -138,7 +166,7 @@ class ImageUpload(serializers.Serializer):
 # --- The generation API (the root half) ----------------------------------------------------
 
 
-class PromptInput(serializers.Serializer):
+class PromptInput(JobWebhookFields):
     prompt = StrictCharField(max_length=MAX_PROMPT_LENGTH, trim_whitespace=True)
     user_id = StrictCharField(
         required=False,
@@ -148,7 +176,7 @@ class PromptInput(serializers.Serializer):
     )
 
 
-class ImageTo3DInput(serializers.Serializer):
+class ImageTo3DInput(JobWebhookFields):
     image_url = HttpUrlField(
         required=False,
         allow_blank=True,
@@ -164,3 +192,28 @@ class ImageTo3DUpload(ImageTo3DInput):
     image_file = serializers.FileField(
         required=False, help_text="A JPEG, PNG or WEBP image, 10 MB at most."
     )
+
+
+class HistoryQuery(serializers.Serializer):
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=HISTORY_PAGE_MAX,
+        required=False,
+        help_text="Answer in pages of this many jobs, with `nextCursor`; without it, every job.",
+    )
+    cursor = serializers.CharField(
+        required=False, help_text="The `nextCursor` of the page before (with `limit`)."
+    )
+    status = serializers.ChoiceField(
+        choices=sorted(set(JOB_API_STATUS.values())),
+        required=False,
+        help_text="Only jobs with this status.",
+    )
+    kind = serializers.ChoiceField(
+        choices=JobKind.values, required=False, help_text="Only jobs of this kind."
+    )
+
+    def validate(self, data):
+        if "cursor" in data and "limit" not in data:
+            raise serializers.ValidationError("cursor needs limit")
+        return data

@@ -293,8 +293,22 @@ class JobStatus(Output):
     )
 
 
+class NextCursor(serializers.CharField):
+    """In a page of history only: absent from the unpaged answer, as the spec has it."""
+
+    def get_attribute(self, history):
+        if "next_cursor" not in history:
+            raise serializers.SkipField()
+        return history["next_cursor"]
+
+
 class JobHistory(Output):
     jobs = JobRecord(many=True)
+    nextCursor = NextCursor(
+        required=False,
+        allow_null=True,
+        help_text="With `limit` only: the `cursor` of the next page; null on the last one.",
+    )
 
 
 class JobCreated(Output):

@@ -6,6 +6,7 @@ gets an exception and nothing is written."""
 import logging
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -13,15 +14,26 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from hydrilla import metrics, request_id
 from jobs import formats, plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import ACTIVE_STATES, GenerateType, Job, JobKind, JobState, Stage, Upload
 from jobs.services import shared
+from webhooks.models import EventType
+from webhooks.services import emit, job_webhook
 
 logger = logging.getLogger(__name__)
 
 
 class JobNotCancellable(Exception):
     """The job has already ended."""
+
+
+class ApiHalf(StrEnum):
+    """The API half a job was submitted through (``hydrilla_jobs_submitted_total{api}``)."""
+
+    JOB = "job"  # /api/3d/...
+    GENERATION = "generation"  # the root's /text-to-image, /text-to-3d, /image-to-3d
 
 
 class TooManyWaitingJobs(Exception):
@@ -43,20 +55,29 @@ class JobOptions:
 def create_job(
     *,
     kind: str,
+    api: ApiHalf,
     user: User | None,
     prompt: str | None = None,
     image_url: str | None = None,
     input_image: str = "",
     options: JobOptions = JobOptions(),
     submitted_from: str | None = None,
+    test_mode: bool = False,
+    webhook_url: str = "",
+    webhook_events=None,
 ) -> Job:
-    """Write a pending job and hand it to its queue once the row is committed.
+    """Write a pending job and hand it to its queue once the row is committed. It keeps the id of
+    the request being handled (``hydrilla.request_id``), for its stages' logs; a ``test_mode`` job
+    (a test API key's) runs on the weight-free CPU path.
 
     Either the broker takes the job, or the job is withdrawn and QueueUnavailable raised: no job is
     ever left that nobody will run, and no worker ever receives a job that is not in the database.
     A caller (``user``, or ``submitted_from`` when anonymous) with MAX_WAITING_JOBS_PER_CALLER jobs
-    waiting or running gets TooManyWaitingJobs, and nothing is written.
+    waiting or running gets TooManyWaitingJobs, and nothing is written; so does a job's own
+    webhook receiver (``webhook_url``, ``webhook_events``) that is refused (WebhookRefused). A job
+    the broker took is counted as submitted through ``api``.
     """
+    webhook = job_webhook(user, webhook_url, webhook_events)
     job = Job(
         kind=kind,
         user=user,
@@ -70,14 +91,18 @@ def create_job(
         seed=secrets.randbits(31),
         message="Queued",
         submitted_from=None if user else submitted_from,
+        request_id=request_id.current(),
+        test_mode=test_mode,
+        **webhook,
     )
     if kind == JobKind.TEXT_TO_3D:
-        job.preview_image = _reusable_preview(user, prompt)
+        job.preview_image = _reusable_preview(user, prompt, test_mode)
     job.stage = plan.first(kind, has_preview=bool(job.preview_image))
     with transaction.atomic():
         _check_waiting_jobs(user, submitted_from)
         job.save()
-        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job, api))
+    logger.info("Created %s job %s%s", kind, job.pk, " (test mode)" if test_mode else "")
     return job
 
 
@@ -99,12 +124,19 @@ def _check_waiting_jobs(user: User | None, address: str | None) -> None:
         raise TooManyWaitingJobs(cap)
 
 
-def _reusable_preview(user: User | None, prompt: str | None) -> str:
-    """A preview this user already made for this prompt, so the 3D job need not make another."""
+def _reusable_preview(user: User | None, prompt: str | None, test_mode: bool) -> str:
+    """A preview this user already made for this prompt, so the 3D job need not make another; in
+    the job's own mode (a test key's preview is the weight-free model's, no picture of it)."""
     if not prompt:
         return ""
     preview = (
-        Job.objects.filter(kind=JobKind.PREVIEW, state=JobState.COMPLETED, user=user, prompt=prompt)
+        Job.objects.filter(
+            kind=JobKind.PREVIEW,
+            state=JobState.COMPLETED,
+            user=user,
+            prompt=prompt,
+            test_mode=test_mode,
+        )
         .exclude(preview_image="")
         .order_by("-created_at")
         .values_list("preview_image", flat=True)
@@ -113,12 +145,13 @@ def _reusable_preview(user: User | None, prompt: str | None) -> str:
     return preview or ""
 
 
-def _enqueue_or_withdraw(job: Job) -> None:
+def _enqueue_or_withdraw(job: Job, api: ApiHalf) -> None:
     try:
         shared.enqueue(job)
     except shared.QueueUnavailable:
         Job.objects.filter(pk=job.pk).delete()
         raise
+    metrics.JOBS_SUBMITTED.labels(kind=job.kind, api=api).inc()
 
 
 class RegistrationRefused(Exception):
@@ -130,10 +163,12 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
 
     A preview made by ``/text-to-image`` already has its row: registering it attaches the user,
     when it has no owner yet. Only previews: a 3D job's id cannot be registered into another
-    owner's hands. An unknown id becomes a finished preview job that keeps the address it was
-    given as a foreign URL, even one into our own storage: that file belongs to the job that made
-    it, goes when that job is deleted, and never when this one is.
+    owner's hands; a registered preview never expires as unregistered (retention). An unknown id
+    becomes a finished preview job that keeps the address it was given as a foreign URL, even one
+    into our own storage: that file belongs to the job that made it, goes when that job is
+    deleted, and never when this one is.
     """
+    now = timezone.now()
     with transaction.atomic():
         job, created = Job.objects.select_for_update().get_or_create(
             pk=job_id,
@@ -145,16 +180,21 @@ def register_job(*, job_id, user: User | None, prompt: str | None, preview_image
                 "registered_preview_url": preview_image_url,
                 "progress": 100,
                 "message": "Preview image registered",
-                "finished_at": timezone.now(),
+                "finished_at": now,
+                "registered_at": now,
             },
         )
         if created:
             return job
         if job.kind != JobKind.PREVIEW or not selectors.can_manage(user, job):
             raise RegistrationRefused(job.pk)
+        registered = ["registered_at"] if job.registered_at is None else []
+        job.registered_at = job.registered_at or now
         if job.user_id is None and user is not None:
             job.user = user
-            job.save(update_fields=["user", "updated_at"])
+            registered.append("user")
+        if registered:
+            job.save(update_fields=[*registered, "updated_at"])
     return job
 
 
@@ -183,14 +223,16 @@ def record_upload(name: str) -> None:
     Upload.objects.create(name=name)
 
 
-def remesh_job(source: Job, options: JobOptions) -> Job:
+def remesh_job(source: Job, options: JobOptions, webhook_url: str = "", webhook_events=None) -> Job:
     """A new job that finishes ``source``'s stored full-resolution mesh with ``options``, on the
     CPU queue. It belongs to the source's owner and shows its prompt, image and preview.
 
-    Raises NoModel when the source has no stored mesh (unfinished, or made before meshes were kept).
+    Raises NoModel when the source has no stored mesh (unfinished, or made before meshes were
+    kept), WebhookRefused for a webhook receiver that is refused.
     """
     if source.state != JobState.COMPLETED or not source.source_mesh:
         raise NoModel(source.pk)
+    webhook = job_webhook(source.user, webhook_url, webhook_events)
     job = Job(
         kind=JobKind.REMESH,
         user=source.user,
@@ -205,11 +247,15 @@ def remesh_job(source: Job, options: JobOptions) -> Job:
         enable_pbr=options.enable_pbr,
         polygon_type=options.polygon_type,
         message="Queued",
+        request_id=request_id.current(),
+        test_mode=source.test_mode,
+        **webhook,
     )
     with transaction.atomic():
         _check_waiting_jobs(job.user, None)
         job.save()
-        transaction.on_commit(lambda: _enqueue_or_withdraw(job))
+        transaction.on_commit(lambda: _enqueue_or_withdraw(job, ApiHalf.JOB))
+    logger.info("Created remesh job %s of job %s", job.pk, source.pk)
     return job
 
 
@@ -260,7 +306,12 @@ def request_cancel(job: Job) -> str:
         now = timezone.now()
         between_stages = selectors.unheld() & Q(state=JobState.PROCESSING)
         ended = Job.objects.filter(Q(state=JobState.PENDING) | between_stages, pk=job.pk)
-        if ended.update(**shared.cancelled_fields(now), cancel_requested=True):
+        with transaction.atomic():
+            cancelled = ended.update(**shared.cancelled_fields(now), cancel_requested=True)
+            if cancelled:
+                emit(job.pk, EventType.CANCELLED)
+        if cancelled:
+            metrics.job_finished(job.kind, JobState.CANCELLED, ErrorCode.CANCELLED)
             job.state = JobState.CANCELLED
             return job.state
         held = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING, heartbeat_at__isnull=False)

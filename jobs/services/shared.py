@@ -7,12 +7,16 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from celery_app import app as celery
-from hydrilla.queues import RUNNING, WAITING, message_priority
+from hydrilla.queues import REQUEST_ID_HEADER, RUNNING, WAITING, message_priority
 from jobs import plan, selectors
 from jobs.error_codes import ErrorCode
 from jobs.models import Job, JobState
 
 logger = logging.getLogger(__name__)
+
+
+# The fields of a job that ``enqueue`` reads (a caller that loads only some loads these).
+ENQUEUE_READS = ("pk", "state", "stage", "heartbeat_at", "request_id", "test_mode")
 
 
 class QueueUnavailable(Exception):
@@ -25,14 +29,16 @@ def enqueue(job: Job) -> None:
     confirmed it, record so on the job (``queued_at``): a stage that no worker holds and that has
     no such mark gets its message from the sweep, as does an orphaned one
     (``workers.recover_orphaned_jobs``). A running job's stage goes before the stages of jobs
-    still waiting (``hydrilla.queues.message_priority``)."""
+    still waiting (``hydrilla.queues.message_priority``). The message carries the id of the
+    request that made the job, for the stage's logs."""
     job_is = RUNNING if job.state == JobState.PROCESSING else WAITING
     try:
         celery.send_task(
             plan.stage_task(job.stage),
             args=[str(job.pk)],
-            queue=plan.QUEUES[job.stage],
+            queue=plan.queue_of(job.stage, test_mode=job.test_mode),
             priority=message_priority(job_is),
+            headers={REQUEST_ID_HEADER: job.request_id},
         )
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"
         logger.error("Could not queue job %s: %s", job.pk, exc)

@@ -9,11 +9,12 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs import plan, selectors, storage
 from jobs.error_codes import ErrorCode
-from jobs.models import Job, JobKind, JobState, Upload
+from jobs.models import FINAL_STATES, Job, JobKind, JobState, Upload
 from jobs.services import clients, shared
 
 logger = logging.getLogger(__name__)
@@ -180,3 +181,49 @@ def delete_unused_uploads() -> int:
     if unused:
         logger.info("Deleted %d uploads that no job used", len(unused))
     return len(unused)
+
+
+# The jobs each retention setting expires, once they ended longer ago than it says.
+RETENTION = {
+    "RETAIN_ANONYMOUS_JOBS_SECONDS": Q(user=None),
+    "RETAIN_UNREGISTERED_PREVIEWS_SECONDS": Q(kind=JobKind.PREVIEW, registered_at=None),
+    "RETAIN_FAILED_JOBS_SECONDS": Q(state__in=(JobState.FAILED, JobState.CANCELLED)),
+    "RETAIN_FINISHED_JOBS_SECONDS": Q(state=JobState.COMPLETED),
+}
+
+
+def expire_jobs() -> int:
+    """Delete every job kept past its RETAIN_* setting (unset: kept), as its user's delete would
+    (``clients.delete_job``: the row, then its files); returns how many went. A job still waiting
+    or running never expires."""
+    now = timezone.now()
+    deleted = 0
+    for setting, expiring in RETENTION.items():
+        seconds = getattr(settings, setting)
+        if seconds is None:
+            continue
+        cutoff = now - timedelta(seconds=seconds)
+        ended_before = Q(finished_at__lt=cutoff) | Q(finished_at=None, updated_at__lt=cutoff)
+        deleted += _delete_in_batches(expiring & ended_before & Q(state__in=FINAL_STATES))
+    if deleted:
+        logger.info("Deleted %d jobs past their retention", deleted)
+    return deleted
+
+
+def _delete_in_batches(expired: Q) -> int:
+    """Each job in a transaction of its own, locking its row only (a job locked by someone else
+    is left to the next run): no table is ever held, and a client's request waits on none."""
+    deleted = 0
+    batch = settings.RETENTION_BATCH_SIZE
+    while True:
+        ids = list(Job.objects.filter(expired).order_by("pk").values_list("pk", flat=True)[:batch])
+        deleted_now = 0
+        for job_id in ids:
+            with transaction.atomic():
+                job = Job.objects.select_for_update(skip_locked=True).filter(expired, pk=job_id)
+                if (job := job.first()) is not None:
+                    clients.delete_job(job)
+                    deleted_now += 1
+        deleted += deleted_now
+        if len(ids) < batch or not deleted_now:
+            return deleted

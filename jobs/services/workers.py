@@ -14,9 +14,13 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from hydrilla import metrics
 from jobs import plan, selectors, storage
+from jobs.error_codes import ErrorCode
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.services import shared
+from webhooks.models import EventType
+from webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ class Lease:
     job_id: object
     attempt: int
     stage: str
+    kind: str
 
     def owned(self) -> Q:
         return (
@@ -54,7 +59,9 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     current = Job.objects.filter(
         pk=job_id, stage=stage, state__in=ACTIVE_STATES, cancel_requested=False
     )
-    row = current.values("kind", "state", "heartbeat_at", "worker_process", "attempts").first()
+    row = current.values(
+        "kind", "state", "heartbeat_at", "worker_process", "attempts", "created_at"
+    ).first()
     if row is None:
         return None
     held = row["heartbeat_at"] is not None
@@ -71,15 +78,26 @@ def claim_stage(job_id, stage: str, *, worker: str, process: str, holder_gone=No
     fields = {"worker": worker, "worker_process": process, "heartbeat_at": now, "updated_at": now}
     if new_attempt:
         fields["attempts"] = F("attempts") + 1
-    if plan.starts_job(stage) and row["state"] == JobState.PENDING:
+    starts = plan.starts_job(stage) and row["state"] == JobState.PENDING
+    if starts:
         fields |= {"state": JobState.PROCESSING, "started_at": now, "message": "Starting…"}
     as_read = selectors.held_as_read(row["heartbeat_at"])
-    claimed = current.filter(
-        as_read, attempts=row["attempts"], worker_process=row["worker_process"]
-    ).update(**fields)
+    with transaction.atomic():
+        claimed = current.filter(
+            as_read, attempts=row["attempts"], worker_process=row["worker_process"]
+        ).update(**fields)
+        if claimed and starts:
+            emit(job_id, EventType.STARTED)
     if not claimed:
         return None
-    return Lease(job_id, row["attempts"] + new_attempt, stage)
+    if new_attempt:
+        metrics.STAGE_ATTEMPTS.labels(kind=row["kind"]).inc()
+    if held:
+        metrics.STAGE_TAKEOVERS.labels(stage=stage).inc()
+    if starts:
+        waited = (now - row["created_at"]).total_seconds()
+        metrics.JOB_WAIT_SECONDS.labels(kind=row["kind"]).observe(waited)
+    return Lease(job_id, row["attempts"] + new_attempt, stage, row["kind"])
 
 
 def recover_orphaned_jobs() -> list[Job]:
@@ -93,14 +111,21 @@ def recover_orphaned_jobs() -> list[Job]:
     now = timezone.now()
     # One whose cancel was asked for ends as the user wanted, instead of running again; so does
     # one whose cancel came as its stage was being handed over.
-    stopping = selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))
-    Job.objects.filter(stopping, cancel_requested=True).update(**shared.cancelled_fields(now))
+    stopping = (selectors.orphaned() | (selectors.unheld() & Q(state=JobState.PROCESSING))) & Q(
+        cancel_requested=True
+    )
+    for job_id, kind in Job.objects.filter(stopping).values_list("pk", "kind"):
+        with transaction.atomic():
+            if Job.objects.filter(stopping, pk=job_id).update(**shared.cancelled_fields(now)):
+                emit(job_id, EventType.CANCELLED)
+                metrics.job_finished(kind, JobState.CANCELLED, ErrorCode.CANCELLED)
     recovered = []
     not_sent_since_silent = Q(queued_at__isnull=True) | Q(queued_at__lt=F("heartbeat_at"))
     for job in Job.objects.filter(selectors.orphaned(), not_sent_since_silent).order_by(
         "created_at"
     ):
         shared.enqueue(job)  # QueueUnavailable: the next sweep tries again
+        metrics.SWEEP_REPUBLISHED.labels(reason="orphaned").inc()
         recovered.append(job)
     return recovered
 
@@ -116,6 +141,7 @@ def republish_unconfirmed_jobs() -> list[Job]:
         "created_at"
     ):
         shared.enqueue(job)
+        metrics.SWEEP_REPUBLISHED.labels(reason="unconfirmed").inc()
         sent.append(job)
     return sent
 
@@ -129,12 +155,15 @@ def report_progress(lease: Lease, progress: int, message: str) -> bool:
     """Record progress (never lower than before: a stage taken over starts where the job was);
     returns False when the holder should stop (cancelled, deleted, taken over)."""
     now = timezone.now()
-    updated = Job.objects.filter(lease.owned(), cancel_requested=False).update(
-        progress=Greatest(F("progress"), progress),
-        message=message,
-        heartbeat_at=now,
-        updated_at=now,
-    )
+    with transaction.atomic():
+        updated = Job.objects.filter(lease.owned(), cancel_requested=False).update(
+            progress=Greatest(F("progress"), progress),
+            message=message,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+        if updated:
+            emit(lease.job_id, EventType.PROGRESS)
     return bool(updated)
 
 
@@ -157,7 +186,7 @@ def hand_over(lease: Lease, next_stage: str, **fields) -> bool:
             updated_at=now,
         )
         if handed:
-            job = Job.objects.only("pk", "state", "stage").get(pk=lease.job_id)
+            job = Job.objects.only(*shared.ENQUEUE_READS).get(pk=lease.job_id)
             transaction.on_commit(lambda: _enqueue_or_leave_to_sweep(job))
     return bool(handed)
 
@@ -195,7 +224,9 @@ def complete_job(lease: Lease, **fields) -> bool:
             updated_at=now,
         )
         if completed:
+            emit(lease.job_id, EventType.COMPLETED)
             transaction.on_commit(lambda: storage.delete(job["raw_mesh"]))
+            transaction.on_commit(lambda: metrics.job_finished(lease.kind, JobState.COMPLETED))
     return bool(completed)
 
 
@@ -207,17 +238,22 @@ def end_job_unsuccessfully(lease: Lease, *, code: str, message: str, **fields) -
     """
     now = timezone.now()
     owned = Job.objects.filter(lease.owned())
-    if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
-        return JobState.CANCELLED
-    if owned.update(
-        **fields,
-        state=JobState.FAILED,
-        heartbeat_at=None,
-        message="Failed",
-        error_code=code,
-        error_message=message,
-        finished_at=now,
-        updated_at=now,
-    ):
-        return JobState.FAILED
+    with transaction.atomic():
+        if owned.filter(cancel_requested=True).update(**shared.cancelled_fields(now), **fields):
+            emit(lease.job_id, EventType.CANCELLED)
+            metrics.job_finished(lease.kind, JobState.CANCELLED, ErrorCode.CANCELLED)
+            return JobState.CANCELLED
+        if owned.update(
+            **fields,
+            state=JobState.FAILED,
+            heartbeat_at=None,
+            message="Failed",
+            error_code=code,
+            error_message=message,
+            finished_at=now,
+            updated_at=now,
+        ):
+            emit(lease.job_id, EventType.FAILED)
+            metrics.job_finished(lease.kind, JobState.FAILED, code)
+            return JobState.FAILED
     return None

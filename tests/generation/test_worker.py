@@ -112,7 +112,9 @@ def drawn_photo() -> bytes:
 
 
 def submit(kind=JobKind.TEXT_TO_3D, **fields) -> Job:
-    return clients.create_job(kind=kind, user=fields.pop("user", None), **fields)
+    return clients.create_job(
+        api=clients.ApiHalf.JOB, kind=kind, user=fields.pop("user", None), **fields
+    )
 
 
 def test_the_gpu_worker_runs_only_model_calls_and_the_cpu_worker_everything_around_them(

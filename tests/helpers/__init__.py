@@ -4,4 +4,5 @@ jobs (jobs driven as their workers would), watch (the web process's job watcher)
 Sent Events), schema (responses against the OpenAPI schema), clock (jobs in the past), job_api
 (its upload, its job records' fields), storage (S3), broker (its queues), network (loopback
 ports), processes (real worker and server processes), images (image files), pipelines and meshes
-(the generation library's inputs and outputs)."""
+(the generation library's inputs and outputs), metrics (samples of this process's metrics,
+promtool)."""

@@ -1,15 +1,20 @@
 """Real processes of the service for tests: a Celery worker configured like production but with
 tiny models, and what starting a server needs (the database it shares, its log, its end)."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from django.db import connection
+
+from tests.helpers.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +124,50 @@ class WorkerProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# --- The whole service, as `make run` starts it ---------------------------------------------
+
+
+@dataclass
+class Service:
+    base: str
+    process: subprocess.Popen
+    log: object
+
+
+@contextlib.contextmanager
+def serving(log_dir: Path, env: dict[str, str]):
+    """scripts/serve.sh (gunicorn and the Celery workers) on a free loopback port with ``env``
+    over this process's environment and its test database, until the block ends."""
+    port = free_port()
+    log = open(log_dir / "service.log", "w+")
+    process = subprocess.Popen(
+        [str(ROOT / "scripts" / "serve.sh")],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url(), "PORT": str(port), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, process, log)
+        yield Service(base, process, log)
+    finally:
+        # A graceful stop waits for gunicorn's and Celery's own shutdowns; past a minute, force it.
+        stop_process_group(process, grace=60)
+
+
+def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"service exited:\n{log_text(log)}"
+        try:
+            ready = requests.get(f"{base}/health", timeout=10).ok
+        except requests.RequestException:  # not listening yet, or busy loading the app
+            ready = False
+        if ready and "ready." in log_text(log):  # the workers, too
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"service not up:\n{log_text(log)}")

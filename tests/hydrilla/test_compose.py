@@ -135,7 +135,12 @@ def test_each_kind_of_worker_consumes_the_queues_hydrilla_queues_gives_it_in_com
     from hydrilla.queues import WORKER_QUEUES, CeleryQueue
 
     services = resolved_compose()["services"]
-    service_of_kind = {"gpu": "worker-gpu", "preview": "worker", "cpu": "worker-cpu"}
+    service_of_kind = {
+        "gpu": "worker-gpu",
+        "preview": "worker",
+        "cpu": "worker-cpu",
+        "webhooks": "worker-webhooks",
+    }
     for kind, service in service_of_kind.items():
         consumed = services[service]["command"].split(" -Q ", 1)[1].split()[0]
         assert consumed == ",".join(WORKER_QUEUES[kind]), (service, consumed)

@@ -4,9 +4,7 @@
 import io
 import os
 import signal
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,65 +12,26 @@ import requests
 import trimesh
 from PIL import Image, ImageDraw
 
-from tests.helpers.network import free_port
-from tests.helpers.processes import ROOT, database_url, log_text, stop_process_group
+from tests.helpers.processes import Service, log_text, serving
 
 pytestmark = [pytest.mark.worker, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 JOB_TIMEOUT_SECONDS = 120
 
 
-@dataclass
-class Service:
-    base: str
-    process: subprocess.Popen
-    log: object
-
-
 @pytest.fixture(scope="module")
 def service(django_db_setup, token_minter, tmp_path_factory, tiny_models_dir):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("service") / "service.log", "w+")
     env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "PORT": str(port),
         "CLERK_JWT_KEY": token_minter.public_pem,
         "CLERK_AUTHORIZED_PARTIES": "http://localhost:3000",
         "TINY_MODELS_DIR": str(tiny_models_dir),
         "MESH_GRID_SIZE": "32",
         "WEB_PROCESSES": "1",
         "WEB_THREADS": "8",
+        "METRICS_TOKEN": "",  # metrics off: tests/hydrilla/test_metrics_service.py turns them on
     }
-    process = subprocess.Popen(
-        [str(ROOT / "scripts" / "serve.sh")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base, process, log)
-        yield Service(base, process, log)
-    finally:
-        # A graceful stop waits for gunicorn's and Celery's own shutdowns; past a minute, force it.
-        stop_process_group(process, grace=60)
-
-
-def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"service exited:\n{log_text(log)}"
-        try:
-            ready = requests.get(f"{base}/health", timeout=10).ok
-        except requests.RequestException:  # not listening yet, or busy loading the app
-            ready = False
-        if ready and "ready." in log_text(log):  # the workers, too
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"service not up:\n{log_text(log)}")
+    with serving(tmp_path_factory.mktemp("service"), env) as running:
+        yield running
 
 
 @pytest.fixture
@@ -210,3 +169,12 @@ def test_a_worker_that_dies_is_started_again_while_the_api_keeps_answering(front
     ).json()["jobId"]
     job = poll_until_done(base, session, job_id)
     assert job["status"] == "DONE", job["errorMessage"]
+
+
+def test_metrics_are_off_while_no_token_is_set(service):
+    response = requests.get(
+        f"{service.base}/metrics", headers={"Authorization": "Bearer "}, timeout=10
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}

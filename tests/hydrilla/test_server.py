@@ -319,3 +319,90 @@ def test_a_write_is_seen_by_every_process_at_once(server, token_minter):
 
     requests.delete(f"{base}/api/3d/jobs/{job_id}", headers=owner, timeout=10)
     assert set(seen_everywhere()) == {404}
+
+
+def test_a_revoked_api_key_is_refused_by_every_process_at_once(server):
+    from accounts import api_keys
+    from accounts.models import User
+
+    api_key, key = api_keys.create_key(User.objects.create(id="user_keyholder"), name="server")
+    url, headers = f"{server['base']}/api/3d/history", {"Authorization": f"Bearer {key}"}
+    assert {r.status_code for r in reads_from_every_process(url, headers)} == {200}
+
+    api_keys.revoke(api_key)  # as the DELETE in any one process does
+
+    refused = reads_from_every_process(url, headers)
+    assert {r.status_code for r in refused} == {401}
+    assert {r.json()["error"] for r in refused} == {"Invalid or revoked API key"}
+
+
+def test_the_access_log_names_each_requests_id(server):
+    answer = requests.get(
+        f"{server['base']}/api/3d/queue/info", headers={"X-Request-ID": "trace-access-1"}, timeout=5
+    )
+    made = requests.get(f"{server['base']}/health", timeout=5).headers["X-Request-ID"]
+
+    assert answer.headers["X-Request-ID"] == "trace-access-1"
+    time.sleep(0.2)  # the log is written as the answer goes
+    lines = server["access_log"].read_text().splitlines()
+    assert any("/api/3d/queue/info" in line and line.endswith("[trace-access-1]") for line in lines)
+    assert any("/health" in line and line.endswith(f"[{made}]") for line in lines)
+
+
+@pytest.fixture
+def key_headers():
+    from accounts import api_keys
+    from accounts.models import User
+
+    user, _ = User.objects.get_or_create(id="user_integrator")
+    _, key = api_keys.create_key(user, name="pipeline")
+    return user, {"Authorization": f"Bearer {key}"}
+
+
+def test_50_racing_submits_with_one_idempotency_key_make_one_job(server, key_headers):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from jobs.models import Job
+
+    user, headers = key_headers
+    headers = {**headers, "Idempotency-Key": "race-over-http", "Connection": "close"}
+    start_line = Barrier(50)
+
+    def submit(_):
+        start_line.wait()
+        response = requests.post(
+            f"{server['base']}/api/3d/generate",
+            json={"prompt": "a racing kettle"},
+            headers=headers,
+            timeout=30,
+        )
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(submit, range(50)))
+
+    [job] = Job.objects.filter(user=user)
+    assert answers == [(200, {"jobId": str(job.pk)})] * 50
+
+
+def test_pages_of_history_are_complete_and_disjoint(server, key_headers):
+    from tests.factories import JobFactory
+
+    user, headers = key_headers
+    made = {str(job.pk) for job in JobFactory.create_batch(23, user=user)}
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+        body = requests.get(
+            f"{server['base']}/api/3d/history", params=query, headers=headers, timeout=10
+        ).json()
+        seen += [job["id"] for job in body["jobs"]]
+        pages += 1
+        if pages == 2:
+            JobFactory(user=user)  # a job made between two pages shifts nothing
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+
+    assert pages == 5 and len(seen) == len(set(seen)) == 23 and set(seen) == made

@@ -336,9 +336,9 @@ def connections(monkeypatch):
     made = []
     request = remote_images._request
 
-    def spy(url, scheme, port, address, deadline):
+    def spy(url, scheme, port, address, *rest):
         made.append((address, port))
-        return request(url, scheme, port, address, deadline)
+        return request(url, scheme, port, address, *rest)
 
     monkeypatch.setattr(remote_images, "_request", spy)
     return made

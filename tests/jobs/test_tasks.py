@@ -6,7 +6,14 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from hydrilla.queues import DELETE_UNUSED_UPLOADS, CeleryQueue
+from hydrilla.queues import (
+    DELETE_EXPIRED_IDEMPOTENCY_KEYS,
+    DELETE_UNUSED_UPLOADS,
+    EXPIRE_JOBS,
+    FORGET_WEBHOOK_EVENTS,
+    SWEEP_WEBHOOKS,
+    CeleryQueue,
+)
 from jobs import storage, tasks
 from jobs.models import Job, Upload
 from tests.factories import JobFactory
@@ -39,8 +46,15 @@ def test_an_upload_no_job_used_is_deleted_after_a_day_and_one_a_job_uses_stays(
     assert Job.objects.get().input_image == used
 
 
-def test_the_task_runs_hourly_on_the_default_queue():
-    assert settings.CELERY_TASK_ROUTES[DELETE_UNUSED_UPLOADS] == {"queue": CeleryQueue.DEFAULT}
+def test_the_housekeeping_runs_hourly_on_the_default_queue():
+    for task in (DELETE_UNUSED_UPLOADS, EXPIRE_JOBS, DELETE_EXPIRED_IDEMPOTENCY_KEYS):
+        assert settings.CELERY_TASK_ROUTES[task] == {"queue": CeleryQueue.DEFAULT}
     assert {
         entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
-    } == {DELETE_UNUSED_UPLOADS: 3600.0}
+    } == {
+        DELETE_UNUSED_UPLOADS: 3600.0,
+        DELETE_EXPIRED_IDEMPOTENCY_KEYS: 3600.0,
+        EXPIRE_JOBS: 3600.0,
+        SWEEP_WEBHOOKS: settings.WEBHOOK_SWEEP_SECONDS,
+        FORGET_WEBHOOK_EVENTS: 3600.0,
+    }

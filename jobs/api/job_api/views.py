@@ -12,10 +12,12 @@ from rest_framework.settings import DEFAULTS, APISettings
 from rest_framework.views import APIView
 
 from hydrilla import errors
+from idempotency.http import idempotent
 from jobs import formats, selectors, storage
 from jobs.api import inputs, throttles
-from jobs.api.common import job_for, save_uploaded_image, site, submit
+from jobs.api.common import job_for, job_webhook, save_uploaded_image, site, submit
 from jobs.api.openapi import (
+    IDEMPOTENCY_KEY,
     INVALID_TOKEN,
     JOB_API_TAG,
     JOB_ID,
@@ -38,16 +40,21 @@ from jobs.api.outputs import (
 from jobs.models import JobKind
 from jobs.services import clients, shared
 from jobs.watch import watcher
+from webhooks.services import WebhookRefused
 
 
 @extend_schema(
     summary="Submit a 3D job",
     description="Text-to-3D from `prompt`, image-to-3D from `imageUrl` (which wins when both "
     "are given). A URL to a private or reserved address is refused here.",
+    parameters=[IDEMPOTENCY_KEY],
     request={"application/json": inputs.GenerateInput},
     responses={
         200: JobCreated,
-        400: error("Invalid input, or an image URL that may not be fetched."),
+        400: error(
+            "Invalid input, an image URL that may not be fetched, or a webhook receiver that is "
+            "refused."
+        ),
         401: UNAUTHENTICATED,
         429: SUBMISSIONS_LIMITED,
         503: error("The job could not be queued."),
@@ -57,16 +64,19 @@ from jobs.watch import watcher
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 @throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
 def generate(request):
     form = inputs.GenerateInput(data=request.data)
     form.is_valid(raise_exception=True)
     data = form.validated_data
     job = submit(
         request,
+        api=clients.ApiHalf.JOB,
         kind=JobKind.IMAGE_TO_3D if data.get("imageUrl") else JobKind.TEXT_TO_3D,
         user=request.user,
         prompt=data.get("prompt"),
         image_url=data.get("imageUrl"),
+        **job_webhook(data, request.user),
         options=clients.JobOptions(
             generate_type=data["generateType"],
             face_count=data.get("faceCount"),
@@ -162,11 +172,11 @@ class Download(APIView):
     description="A new job (in the caller's history, owned like its source) that finishes the "
     "source's stored full-resolution mesh with these options on a CPU worker, no model running. "
     "An option not given keeps the source's.",
-    parameters=[JOB_ID],
+    parameters=[JOB_ID, IDEMPOTENCY_KEY],
     request={"application/json": inputs.RemeshInput},
     responses={
         200: JobCreated,
-        400: error("Invalid options."),
+        400: error("Invalid options, or a webhook receiver that is refused."),
         401: UNAUTHENTICATED,
         403: error("The job has another owner."),
         404: NOT_FOUND,
@@ -182,6 +192,7 @@ class Download(APIView):
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])
 @throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
 def remesh(request, job_id):
     source = job_for(request, job_id, action="remesh")
     form = inputs.RemeshInput(data=request.data)
@@ -194,9 +205,11 @@ def remesh(request, job_id):
         polygon_type=data.get("polygonType", source.polygon_type),
     )
     try:
-        job = clients.remesh_job(source, options)
+        job = clients.remesh_job(source, options, **job_webhook(data, source.user))
     except clients.NoModel:
         raise errors.conflict("This job has no full-resolution mesh to remesh") from None
+    except WebhookRefused as exc:  # its address changed since job_webhook checked it
+        raise errors.bad_request(exc.message) from None
     except shared.QueueUnavailable:
         raise errors.service_unavailable() from None
     except clients.TooManyWaitingJobs as exc:
@@ -206,14 +219,36 @@ def remesh(request, job_id):
 
 @extend_schema(
     summary="The caller's jobs",
-    description="Newest first; empty without a token.",
-    responses={200: JobHistory, 401: INVALID_TOKEN},
+    description="Newest first; empty without a token. With `limit`, in pages: each answer's "
+    "`nextCursor` is the `cursor` of the next page (null on the last); jobs made or deleted "
+    "between pages shift nothing.",
+    parameters=[inputs.HistoryQuery],
+    responses={200: JobHistory, 400: error("Invalid limit, cursor or filter."), 401: INVALID_TOKEN},
     tags=[JOB_API_TAG],
 )
 @api_view(["GET"])
 def history(request):
-    jobs = selectors.history(request.user)
-    return Response(JobHistory.render({"jobs": jobs}, site=site(request)))
+    query = inputs.HistoryQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    wanted = query.validated_data
+    states = selectors.states_for_status(wanted["status"]) if "status" in wanted else ()
+    kinds = (wanted["kind"],) if "kind" in wanted else ()
+    if "limit" not in wanted:
+        jobs = selectors.history(request.user, states=states, kinds=kinds)
+        return Response(JobHistory.render({"jobs": jobs}, site=site(request)))
+    try:
+        page = selectors.history_page(
+            request.user,
+            limit=wanted["limit"],
+            cursor=wanted.get("cursor"),
+            states=states,
+            kinds=kinds,
+        )
+    except selectors.InvalidCursor:
+        raise errors.bad_request("Invalid cursor") from None
+    return Response(
+        JobHistory.render({"jobs": page.jobs, "next_cursor": page.next_cursor}, site=site(request))
+    )
 
 
 @extend_schema(
@@ -263,6 +298,7 @@ def delete(request, job_id):
     description="Idempotent on `job_id`: a preview made by /text-to-image gets its owner; an "
     "unknown id becomes a finished preview job, which keeps `previewImageUrl` as given. The id "
     "of a 3D job cannot be registered.",
+    parameters=[IDEMPOTENCY_KEY],
     request={"application/json": inputs.RegisterJobInput},
     responses={
         200: JobRegistered,
@@ -273,6 +309,7 @@ def delete(request, job_id):
     tags=[JOB_API_TAG],
 )
 @api_view(["POST"])
+@idempotent
 def register_job(request):
     form = inputs.RegisterJobInput(data=request.data)
     form.is_valid(raise_exception=True)
@@ -291,6 +328,7 @@ def register_job(request):
 
 @extend_schema(
     summary="Upload an image",
+    parameters=[IDEMPOTENCY_KEY],
     request={"multipart/form-data": inputs.ImageUpload},
     responses={
         200: ImageUploaded,
@@ -304,6 +342,7 @@ def register_job(request):
 )
 @api_view(["POST"])
 @throttle_classes(throttles.JOB_API_SUBMIT)
+@idempotent
 def upload_image(request):
     name = save_uploaded_image(request, "image")
     return Response(

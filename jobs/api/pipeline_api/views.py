@@ -28,12 +28,14 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from hydrilla import errors
+from hydrilla import callers, errors
+from idempotency.http import idempotent
 from jobs import health, selectors, storage
 from jobs.api import openapi, outputs, throttles
 from jobs.api.common import (
     JOB_NOT_FOUND,
     job_for,
+    job_webhook,
     release_soon,
     save_uploaded_image,
     site,
@@ -50,6 +52,7 @@ SUBMITTED_MESSAGE = "Job created successfully. Use /status/{job_id} to check pro
 CANCEL_MESSAGE = "Job cancellation requested. It will stop at the next checkpoint."
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 TAG = {"tags": [openapi.PIPELINE_API_TAG]}
+GENERATION = clients.ApiHalf.GENERATION
 
 
 def _submission(request, input_class) -> tuple[dict, object]:
@@ -75,13 +78,19 @@ class TokenRequiredWhenConfigured(permissions.BasePermission):
     """``GENERATION_API_REQUIRE_TOKEN``: the submit endpoints of this half take signed-in callers
     only."""
 
+    @property
+    def allows_anonymous(self) -> bool:
+        """For the schema's ``security`` (jobs.api.openapi.AutoSchema)."""
+        return not settings.GENERATION_API_REQUIRE_TOKEN
+
     def has_permission(self, request, view):
-        return request.user is not None or not settings.GENERATION_API_REQUIRE_TOKEN
+        return request.user is not None or self.allows_anonymous
 
 
 def submit_endpoint(view):
-    """The limits of this half's submit endpoints: a token where required, and the throttles."""
-    view = permission_classes([TokenRequiredWhenConfigured])(view)
+    """What this half's submit endpoints share: a token where required, the throttles, and
+    ``Idempotency-Key``."""
+    view = permission_classes([TokenRequiredWhenConfigured])(idempotent(view))
     return throttle_classes(throttles.GENERATION_API_SUBMIT)(view)
 
 
@@ -101,7 +110,7 @@ def _submitted(job) -> Response:
 
 SUBMIT_RESPONSES = {
     200: outputs.JobSubmitted,
-    400: openapi.error("Invalid input."),
+    400: openapi.error("Invalid input, or a webhook receiver that is refused."),
     401: openapi.error(
         "An invalid token, a user_id given without a "
         "valid token, or no token where one is required."
@@ -117,10 +126,11 @@ SUBMIT_RESPONSES = {
     description="Runs a preview on the preview queue and answers when the image is stored. A "
     "request that would wait longer than PREVIEW_WAIT_SECONDS gets a 503 with the preview's id: "
     "the preview still finishes, and can be read at /status or registered.",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={media: PromptInput for media in FORM_TYPES},
     responses={
         200: outputs.PreviewReady,
-        400: openapi.error("Invalid input."),
+        400: openapi.error("Invalid input, or a webhook receiver that is refused."),
         401: SUBMIT_RESPONSES[401],
         403: SUBMIT_RESPONSES[403],
         404: openapi.error("The preview was deleted while it ran."),
@@ -140,10 +150,16 @@ SUBMIT_RESPONSES = {
 @submit_endpoint
 async def text_to_image(request):
     data, user = _submission(request, PromptInput)
-    slot = await in_thread(throttles.waiting_previews.take)(throttles.caller(request))
+    webhook = await in_thread(job_webhook)(data, user)  # a name to resolve, a secret to make
+    slot = await in_thread(throttles.waiting_previews.take)(callers.caller(request))
     try:
         job = await in_thread(submit)(
-            request, kind=JobKind.PREVIEW, user=user, prompt=data["prompt"]
+            request,
+            api=GENERATION,
+            kind=JobKind.PREVIEW,
+            user=user,
+            prompt=data["prompt"],
+            **webhook,
         )
         snapshot = watcher.snapshot(job)
         queue = await in_thread(watcher.queue)(job)
@@ -193,6 +209,7 @@ def _preview_timeout(job) -> Response:
 
 @extend_schema(
     summary="Submit a text-to-3D job",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={media: PromptInput for media in FORM_TYPES},
     responses=SUBMIT_RESPONSES,
     **TAG,
@@ -201,7 +218,14 @@ def _preview_timeout(job) -> Response:
 @submit_endpoint
 def text_to_3d(request):
     data, user = _submission(request, PromptInput)
-    job = submit(request, kind=JobKind.TEXT_TO_3D, user=user, prompt=data["prompt"])
+    job = submit(
+        request,
+        api=GENERATION,
+        kind=JobKind.TEXT_TO_3D,
+        user=user,
+        prompt=data["prompt"],
+        **job_webhook(data, user),
+    )
     return _submitted(job)
 
 
@@ -210,6 +234,7 @@ def text_to_3d(request):
     description="From `image_url`, or from `image_file` (multipart; it wins when both are sent). "
     "An image URL into this service's storage is read from the storage; any other must be "
     "http(s) and resolve to public addresses only.",
+    parameters=[openapi.IDEMPOTENCY_KEY],
     request={
         "multipart/form-data": ImageTo3DUpload,
         "application/x-www-form-urlencoded": ImageTo3DInput,
@@ -217,7 +242,10 @@ def text_to_3d(request):
     },
     responses={
         **SUBMIT_RESPONSES,
-        400: openapi.error("Invalid input, or an image URL that may not be fetched."),
+        400: openapi.error(
+            "Invalid input, an image URL that may not be fetched, or a webhook receiver that is "
+            "refused."
+        ),
         413: openapi.error("The image file is larger than 10 MB."),
         503: openapi.error("The job could not be queued, or the upload not stored."),
     },
@@ -228,15 +256,19 @@ def text_to_3d(request):
 def image_to_3d(request):
     data, user = _submission(request, ImageTo3DInput)
     image_url = data.get("image_url")
+    fields = {
+        "api": GENERATION,
+        "kind": JobKind.IMAGE_TO_3D,
+        "user": user,
+        **job_webhook(data, user),
+    }
     if "image_file" not in request.FILES:
         if not image_url:
             raise errors.bad_request("image_url or image_file is required")
-        return _submitted(submit(request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=image_url))
+        return _submitted(submit(request, image_url=image_url, **fields))
     name = save_uploaded_image(request, "image_file")
     try:
-        job = submit(
-            request, kind=JobKind.IMAGE_TO_3D, user=user, image_url=storage.url(name, site(request))
-        )
+        job = submit(request, image_url=storage.url(name, site(request)), **fields)
     except errors.ApiError:
         storage.delete(name)  # no job, no orphan file
         raise
@@ -347,7 +379,7 @@ async def stream(request, job_id):
     job = await in_thread(watcher.job)(job_id)
     if job is None:
         return errors.json_response(JOB_NOT_FOUND, 404)
-    slot = await in_thread(throttles.open_streams.take)(throttles.caller(request))
+    slot = await in_thread(throttles.open_streams.take)(callers.caller(request))
     status_body = in_thread(functools.partial(_status_body, site=site(request)))
     response = StreamingHttpResponse(
         events.job_events(watcher.snapshot(job), status_body, on_close=lambda: release_soon(slot)),

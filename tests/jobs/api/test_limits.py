@@ -2,7 +2,9 @@
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
 
+from accounts import api_keys
 from jobs.models import Job, JobState, Upload
 from jobs.services import shared
 from tests.factories import JobFactory, UserFactory
@@ -218,3 +220,73 @@ def test_the_body_limit_covers_the_admin_too(client, settings, tmp_path):
 
     assert response.status_code == 413
     assert response.json() == {"error": "Request body too large (maximum 10 MB)"}
+
+
+# --- The limits a client can read, and API keys' own -----------------------------------------
+
+
+def rate_limit(response) -> tuple[int, int, int]:
+    return tuple(int(response[f"RateLimit-{part}"]) for part in ("Limit", "Remaining", "Reset"))
+
+
+def submit_3d(client, n=0):
+    return client.post("/api/3d/generate", {"prompt": f"a chair {n}"}, format="json")
+
+
+def test_submit_answers_show_the_limit_that_binds(auth_client, user, settings):
+    settings.SUBMIT_RATE_USER, settings.SUBMIT_RATE_IP = "3/min", "10/min"
+    client = auth_client(user)
+
+    answers = [submit_3d(client, n) for n in range(4)]
+
+    assert [rate_limit(r)[:2] for r in answers] == [(3, 2), (3, 1), (3, 0), (3, 0)]
+    assert all(0 < rate_limit(r)[2] <= 60 for r in answers)
+    assert answers[-1].status_code == 429
+    assert rate_limit(answers[-1])[2] >= int(answers[-1]["Retry-After"]) - 1
+
+
+def test_the_address_limit_binds_when_it_is_the_tighter(auth_client, settings):
+    settings.SUBMIT_RATE_USER, settings.SUBMIT_RATE_IP = "5/min", "2/min"
+
+    response = submit_3d(auth_client(UserFactory()))
+
+    assert rate_limit(response)[:2] == (2, 1)
+
+
+def test_reads_without_a_key_show_no_limits(auth_client, user):
+    response = auth_client(user).get("/api/3d/history")
+
+    assert "RateLimit-Limit" not in response
+
+
+@pytest.fixture
+def key_client(user):
+    _, key = api_keys.create_key(user, name="server")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+def test_an_api_key_has_its_own_submit_limit_in_place_of_the_browsers(
+    auth_client, user, key_client, settings
+):
+    settings.SUBMIT_RATE_USER, settings.SUBMIT_RATE_IP = "1/min", "1/min"
+    settings.SUBMIT_RATE_API_KEY = "2/min"
+
+    by_key = [submit_3d(key_client, n) for n in range(3)]
+    in_a_browser = submit_3d(auth_client(user), 9)
+
+    assert [r.status_code for r in by_key] == [200, 200, 429]
+    assert rate_limit(by_key[0])[:2] == (2, 1)
+    assert in_a_browser.status_code == 200  # the person's own limit is untouched
+    assert Job.objects.filter(user=user).count() == 3
+
+
+def test_an_api_key_has_a_limit_on_every_request(key_client, settings):
+    settings.API_KEY_RATE = "3/min"
+
+    answers = [key_client.get("/api/3d/history") for _ in range(4)]
+
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [rate_limit(r)[:2] for r in answers] == [(3, 2), (3, 1), (3, 0), (3, 0)]
+    assert_refused(answers[-1], "throttled")

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -52,6 +53,15 @@ JOB_API_PATHS = {
     "/api/3d/queue/info": {"get"},
     "/api/3d/me": {"get"},
     "/api/3d/sync-user": {"post"},
+    "/api/3d/api-keys": {"get", "post"},
+    "/api/3d/api-keys/{key_id}": {"delete"},
+}
+WEBHOOK_PATHS = {
+    "/api/3d/webhooks": {"get", "post"},
+    "/api/3d/webhooks/secret": {"get", "post"},
+    "/api/3d/webhooks/{endpoint_id}": {"delete"},
+    "/api/3d/webhooks/{endpoint_id}/deliveries": {"get"},
+    "/api/3d/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {"post"},
 }
 
 
@@ -76,7 +86,7 @@ def test_every_endpoint_of_both_halves_is_described_with_its_method():
     paths = openapi_document()["paths"]
 
     described = {path: set(operations) - {"parameters"} for path, operations in paths.items()}
-    assert described == GENERATION_PATHS | JOB_API_PATHS
+    assert described == GENERATION_PATHS | JOB_API_PATHS | WEBHOOK_PATHS
 
 
 def _routes(resolver: URLResolver, prefix=""):
@@ -94,16 +104,19 @@ def test_no_route_of_the_api_is_left_out_of_the_schema():
     served = {
         "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
         for route in _routes(get_resolver())
-        if not route.startswith(("admin/", "api/schema", "api/docs", "^media"))
+        # Not the API: the admin, the schema itself, local files, and Prometheus' scrape
+        # endpoint (docs/metrics.md).
+        if not route.startswith(("admin/", "api/schema", "api/docs", "^media", "metrics"))
     }
-    assert served == set(GENERATION_PATHS) | set(JOB_API_PATHS)
+    assert served == set(GENERATION_PATHS) | set(JOB_API_PATHS) | set(WEBHOOK_PATHS)
 
 
 def test_every_operation_documents_its_errors_as_error_bodies():
     document = openapi_document()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            assert "200" in operation["responses"], (method, path)
+            # 201 where the interface says so: a new API key
+            assert {"200", "201"} & set(operation["responses"]), (method, path)
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")) and path != "/health/ready":
                     schema = response["content"]["application/json"]["schema"]["$ref"]
@@ -187,6 +200,7 @@ def test_the_api_answers_as_its_schema_says_and_never_with_a_5xx(
             status_code_conformance,
             content_type_conformance,
             response_schema_conformance,
+            ignored_auth,
         ]
     )
 
@@ -197,7 +211,7 @@ def signed_in(token_minter, user):
 
 
 @schema.include(
-    path_regex=r"^/(api/3d/(generate|jobs/|me|sync-user|history)|text-to-|image-to-3d|cancel/)"
+    path_regex=r"^/(api/3d/(generate|jobs/|me|sync-user|history|webhooks)|text-to-|image-to-3d|cancel/)"
 ).parametrize()
 @settings(
     max_examples=10,
@@ -218,3 +232,69 @@ def test_signed_in_calls_never_answer_a_5xx_either(
             response_schema_conformance,
         ],
     )
+
+
+# --- What integrators rely on: who may call, retries, ids, limits -------------------------------
+
+CLERK = [{"clerkBearer": []}, {"clerkSession": []}]
+KEY_OR_CLERK = [{"apiKey": []}, *CLERK]
+CREATING_POSTS = {
+    "/api/3d/generate",
+    "/api/3d/jobs/{job_id}/remesh",
+    "/api/3d/register-job",
+    "/api/3d/upload-image",
+    "/api/3d/api-keys",
+    "/api/3d/webhooks",
+    "/text-to-image",
+    "/text-to-3d",
+    "/image-to-3d",
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "security"),
+    [
+        ("/api/3d/generate", "post", KEY_OR_CLERK),
+        ("/api/3d/history", "get", [*KEY_OR_CLERK, {}]),
+        ("/text-to-image", "post", [*KEY_OR_CLERK, {}]),
+        ("/text-to-3d", "post", [*KEY_OR_CLERK, {}]),
+        ("/image-to-3d", "post", [*KEY_OR_CLERK, {}]),
+        ("/api/3d/api-keys", "get", CLERK),
+        ("/api/3d/api-keys", "post", CLERK),
+        ("/api/3d/api-keys/{key_id}", "delete", CLERK),
+        ("/status/{job_id}", "get", None),
+    ],
+)
+def test_each_operation_says_exactly_what_it_accepts(path, method, security):
+    assert openapi_document()["paths"][path][method].get("security") == security
+
+
+def test_the_anonymous_option_follows_generation_api_require_token(api_client, settings):
+    settings.GENERATION_API_REQUIRE_TOKEN = True
+
+    served = api_client.get("/api/schema/", {"format": "json"}).json()  # made afresh
+    assert served["paths"]["/text-to-3d"]["post"]["security"] == KEY_OR_CLERK
+
+
+def test_every_creating_post_takes_an_idempotency_key_and_documents_its_refusals():
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
+            takes_key = (path, method) in {(p, "post") for p in CREATING_POSTS}
+            assert ("Idempotency-Key" in names) is takes_key, (method, path)
+            if takes_key:
+                assert {"409", "422"} <= set(operation["responses"]), (method, path)
+                success = operation["responses"].get("200") or operation["responses"]["201"]
+                assert "Idempotent-Replayed" in success["headers"]
+
+
+def test_every_operation_takes_and_answers_a_request_id_and_limits_show_their_headers():
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            names = {parameter["name"] for parameter in operation["parameters"]}
+            assert "X-Request-ID" in names, (method, path)
+            for status, response in operation["responses"].items():
+                headers = set(response["headers"])
+                assert "X-Request-ID" in headers, (method, path, status)
+                if "429" in operation["responses"]:
+                    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= headers

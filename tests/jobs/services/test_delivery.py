@@ -24,7 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_new_job_records_when_the_broker_confirmed_its_message(gpu_queue):
-    job = clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a brass key")
+    job = clients.create_job(
+        api=clients.ApiHalf.JOB, kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a brass key"
+    )
 
     assert job_ids(gpu_queue.wait()) == [str(job.pk)]
     assert Job.objects.get(pk=job.pk).queued_at is not None
@@ -151,7 +153,9 @@ def test_a_job_whose_process_is_gone_is_taken_over_at_once():
         processes.current(),
     )
     assert (
-        workers.report_progress(workers.Lease(job.pk, 1, job.stage), 50, "the dead attempt")
+        workers.report_progress(
+            workers.Lease(job.pk, 1, job.stage, job.kind), 50, "the dead attempt"
+        )
         is False
     )
 

@@ -26,7 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def photo_job() -> Job:
     return clients.create_job(
-        kind=JobKind.IMAGE_TO_3D, user=UserFactory(), input_image="uploads/photo.png"
+        api=clients.ApiHalf.JOB,
+        kind=JobKind.IMAGE_TO_3D,
+        user=UserFactory(),
+        input_image="uploads/photo.png",
     )
 
 
@@ -195,10 +198,17 @@ def test_the_broker_serves_a_running_job_s_stage_before_the_stages_of_waiting_jo
     """The gpu queue is a priority queue: a job coming back for its model call (text-to-3D: after
     its cut-out) does not queue again behind every job that arrived after it."""
     waiting = [
-        clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt=f"a mug {n}")
+        clients.create_job(
+            api=clients.ApiHalf.JOB,
+            kind=JobKind.TEXT_TO_3D,
+            user=UserFactory(),
+            prompt=f"a mug {n}",
+        )
         for n in range(3)
     ]
-    running = clients.create_job(kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a kettle")
+    running = clients.create_job(
+        api=clients.ApiHalf.JOB, kind=JobKind.TEXT_TO_3D, user=UserFactory(), prompt="a kettle"
+    )
     gpu_queue.wait(4)
     for job in (*waiting, running):
         shared.enqueue(Job.objects.get(pk=job.pk))  # four waiting jobs' first stages, in order

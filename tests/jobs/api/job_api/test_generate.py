@@ -221,11 +221,12 @@ def test_text_to_3d_reuses_the_callers_preview_for_the_same_prompt(auth_client, 
         {"state": JobState.FAILED},
         {"state": JobState.PENDING},
         {"image": ""},
+        {"test_mode": True},  # a test key's: the weight-free model's, no picture of the prompt
     ],
 )
 def test_no_preview_is_reused_unless_same_user_same_prompt_and_finished(auth_client, user, preview):
     owner = UserFactory() if preview.get("owner") else user
-    extra = {key: preview[key] for key in ("state",) if key in preview}
+    extra = {key: preview[key] for key in ("state", "test_mode") if key in preview}
     make_preview(
         owner,
         preview.get("prompt", "A red sports car"),
