@@ -11,12 +11,20 @@ previews and slow clients from an asyncio client in this process.
 
     .venv/bin/python benchmarks/web_load.py                  # the whole run, some 10 minutes
     .venv/bin/python benchmarks/web_load.py --levels 10 --streams 1000 --previews 100
+    .venv/bin/python benchmarks/web_load.py --only database-load --load-seconds 10
     .venv/bin/python benchmarks/web_load.py --metrics-cost   # the status poll with and without
                                                              # the metrics middleware, alone
+
+The database's load (``database-load``): the service with 2 and then 4 web processes
+(``--web-processes``), and the transactions per second the database commits
+(pg_stat_database's ``xact_commit`` + ``xact_rollback``, less the benchmark's own) with no
+client, with 200 pollers at the spec's 2 s cadence while nothing changes, and with those pollers
+while a worker-like writer changes the polled job ten times a second.
 """
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -25,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -252,6 +261,17 @@ def psql(sql: str, database: str = DATABASE) -> str:
     ).stdout.strip()
 
 
+def transactions() -> int:
+    """Transactions the benchmark database has committed or rolled back so far (this query
+    included)."""
+    return int(
+        psql(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    )
+
+
 def prepare_database() -> None:
     server, name = DATABASE.rsplit("/", 1)
     psql(f"DROP DATABASE IF EXISTS {name}", f"{server}/postgres")
@@ -308,6 +328,14 @@ def main() -> None:
     parser.add_argument("--slow-clients", type=int, default=500)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
+        "--only",
+        choices=["throughput", "database-load"],
+        help="run this part alone: the polls against the bare view and the 200 pollers, or the "
+        "database's load",
+    )
+    parser.add_argument("--web-processes", default="2,4", help="for the database load")
+    parser.add_argument("--load-seconds", type=int, default=10, help="per database-load figure")
+    parser.add_argument(
         "--metrics-cost",
         action="store_true",
         help="only the status poll with and without the metrics middleware (--rounds of each)",
@@ -327,6 +355,13 @@ def main() -> None:
     env = service_env(public_key, **LOOSE_LIMITS)
     if options.metrics_cost:
         figures = metrics_cost(env, auth, options.seconds, options.rounds)
+    elif options.only == "database-load":
+        figures = {
+            "machine": f"{os.cpu_count()} CPUs",
+            "date": time.strftime("%Y-%m-%d"),
+            "database_load": database_load(options, env, token, levels[-1]),
+        }
+    if options.metrics_cost or options.only == "database-load":
         if options.json:
             Path(options.json).write_text(json.dumps(figures, indent=2))
         return
@@ -377,6 +412,8 @@ def main() -> None:
                 f"{new.base}/api/3d/status/{job_id}", connections=200, seconds=20, script=script
             )
         print(f"\n200 pollers every 2 s, {levels[-1]} waiting: {fmt(figures['pollers_200_at_2s'])}")
+        if options.only == "throughput":
+            return
 
         figures["streams"] = asyncio.run(
             under_load(
@@ -416,8 +453,76 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-    if options.json:
-        Path(options.json).write_text(json.dumps(figures, indent=2))
+        if options.json:
+            Path(options.json).write_text(json.dumps(figures, indent=2))
+
+
+def database_load(options, env: dict, token: str, waiting: int) -> dict:
+    """Transactions per second with each number of web processes: idle, polled, polled while the
+    polled job changes."""
+    job_id = fill_queue(waiting)
+    figures = {}
+    seconds = options.load_seconds
+    for processes in [int(n) for n in options.web_processes.split(",")]:
+        server = Server(
+            f"uvicorn-{processes}",
+            [str(ROOT / "scripts/serve.sh"), "web"],
+            {**env, "WEB_PROCESSES": str(processes)},
+        )
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                script = cadence_script(Path(folder), token, 2.0)
+                url = f"{server.base}/api/3d/status/{job_id}"
+                wrk(url, connections=4 * processes, seconds=2, script=script)  # all follow it
+                pollers = functools.partial(
+                    wrk, url, connections=200, seconds=seconds, script=script
+                )
+                row = figures[processes] = {
+                    "idle": per_second(functools.partial(time.sleep, seconds), seconds),
+                    "pollers_200_nothing_changes": per_second(pollers, seconds),
+                    "pollers_200_job_changes_10_per_s": per_second(
+                        functools.partial(changing, job_id, pollers), seconds, own_per_second=10
+                    ),
+                }
+        finally:
+            server.stop()
+        print(
+            f"\n{processes} web processes, database transactions/s: idle {row['idle']}, "
+            f"200 pollers {row['pollers_200_nothing_changes']}, "
+            f"200 pollers with changes {row['pollers_200_job_changes_10_per_s']}"
+        )
+    return figures
+
+
+def per_second(action, seconds: int, own_per_second: float = 0) -> float:
+    """The database's transactions per second while ``action`` runs, less the benchmark's own
+    (the two counting queries, and ``own_per_second``)."""
+    before = transactions()
+    action()
+    spent = transactions() - before - 1
+    return round(spent / seconds - own_per_second, 1)
+
+
+def changing(job_id: str, action) -> None:
+    """``action`` while a writer changes the job's progress ten times a second, as a worker
+    would."""
+    stop = threading.Event()
+
+    def write():
+        sql = (
+            "UPDATE jobs_job SET progress = (progress + 1) % 100, updated_at = now() "
+            f"WHERE id = '{job_id}'"
+        )
+        while not stop.wait(0.1):
+            psql(sql)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        action()
+    finally:
+        stop.set()
+        writer.join()
 
 
 def metrics_cost(env: dict, auth: str, seconds: int, rounds: int) -> dict:

@@ -175,7 +175,7 @@ CACHES = {
     ),
     # What one process may keep for itself (users it has seen): never a network round trip.
     "process": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "BACKEND": "hydrilla.cache.ObjectMemoryCache",
         "LOCATION": "process",
         "OPTIONS": {"MAX_ENTRIES": 20000},
     },

@@ -10,7 +10,7 @@ import bisect
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -42,6 +42,39 @@ def get_job(job_id) -> Job | None:
     except ValueError:
         return None
     return Job.objects.select_related("user").filter(pk=job_uuid).first()
+
+
+def stored_versions(job_ids, cursor=None) -> dict[str, datetime]:
+    """Each job's ``updated_at`` as stored now, by id (a job that does not exist is absent), in
+    one primary-key lookup below the ORM, on ``cursor`` (by default one of this thread's
+    connection): a copy of a job read earlier is still the job while ``version_of`` it equals
+    this. Every change a client can see moves ``updated_at``."""
+    uuids = []
+    for job_id in job_ids:
+        try:
+            uuids.append(uuid.UUID(str(job_id)))
+        except ValueError:
+            pass
+    if not uuids:
+        return {}
+    if cursor is None:
+        with connection.cursor() as cursor:
+            return stored_versions(uuids, cursor)
+    cursor.execute(
+        f"SELECT id, updated_at FROM {Job._meta.db_table} WHERE id IN "
+        f"({', '.join(['%s'] * len(uuids))})",
+        [Job._meta.pk.get_db_prep_value(job_uuid, connection) for job_uuid in uuids],
+    )
+    # SQLite keeps ids as hex and times as naive UTC, which the ORM would convert.
+    return {
+        str(uuid.UUID(str(job_id))): at if timezone.is_aware(at) else timezone.make_aware(at, UTC)
+        for job_id, at in cursor.fetchall()
+    }
+
+
+def version_of(job: Job | None) -> datetime | None:
+    """What ``stored_versions`` says of a job as read then (None once deleted)."""
+    return None if job is None else job.updated_at
 
 
 def can_manage(user: User | None, job: Job) -> bool:

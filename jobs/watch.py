@@ -1,17 +1,25 @@
-"""What a web process knows about the jobs its clients follow, kept fresh by one thread.
+"""What a web process knows about the jobs its clients follow, pushed to it as they change.
 
-Status polls, event streams and waiting previews read jobs from here, not from the database. One
-thread per process, every ``POLL_SECONDS`` (a tick), asks the database which of the followed jobs
-changed (one query on their ids and ``updated_at``) and reads only those; every write to a job
-moves its ``updated_at``, so a write made by any process is seen by every process within a tick.
-Every ``QUEUE_SECONDS`` it also computes the queue figures (counts, estimates, the position of
-every followed waiting job) in a fixed handful of queries, so a poll costs the same at 10 and at
-100,000 waiting jobs. Requests that wait (coroutines) are woken when their job changes; they hold
-no thread and no database connection while they wait.
+Status polls, event streams and waiting previews read jobs from here. Each read checks its copy
+by one primary-key lookup (``selectors.stored_versions``: the job's ``updated_at``, which every
+change a client can see moves) and reads the job again only when it changed: a read sees every
+write committed before it, whichever process made it (read-your-writes), without waiting on the
+push below and without reading the whole job.
+
+Waiting requests (coroutines) are woken by the push. On PostgreSQL every committed change of a
+job is sent to each web process at once (jobs.changes), where a listener thread reads the changed
+jobs this process follows and wakes their waiters; a lost connection makes it re-read all of them
+once it listens again, so nothing is missed silently. With nothing changing, a process asks the
+database nothing but its reads' checks. Elsewhere (SQLite: the embedded defaults) a thread asks
+every ``POLL_SECONDS`` which followed jobs changed (one query on their ids and ``updated_at``).
+
+Every ``QUEUE_SECONDS`` the queue figures (counts, estimates, the place of every followed waiting
+job) come from the deployment's one computation per second (jobs.queue_figures), so a poll costs
+the same at 10 and at 100,000 waiting jobs and the database's load does not grow with the number
+of web processes. Requests that wait hold no thread and no database connection while they wait.
 
 A job is followed from its first read until nobody has read or waited on it for
-``FOLLOW_SECONDS``.
-"""
+``FOLLOW_SECONDS``."""
 
 import asyncio
 import functools
@@ -21,16 +29,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psycopg2
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
-from jobs import selectors
+from jobs import changes, queue_figures, selectors
 from jobs.models import FINAL_STATES, Job, JobState
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
-QUEUE_SECONDS = 1.0
+QUEUE_SECONDS = queue_figures.QUEUE_SECONDS
 FOLLOW_SECONDS = 30.0
 IDS_PER_QUERY = 2000  # well inside every database's limit on query parameters
 
@@ -51,10 +60,9 @@ def _version(job: Job | None) -> tuple:
 @dataclass
 class _Followed:
     snapshot: Snapshot
-    updated_at: object
+    updated_at: object  # selectors.version_of the snapshot's job
     read_at: float
     waiters: set = field(default_factory=set)  # (event loop, asyncio.Event) of waiting coroutines
-    stale: bool = False  # changed by this process: read again before it is answered
 
 
 class JobWatcher:
@@ -66,23 +74,40 @@ class JobWatcher:
         self._standings_read_at = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.listener: changes.ChangeListener | None = None  # while the thread runs on PostgreSQL
+        self._versions = changes.VersionChecks()
 
     # --- Reads (any thread) ------------------------------------------------------------------
 
     def job(self, job_id) -> Job | None:
-        """The job with this id (None if unknown), read from the database only the first time."""
+        """The job with this id (None if unknown) as it is now: the copy followed here while its
+        version is the database's, else read again (and followed)."""
         key = str(job_id)
         with self._lock:
             followed = self._followed.get(key)
-            if followed is not None and not followed.stale:
-                followed.read_at = time.monotonic()
-                return followed.snapshot.job
+        if followed is not None and self._is_current(key, followed):
+            followed.read_at = time.monotonic()
+            return followed.snapshot.job
         job = selectors.get_job(job_id)
         if followed is not None:
             self._update({key: job})
         elif job is not None:
             self._follow(job)
         return job
+
+    def _is_current(self, key: str, followed: "_Followed") -> bool:
+        """Whether the followed copy is the job as stored now (on PostgreSQL through the
+        process's batched checks). While the database cannot be reached the copy is served, as
+        this process last heard of the job, rather than a 503, and the outage logged."""
+        try:
+            if changes.available():
+                stored = self._versions.version(key)
+            else:
+                stored = selectors.stored_versions([key]).get(key)
+        except (DatabaseError, psycopg2.Error) as exc:
+            logger.warning("Job %s served as last read: the database is unreachable (%s)", key, exc)
+            return True
+        return stored == followed.updated_at
 
     def queue(self, job: Job) -> dict:
         """The job's queue figures, as of the last queue tick (a waiting job followed since is
@@ -105,14 +130,6 @@ class JobWatcher:
                 self._standings, self._standings_at = standings, time.monotonic()
         self._ensure_thread()
         return standings
-
-    def forget(self, job_id) -> None:
-        """This process has just changed the job: its next read here comes from the database
-        (other processes see the change at their next tick)."""
-        with self._lock:
-            followed = self._followed.get(str(job_id))
-            if followed is not None:
-                followed.stale = True
 
     # --- Waiting (coroutines) ------------------------------------------------------------------
 
@@ -165,7 +182,9 @@ class JobWatcher:
         with self._lock:
             followed = self._followed.get(key)
             if followed is None:
-                followed = _Followed(Snapshot(job, _version(job)), job.updated_at, time.monotonic())
+                followed = _Followed(
+                    Snapshot(job, _version(job)), selectors.version_of(job), time.monotonic()
+                )
                 self._followed[key] = followed
             followed.read_at = time.monotonic()
             snapshot = followed.snapshot
@@ -179,17 +198,27 @@ class JobWatcher:
                 self._thread.start()
 
     def _run(self) -> None:
+        """Pushed changes on PostgreSQL (the listener's own thread), a poll elsewhere; queue
+        figures and forgetting here."""
+        pushed = changes.available()
+        if pushed:
+            self.listener = changes.ChangeListener(self._read_again, self._catch_up)
+            self.listener.start()
         try:
-            while not self._stop.wait(POLL_SECONDS):
+            while not self._stop.wait(QUEUE_SECONDS if pushed else POLL_SECONDS):
                 if self._idle():
                     return
                 try:
                     close_old_connections()
-                    self._tick()
+                    self._tick(poll=not pushed)
                 except Exception:
                     logger.exception("Job watcher tick failed; trying again")
                     _close_quietly()
         finally:
+            if self.listener is not None:
+                self.listener.stop()
+                self.listener = None
+            self._versions.close()
             _close_quietly()  # an idle process holds no database connection
 
     def _idle(self) -> bool:
@@ -203,7 +232,7 @@ class JobWatcher:
                 self._thread, self._standings = None, None
             return idle
 
-    def _tick(self) -> None:
+    def _tick(self, poll: bool) -> None:
         now = time.monotonic()
         with self._lock:
             for key in [
@@ -212,19 +241,37 @@ class JobWatcher:
                 if not f.waiters and now - f.read_at > FOLLOW_SECONDS
             ]:
                 del self._followed[key]
-            known = {
-                key: followed.updated_at
-                for key, followed in self._followed.items()
-                if followed.snapshot.job
-            }
-        if known:
-            self._refresh(known)
+        if poll:
+            self._catch_up()
         if now - self._standings_at >= QUEUE_SECONDS:
             standings = self._compute_standings()
             with self._lock:
                 self._standings, self._standings_at = standings, now
 
-    def _refresh(self, known: dict) -> None:
+    def _read_again(self, keys) -> None:
+        """Pushed: these jobs changed (some may not be followed here)."""
+        with self._lock:
+            followed = [key for key in keys if key in self._followed]
+        jobs = {}
+        for start in range(0, len(followed), IDS_PER_QUERY):
+            jobs.update(
+                (str(job.pk), job)
+                for job in Job.objects.select_related("user").filter(
+                    pk__in=followed[start : start + IDS_PER_QUERY]
+                )
+            )
+        self._update(jobs | {key: None for key in followed if key not in jobs})
+
+    def _catch_up(self) -> None:
+        """Read again every followed job that changed since it was read (one query on their ids
+        and ``updated_at``, then the changed ones): the poll, and what a process that missed
+        pushes does once it listens again."""
+        with self._lock:
+            known = {
+                key: followed.updated_at
+                for key, followed in self._followed.items()
+                if followed.snapshot.job
+            }
         keys = list(known)
         current = {}
         for start in range(0, len(keys), IDS_PER_QUERY):
@@ -234,25 +281,22 @@ class JobWatcher:
                     pk__in=keys[start : start + IDS_PER_QUERY]
                 ).values_list("pk", "updated_at")
             )
-        changed = [key for key in keys if key in current and current[key] != known[key]]
-        jobs = {}
-        for start in range(0, len(changed), IDS_PER_QUERY):
-            jobs.update(
-                (str(job.pk), job)
-                for job in Job.objects.filter(pk__in=changed[start : start + IDS_PER_QUERY])
-            )
-        self._update(jobs | dict.fromkeys((key for key in keys if key not in current), None))
+        self._read_again([key for key in keys if current.get(key) != known[key]])
 
     def _update(self, jobs: dict) -> None:
-        """New snapshots of followed jobs (None: deleted); their waiters are woken."""
+        """New snapshots of followed jobs (None: deleted); their waiters are woken. A copy older
+        than the one held (read before it, by another thread) is dropped."""
         with self._lock:
             for key, job in jobs.items():
                 followed = self._followed.get(key)
-                if followed is None:
+                if followed is None or (
+                    job is not None
+                    and followed.updated_at is not None
+                    and job.updated_at < followed.updated_at
+                ):
                     continue
                 followed.snapshot = Snapshot(job, _version(job))
-                followed.updated_at = job.updated_at if job is not None else None
-                followed.stale = False
+                followed.updated_at = selectors.version_of(job)
                 followed.read_at = time.monotonic()
                 for loop, event in followed.waiters:
                     loop.call_soon_threadsafe(event.set)
@@ -264,7 +308,7 @@ class JobWatcher:
                 for f in self._followed.values()
                 if f.snapshot.job is not None and f.snapshot.job.state == JobState.PENDING
             ]
-        return selectors.queue_standings(waiting)
+        return queue_figures.current(waiting)
 
 
 def _close_quietly() -> None:

@@ -9,7 +9,6 @@ from generation import processes
 from jobs import plan, storage
 from jobs.models import ACTIVE_STATES, Job, Stage
 from jobs.services import workers
-from tests.helpers.watch import settled
 
 WORKER = "gpu@test"
 
@@ -27,7 +26,6 @@ def start(job_id) -> workers.Lease:
     lease = claim(job_id)
     while not plan.starts_job(lease.stage):
         lease = hand_on(job_id, lease)
-    settled(job_id)
     return lease
 
 
@@ -56,14 +54,12 @@ def hand_on(job_id, lease: workers.Lease) -> workers.Lease:
 
 def finish_preview(job_id, lease: workers.Lease) -> None:
     assert workers.complete_job(lease, preview_image=f"{storage.job_folder(job_id)}/preview.png")
-    settled(job_id)
 
 
 def finish_3d(job_id, lease: workers.Lease) -> None:
     while lease.stage != Stage.FINISH:
         lease = hand_on(job_id, lease)
     assert workers.complete_job(lease, result_glb=f"{storage.job_folder(job_id)}/model.glb")
-    settled(job_id)
 
 
 def run_inline(job_id, worker=WORKER) -> Job:
@@ -82,7 +78,6 @@ def fail(
     message="The mesh could not be generated",
 ) -> None:
     assert workers.end_job_unsuccessfully(lease, code=code, message=message) == "failed"
-    settled(job_id)
 
 
 class Background:

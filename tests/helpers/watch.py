@@ -1,14 +1,11 @@
-"""The web process's job watcher (jobs.watch) as tests use it: emptied between tests, reading from
-the database where its thread cannot see a test's rows, and waited on until it has seen a write.
+"""The web process's job watcher (jobs.watch) as tests use it: emptied between tests, and reading
+from the database where its threads cannot see a test's rows.
 
-The watcher's thread has a database connection of its own: it sees what a test has committed
+The watcher's threads have database connections of their own: they see what a test has committed
 only, so tests whose rows stay in an uncommitted transaction have their reads sent to the
-database instead."""
-
-import time
+database instead. A write needs no waiting for: the watcher checks each copy as it is read."""
 
 from jobs import selectors
-from jobs.models import Job
 from jobs.watch import watcher
 
 
@@ -22,7 +19,8 @@ def read_from_the_database(monkeypatch) -> None:
 
 def start_afresh() -> None:
     """The watcher as a new web process has it: no job followed (but those a wait still holds),
-    no queue figures, and its thread ended, with the database connection it held."""
+    no queue figures, and its threads ended (the listener's with the watcher's), with the
+    database connections they held."""
     with watcher._lock:
         thread, watcher._thread = watcher._thread, None
         watcher._followed = {key: f for key, f in watcher._followed.items() if f.waiters}
@@ -31,13 +29,3 @@ def start_afresh() -> None:
         watcher._stop.set()
         thread.join(10)
         watcher._stop.clear()
-
-
-def settled(job_id, timeout=3) -> None:
-    """Wait until the watcher has seen a write to the job, as it sees another process's writes (at
-    its next tick); at once when reads go to the database."""
-    written = Job.objects.filter(pk=job_id).values_list("updated_at", flat=True).first()
-    deadline = time.monotonic() + timeout
-    while (job := watcher.job(job_id)) is not None and job.updated_at != written:
-        assert time.monotonic() < deadline, "the watcher never saw the write"
-        time.sleep(0.02)

@@ -288,7 +288,6 @@ def rename(request, job_id):
     form = inputs.RenameInput(data=request.data)
     form.is_valid(raise_exception=True)
     clients.rename_job(job, form.validated_data["name"])
-    watcher.forget(job.pk)
     return Response(Done.render({"success": True, "message": "Job name updated"}))
 
 
@@ -308,7 +307,6 @@ def rename(request, job_id):
 def delete(request, job_id):
     job = job_for(request, job_id, action="delete")
     clients.delete_job(job)
-    watcher.forget(job.pk)
     return Response(Done.render({"success": True, "message": "Job deleted"}))
 
 
@@ -342,7 +340,6 @@ def register_job(request):
         )
     except clients.RegistrationRefused:
         raise errors.forbidden("You don't have permission to modify this job") from None
-    watcher.forget(job.pk)
     return Response(JobRegistered.render({"success": True, "job_id": job.pk}))
 
 

@@ -322,7 +322,6 @@ def cancel(request, job_id):
     job = job_for(request, job_id, action="cancel")
     try:
         clients.request_cancel(job)
-        watcher.forget(job.pk)
     except clients.JobNotCancellable:
         ended = selectors.get_job(job.pk)
         state = ended.state if ended is not None else "deleted"
