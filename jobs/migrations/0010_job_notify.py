@@ -40,6 +40,6 @@ def on_postgresql(sql: str):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("jobs", "0008_job_webhook_registered_at")]
+    dependencies = [("jobs", "0009_catalogue")]
 
     operations = [migrations.RunPython(on_postgresql(CREATE), on_postgresql(DROP))]
