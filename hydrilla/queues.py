@@ -57,10 +57,14 @@ REQUEST_ID_HEADER = "hydrilla_request_id"
 MAKE_HEAVY_DOWNLOADS = "jobs.make_heavy_downloads"
 
 
-def message_priority(job_is: str) -> int:
-    """The priority of a stage's message for a job that is RUNNING or WAITING: higher goes first,
-    on RabbitMQ (``x-max-priority``) and on kombu's Redis transport (``priority_steps``) alike."""
-    return 1 if job_is == RUNNING else 0
+def message_priority(job_is: str, broker_url: str) -> int:
+    """The priority of a stage's message for a job that is RUNNING or WAITING, so that a running
+    job's goes first: RabbitMQ (``x-max-priority``) serves the higher number first, kombu's Redis
+    transport (``priority_steps``) the lower."""
+    running_first = job_is == RUNNING
+    if broker_url.startswith(("redis://", "rediss://")):
+        return 0 if running_first else 1
+    return 1 if running_first else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ fields of a cancelled job."""
 
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -53,7 +54,7 @@ def enqueue(job: Job) -> None:
             plan.stage_task(job.stage),
             args=[str(job.pk)],
             queue=plan.queue_of(job.stage, test_mode=job.test_mode),
-            priority=message_priority(job_is),
+            priority=message_priority(job_is, settings.CELERY_BROKER_URL),
             headers={REQUEST_ID_HEADER: job.request_id},
         )
     except Exception as exc:  # kombu raises a zoo of connection errors; all mean "not queued"

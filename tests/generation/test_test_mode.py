@@ -41,6 +41,7 @@ def cpu_worker(tiny_models_dir, django_db_setup):
 def test_a_test_mode_job_runs_every_stage_on_the_cpu_worker_to_a_model(cpu_worker):
     with request_id.bound("trace-ci-7"):
         job = clients.create_job(
+            api=clients.ApiHalf.JOB,
             kind=JobKind.TEXT_TO_3D,
             user=UserFactory(),
             prompt="a red ceramic mug",

@@ -45,6 +45,7 @@ def test_a_job_s_receiver_gets_started_and_completed_signed_with_its_owner_s_sec
 ):
     account = services.create_endpoint(user, receiver.url + "/account", ["job.completed"])
     job = clients.create_job(
+        api=clients.ApiHalf.JOB,
         kind=JobKind.TEXT_TO_3D,
         user=user,
         prompt="a red ceramic mug",

@@ -244,7 +244,7 @@ def test_json_logs_are_one_object_a_line_with_the_job_s_fields_where_there_are_s
 def test_plain_logs_stay_text():
     [stage_done, _] = log_lines("plain")
 
-    assert stage_done.endswith("INFO generation.runner: Stage done")
+    assert stage_done.endswith("INFO [-] generation.runner: Stage done")
 
 
 def test_an_unknown_log_format_is_refused():

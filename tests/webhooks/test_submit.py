@@ -19,7 +19,9 @@ def hook_names(names):
 
 
 def submit(user, **webhook):
-    return clients.create_job(kind=JobKind.TEXT_TO_3D, user=user, prompt="a mug", **webhook)
+    return clients.create_job(
+        api=clients.ApiHalf.JOB, kind=JobKind.TEXT_TO_3D, user=user, prompt="a mug", **webhook
+    )
 
 
 def test_a_signed_in_caller_s_job_keeps_its_receiver_and_the_caller_gets_a_secret(user):

@@ -168,6 +168,7 @@ def test_extra_views_are_kept_by_name_beside_the_front_one(local_media, user, en
     names = {view: storage.save("uploads", f"{view}.png", b"png") for view in ("left", "back")}
 
     job = clients.create_job(
+        api=clients.ApiHalf.JOB,
         kind="image-to-3d",
         user=user,
         input_image=storage.save("uploads", "front.png", b"png"),
@@ -197,7 +198,11 @@ def test_a_backend_that_reads_one_view_refuses_views_and_writes_nothing(
 
     def create():
         return clients.create_job(
-            kind="image-to-3d", user=user, input_image="f.png", view_images={"left": "l.png"}
+            api=clients.ApiHalf.JOB,
+            kind="image-to-3d",
+            user=user,
+            input_image="f.png",
+            view_images={"left": "l.png"},
         )
 
     if taken:
@@ -210,6 +215,8 @@ def test_a_backend_that_reads_one_view_refuses_views_and_writes_nothing(
 
 def test_unknown_view_names_are_refused(local_media, user, enqueued):
     with pytest.raises(ValueError, match="Unknown views"):
-        clients.create_job(kind="image-to-3d", user=user, view_images={"top": "x.png"})
+        clients.create_job(
+            api=clients.ApiHalf.JOB, kind="image-to-3d", user=user, view_images={"top": "x.png"}
+        )
 
     assert not Job.objects.exists()

@@ -229,8 +229,12 @@ def test_on_a_redis_broker_too_a_running_job_s_stage_is_served_first():
     if not redis_url:
         pytest.skip("needs Redis (run through scripts/test-services.sh)")
     app = Celery("hydrilla-redis-broker", set_as_current=False)
+    # Celery's broker_url prefers CELERY_BROKER_URL from the environment (the suite's RabbitMQ):
+    # the write and read URLs are taken as configured.
     app.conf.update(
         broker_url=redis_url,
+        broker_write_url=redis_url,
+        broker_read_url=redis_url,
         broker_transport_options=broker_transport_options(redis_url),
         task_queues=celery_app.app.conf.task_queues,
     )
@@ -247,7 +251,7 @@ def test_on_a_redis_broker_too_a_running_job_s_stage_is_served_first():
                     "generation.image_to_3d",
                     args=[job_id],
                     queue=queue.name,
-                    priority=message_priority(job_is),
+                    priority=message_priority(job_is, redis_url),
                 )
             reader = QueueReader(queue(connection.default_channel))
             assert job_ids(reader.wait(3)) == ["running", "waiting-1", "waiting-2"]
