@@ -212,20 +212,20 @@ def finish_mesh(
         enable_pbr=enable_pbr,
         texture_size=texture_size,
     )
-    return export_glb(post_processed(mesh, finishing), max_faces)
+    return export_glb(post_processed(mesh, [*CLEAN_UP, *finishing]), max_faces)
 
 
 def finishing_steps(
     *, face_count: int | None, generate_type: str, enable_pbr: bool, texture_size: int
 ) -> tuple[list[MeshStep], int]:
-    """The post-processing steps of ``finish_mesh`` and the most faces its GLB may have."""
+    """The steps that finish a mesh already cleaned up (``CLEAN_UP``, as ``prepare_mesh`` leaves
+    every kept mesh), and the most faces its GLB may have."""
     if generate_type not in GENERATE_TYPES:
         raise ValueError(f"Unknown generate_type {generate_type!r}; use one of {GENERATE_TYPES}")
     max_faces = face_count or DEFAULT_FACE_COUNT
     if generate_type == "LowPoly":
         max_faces = min(max_faces, LOW_POLY_FACE_COUNT)
     steps = [
-        *CLEAN_UP,
         *([drop_colours] if generate_type == "Geometry" else []),
         FaceReducer(max_faces),
         Texturer(generate_type=generate_type, enable_pbr=enable_pbr, texture_size=texture_size),

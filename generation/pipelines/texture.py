@@ -1,16 +1,19 @@
-"""Texture maps: a UV atlas (xatlas) and a baked base-colour texture, and colours painted from a
-photo.
+"""Texture maps: a UV atlas (uvunwrap) and a baked base-colour texture, and colours painted from
+a photo.
 
 Many viewers and importers ignore glTF vertex colours (AR Quick Look, most game engines), so every
 coloured mesh leaves the worker with a ``baseColorTexture`` instead. Colours stay linear on meshes
 (glTF's vertex colours are) and become sRGB in the texture (glTF's base-colour textures are).
 """
 
+import itertools
+
 import numpy as np
 import PIL.Image
 import scipy.sparse
+import scipy.sparse.csgraph
 import trimesh
-import xatlas
+import uvunwrap
 from scipy import ndimage
 
 # Empty texels between charts, so that bilinear filtering and mipmaps never mix two charts.
@@ -19,19 +22,28 @@ ATLAS_PADDING = 4
 # the nearest surface along its line of sight.
 VISIBILITY_TOLERANCE = 0.01
 DEPTH_MAP_SIZE = 512
+# A pixel centre on a triangle's edge belongs to it (both faces of a shared edge draw it).
+EDGE_TOLERANCE = 1e-9
 
 
 def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> tuple[trimesh.Trimesh, np.ndarray]:
     """``mesh`` cut along the atlas seams, and each new vertex's UV (origin bottom left, trimesh's
     convention). ``result.metadata["source_vertex"][i]`` is the vertex of ``mesh`` that vertex
-    ``i`` of the result was cut from."""
-    atlas = xatlas.Atlas()
-    atlas.add_mesh(mesh.vertices, mesh.faces)
-    packing = xatlas.PackOptions()
-    packing.resolution = texture_size
-    packing.padding = ATLAS_PADDING
-    atlas.generate(xatlas.ChartOptions(), packing)
-    source_vertex, faces, uv = atlas[0]
+    ``i`` of the result was cut from.
+
+    uvunwrap grows charts within a normal cone, flattens each by least-squares conformal maps and
+    packs them into one square page at the highest texel density that fits, ``ATLAS_PADDING``
+    texels apart, with the same texel size along u and v.
+    """
+    atlas = uvunwrap.generate(
+        [uvunwrap.Mesh(mesh.vertices, mesh.faces)],
+        page_size=texture_size,
+        padding=ATLAS_PADDING,
+    )
+    out = atlas.meshes[0]
+    source_vertex = np.frombuffer(out.xref, dtype=np.uint32).astype(np.int64)
+    faces = np.frombuffer(out.indices, dtype=np.uint32).astype(np.int64).reshape(-1, 3)
+    uv = np.frombuffer(out.uv, dtype=np.float32).astype(np.float64).reshape(-1, 2)
     cut = trimesh.Trimesh(mesh.vertices[source_vertex], faces, process=False)
     cut.metadata["source_vertex"] = source_vertex
     return cut, uv
@@ -48,16 +60,16 @@ def bake(
     """
     pixels = np.column_stack([uv[:, 0], 1 - uv[:, 1]]) * texture_size
     texel, face, weights = rasterize(pixels, faces, (texture_size, texture_size))
-    colour = np.einsum("nk,nkc->nc", weights, corner_colours[face].astype(np.float64))
-    image = np.zeros((texture_size * texture_size, 3))
-    image[texel] = colour
+    linear = np.einsum("nk,nkc->nc", weights, corner_colours[face].astype(np.float64)) / 255
+    image = np.zeros((texture_size * texture_size, 3), dtype=np.uint8)
+    image[texel] = np.round(linear_to_srgb(linear) * 255)
     covered = np.zeros(texture_size * texture_size, dtype=bool)
     covered[texel] = True
-    covered = covered.reshape(texture_size, texture_size)
-    image = image.reshape(texture_size, texture_size, 3)
-    _, (rows, columns) = ndimage.distance_transform_edt(~covered, return_indices=True)
-    srgb = linear_to_srgb(image[rows, columns] / 255)
-    return PIL.Image.fromarray(np.round(srgb * 255).astype(np.uint8), "RGB")
+    rows, columns = ndimage.distance_transform_edt(
+        ~covered.reshape(texture_size, texture_size), return_distances=False, return_indices=True
+    )
+    image = image.reshape(texture_size, texture_size, 3)[rows, columns]
+    return PIL.Image.fromarray(image, "RGB")
 
 
 def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int]):
@@ -65,32 +77,59 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int]):
 
     ``points`` are (x, y) in pixels, ``shape`` (height, width). Returns the flat pixel indices,
     the faces, and the barycentric weights of the pixel centres (n, 3).
+
+    Scanline by scanline: each corner's weight is affine in the pixel centre, so on one row of
+    pixels a triangle covers the span where no weight is negative, found in closed form; only
+    the pixels inside are enumerated.
     """
     height, width = shape
     corners = points[faces]  # (f, 3, 2)
-    low = np.clip(np.floor(corners.min(axis=1) - 0.5).astype(np.int64), 0, [width - 1, height - 1])
-    high = np.clip(np.ceil(corners.max(axis=1) - 0.5).astype(np.int64), 0, [width - 1, height - 1])
-    spans = high - low + 1
-    counts = spans[:, 0] * spans[:, 1]
-    face = np.repeat(np.arange(len(faces)), counts)
-    # The k-th candidate pixel of each face's bounding box, row by row.
-    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    x = low[face, 0] + k % spans[face, 0]
-    y = low[face, 1] + k // spans[face, 0]
-    a, b, c = (corners[face, i] for i in range(3))
-    centre = np.column_stack([x, y]) + 0.5
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     area = _cross(b - a, c - a)
+    drawn = np.nonzero(area)[0]
+    corners, area = corners[drawn], area[drawn][:, None]
+    # weight[f, i] at (x, y) = x * slope_x[f, i] + y * slope_y[f, i] + at_origin[f, i]: the share of
+    # the triangle's area that the pixel centre spans with the edge opposite corner i.
+    start, end = corners[:, [1, 2, 0]], corners[:, [2, 0, 1]]
+    slope_x = (start[..., 1] - end[..., 1]) / area
+    slope_y = (end[..., 0] - start[..., 0]) / area
+    at_origin = _cross(start, end) / area
+    low = np.clip(np.floor(corners[..., 1].min(axis=1) - 0.5), 0, height - 1).astype(np.int64)
+    high = np.clip(np.ceil(corners[..., 1].max(axis=1) - 0.5), 0, height - 1).astype(np.int64)
+    row_face, y = _runs(low, high - low + 1)
+    # Each weight along the row's centre line: offset + x * slope_x.
+    offset = slope_y[row_face] * (y[:, None] + 0.5) + at_origin[row_face]
+    slope = slope_x[row_face]
     with np.errstate(divide="ignore", invalid="ignore"):
-        wa = _cross(b - centre, c - centre) / area
-        wb = _cross(c - centre, a - centre) / area
-        wc = 1 - wa - wb
-    inside = (area != 0) & (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
+        bound = -(offset + EDGE_TOLERANCE) / slope
+    left = np.where(slope > 0, bound, -np.inf).max(axis=1)
+    right = np.where(slope < 0, bound, np.inf).min(axis=1)
+    # A little slack against rounding at the span's ends; the weights below decide.
+    first = np.clip(np.ceil(left - 0.5 - 1e-6), 0, width - 1).astype(np.int64)
+    last = np.clip(np.floor(right - 0.5 + 1e-6), -1, width - 1).astype(np.int64)
+    count = np.maximum(last - first + 1, 0)
+    count[((slope == 0) & (offset < -EDGE_TOLERANCE)).any(axis=1)] = 0  # a row an edge runs along
+    row, x = _runs(first, count)
+    centre = x + 0.5
+    wa = offset[row, 0] + slope[row, 0] * centre
+    wb = offset[row, 1] + slope[row, 1] * centre
+    wc = 1 - wa - wb
+    inside = (wa >= -EDGE_TOLERANCE) & (wb >= -EDGE_TOLERANCE) & (wc >= -EDGE_TOLERANCE)
     weights = np.column_stack([wa, wb, wc])[inside]
-    return (y * width + x)[inside], face[inside], weights
+    return (y[row] * width + x)[inside], drawn[row_face[row]][inside], weights
+
+
+def _runs(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs of ``count[i]`` consecutive integers from ``first[i]``: each member's run, and the
+    member."""
+    run = np.repeat(np.arange(len(first)), count)
+    step = np.arange(len(run)) - np.repeat(np.cumsum(count) - count, count)
+    return run, first[run] + step
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    """The 2-D cross products of the last axis' (x, y) pairs."""
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
 
 def paint_from_photo(mesh: trimesh.Trimesh, image_rgba: PIL.Image.Image) -> np.ndarray:
@@ -137,28 +176,35 @@ def _seen_from_front(mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 def _spread(mesh: trimesh.Trimesh, colours: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Give every unknown vertex the mean colour of its known neighbours, ring after ring."""
+    """Give every unknown vertex the mean colour of its known neighbours, ring after ring.
+
+    A vertex's ring is its distance in edges from the nearest known vertex (one breadth-first
+    search from all of them), so each ring reads only the edges that come in from the ring
+    before it.
+    """
     if not known.any():
         return colours
-    edges = mesh.edges_unique
     n = len(mesh.vertices)
-    adjacency = scipy.sparse.coo_matrix(
-        (
-            np.ones(2 * len(edges)),
-            (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]]),
-        ),
-        shape=(n, n),
-    ).tocsr()
+    edges = mesh.edges_unique
+    source, target = np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]]
+    graph = scipy.sparse.csr_matrix((np.ones(len(source)), (source, target)), shape=(n, n))
+    ring = scipy.sparse.csgraph.dijkstra(
+        graph, indices=np.nonzero(known)[0], unweighted=True, min_only=True
+    )
+    inward = ring[source] + 1 == ring[target]
+    order = np.argsort(ring[target][inward], kind="stable")
+    source, target = source[inward][order], target[inward][order]
+    ends = np.searchsorted(ring[target], np.arange(ring[np.isfinite(ring)].max() + 1), "right")
     values = np.where(known[:, None], colours[:, :3].astype(np.float64), 0.0)
-    known = known.copy()
-    while not known.all():
-        counts = adjacency @ known.astype(np.float64)
-        reached = ~known & (counts > 0)
-        if not reached.any():
-            break
-        values[reached] = (adjacency @ values)[reached] / counts[reached, None]
-        known |= reached
-    values[~known] = values[known].mean(axis=0)
+    for begin, end in itertools.pairwise(ends):
+        into = target[begin:end]
+        count = np.bincount(into, minlength=n)
+        reached = np.nonzero(count)[0]
+        for channel in range(3):
+            total = np.bincount(into, weights=values[source[begin:end], channel], minlength=n)
+            values[reached, channel] = total[reached] / count[reached]
+    unreached = ~np.isfinite(ring)
+    values[unreached] = values[~unreached].mean(axis=0)
     return np.column_stack([np.round(values), np.full(n, 255)]).astype(np.uint8)
 
 
