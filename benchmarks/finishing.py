@@ -175,6 +175,14 @@ def _todays_texture() -> types.ModuleType:
     ).stdout
     module = types.ModuleType("texture_today")
     exec(compile(source, f"{TODAY}:generation/pipelines/texture.py", "exec"), module.__dict__)
+    xatlas_unwrap = module.unwrap
+
+    def unwrap(mesh, texture_size):
+        """Today's atlas in today's ``unwrap``, answered as the new one answers."""
+        cut, uv = xatlas_unwrap(mesh, texture_size)
+        return cut.metadata["source_vertex"], cut.faces, uv
+
+    module.unwrap = unwrap
     return module
 
 

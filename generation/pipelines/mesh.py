@@ -61,9 +61,19 @@ class FloaterRemover:
 
 
 def fix_winding(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Wind every face consistently, outwards."""
-    mesh.fix_normals()
+    """Wind every face consistently, outwards: a closed mesh whose signed volume is negative is
+    turned inside out (as ``Trimesh.fix_normals`` does, without its volume's inertia tensor, a
+    third of the clean-up's time)."""
+    trimesh.repair.fix_winding(mesh)
+    if mesh.is_watertight and _signed_volume(mesh) < 0:
+        mesh.invert()
     return mesh
+
+
+def _signed_volume(mesh: trimesh.Trimesh) -> float:
+    """Six times the volume: positive when the faces wind counter-clockwise seen from outside."""
+    corners = mesh.vertices[mesh.faces]
+    return np.einsum("ij,ij->", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
 
 
 def fit_unit_cube(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -117,9 +127,9 @@ class Texturer:
             if self.flat:
                 _shade_flat(mesh)
             return mesh
-        colours = mesh.visual.vertex_colors
-        cut, uv = texture.unwrap(mesh, self.texture_size)
-        corner_colours = colours[cut.metadata["source_vertex"]][cut.faces][:, :, :3]
+        source_vertex, faces, uv = texture.unwrap(mesh, self.texture_size)
+        cut = trimesh.Trimesh(mesh.vertices[source_vertex], faces, process=False)
+        corner_colours = mesh.visual.vertex_colors[source_vertex][faces][:, :, :3]
         if self.flat:
             corner_colours[:] = corner_colours.mean(axis=1, keepdims=True).round()
             uv = _shade_flat(cut, uv)

@@ -26,10 +26,10 @@ DEPTH_MAP_SIZE = 512
 EDGE_TOLERANCE = 1e-9
 
 
-def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """``mesh`` cut along the atlas seams, and each new vertex's UV (origin bottom left, trimesh's
-    convention). ``result.metadata["source_vertex"][i]`` is the vertex of ``mesh`` that vertex
-    ``i`` of the result was cut from.
+def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A UV atlas of ``mesh``, cut along its seams: for each vertex of the cut mesh, the vertex of
+    ``mesh`` it was cut from; the cut mesh's faces (those of ``mesh``, in order); and each cut
+    vertex's UV (origin bottom left, trimesh's convention).
 
     uvunwrap grows charts within a normal cone, flattens each by least-squares conformal maps and
     packs them into one square page at the highest texel density that fits, ``ATLAS_PADDING``
@@ -44,9 +44,7 @@ def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> tuple[trimesh.Trimesh, n
     source_vertex = np.frombuffer(out.xref, dtype=np.uint32).astype(np.int64)
     faces = np.frombuffer(out.indices, dtype=np.uint32).astype(np.int64).reshape(-1, 3)
     uv = np.frombuffer(out.uv, dtype=np.float32).astype(np.float64).reshape(-1, 2)
-    cut = trimesh.Trimesh(mesh.vertices[source_vertex], faces, process=False)
-    cut.metadata["source_vertex"] = source_vertex
-    return cut, uv
+    return source_vertex, faces, uv
 
 
 def bake(
@@ -55,8 +53,9 @@ def bake(
     """The texture whose texels are the colours interpolated over each face.
 
     ``corner_colours`` (faces, 3, 3) are linear RGB bytes at each face's corners: a face with three
-    equal corners is flat. Texels outside every chart take the nearest chart texel's colour, so
-    that filtering at a chart's edge never pulls in black.
+    equal corners is flat. Texels outside every chart take the colour of a nearest chart texel (in
+    chessboard distance, a sixth of the Euclidean transform's time), so that filtering at a
+    chart's edge never pulls in black.
     """
     pixels = np.column_stack([uv[:, 0], 1 - uv[:, 1]]) * texture_size
     texel, face, weights = rasterize(pixels, faces, (texture_size, texture_size))
@@ -65,8 +64,11 @@ def bake(
     image[texel] = np.round(linear_to_srgb(linear) * 255)
     covered = np.zeros(texture_size * texture_size, dtype=bool)
     covered[texel] = True
-    rows, columns = ndimage.distance_transform_edt(
-        ~covered.reshape(texture_size, texture_size), return_distances=False, return_indices=True
+    rows, columns = ndimage.distance_transform_cdt(
+        ~covered.reshape(texture_size, texture_size),
+        metric="chessboard",
+        return_distances=False,
+        return_indices=True,
     )
     image = image.reshape(texture_size, texture_size, 3)[rows, columns]
     return PIL.Image.fromarray(image, "RGB")
@@ -83,40 +85,40 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int]):
     the pixels inside are enumerated.
     """
     height, width = shape
-    corners = points[faces]  # (f, 3, 2)
-    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
-    area = _cross(b - a, c - a)
+    x, y = points[:, 0][faces.T], points[:, 1][faces.T]  # (3, f): corner by corner
+    area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
     drawn = np.nonzero(area)[0]
-    corners, area = corners[drawn], area[drawn][:, None]
-    # weight[f, i] at (x, y) = x * slope_x[f, i] + y * slope_y[f, i] + at_origin[f, i]: the share of
-    # the triangle's area that the pixel centre spans with the edge opposite corner i.
-    start, end = corners[:, [1, 2, 0]], corners[:, [2, 0, 1]]
-    slope_x = (start[..., 1] - end[..., 1]) / area
-    slope_y = (end[..., 0] - start[..., 0]) / area
-    at_origin = _cross(start, end) / area
-    low = np.clip(np.floor(corners[..., 1].min(axis=1) - 0.5), 0, height - 1).astype(np.int64)
-    high = np.clip(np.ceil(corners[..., 1].max(axis=1) - 0.5), 0, height - 1).astype(np.int64)
-    row_face, y = _runs(low, high - low + 1)
-    # Each weight along the row's centre line: offset + x * slope_x.
-    offset = slope_y[row_face] * (y[:, None] + 0.5) + at_origin[row_face]
-    slope = slope_x[row_face]
+    x, y, area = x[:, drawn], y[:, drawn], area[drawn]
+    # Corner i's weight at (px, py) is px * slope_x[i] + py * slope_y[i] + at_origin[i]: the share
+    # of the triangle's area that the point spans with the edge opposite corner i. Arrays are
+    # (3, ...), corner by corner, so that every sum over corners adds three contiguous rows.
+    x1, y1, x2, y2 = x[[1, 2, 0]], y[[1, 2, 0]], x[[2, 0, 1]], y[[2, 0, 1]]
+    slope_x, slope_y, at_origin = (y1 - y2) / area, (x2 - x1) / area, (x1 * y2 - y1 * x2) / area
+    low = np.clip(np.floor(np.minimum.reduce(y) - 0.5), 0, height - 1).astype(np.int64)
+    high = np.clip(np.ceil(np.maximum.reduce(y) - 0.5), 0, height - 1).astype(np.int64)
+    row_face, row_y = _runs(low, high - low + 1)
+    # Each weight along a row's centre line is offset + px * slope.
+    offset = slope_y[:, row_face] * (row_y + 0.5) + at_origin[:, row_face]
+    slope = slope_x[:, row_face]
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = -(offset + EDGE_TOLERANCE) / slope
-    left = np.where(slope > 0, bound, -np.inf).max(axis=1)
-    right = np.where(slope < 0, bound, np.inf).min(axis=1)
+    left = np.maximum.reduce(np.where(slope > 0, bound, -np.inf))
+    right = np.minimum.reduce(np.where(slope < 0, bound, np.inf))
     # A little slack against rounding at the span's ends; the weights below decide.
     first = np.clip(np.ceil(left - 0.5 - 1e-6), 0, width - 1).astype(np.int64)
     last = np.clip(np.floor(right - 0.5 + 1e-6), -1, width - 1).astype(np.int64)
     count = np.maximum(last - first + 1, 0)
-    count[((slope == 0) & (offset < -EDGE_TOLERANCE)).any(axis=1)] = 0  # a row an edge runs along
-    row, x = _runs(first, count)
-    centre = x + 0.5
-    wa = offset[row, 0] + slope[row, 0] * centre
-    wb = offset[row, 1] + slope[row, 1] * centre
+    count[np.logical_or.reduce((slope == 0) & (offset < -EDGE_TOLERANCE))] = (
+        0  # outside a level edge
+    )
+    row, column = _runs(first, count)
+    centre = column + 0.5
+    wa = offset[0, row] + slope[0, row] * centre
+    wb = offset[1, row] + slope[1, row] * centre
     wc = 1 - wa - wb
     inside = (wa >= -EDGE_TOLERANCE) & (wb >= -EDGE_TOLERANCE) & (wc >= -EDGE_TOLERANCE)
     weights = np.column_stack([wa, wb, wc])[inside]
-    return (y[row] * width + x)[inside], drawn[row_face[row]][inside], weights
+    return (row_y[row] * width + column)[inside], drawn[row_face[row]][inside], weights
 
 
 def _runs(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
