@@ -53,25 +53,58 @@ def bake(
     """The texture whose texels are the colours interpolated over each face.
 
     ``corner_colours`` (faces, 3, 3) are linear RGB bytes at each face's corners: a face with three
-    equal corners is flat. Texels outside every chart take the colour of a nearest chart texel (in
-    chessboard distance, a sixth of the Euclidean transform's time), so that filtering at a
-    chart's edge never pulls in black.
+    equal corners is flat. Each chart's padding continues the colours of its edge faces (their
+    linear interpolation carried on, within the colours of their corners), so that filtering and
+    mipmaps across a chart's edge read what the face itself would show, and the two sides of a
+    seam look alike. Texels beyond the padding take the colour of a nearest chart texel (in
+    chessboard distance, a sixth of the Euclidean transform's time): never black.
     """
-    pixels = np.column_stack([uv[:, 0], 1 - uv[:, 1]]) * texture_size
-    texel, face, weights = rasterize(pixels, faces, (texture_size, texture_size))
-    linear = np.einsum("nk,nkc->nc", weights, corner_colours[face].astype(np.float64)) / 255
-    image = np.zeros((texture_size * texture_size, 3), dtype=np.uint8)
-    image[texel] = np.round(linear_to_srgb(linear) * 255)
-    covered = np.zeros(texture_size * texture_size, dtype=bool)
-    covered[texel] = True
-    rows, columns = ndimage.distance_transform_cdt(
-        ~covered.reshape(texture_size, texture_size),
-        metric="chessboard",
-        return_distances=False,
-        return_indices=True,
+    size = texture_size
+    pixels = np.column_stack([uv[:, 0], 1 - uv[:, 1]]) * size
+    texel, face, weights = rasterize(pixels, faces, (size, size))
+    sliver_texel, sliver = _sliver_texels(pixels, faces, face, size)
+    covered = np.zeros(size * size, dtype=bool)
+    covered[texel] = covered[sliver_texel] = True
+    distance, (rows, columns) = ndimage.distance_transform_cdt(
+        ~covered.reshape(size, size), metric="chessboard", return_indices=True
     )
-    image = image.reshape(texture_size, texture_size, 3)[rows, columns]
-    return PIL.Image.fromarray(image, "RGB")
+    distance, nearest = distance.ravel(), (rows * size + columns).ravel()
+    face_at = np.zeros(size * size, dtype=np.int64)
+    face_at[sliver_texel], face_at[texel] = sliver, face
+    padding = np.nonzero((distance > 0) & (distance <= ATLAS_PADDING))[0]
+    # Outside its face, a face's interpolation carried on.
+    outside, outside_face = np.r_[sliver_texel, padding], np.r_[sliver, face_at[nearest[padding]]]
+    centres = np.column_stack([outside % size, outside // size]) + 0.5
+    corners = corner_colours[outside_face].astype(np.float64)
+    carried = np.einsum("nk,nkc->nc", _barycentric(pixels[faces[outside_face]], centres), corners)
+    image = np.zeros((size * size, 3), dtype=np.uint8)
+    image[outside] = _srgb_bytes(carried.clip(corners.min(axis=1), corners.max(axis=1)))
+    image[texel] = _srgb_bytes(np.einsum("nk,nkc->nc", weights, corner_colours[face].astype(float)))
+    image = image[np.where(distance > ATLAS_PADDING, nearest, np.arange(size * size))]
+    return PIL.Image.fromarray(image.reshape(size, size, 3), "RGB")
+
+
+def _sliver_texels(pixels: np.ndarray, faces: np.ndarray, drawn: np.ndarray, size: int):
+    """For each face with an area but no texel centre in it (a sliver, or a chart of slivers),
+    the texels under its corners, and the face, three times."""
+    corners = pixels[faces]
+    area = _cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    slivers = np.nonzero((np.bincount(drawn, minlength=len(faces)) == 0) & (area != 0))[0]
+    spots = np.clip(corners[slivers].astype(np.int64), 0, size - 1).reshape(-1, 2)
+    return spots[:, 1] * size + spots[:, 0], np.repeat(slivers, 3)
+
+
+def _srgb_bytes(linear_bytes: np.ndarray) -> np.ndarray:
+    return np.round(linear_to_srgb(linear_bytes / 255) * 255).astype(np.uint8)
+
+
+def _barycentric(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The weights (n, 3) of ``points`` (n, 2) in ``triangles`` (n, 3, 2), inside or not."""
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    area = _cross(b - a, c - a)
+    wa = _cross(b - points, c - points) / area
+    wb = _cross(c - points, a - points) / area
+    return np.column_stack([wa, wb, 1 - wa - wb])
 
 
 def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int]):
