@@ -63,9 +63,19 @@ class FloaterRemover:
 
 
 def fix_winding(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Wind every face consistently, outwards."""
-    mesh.fix_normals()
+    """Wind every face consistently, outwards: a closed mesh whose signed volume is negative is
+    turned inside out (as ``Trimesh.fix_normals`` does, without its volume's inertia tensor, a
+    third of the clean-up's time)."""
+    trimesh.repair.fix_winding(mesh)
+    if mesh.is_watertight and _signed_volume(mesh) < 0:
+        mesh.invert()
     return mesh
+
+
+def _signed_volume(mesh: trimesh.Trimesh) -> float:
+    """Six times the volume: positive when the faces wind counter-clockwise seen from outside."""
+    corners = mesh.vertices[mesh.faces]
+    return np.einsum("ij,ij->", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
 
 
 def fit_unit_cube(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -119,9 +129,9 @@ class Texturer:
             if self.flat:
                 _shade_flat(mesh)
             return mesh
-        colours = mesh.visual.vertex_colors
-        cut, uv = texture.unwrap(mesh, self.texture_size)
-        corner_colours = colours[cut.metadata["source_vertex"]][cut.faces][:, :, :3]
+        source_vertex, faces, uv = texture.unwrap(mesh, self.texture_size)
+        cut = trimesh.Trimesh(mesh.vertices[source_vertex], faces, process=False)
+        corner_colours = mesh.visual.vertex_colors[source_vertex][faces][:, :, :3]
         if self.flat:
             corner_colours[:] = corner_colours.mean(axis=1, keepdims=True).round()
             uv = _shade_flat(cut, uv)
@@ -214,20 +224,20 @@ def finish_mesh(
         enable_pbr=enable_pbr,
         texture_size=texture_size,
     )
-    return export_glb(post_processed(mesh, finishing), max_faces)
+    return export_glb(post_processed(mesh, [*CLEAN_UP, *finishing]), max_faces)
 
 
 def finishing_steps(
     *, face_count: int | None, generate_type: str, enable_pbr: bool, texture_size: int
 ) -> tuple[list[MeshStep], int]:
-    """The post-processing steps of ``finish_mesh`` and the most faces its GLB may have."""
+    """The steps that finish a mesh already cleaned up (``CLEAN_UP``, as ``prepare_mesh`` leaves
+    every kept mesh), and the most faces its GLB may have."""
     if generate_type not in GENERATE_TYPES:
         raise ValueError(f"Unknown generate_type {generate_type!r}; use one of {GENERATE_TYPES}")
     max_faces = face_count or DEFAULT_FACE_COUNT
     if generate_type == GenerateType.LOW_POLY:
         max_faces = min(max_faces, LOW_POLY_FACE_COUNT)
     steps = [
-        *CLEAN_UP,
         *([drop_colours] if generate_type == GenerateType.GEOMETRY else []),
         FaceReducer(max_faces),
         Texturer(generate_type=generate_type, enable_pbr=enable_pbr, texture_size=texture_size),

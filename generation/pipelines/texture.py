@@ -1,16 +1,19 @@
-"""Texture maps: a UV atlas (xatlas) and a baked base-colour texture, and colours painted from a
-photo.
+"""Texture maps: a UV atlas (uvunwrap) and a baked base-colour texture, and colours painted from
+a photo.
 
 Many viewers and importers ignore glTF vertex colours (AR Quick Look, most game engines), so every
 coloured mesh leaves the worker with a ``baseColorTexture`` instead. Colours stay linear on meshes
 (glTF's vertex colours are) and become sRGB in the texture (glTF's base-colour textures are).
 """
 
+import itertools
+
 import numpy as np
 import PIL.Image
 import scipy.sparse
+import scipy.sparse.csgraph
 import trimesh
-import xatlas
+import uvunwrap
 from scipy import ndimage
 
 # Empty texels between charts, so that bilinear filtering and mipmaps never mix two charts.
@@ -19,22 +22,29 @@ ATLAS_PADDING = 4
 # the nearest surface along its line of sight.
 VISIBILITY_TOLERANCE = 0.01
 DEPTH_MAP_SIZE = 512
+# A pixel centre on a triangle's edge belongs to it (both faces of a shared edge draw it).
+EDGE_TOLERANCE = 1e-9
 
 
-def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """``mesh`` cut along the atlas seams, and each new vertex's UV (origin bottom left, trimesh's
-    convention). ``result.metadata["source_vertex"][i]`` is the vertex of ``mesh`` that vertex
-    ``i`` of the result was cut from."""
-    atlas = xatlas.Atlas()
-    atlas.add_mesh(mesh.vertices, mesh.faces)
-    packing = xatlas.PackOptions()
-    packing.resolution = texture_size
-    packing.padding = ATLAS_PADDING
-    atlas.generate(xatlas.ChartOptions(), packing)
-    source_vertex, faces, uv = atlas[0]
-    cut = trimesh.Trimesh(mesh.vertices[source_vertex], faces, process=False)
-    cut.metadata["source_vertex"] = source_vertex
-    return cut, uv
+def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A UV atlas of ``mesh``, cut along its seams: for each vertex of the cut mesh, the vertex of
+    ``mesh`` it was cut from; the cut mesh's faces (those of ``mesh``, in order); and each cut
+    vertex's UV (origin bottom left, trimesh's convention).
+
+    uvunwrap grows charts within a normal cone, flattens each by least-squares conformal maps and
+    packs them into one square page at the highest texel density that fits, ``ATLAS_PADDING``
+    texels apart, with the same texel size along u and v.
+    """
+    atlas = uvunwrap.generate(
+        [uvunwrap.Mesh(mesh.vertices, mesh.faces)],
+        page_size=texture_size,
+        padding=ATLAS_PADDING,
+    )
+    out = atlas.meshes[0]
+    source_vertex = np.frombuffer(out.xref, dtype=np.uint32).astype(np.int64)
+    faces = np.frombuffer(out.indices, dtype=np.uint32).astype(np.int64).reshape(-1, 3)
+    uv = np.frombuffer(out.uv, dtype=np.float32).astype(np.float64).reshape(-1, 2)
+    return source_vertex, faces, uv
 
 
 def bake(
@@ -43,21 +53,58 @@ def bake(
     """The texture whose texels are the colours interpolated over each face.
 
     ``corner_colours`` (faces, 3, 3) are linear RGB bytes at each face's corners: a face with three
-    equal corners is flat. Texels outside every chart take the nearest chart texel's colour, so
-    that filtering at a chart's edge never pulls in black.
+    equal corners is flat. Each chart's padding continues the colours of its edge faces (their
+    linear interpolation carried on, within the colours of their corners), so that filtering and
+    mipmaps across a chart's edge read what the face itself would show, and the two sides of a
+    seam look alike. Texels beyond the padding take the colour of a nearest chart texel (in
+    chessboard distance, a sixth of the Euclidean transform's time): never black.
     """
-    pixels = np.column_stack([uv[:, 0], 1 - uv[:, 1]]) * texture_size
-    texel, face, weights = rasterize(pixels, faces, (texture_size, texture_size))
-    colour = np.einsum("nk,nkc->nc", weights, corner_colours[face].astype(np.float64))
-    image = np.zeros((texture_size * texture_size, 3))
-    image[texel] = colour
-    covered = np.zeros(texture_size * texture_size, dtype=bool)
-    covered[texel] = True
-    covered = covered.reshape(texture_size, texture_size)
-    image = image.reshape(texture_size, texture_size, 3)
-    _, (rows, columns) = ndimage.distance_transform_edt(~covered, return_indices=True)
-    srgb = linear_to_srgb(image[rows, columns] / 255)
-    return PIL.Image.fromarray(np.round(srgb * 255).astype(np.uint8), "RGB")
+    size = texture_size
+    pixels = np.column_stack([uv[:, 0], 1 - uv[:, 1]]) * size
+    texel, face, weights = rasterize(pixels, faces, (size, size))
+    sliver_texel, sliver = _sliver_texels(pixels, faces, face, size)
+    covered = np.zeros(size * size, dtype=bool)
+    covered[texel] = covered[sliver_texel] = True
+    distance, (rows, columns) = ndimage.distance_transform_cdt(
+        ~covered.reshape(size, size), metric="chessboard", return_indices=True
+    )
+    distance, nearest = distance.ravel(), (rows * size + columns).ravel()
+    face_at = np.zeros(size * size, dtype=np.int64)
+    face_at[sliver_texel], face_at[texel] = sliver, face
+    padding = np.nonzero((distance > 0) & (distance <= ATLAS_PADDING))[0]
+    # Outside its face, a face's interpolation carried on.
+    outside, outside_face = np.r_[sliver_texel, padding], np.r_[sliver, face_at[nearest[padding]]]
+    centres = np.column_stack([outside % size, outside // size]) + 0.5
+    corners = corner_colours[outside_face].astype(np.float64)
+    carried = np.einsum("nk,nkc->nc", _barycentric(pixels[faces[outside_face]], centres), corners)
+    image = np.zeros((size * size, 3), dtype=np.uint8)
+    image[outside] = _srgb_bytes(carried.clip(corners.min(axis=1), corners.max(axis=1)))
+    image[texel] = _srgb_bytes(np.einsum("nk,nkc->nc", weights, corner_colours[face].astype(float)))
+    image = image[np.where(distance > ATLAS_PADDING, nearest, np.arange(size * size))]
+    return PIL.Image.fromarray(image.reshape(size, size, 3), "RGB")
+
+
+def _sliver_texels(pixels: np.ndarray, faces: np.ndarray, drawn: np.ndarray, size: int):
+    """For each face with an area but no texel centre in it (a sliver, or a chart of slivers),
+    the texels under its corners, and the face, three times."""
+    corners = pixels[faces]
+    area = _cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    slivers = np.nonzero((np.bincount(drawn, minlength=len(faces)) == 0) & (area != 0))[0]
+    spots = np.clip(corners[slivers].astype(np.int64), 0, size - 1).reshape(-1, 2)
+    return spots[:, 1] * size + spots[:, 0], np.repeat(slivers, 3)
+
+
+def _srgb_bytes(linear_bytes: np.ndarray) -> np.ndarray:
+    return np.round(linear_to_srgb(linear_bytes / 255) * 255).astype(np.uint8)
+
+
+def _barycentric(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The weights (n, 3) of ``points`` (n, 2) in ``triangles`` (n, 3, 2), inside or not."""
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    area = _cross(b - a, c - a)
+    wa = _cross(b - points, c - points) / area
+    wb = _cross(c - points, a - points) / area
+    return np.column_stack([wa, wb, 1 - wa - wb])
 
 
 def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int]):
@@ -65,32 +112,59 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int]):
 
     ``points`` are (x, y) in pixels, ``shape`` (height, width). Returns the flat pixel indices,
     the faces, and the barycentric weights of the pixel centres (n, 3).
+
+    Scanline by scanline: each corner's weight is affine in the pixel centre, so on one row of
+    pixels a triangle covers the span where no weight is negative, found in closed form; only
+    the pixels inside are enumerated.
     """
     height, width = shape
-    corners = points[faces]  # (f, 3, 2)
-    low = np.clip(np.floor(corners.min(axis=1) - 0.5).astype(np.int64), 0, [width - 1, height - 1])
-    high = np.clip(np.ceil(corners.max(axis=1) - 0.5).astype(np.int64), 0, [width - 1, height - 1])
-    spans = high - low + 1
-    counts = spans[:, 0] * spans[:, 1]
-    face = np.repeat(np.arange(len(faces)), counts)
-    # The k-th candidate pixel of each face's bounding box, row by row.
-    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    x = low[face, 0] + k % spans[face, 0]
-    y = low[face, 1] + k // spans[face, 0]
-    a, b, c = (corners[face, i] for i in range(3))
-    centre = np.column_stack([x, y]) + 0.5
-    area = _cross(b - a, c - a)
+    x, y = points[:, 0][faces.T], points[:, 1][faces.T]  # (3, f): corner by corner
+    area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
+    drawn = np.nonzero(area)[0]
+    x, y, area = x[:, drawn], y[:, drawn], area[drawn]
+    # Corner i's weight at (px, py) is px * slope_x[i] + py * slope_y[i] + at_origin[i]: the share
+    # of the triangle's area that the point spans with the edge opposite corner i. Arrays are
+    # (3, ...), corner by corner, so that every sum over corners adds three contiguous rows.
+    x1, y1, x2, y2 = x[[1, 2, 0]], y[[1, 2, 0]], x[[2, 0, 1]], y[[2, 0, 1]]
+    slope_x, slope_y, at_origin = (y1 - y2) / area, (x2 - x1) / area, (x1 * y2 - y1 * x2) / area
+    low = np.clip(np.floor(np.minimum.reduce(y) - 0.5), 0, height - 1).astype(np.int64)
+    high = np.clip(np.ceil(np.maximum.reduce(y) - 0.5), 0, height - 1).astype(np.int64)
+    row_face, row_y = _runs(low, high - low + 1)
+    # Each weight along a row's centre line is offset + px * slope.
+    offset = slope_y[:, row_face] * (row_y + 0.5) + at_origin[:, row_face]
+    slope = slope_x[:, row_face]
     with np.errstate(divide="ignore", invalid="ignore"):
-        wa = _cross(b - centre, c - centre) / area
-        wb = _cross(c - centre, a - centre) / area
-        wc = 1 - wa - wb
-    inside = (area != 0) & (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
+        bound = -(offset + EDGE_TOLERANCE) / slope
+    left = np.maximum.reduce(np.where(slope > 0, bound, -np.inf))
+    right = np.minimum.reduce(np.where(slope < 0, bound, np.inf))
+    # A little slack against rounding at the span's ends; the weights below decide.
+    first = np.clip(np.ceil(left - 0.5 - 1e-6), 0, width - 1).astype(np.int64)
+    last = np.clip(np.floor(right - 0.5 + 1e-6), -1, width - 1).astype(np.int64)
+    count = np.maximum(last - first + 1, 0)
+    count[np.logical_or.reduce((slope == 0) & (offset < -EDGE_TOLERANCE))] = (
+        0  # outside a level edge
+    )
+    row, column = _runs(first, count)
+    centre = column + 0.5
+    wa = offset[0, row] + slope[0, row] * centre
+    wb = offset[1, row] + slope[1, row] * centre
+    wc = 1 - wa - wb
+    inside = (wa >= -EDGE_TOLERANCE) & (wb >= -EDGE_TOLERANCE) & (wc >= -EDGE_TOLERANCE)
     weights = np.column_stack([wa, wb, wc])[inside]
-    return (y * width + x)[inside], face[inside], weights
+    return (row_y[row] * width + column)[inside], drawn[row_face[row]][inside], weights
+
+
+def _runs(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs of ``count[i]`` consecutive integers from ``first[i]``: each member's run, and the
+    member."""
+    run = np.repeat(np.arange(len(first)), count)
+    step = np.arange(len(run)) - np.repeat(np.cumsum(count) - count, count)
+    return run, first[run] + step
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    """The 2-D cross products of the last axis' (x, y) pairs."""
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
 
 def paint_from_photo(mesh: trimesh.Trimesh, image_rgba: PIL.Image.Image) -> np.ndarray:
@@ -137,28 +211,35 @@ def _seen_from_front(mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 def _spread(mesh: trimesh.Trimesh, colours: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Give every unknown vertex the mean colour of its known neighbours, ring after ring."""
+    """Give every unknown vertex the mean colour of its known neighbours, ring after ring.
+
+    A vertex's ring is its distance in edges from the nearest known vertex (one breadth-first
+    search from all of them), so each ring reads only the edges that come in from the ring
+    before it.
+    """
     if not known.any():
         return colours
-    edges = mesh.edges_unique
     n = len(mesh.vertices)
-    adjacency = scipy.sparse.coo_matrix(
-        (
-            np.ones(2 * len(edges)),
-            (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]]),
-        ),
-        shape=(n, n),
-    ).tocsr()
+    edges = mesh.edges_unique
+    source, target = np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]]
+    graph = scipy.sparse.csr_matrix((np.ones(len(source)), (source, target)), shape=(n, n))
+    ring = scipy.sparse.csgraph.dijkstra(
+        graph, indices=np.nonzero(known)[0], unweighted=True, min_only=True
+    )
+    inward = ring[source] + 1 == ring[target]
+    order = np.argsort(ring[target][inward], kind="stable")
+    source, target = source[inward][order], target[inward][order]
+    ends = np.searchsorted(ring[target], np.arange(ring[np.isfinite(ring)].max() + 1), "right")
     values = np.where(known[:, None], colours[:, :3].astype(np.float64), 0.0)
-    known = known.copy()
-    while not known.all():
-        counts = adjacency @ known.astype(np.float64)
-        reached = ~known & (counts > 0)
-        if not reached.any():
-            break
-        values[reached] = (adjacency @ values)[reached] / counts[reached, None]
-        known |= reached
-    values[~known] = values[known].mean(axis=0)
+    for begin, end in itertools.pairwise(ends):
+        into = target[begin:end]
+        count = np.bincount(into, minlength=n)
+        reached = np.nonzero(count)[0]
+        for channel in range(3):
+            total = np.bincount(into, weights=values[source[begin:end], channel], minlength=n)
+            values[reached, channel] = total[reached] / count[reached]
+    unreached = ~np.isfinite(ring)
+    values[unreached] = values[~unreached].mean(axis=0)
     return np.column_stack([np.round(values), np.full(n, 255)]).astype(np.uint8)
 
 
