@@ -17,9 +17,12 @@ from pathlib import Path
 
 import requests
 from PIL import Image, ImageDraw
-from render_preview import load_model, picture  # scripts/ is this script's own folder
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script (scripts/ first on the path) or imported (tests, benchmarks): the same imports.
+sys.path.insert(0, str(ROOT))
+from scripts.render_preview import load_model, picture  # noqa: E402
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 OUT = ROOT / "var" / "demo"
 JOB_TIMEOUT_SECONDS = 600

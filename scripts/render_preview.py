@@ -113,7 +113,7 @@ def picture(glb: bytes) -> PIL.Image.Image:
 
 
 def main() -> None:
-    from demo import draw_sample_photo  # scripts/ is this script's own folder
+    from scripts.demo import draw_sample_photo
 
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "silhouette-mug.png"
     photo = PIL.Image.open(io.BytesIO(draw_sample_photo()))

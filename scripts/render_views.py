@@ -16,10 +16,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from demo import draw_sample_photo  # noqa: E402  (scripts/ is this script's own folder)
-from render_preview import BACKGROUND, PANEL, render, turn  # noqa: E402
-
 from generation.pipelines import cut_out, load_backend  # noqa: E402
+from scripts.demo import draw_sample_photo  # noqa: E402
+from scripts.render_preview import BACKGROUND, PANEL, render, turn  # noqa: E402
 
 
 def draw_side_photo() -> PIL.Image.Image:
