@@ -141,16 +141,23 @@ def serving(log_dir: Path, env: dict[str, str]):
     """scripts/serve.sh (gunicorn and the Celery workers) on a free loopback port with ``env``
     over this process's environment and its test database, until the block ends."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     log = open(log_dir / "service.log", "w+")
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "serve.sh")],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url(), "PORT": str(port), **env},
+        # Its own address is where its webhooks' links point (SITE_URL), as in a deployment.
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "PORT": str(port),
+            "SITE_URL": base,
+            **env,
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base, process, log)
         yield Service(base, process, log)
