@@ -4,14 +4,10 @@ it makes a test API key, submits a job with it (retried under one Idempotency-Ke
 job's signed webhooks on a loopback receiver and verifies them with the Standard Webhooks library,
 downloads the model, then revokes the key and is refused by every web process."""
 
-import http.client
 import io
-import json
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,17 +16,13 @@ import trimesh
 from standardwebhooks import Webhook
 
 from jobs.models import Job
-from tests.helpers.processes import Service, log_text, serving
+from tests.helpers.processes import Service, log_text, reads_from_every_web_process, serving
 from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 JOB_TIMEOUT_SECONDS = 90
 WEB_PROCESSES = 2
-# Connections made together to reach every web process (the kernel picks one for each), and how
-# many times.
-CONNECTIONS_AT_ONCE = 8
-ROUNDS = 10
 
 
 @pytest.fixture(scope="module")
@@ -86,85 +78,20 @@ def wait_until_done(base: str, key: str, job_id: str) -> dict:
     raise AssertionError(f"job {job_id} did not end in {JOB_TIMEOUT_SECONDS} s")
 
 
-# --- Which web process answered ------------------------------------------------------------------
-
-
-def web_processes(service: Service) -> set[int]:
-    """The pids of gunicorn's worker processes (not its master) in the service's session."""
-    commands, parents = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) != service.process.pid:
-                continue
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes()
-            parents[int(entry.name)] = int(
-                (entry / "stat").read_text().rpartition(")")[2].split()[1]
-            )
-        except (OSError, ProcessLookupError):
-            continue  # gone meanwhile
-    gunicorn = {pid for pid, command in commands.items() if b"gunicorn" in command}
-    return {pid for pid in gunicorn if parents[pid] in gunicorn}
-
-
-def socket_inode(server_port: int, client_port: int) -> str | None:
-    """The inode of the server's end of the loopback connection from ``client_port``."""
-    wanted = (f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}")
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if (fields[1], fields[2]) == wanted:
-            return fields[9]
-    return None
-
-
-def owner_of(inode: str, pids: set[int]) -> int | None:
-    for pid in pids:
-        try:
-            links = {link.readlink().name for link in Path(f"/proc/{pid}/fd").iterdir()}
-        except OSError:
-            continue
-        if f"socket:[{inode}]" in links:
-            return pid
-    return None
-
-
-def answer_on_a_new_connection(port: int, method: str, path: str, key: str, pids: set[int]):
-    """(the web process that answered, or None when it cannot be told; status; body)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(method, path, headers={"Authorization": f"Bearer {key}"})
-        response = connection.getresponse()
-        status, body = response.status, response.read()
-        # The connection is still open: the process that holds its server end answered.
-        inode = socket_inode(port, connection.sock.getsockname()[1])
-        return (owner_of(inode, pids) if inode else None), status, body
-    finally:
-        connection.close()
-
-
-def answers_of_every_web_process(service: Service, method: str, path: str, key: str) -> dict:
-    """{web process pid: [(status, body)]}: ``method path`` with ``key``, each on a new
-    connection, until every web process has answered at least once.
-
-    Connections made one after another all go to the process that last waited for one; made
-    together, they reach the others while it is busy."""
-    port = urlsplit(service.base).port
-    pids = web_processes(service)
-    assert len(pids) == WEB_PROCESSES, log_text(service.log)
-    answers: dict[int, list] = {}
-    with ThreadPoolExecutor(CONNECTIONS_AT_ONCE) as pool:
-        for _ in range(ROUNDS):
-            round_ = [
-                pool.submit(answer_on_a_new_connection, port, method, path, key, pids)
-                for _ in range(CONNECTIONS_AT_ONCE)
-            ]
-            for pid, status, body in (future.result() for future in round_):
-                if pid is not None:
-                    answers.setdefault(pid, []).append((status, body))
-            if set(answers) == pids:
-                return answers
-    raise AssertionError(f"{ROUNDS} rounds of connections reached only {sorted(answers)}")
+def answers_of_every_web_process(service: Service, path: str, key: str) -> dict:
+    """{web process pid: [(status, error or None)]}: GET ``path`` with ``key`` on new connections
+    until every web process has answered."""
+    answers = reads_from_every_web_process(
+        service.process.pid,
+        urlsplit(service.base).port,
+        path,
+        {"Authorization": f"Bearer {key}"},
+        processes=WEB_PROCESSES,
+    )
+    return {
+        pid: [(answer.status, answer.json().get("error")) for answer in of_one]
+        for pid, of_one in answers.items()
+    }
 
 
 # --- The workflow ---------------------------------------------------------------------------
@@ -238,17 +165,13 @@ def test_a_server_with_a_test_key_submits_gets_signed_webhooks_downloads_then_is
 
     # 5. Revoked: every web process refuses the key from the next request on, and writes nothing.
     status_path = f"/api/3d/status/{job_id}"
-    before = answers_of_every_web_process(service, "GET", status_path, key)
-    assert {answer[0] for answers in before.values() for answer in answers} == {200}
+    before = answers_of_every_web_process(service, status_path, key)
+    assert {answer for answers in before.values() for answer in answers} == {(200, None)}
     key_id = made.json()["id"]
     revoked = requests.delete(f"{base}/api/3d/api-keys/{key_id}", headers=person, timeout=10)
     assert revoked.status_code == 200, revoked.text
-    after = answers_of_every_web_process(service, "GET", status_path, key)
-    refusals = {
-        (status, json.loads(body)["error"])
-        for answers in after.values()
-        for status, body in answers
-    }
+    after = answers_of_every_web_process(service, status_path, key)
+    refusals = {answer for answers in after.values() for answer in answers}
     assert refusals == {(401, "Invalid or revoked API key")}, refusals
     jobs = Job.objects.count()
     refused = requests.post(f"{base}/api/3d/generate", json=body, headers=server, timeout=10)
