@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 JOB_TIMEOUT_SECONDS = 90
 WEB_PROCESSES = 2
+REQUEST_ID = "integrator-ci-1"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def service(django_db_setup, token_minter, tmp_path_factory, tiny_models_dir):
         "WEBHOOK_TIMEOUT_SECONDS": "5",
         "WEBHOOK_SWEEP_SECONDS": "1",
         "WEBHOOK_RETRY_SCHEDULE_SECONDS": "1,2,4",
+        "SUBMIT_RATE_API_KEY": "60/min",
     }
     with serving(tmp_path_factory.mktemp("integrator"), env) as running:
         yield running
@@ -118,11 +120,15 @@ def test_a_server_with_a_test_key_submits_gets_signed_webhooks_downloads_then_is
 
     # 2. The submit, and its retry under the same Idempotency-Key: one job.
     body = {"prompt": "a red ceramic mug", "faceCount": 500, "webhookUrl": receiver.url}
-    retried = {**server, "Idempotency-Key": str(uuid.uuid4())}
+    retried = {**server, "Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": REQUEST_ID}
     first = requests.post(f"{base}/api/3d/generate", json=body, headers=retried, timeout=10)
     again = requests.post(f"{base}/api/3d/generate", json=body, headers=retried, timeout=10)
     assert first.status_code == 200, first.text
     assert "Idempotent-Replayed" not in first.headers
+    assert first.headers["X-Request-ID"] == REQUEST_ID
+    # The key's own submission limit binds (SUBMIT_RATE_API_KEY), one used.
+    assert first.headers["RateLimit-Limit"] == "60"
+    assert first.headers["RateLimit-Remaining"] == "59"
     assert (again.status_code, again.json()) == (200, first.json())
     assert again.headers["Idempotent-Replayed"] == "true"
     job_id = first.json()["jobId"]
@@ -148,6 +154,10 @@ def test_a_server_with_a_test_key_submits_gets_signed_webhooks_downloads_then_is
         assert without_signatures(completed[part]) == without_signatures(status[part]), part
     assert completed["queue"].keys() == status["queue"].keys()
     assert completed["queue"]["position"] == status["queue"]["position"] == 0
+    # Every stage's log line names the request that made the job.
+    log = log_text(service.log, tail=None)
+    for stage in ("text_to_image", "prepare", "image_to_3d", "finish"):
+        assert f"[{REQUEST_ID}] generation.runner: Stage {stage} of job {job_id} done" in log, stage
     # A test key's job ran on the cpu workers only, never the gpu queue's.
     stage_runs = Job.objects.get(pk=job_id).stage_runs
     assert stage_runs and {run["worker"].split("@")[0] for run in stage_runs} == {"cpu"}
