@@ -189,7 +189,7 @@ def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
 # another, every connection goes to the process that last waited for one; made together, they
 # reach the others while it is busy.
 CONNECTIONS_AT_ONCE = 8
-ROUNDS = 10
+ROUNDS = 25
 
 
 @dataclass(frozen=True)
