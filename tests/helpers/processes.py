@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 from django.db import connection
 
@@ -52,6 +53,14 @@ def log_text(log, tail: int | None = 5000) -> str:
     log.flush()
     log.seek(0)
     return log.read()[-tail if tail else 0 :]
+
+
+def emptied_cache(url: str) -> str:
+    """``url``, a Redis database that a served process will use as its cache, emptied first: its
+    throttle counters are keyed by ids (users', API keys') that the next run's fresh test database
+    gives out again, and an earlier run's counts must not be taken for this run's."""
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 def database_url() -> str:

@@ -16,7 +16,13 @@ import trimesh
 from standardwebhooks import Webhook
 
 from jobs.models import Job
-from tests.helpers.processes import Service, log_text, reads_from_every_web_process, serving
+from tests.helpers.processes import (
+    Service,
+    emptied_cache,
+    log_text,
+    reads_from_every_web_process,
+    serving,
+)
 from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -31,7 +37,7 @@ def service(django_db_setup, token_minter, tmp_path_factory, tiny_models_dir):
     env = {
         "CLERK_JWT_KEY": token_minter.public_pem,
         "CLERK_AUTHORIZED_PARTIES": "http://localhost:3000",
-        "CACHE_URL": os.environ["REDIS_URL"],
+        "CACHE_URL": emptied_cache(os.environ["REDIS_URL"]),
         "TINY_MODELS_DIR": str(tiny_models_dir),
         "MESH_GRID_SIZE": "32",
         "WEB_PROCESSES": str(WEB_PROCESSES),
@@ -183,7 +189,11 @@ def test_a_server_with_a_test_key_submits_gets_signed_webhooks_downloads_then_is
     after = answers_of_every_web_process(service, status_path, key)
     refusals = {answer for answers in after.values() for answer in answers}
     assert refusals == {(401, "Invalid or revoked API key")}, refusals
+    # A new submit, and a retry of the first under its Idempotency-Key: refused, not replayed.
     jobs = Job.objects.count()
-    refused = requests.post(f"{base}/api/3d/generate", json=body, headers=server, timeout=10)
-    assert refused.status_code == 401 and "error" in refused.json()
+    for headers in (server, retried):
+        refused = requests.post(f"{base}/api/3d/generate", json=body, headers=headers, timeout=10)
+        assert refused.status_code == 401, refused.text
+        assert refused.json() == {"error": "Invalid or revoked API key"}
+        assert "Idempotent-Replayed" not in refused.headers
     assert Job.objects.count() == jobs

@@ -18,6 +18,7 @@ from tests.helpers.network import free_port
 from tests.helpers.processes import (
     ROOT,
     database_url,
+    emptied_cache,
     log_text,
     reads_from_every_web_process,
     stop_process_group,
@@ -37,7 +38,7 @@ def server(django_db_setup, django_db_blocker, token_minter, tmp_path_factory):
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
-        "CACHE_URL": os.environ["REDIS_URL"],
+        "CACHE_URL": emptied_cache(os.environ["REDIS_URL"]),
         "PORT": str(port),
         "CLERK_JWT_KEY": token_minter.public_pem,
         "REQUEST_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS),
