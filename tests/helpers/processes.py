@@ -2,15 +2,19 @@
 tiny models, and what starting a server needs (the database it shares, its log, its end)."""
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 from django.db import connection
 
@@ -49,6 +53,14 @@ def log_text(log, tail: int | None = 5000) -> str:
     log.flush()
     log.seek(0)
     return log.read()[-tail if tail else 0 :]
+
+
+def emptied_cache(url: str) -> str:
+    """``url``, a Redis database that a served process will use as its cache, emptied first: its
+    throttle counters are keyed by ids (users', API keys') that the next run's fresh test database
+    gives out again, and an earlier run's counts must not be taken for this run's."""
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 def database_url() -> str:
@@ -141,16 +153,23 @@ def serving(log_dir: Path, env: dict[str, str]):
     """scripts/serve.sh (gunicorn and the Celery workers) on a free loopback port with ``env``
     over this process's environment and its test database, until the block ends."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     log = open(log_dir / "service.log", "w+")
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "serve.sh")],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url(), "PORT": str(port), **env},
+        # Its own address is where its webhooks' links point (SITE_URL), as in a deployment.
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "PORT": str(port),
+            "SITE_URL": base,
+            **env,
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base, process, log)
         yield Service(base, process, log)
@@ -171,3 +190,98 @@ def wait_until_serving(base: str, process: subprocess.Popen, log) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"service not up:\n{log_text(log)}")
+
+
+# --- Which web process answered ------------------------------------------------------------------
+
+# Connections made together to reach every web process, and how many times. Made one after
+# another, every connection goes to the process that last waited for one; made together, they
+# reach the others while it is busy.
+CONNECTIONS_AT_ONCE = 8
+ROUNDS = 25
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def web_processes(group: int) -> set[int]:
+    """The pids of gunicorn's worker processes (not its master) in the process group ``group``."""
+    commands, parents = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes()
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rpartition(")")[2].split()[1]
+            )
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile
+    gunicorn = {pid for pid, command in commands.items() if b"gunicorn" in command}
+    return {pid for pid in gunicorn if parents[pid] in gunicorn}
+
+
+def _socket_inode(server_port: int, client_port: int) -> str | None:
+    """The inode of the server's end of the loopback connection from ``client_port``."""
+    wanted = (f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}")
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (fields[1], fields[2]) == wanted:
+            return fields[9]
+    return None
+
+
+def _holder(inode: str, pids: set[int]) -> int | None:
+    for pid in pids:
+        try:
+            links = {link.readlink().name for link in Path(f"/proc/{pid}/fd").iterdir()}
+        except OSError:
+            continue
+        if f"socket:[{inode}]" in links:
+            return pid
+    return None
+
+
+def _answer_on_a_new_connection(port: int, path: str, headers: dict, pids: set[int]):
+    """(the web process that answered, None when it cannot be told; its ``Answer``)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        answer = Answer(response.status, response.read())
+        # The connection is still open: the process that holds its server end answered.
+        inode = _socket_inode(port, connection.sock.getsockname()[1])
+        return (_holder(inode, pids) if inode else None), answer
+    finally:
+        connection.close()
+
+
+def reads_from_every_web_process(
+    group: int, port: int, path: str, headers: dict, processes: int
+) -> dict[int, list[Answer]]:
+    """{web process pid: its answers}: GET ``path`` with ``headers`` from the server on loopback
+    ``port`` whose processes are in the process group ``group``, each on a new connection, until
+    each of its ``processes`` web processes has answered at least once."""
+    pids = web_processes(group)
+    assert len(pids) == processes, pids
+    answers: dict[int, list[Answer]] = {}
+    with ThreadPoolExecutor(CONNECTIONS_AT_ONCE) as pool:
+        for _ in range(ROUNDS):
+            together = [
+                pool.submit(_answer_on_a_new_connection, port, path, headers, pids)
+                for _ in range(CONNECTIONS_AT_ONCE)
+            ]
+            for pid, answer in (future.result() for future in together):
+                if pid is not None:
+                    answers.setdefault(pid, []).append(answer)
+            if set(answers) == pids:
+                return answers
+    raise AssertionError(f"{ROUNDS} rounds of connections reached only {sorted(answers)}")

@@ -15,7 +15,14 @@ import pytest
 import requests
 
 from tests.helpers.network import free_port
-from tests.helpers.processes import ROOT, database_url, log_text, stop_process_group
+from tests.helpers.processes import (
+    ROOT,
+    database_url,
+    emptied_cache,
+    log_text,
+    reads_from_every_web_process,
+    stop_process_group,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +38,7 @@ def server(django_db_setup, django_db_blocker, token_minter, tmp_path_factory):
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
-        "CACHE_URL": os.environ["REDIS_URL"],
+        "CACHE_URL": emptied_cache(os.environ["REDIS_URL"]),
         "PORT": str(port),
         "CLERK_JWT_KEY": token_minter.public_pem,
         "REQUEST_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS),
@@ -59,7 +66,12 @@ def server(django_db_setup, django_db_blocker, token_minter, tmp_path_factory):
             assert time.monotonic() < deadline, f"the server did not start:\n{log_text(log)}"
             time.sleep(0.3)
     try:
-        yield {"base": base, "port": port, "access_log": folder / "access.log"}
+        yield {
+            "base": base,
+            "port": port,
+            "access_log": folder / "access.log",
+            "process_group": process.pid,
+        }
     finally:
         stop_process_group(process, grace=30)
 
@@ -272,12 +284,12 @@ def test_behind_nginx_refusals_are_json_and_events_pass_through_as_they_come(ser
     assert code == 200 and b'data: {"job_id"' in first and b'"status": "pending"' in first
 
 
-def reads_from_every_process(url: str, headers=None, times: int = 12) -> list:
-    """GETs on fresh connections, so that both web processes answer some of them."""
-    return [
-        requests.get(url, headers={**(headers or {}), "Connection": "close"}, timeout=5)
-        for _ in range(times)
-    ]
+def reads_from_every_process(server, path: str, headers=None) -> list:
+    """GETs on fresh connections until each of the two web processes has answered some."""
+    answers = reads_from_every_web_process(
+        server["process_group"], server["port"], path, headers or {}, processes=2
+    )
+    return [answer for of_one in answers.values() for answer in of_one]
 
 
 def test_a_write_is_seen_by_every_process_at_once(server, token_minter):
@@ -293,13 +305,13 @@ def test_a_write_is_seen_by_every_process_at_once(server, token_minter):
     ).json()["jobId"]
     assert {
         r.json()["job"]["status"]
-        for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)
+        for r in reads_from_every_process(server, f"/api/3d/status/{job_id}", owner)
     } == {"WAIT"}
 
     def seen_everywhere():  # the next reads, with no pause (read-your-writes)
         return [
-            r.json() if r.ok else r.status_code
-            for r in reads_from_every_process(f"{base}/api/3d/status/{job_id}", owner)
+            r.json() if r.status == 200 else r.status
+            for r in reads_from_every_process(server, f"/api/3d/status/{job_id}", owner)
         ]
 
     requests.patch(
@@ -326,13 +338,13 @@ def test_a_revoked_api_key_is_refused_by_every_process_at_once(server):
     from accounts.models import User
 
     api_key, key = api_keys.create_key(User.objects.create(id="user_keyholder"), name="server")
-    url, headers = f"{server['base']}/api/3d/history", {"Authorization": f"Bearer {key}"}
-    assert {r.status_code for r in reads_from_every_process(url, headers)} == {200}
+    path, headers = "/api/3d/history", {"Authorization": f"Bearer {key}"}
+    assert {r.status for r in reads_from_every_process(server, path, headers)} == {200}
 
     api_keys.revoke(api_key)  # as the DELETE in any one process does
 
-    refused = reads_from_every_process(url, headers)
-    assert {r.status_code for r in refused} == {401}
+    refused = reads_from_every_process(server, path, headers)
+    assert {r.status for r in refused} == {401}
     assert {r.json()["error"] for r in refused} == {"Invalid or revoked API key"}
 
 
