@@ -28,8 +28,8 @@ from generation.pipelines.mesh import FaceReducer, Texturer, post_processed
 from generation.pipelines.texture import ATLAS_PADDING, bake, paint_from_photo, rasterize, unwrap
 from generation.tiny_models import FOLDERS
 from scripts.demo import draw_sample_photo
-from tests.generation.rendering import front_view
 from tests.generation.test_texture import BAKED_VIEW_TOLERANCE
+from tests.helpers.meshes import front_view
 
 FACES = 5_000
 TEXTURE_SIZE = 1024
