@@ -514,6 +514,9 @@ def broker_transport_options(broker_url: str) -> dict:
             "processed_folder": str(EMBEDDED_BROKER_DIR / "processed"),
             "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
             "store_processed": False,
+            # kombu polls the folder for messages (every second by default): a job's stages
+            # hand over through it, so each handoff waited up to that long.
+            "polling_interval": 0.1,
         }
     if broker_url.startswith(("redis://", "rediss://")):
         # Redis redelivers an unacknowledged stage after this long: keep it above the longest one.
